@@ -1,0 +1,34 @@
+# KundenCenter: `make run` (whole system with demo data) and `make test` (whole suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml | sha1sum | cut -c1-12)
+PACKAGES := libs/kc_common $(wildcard services/*) gateway
+
+.PHONY: run test install lock clean
+
+run: install
+	@bash deploy/ensure-services.sh
+	@bash deploy/run.sh
+
+test: install
+	@bash deploy/ensure-services.sh --postgres --management
+	@$(BIN)/lint-imports --config .importlinter
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP):
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(addprefix -e ,$(PACKAGES))
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# Re-pin the whole dependency tree from requirements.in.
+lock:
+	rm -rf /tmp/kc-lock && $(PYTHON) -m venv /tmp/kc-lock
+	/tmp/kc-lock/bin/pip install -q -r requirements.in
+	/tmp/kc-lock/bin/pip freeze --all | grep -v '^pip==' > requirements.lock
+
+clean:
+	rm -rf $(VENV) var

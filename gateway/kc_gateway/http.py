@@ -1,0 +1,178 @@
+"""HTTP plumbing: a route entrypoint with JSON errors, correlation ids and client IPs."""
+import ipaddress
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import partial
+
+from eventlet.event import Event
+from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from kc_common.context import CLIENT_IP, CORRELATION_ID, new_correlation_id
+from kc_common.db import json_default
+from kc_common.errors import KcError
+
+log = logging.getLogger(__name__)
+
+PUBLIC, CUSTOMER, STAFF = "public", "customer", "staff"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One public operation: HTTP method + path mapped to a service's RPC.
+
+    The RPC receives the path values as keyword arguments, plus ``params`` (the
+    query string, when ``query`` is set), ``data`` (the JSON body, when ``body``
+    is set) and ``idempotency_key`` (when ``idempotent``). The schemas are the
+    service's own (``kc_<service>.schemas``): they validate inside the service
+    and describe the operation in the OpenAPI document.
+    """
+
+    method: str
+    path: str
+    service: str | None = None
+    rpc: str | None = None
+    summary: str = ""
+    tag: str = ""
+    auth: str = CUSTOMER
+    query: type | None = None
+    body: type | None = None
+    response: type | None = None
+    status: int = 200
+    errors: tuple = ()
+    idempotent: bool = False
+    staff_roles: tuple = field(default_factory=tuple)
+    response_content_type: str = "application/json"
+
+    @property
+    def operation_id(self):
+        return f"{self.service}.{self.rpc}" if self.rpc else self.path
+
+
+def json_response(payload, status=200, headers=None):
+    body = "" if payload is None else json.dumps(payload, default=json_default, ensure_ascii=False)
+    return Response(body, status=status, headers=headers,
+                    mimetype="application/json" if payload is not None else None)
+
+
+def error_response(status, error, message, **extra):
+    return json_response(dict({"error": error, "message": message}, **extra), status=status)
+
+
+def response_from_error(exc, correlation_id=None):
+    """Typed service errors map to their status; anything else is a bare 500."""
+    if isinstance(exc, KcError):
+        resp = json_response(exc.to_body(), status=exc.status)
+        retry_after = exc.details.get("retry_after")
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(int(retry_after))
+        return resp
+    if isinstance(exc, HTTPException):
+        return error_response(exc.code, _slug(exc.name), exc.description or exc.name)
+    log.error("unexpected error %s", type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal_error",
+                          "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut.",
+                          correlation_id=correlation_id)
+
+
+def _slug(name):
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def client_ip(request, trusted_proxies):
+    """The peer address, or the forwarded one when the peer is a trusted proxy."""
+    peer = request.remote_addr
+    if not trusted_proxies or not _in_networks(peer, trusted_proxies):
+        return peer
+    forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",") if p.strip()]
+    for hop in reversed(forwarded):  # right-most address that is not one of our proxies
+        if not _in_networks(hop, trusted_proxies):
+            return hop
+    return peer
+
+
+def _in_networks(address, networks):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def parse_networks(text):
+    return [ipaddress.ip_network(p.strip(), strict=False) for p in (text or "").split(",") if p.strip()]
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, but unknown paths and wrong methods answer in JSON."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = response_from_error(exc)
+        return response(environ, start_response)
+
+
+class KcWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
+class RouteEntrypoint(HttpRequestHandler):
+    """``http`` entrypoint for a :class:`Route`."""
+
+    server = KcWebServer()
+
+    def __init__(self, route, **kwargs):
+        self.route = route
+        super().__init__(route.method, route.path, **kwargs)
+
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self.trusted_proxies = parse_networks(config.get("TRUSTED_PROXIES", ""))
+        self.max_body = int(config.get("MAX_REQUEST_BYTES", 30 * 1024 * 1024))
+
+    def get_url_rule(self):
+        return Rule(self.route.path, methods=[self.route.method])
+
+    def handle_request(self, request):
+        request.shallow = False
+        request.max_content_length = self.max_body
+        inbound = request.headers.get("X-Request-ID", "")
+        correlation_id = inbound if _REQUEST_ID.match(inbound) else new_correlation_id()
+        try:
+            context_data = {CORRELATION_ID: correlation_id,
+                            CLIENT_IP: client_ip(request, self.trusted_proxies)}
+            event = Event()
+            self.container.spawn_worker(
+                self, (request,), request.path_values, context_data=context_data,
+                handle_result=partial(self.handle_result, event))
+            response = self.response_from_result(event.wait())
+        except Exception as exc:
+            response = response_from_error(exc, correlation_id)
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        if self.route.status == 204:
+            return Response(status=204)
+        return json_response(result, status=self.route.status)
+
+
+def route(spec):
+    """Decorate a gateway method with the entrypoint for ``spec``."""
+    return RouteEntrypoint.decorator(spec)

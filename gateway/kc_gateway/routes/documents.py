@@ -1,0 +1,2 @@
+"""Public routes served by documents."""
+ROUTES = []

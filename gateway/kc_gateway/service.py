@@ -1,0 +1,126 @@
+"""The gateway: authentication, HTTP -> RPC, error mapping, OpenAPI. No business data.
+
+Every operation that maps to an RPC is a :class:`Route` in ``routes/<service>.py``;
+they all run through :meth:`GatewayService.handle`.
+"""
+import json
+import logging
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
+from kc_common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.rpc import Services
+from kc_gateway import openapi
+from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, json_response, route
+from kc_gateway.routes import ROUTES
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
+
+
+class RequestState(DependencyProvider):
+    """The current route and the mutable call context of the worker."""
+
+    class _State:
+        def __init__(self, worker_ctx):
+            self.route = worker_ctx.entrypoint.route
+            self.data = worker_ctx.data
+
+    def get_dependency(self, worker_ctx):
+        return self._State(worker_ctx)
+
+
+def read_json(request):
+    if not request.content_length and not request.get_data(cache=True):
+        return {}
+    try:
+        return json.loads(request.get_data(cache=True) or b"{}")
+    except RequestEntityTooLarge:
+        raise
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("Der Inhalt ist kein gültiges JSON.",
+                               fields={"_body": ["Ungültiges JSON."]})
+
+
+def query_dict(request):
+    """Query string as a dict; a repeated key becomes a list."""
+    out = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        out[key] = values if len(values) > 1 else values[0]
+    return out
+
+
+def bearer_token(request):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Bitte melden Sie sich an (Authorization: Bearer <token>).")
+    return token.strip()
+
+
+class GatewayService:
+    name = "gateway"
+
+    services = Services()
+    state = RequestState()
+    context = CallContext()
+
+    def handle(self, request, **path_values):
+        route_ = self.state.route
+        self._authenticate(request, route_)
+        kwargs = dict(path_values)
+        if route_.query is not None:
+            kwargs["params"] = query_dict(request)
+        if route_.body is not None:
+            kwargs["data"] = read_json(request)
+        if route_.idempotent:
+            kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
+        return getattr(self.services[route_.service], route_.rpc)(**kwargs)
+
+    def _authenticate(self, request, route_):
+        if route_.auth == PUBLIC:
+            return
+        principal = self.services["identity"].authenticate(token=bearer_token(request))
+        if route_.auth == CUSTOMER and principal.get("kind") == "customer":
+            self.state.data[CUSTOMER_ID] = principal["customer_id"]
+            self.state.data[SESSION_ID] = principal["session_id"]
+        elif route_.auth == STAFF and principal.get("kind") == "staff":
+            self.state.data[STAFF_ID] = principal["staff_id"]
+            self.state.data[STAFF_ROLES] = list(principal.get("roles", ()))
+            self.state.data[SESSION_ID] = principal["session_id"]
+        else:  # a staff token on a customer route or vice versa is not a valid login there
+            raise Unauthenticated("Diese Anmeldung gilt hier nicht.")
+
+    @route(Route("GET", "/health", auth=PUBLIC, tag="system",
+                 summary="Health of the gateway and of every service (each answers a ping)"))
+    def health(self, request):
+        def ping(name):
+            try:
+                with eventlet.Timeout(2):
+                    self.services[name].ping()
+                return name, "ok"
+            except (ServiceUnavailable, eventlet.Timeout):
+                return name, "unavailable"
+            except Exception:  # noqa: BLE001 - health reports, never raises
+                log.warning("ping of %s failed", name, exc_info=True)
+                return name, "error"
+
+        pool = eventlet.GreenPool(len(SERVICES))
+        states = dict(pool.imap(ping, SERVICES))
+        healthy = all(v == "ok" for v in states.values())
+        return json_response({"status": "ok" if healthy else "degraded", "gateway": "ok",
+                              "services": states}, status=200 if healthy else 503)
+
+    @route(Route("GET", "/api/openapi.json", auth=PUBLIC, tag="system",
+                 summary="This API's OpenAPI 3 document"))
+    def openapi(self, request):
+        return json_response(openapi.document())
+
+
+for _spec in ROUTES:
+    route(_spec)(GatewayService.handle)

@@ -1,0 +1,99 @@
+"""The call context: who is calling (set by the gateway) and the correlation id.
+
+nameko carries ``worker_ctx.data`` across RPC calls and events as message
+headers, so whatever the gateway puts there reaches every service on the path.
+The correlation id is also kept in a green-thread local so that every log
+line of the worker carries it (see :class:`CorrelationFilter`).
+"""
+import logging
+import uuid
+
+from eventlet.corolocal import local
+from nameko.extensions import DependencyProvider
+
+from kc_common.errors import Forbidden, Unauthenticated
+
+CORRELATION_ID = "correlation_id"
+CUSTOMER_ID = "customer_id"
+STAFF_ID = "staff_id"
+STAFF_ROLES = "staff_roles"
+SESSION_ID = "session_id"
+CLIENT_IP = "client_ip"
+
+_current = local()
+
+
+def current_correlation_id():
+    return getattr(_current, "correlation_id", None)
+
+
+def new_correlation_id():
+    return uuid.uuid4().hex
+
+
+class CorrelationFilter(logging.Filter):
+    """Adds ``correlation_id`` to every log record (``-`` outside a worker)."""
+
+    def filter(self, record):
+        record.correlation_id = current_correlation_id() or "-"
+        return True
+
+
+class Principal:
+    """What a worker knows about its caller."""
+
+    def __init__(self, data):
+        self._data = data
+
+    @property
+    def correlation_id(self):
+        return self._data.get(CORRELATION_ID)
+
+    @property
+    def customer_id(self):
+        value = self._data.get(CUSTOMER_ID)
+        return int(value) if value is not None else None
+
+    @property
+    def staff_id(self):
+        return self._data.get(STAFF_ID)
+
+    @property
+    def staff_roles(self):
+        return tuple(self._data.get(STAFF_ROLES) or ())
+
+    @property
+    def session_id(self):
+        return self._data.get(SESSION_ID)
+
+    @property
+    def client_ip(self):
+        return self._data.get(CLIENT_IP)
+
+    def require_customer(self):
+        """The calling customer's id; staff or anonymous callers are refused."""
+        if self.customer_id is None:
+            raise Unauthenticated("Bitte melden Sie sich an.")
+        return self.customer_id
+
+    def require_staff(self, *roles):
+        if self.staff_id is None:
+            raise Unauthenticated("Nur für Mitarbeiter.")
+        if roles and not (set(roles) & set(self.staff_roles)) and "admin" not in self.staff_roles:
+            raise Forbidden("Dafür fehlt Ihnen die Berechtigung.")
+        return self.staff_id
+
+
+class CallContext(DependencyProvider):
+    """Injects a :class:`Principal`; keeps the correlation id for logging."""
+
+    def worker_setup(self, worker_ctx):
+        if not worker_ctx.data.get(CORRELATION_ID):
+            worker_ctx.data[CORRELATION_ID] = new_correlation_id()
+        _current.correlation_id = worker_ctx.data[CORRELATION_ID]
+
+    def worker_teardown(self, worker_ctx):
+        _current.correlation_id = None
+
+    def get_dependency(self, worker_ctx):
+        return Principal(worker_ctx.data)

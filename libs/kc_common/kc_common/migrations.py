@@ -1,0 +1,48 @@
+"""Alembic glue shared by every service's ``migrations/env.py``."""
+from alembic import context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import pool
+
+from kc_common.db import make_engine
+
+
+def alembic_config(package, url):
+    """Alembic config for ``kc_<service>``'s migrations (``<package>/migrations``)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", f"{package}:migrations")
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def run_env(metadata):
+    """Body of every ``env.py``: online migrations against ``sqlalchemy.url``."""
+    config = context.config
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True,
+                          render_as_batch=url.startswith("sqlite"))
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = make_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata,
+                          render_as_batch=url.startswith("sqlite"), compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+def current_and_head(package, url):
+    """(revision the database is at, revision the code expects)."""
+    script = ScriptDirectory.from_config(alembic_config(package, url))
+    engine = make_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, script.get_current_head()

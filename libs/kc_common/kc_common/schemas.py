@@ -1,0 +1,72 @@
+"""Marshmallow base pieces used by every service's ``schemas`` module."""
+from decimal import Decimal, ROUND_HALF_UP
+
+from marshmallow import Schema, ValidationError, fields, validate, RAISE
+
+from kc_common.db import as_utc
+from kc_common.errors import ValidationFailed
+
+CENT = Decimal("0.01")
+
+
+def money(value):
+    """Round a Decimal half-up to the cent (the one rounding rule we use)."""
+    return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+class Money(fields.Decimal):
+    """An exact EUR amount; serialised as a decimal string ("12.50")."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("places", 2)
+        kwargs.setdefault("rounding", ROUND_HALF_UP)
+        kwargs.setdefault("as_string", True)
+        super().__init__(**kwargs)
+
+
+class UtcDateTime(fields.DateTime):
+    """A stored UTC instant; naive values (SQLite drops the zone) are UTC."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(as_utc(value), attr, obj, **kwargs)
+
+
+class BaseSchema(Schema):
+    """Unknown fields are an error: a typo is never silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class PageQuerySchema(BaseSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
+
+
+def page_of(schema_cls, title=None):
+    """A paged list schema: items of ``schema_cls`` plus total/page/per_page."""
+    name = title or f"{schema_cls.__name__.removesuffix('Schema')}PageSchema"
+    return type(name, (BaseSchema,), {
+        "items": fields.List(fields.Nested(schema_cls), required=True),
+        "total": fields.Integer(required=True),
+        "page": fields.Integer(required=True),
+        "per_page": fields.Integer(required=True),
+    })
+
+
+def load(schema, data, *, partial=False):
+    """Load ``data`` with ``schema`` or raise :class:`ValidationFailed` naming each field."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValidationFailed("Der Inhalt muss ein JSON-Objekt sein.", fields={"_schema": ["Kein Objekt."]})
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as exc:
+        raise ValidationFailed(fields=_flatten(exc.messages))
+
+
+def _flatten(messages):
+    if isinstance(messages, dict):
+        return {str(k): _flatten(v) for k, v in messages.items()}
+    return messages

@@ -1,0 +1,4 @@
+from kc_common.migrations import run_env
+from kc_documents.models import metadata
+
+run_env(metadata)

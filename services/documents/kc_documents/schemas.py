@@ -1,0 +1,1 @@
+"""documents's RPC contract (also the OpenAPI document's schemas)."""

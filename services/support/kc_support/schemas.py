@@ -1,0 +1,1 @@
+"""support's RPC contract (also the OpenAPI document's schemas)."""
