@@ -28,7 +28,7 @@ $(STAMP):
 lock:
 	rm -rf /tmp/kc-lock && $(PYTHON) -m venv /tmp/kc-lock
 	/tmp/kc-lock/bin/pip install -q -r requirements.in
-	/tmp/kc-lock/bin/pip freeze --all | grep -v '^pip==' > requirements.lock
+	/tmp/kc-lock/bin/pip freeze --all | grep -v '^pip==\|^#\|^-e ' > requirements.lock
 
 clean:
 	rm -rf $(VENV) var

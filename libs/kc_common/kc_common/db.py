@@ -23,7 +23,7 @@ from decimal import Decimal
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
-from kombu import Connection, Exchange, Producer
+from kombu import Connection, Producer
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData,
                         PrimaryKeyConstraint, String, Table, create_engine, event,
@@ -31,6 +31,7 @@ from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData,
 from sqlalchemy.orm import sessionmaker
 
 from kc_common.context import CORRELATION_ID, current_correlation_id
+from kc_common.events import event_exchange
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +187,12 @@ class OutboxRelay:
         self.service_name = service_name
         self.amqp_uri = amqp_uri
         self.batch = batch
-        self.exchange = Exchange(f"{service_name}.events", type="topic", durable=True,
-                                 delivery_mode=2)
         self._connection = None
 
     def _producer(self):
         if self._connection is None:
             self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
-        return Producer(self._connection.default_channel, exchange=self.exchange, serializer="json")
+        return Producer(self._connection.default_channel, serializer="json")
 
     def close(self):
         if self._connection is not None:
@@ -213,14 +212,21 @@ class OutboxRelay:
                 return 0
             try:
                 producer = self._producer()
-                producer.declare()
+                exchanges = {}
                 for row in rows:
-                    producer.publish(row.payload, routing_key=row.event_type, headers=row.headers,
+                    # The envelope names its source: the exchange never depends on who relays it.
+                    source = row.payload.get("source", self.service_name)
+                    if source not in exchanges:
+                        exchanges[source] = event_exchange(source)
+                        exchanges[source](producer.channel).declare()
+                    producer.publish(row.payload, exchange=exchanges[source],
+                                     routing_key=row.event_type, headers=row.headers,
                                      delivery_mode=2, retry=False)
             except Exception:
                 self.close()
                 raise
             conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=utcnow()))
+        log.debug("outbox relay of %s published %d event(s)", self.service_name, len(rows))
         return len(rows)
 
 

@@ -69,6 +69,8 @@ class ReliableEventHandler(EventHandler):
 
     def handle_message_processed(self, message, result=None, exc_info=None):
         if exc_info is None:
+            body = message.payload if isinstance(message.payload, dict) else {}
+            log.info("handled %s event %s (%s)", self.event_type, body.get("id"), self.queue.name)
             self.queue_consumer.ack_message(message)
             return
         attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))

@@ -66,7 +66,13 @@ def load(schema, data, *, partial=False):
         raise ValidationFailed(fields=_flatten(exc.messages))
 
 
-def _flatten(messages):
-    if isinstance(messages, dict):
-        return {str(k): _flatten(v) for k, v in messages.items()}
-    return messages
+def _flatten(messages, prefix=""):
+    """Nested errors become dotted paths: ``{"items.1.period_months": [...]}``."""
+    flat = {}
+    for key, value in messages.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat

@@ -110,3 +110,68 @@ def service_config_factory(rabbit_config, database_factory):
         truncate_all(url)
         return service_config(package, rabbit_config, url, **extra)
     return make
+
+
+@pytest.fixture(scope="session")
+def empty_database():
+    """Factory of empty PostgreSQL databases (for tests with their own tables)."""
+    created = []
+
+    def make():
+        name = f"kct_{RUN_ID}_tmp{len(created)}"
+        created.append(name)
+        return create_database(name)
+
+    yield make
+    for name in created:
+        drop_database(name)
+
+
+class EventCapture:
+    """Events of one source exchange, received on a private queue of the test."""
+
+    def __init__(self, amqp_uri, source, routing_key="#"):
+        from kombu import Connection, Queue
+        from kc_common.events import event_exchange
+        self._conn = Connection(amqp_uri)
+        self._queue = Queue(f"test-capture-{uuid.uuid4().hex[:8]}", exchange=event_exchange(source),
+                            routing_key=routing_key, exclusive=True, auto_delete=True)
+        self._bound = self._queue(self._conn.default_channel)
+        self._bound.declare()
+        self.received = []
+
+    def wait(self, count=1, timeout=10.0):
+        """Wait until ``count`` events arrived; returns all received so far."""
+        def enough():
+            while True:
+                message = self._bound.get(no_ack=True)
+                if message is None:
+                    break
+                self.received.append(message.decode())
+            return len(self.received) >= count
+        wait_for(enough, timeout=timeout, message=f"{count} event(s)")
+        return self.received
+
+    def drain(self, settle=0.5):
+        """Everything that arrives within ``settle`` seconds (to assert that nothing more came)."""
+        time.sleep(settle)
+        self.wait(count=0, timeout=0.1)
+        return self.received
+
+    def close(self):
+        self._conn.release()
+
+
+@pytest.fixture
+def capture_events(rabbit_config):
+    """``capture_events("catalog", "order_placed")`` -> :class:`EventCapture`; declare before acting."""
+    captures = []
+
+    def make(source, routing_key="#"):
+        capture = EventCapture(rabbit_config["AMQP_URI"], source, routing_key)
+        captures.append(capture)
+        return capture
+
+    yield make
+    for capture in captures:
+        capture.close()

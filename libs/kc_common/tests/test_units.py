@@ -1,0 +1,38 @@
+"""Pure logic of kc_common (no bus, no database)."""
+from decimal import Decimal
+
+import pytest
+from marshmallow import fields
+
+from kc_common.errors import NotFound, ValidationFailed
+from kc_common.schemas import BaseSchema, load, money
+from nameko.exceptions import deserialize, serialize
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("0.005", "0.01"), ("0.004", "0.00"), ("2.675", "2.68"), ("-0.005", "-0.01"), ("10", "10.00"),
+])
+def test_money_rounds_half_up_to_the_cent(raw, expected):
+    assert money(Decimal(raw)) == Decimal(expected)
+
+
+class _S(BaseSchema):
+    zip = fields.String(required=True)
+
+
+def test_load_names_each_bad_field():
+    with pytest.raises(ValidationFailed) as err:
+        load(_S(), {"extra": 1})
+    assert set(err.value.fields) == {"zip", "extra"}
+    assert err.value.to_body()["error"] == "validation_failed"
+
+
+def test_load_refuses_a_non_object():
+    with pytest.raises(ValidationFailed):
+        load(_S(), ["zip"])
+
+
+def test_typed_errors_cross_the_wire_as_themselves():
+    for exc in (NotFound("weg", {"id": "3"}), ValidationFailed(fields={"a": ["b"]})):
+        back = deserialize(serialize(exc))
+        assert type(back) is type(exc) and back.to_body() == exc.to_body()

@@ -1,0 +1,104 @@
+"""End-to-end fixtures: the whole system as real processes, as `make run` starts it.
+
+Every process of deploy/Procfile runs with the test run's own vhost and
+PostgreSQL databases (never the data of `make run`) and the gateway on a free
+port; the demo data is seeded the same way `make run` seeds it.
+"""
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile():
+    for line in (ROOT / "deploy" / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            yield name.strip(), shlex.split(command)
+
+
+class System:
+    def __init__(self, url, env, logs):
+        self.url, self.env, self.logs = url, env, logs
+        self.processes = {}
+
+    def start(self):
+        bin_dir = Path(sys.executable).parent
+        for name, argv in procfile():
+            argv = [str(bin_dir / argv[0])] + argv[1:]
+            log = open(self.logs / f"{name}.log", "w")
+            self.processes[name] = (subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
+                                                     stderr=subprocess.STDOUT), log)
+
+    def wait_healthy(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, (proc, _) in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("system not healthy in time:\n" + "\n".join(
+            f"--- {n}\n{self.log(n)[-1500:]}" for n in self.processes))
+
+    def log(self, name):
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop(self):
+        for proc, _ in self.processes.values():
+            proc.terminate()
+        for proc, log in self.processes.values():
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+def run(argv, env):
+    subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def system(rabbit_manager, request, database_factory, tmp_path_factory):
+    amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
+    vhost = f"kct_e2e_{uuid.uuid4().hex[:8]}"
+    rabbit_manager.create_vhost(vhost)
+    rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
+    port = free_port()
+    env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+               RPC_TIMEOUT="5", PYTHONWARNINGS="ignore")
+    for svc in SERVICES:
+        env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
+    for svc in SERVICES:
+        run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
+    run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
+    system = System(f"http://127.0.0.1:{port}", env, tmp_path_factory.mktemp("logs"))
+    system.start()
+    try:
+        system.wait_healthy()
+        yield system
+    finally:
+        system.stop()
+        rabbit_manager.delete_vhost(vhost)
