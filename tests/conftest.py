@@ -102,3 +102,52 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
     finally:
         system.stop()
         rabbit_manager.delete_vhost(vhost)
+
+
+DEMO = {"login": "demo@kundencenter.example", "password": "Demo-Passwort-2026"}
+
+
+def login(system, creds=DEMO, path="/api/v1/session"):
+    """Authorization headers for a fresh session (customer, or staff with the staff path)."""
+    resp = requests.post(system.url + path, json=creds)
+    assert resp.status_code == 201, resp.text
+    return {"Authorization": "Bearer " + resp.json()["token"]}
+
+
+@pytest.fixture(scope="session")
+def demo_headers(system):
+    return login(system)
+
+
+@pytest.fixture(scope="session")
+def make_customer(system):
+    """Create another customer (directly in identity's test database) and log them in.
+
+    Returns ``(customer_id, headers)``. Test setup only: services never do this.
+    """
+    from kc_common.db import StandaloneDatabase
+    from kc_identity import domain
+    from kc_identity.models import metadata
+
+    def make(email=None, password="Kunden-Passwort-2026", **fields):
+        email = email or f"kunde-{uuid.uuid4().hex[:8]}@example.org"
+        db = StandaloneDatabase(metadata, system.env["IDENTITY_DATABASE_URL"], "identity")
+        with db.unit_of_work() as uow:
+            customer_id = domain.create_customer(
+                uow.session, email=email, password=password,
+                last_name=fields.get("last_name", "Musterfrau"),
+                first_name=fields.get("first_name", "Erika"), company=fields.get("company", ""))
+        db.engine.dispose()
+        return customer_id, login(system, {"login": email, "password": password})
+    return make
+
+
+@pytest.fixture(scope="session")
+def staff_headers(system):
+    """``staff_headers("support")`` -> headers of the demo staff member with that role."""
+    from kc_identity.demo import STAFF, STAFF_PASSWORD
+
+    def make(role="admin"):
+        email = next(e for e, _, roles in STAFF if role in roles)
+        return login(system, {"login": email, "password": STAFF_PASSWORD}, path="/api/v1/staff/session")
+    return make

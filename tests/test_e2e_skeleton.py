@@ -5,33 +5,18 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from kc_common.db import StandaloneDatabase
 from kc_common.testing import wait_for
-from kc_identity import domain as identity_domain
-from kc_identity.models import metadata as identity_metadata
-
-DEMO = {"login": "demo@kundencenter.example", "password": "Demo-Passwort-2026"}
-
-
-def login(system, creds=DEMO):
-    resp = requests.post(system.url + "/api/v1/session", json=creds)
-    assert resp.status_code == 201, resp.text
-    return {"Authorization": "Bearer " + resp.json()["token"]}
+from tests.conftest import login
 
 
 @pytest.fixture(scope="module")
-def demo(system):
-    return login(system)
+def demo(demo_headers):
+    return demo_headers
 
 
 @pytest.fixture(scope="module")
-def other_customer(system):
-    db = StandaloneDatabase(identity_metadata, system.env["IDENTITY_DATABASE_URL"], "identity")
-    with db.unit_of_work() as uow:
-        identity_domain.create_customer(uow.session, email="erika@example.org", last_name="Musterfrau",
-                                        first_name="Erika", password="Erika-Passwort-2026")
-    db.engine.dispose()
-    return login(system, {"login": "erika@example.org", "password": "Erika-Passwort-2026"})
+def other_customer(make_customer):
+    return make_customer()[1]
 
 
 def test_health_reports_every_service(system):
@@ -118,3 +103,10 @@ def test_logout_ends_the_session(system):
     headers = login(system)
     assert requests.delete(system.url + "/api/v1/session", headers=headers).status_code == 204
     assert requests.get(system.url + "/api/v1/me", headers=headers).status_code == 401
+
+
+def test_staff_and_customer_tokens_are_never_mistaken(system, demo, staff_headers):
+    staff = staff_headers("support")
+    assert requests.get(system.url + "/api/v1/me", headers=staff).status_code == 401
+    assert requests.delete(system.url + "/api/v1/staff/session", headers=demo).status_code == 401
+    assert requests.delete(system.url + "/api/v1/staff/session", headers=staff).status_code == 204

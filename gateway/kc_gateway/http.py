@@ -48,11 +48,21 @@ class Route:
     errors: tuple = ()
     idempotent: bool = False
     staff_roles: tuple = field(default_factory=tuple)
+    # Not JSON: the RPC returns {"filename", "content_type", "content_b64"} and the
+    # gateway answers with the bytes (e.g. "application/pdf").
     response_content_type: str = "application/json"
+    # multipart/form-data: the RPC's ``data`` holds the form fields plus
+    # ``files``: [{"field", "filename", "content_type", "content_b64"}].
+    multipart: bool = False
+    # Pass the raw body (``raw_body``, text) and these request headers (``headers``)
+    # to the RPC, e.g. for a payment provider's signed webhook.
+    raw_body: bool = False
+    pass_headers: tuple = ()
 
     @property
     def operation_id(self):
-        return f"{self.service}.{self.rpc}" if self.rpc else self.path
+        """Unique by construction: method and path (one RPC may serve two routes)."""
+        return _slug(f"{self.method} {self.path}")
 
 
 def json_response(payload, status=200, headers=None):

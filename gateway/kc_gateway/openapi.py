@@ -53,8 +53,8 @@ def build(routes):
         if params:
             op["parameters"] = params
         if r.body is not None:
-            op["requestBody"] = {"required": True,
-                                 "content": {"application/json": {"schema": r.body}}}
+            media = "multipart/form-data" if r.multipart else "application/json"
+            op["requestBody"] = {"required": True, "content": {media: {"schema": r.body}}}
         ok = {"description": "OK" if r.status != 201 else "Created"}
         if r.response is not None:
             ok["content"] = {r.response_content_type: {"schema": r.response}}

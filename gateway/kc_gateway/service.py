@@ -3,12 +3,14 @@
 Every operation that maps to an RPC is a :class:`Route` in ``routes/<service>.py``;
 they all run through :meth:`GatewayService.handle`.
 """
+import base64
 import json
 import logging
 
 import eventlet
 from nameko.extensions import DependencyProvider
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
 
 from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
 from kc_common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
@@ -46,6 +48,30 @@ def read_json(request):
                                fields={"_body": ["Ungültiges JSON."]})
 
 
+def read_multipart(request):
+    """Form fields plus uploaded files (base64) of a multipart/form-data request."""
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ValidationFailed("Bitte als multipart/form-data senden.",
+                               fields={"_body": ["multipart/form-data erwartet."]})
+    data = {key: request.form.get(key) for key in request.form}
+    data["files"] = [{"field": name, "filename": f.filename or "",
+                      "content_type": f.mimetype or "application/octet-stream",
+                      "content_b64": base64.b64encode(f.read()).decode("ascii")}
+                     for name in request.files for f in request.files.getlist(name)]
+    return data
+
+
+def file_response(result):
+    """A file the service returned as {"filename", "content_type", "content_b64"}."""
+    filename = result.get("filename") or "download"
+    resp = Response(base64.b64decode(result["content_b64"]),
+                    mimetype=result.get("content_type") or "application/octet-stream")
+    resp.headers.set("Content-Disposition", "attachment", filename=filename)
+    if result.get("sha256"):
+        resp.headers["ETag"] = f'"{result["sha256"]}"'
+    return resp
+
+
 def query_dict(request):
     """Query string as a dict; a repeated key becomes a list."""
     out = {}
@@ -76,11 +102,20 @@ class GatewayService:
         kwargs = dict(path_values)
         if route_.query is not None:
             kwargs["params"] = query_dict(request)
-        if route_.body is not None:
+        if route_.multipart:
+            kwargs["data"] = read_multipart(request)
+        elif route_.body is not None:
             kwargs["data"] = read_json(request)
+        if route_.raw_body:
+            kwargs["raw_body"] = request.get_data(as_text=True)
+        if route_.pass_headers:
+            kwargs["headers"] = {h: request.headers.get(h) for h in route_.pass_headers}
         if route_.idempotent:
             kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
-        return getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        if route_.response_content_type != "application/json" and isinstance(result, dict):
+            return file_response(result)
+        return result
 
     def _authenticate(self, request, route_):
         if route_.auth == PUBLIC:

@@ -10,9 +10,10 @@ from sqlalchemy import func, select, update
 
 from kc_common.db import as_utc, utcnow
 from kc_common.errors import Unauthenticated
-from kc_identity.models import counters, customers, sessions
+from kc_identity.models import counters, customers, sessions, staff, staff_sessions
 
-CUSTOMER_TOKEN_PREFIX = "kcc_"
+CUSTOMER_TOKEN_PREFIX = "kcc_"   # the two realms' tokens can never be mistaken
+STAFF_TOKEN_PREFIX = "kcs_"
 FIRST_CUSTOMER_NUMBER = 100001
 _hasher = PasswordHasher()  # argon2id
 # Verified when the login is unknown, so both failures cost the same time.
@@ -84,19 +85,51 @@ def login(session, *, login, password, client_ip, idle, absolute):
 
 
 def authenticate(session, *, token, idle):
-    """The principal behind a token; idle and absolute expiry enforced."""
-    if not token.startswith(CUSTOMER_TOKEN_PREFIX):
+    """The principal behind a token (either realm); idle and absolute expiry enforced."""
+    table = sessions if token.startswith(CUSTOMER_TOKEN_PREFIX) else \
+        staff_sessions if token.startswith(STAFF_TOKEN_PREFIX) else None
+    if table is None:
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
-    row = session.execute(select(sessions).where(sessions.c.token_hash == hash_token(token))).first()
+    row = session.execute(select(table).where(table.c.token_hash == hash_token(token))).first()
     now = utcnow()
     if (row is None or row.ended_at is not None or as_utc(row.expires_at) <= now
             or as_utc(row.last_seen_at) + idle <= now):
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
     if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # avoid a write per request
-        session.execute(update(sessions).where(sessions.c.id == row.id).values(last_seen_at=now))
-    return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id}
+        session.execute(update(table).where(table.c.id == row.id).values(last_seen_at=now))
+    if table is sessions:
+        return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id}
+    member = session.execute(select(staff).where(staff.c.id == row.staff_id)).first()
+    if member is None or not member.active:
+        raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
+    return {"kind": "staff", "staff_id": member.id, "roles": list(member.roles), "session_id": row.id}
 
 
 def end_session(session, session_id):
-    session.execute(update(sessions).where(sessions.c.id == session_id,
-                                           sessions.c.ended_at.is_(None)).values(ended_at=utcnow()))
+    """End a session of either realm."""
+    for table in (sessions, staff_sessions):
+        session.execute(update(table).where(table.c.id == session_id,
+                                            table.c.ended_at.is_(None)).values(ended_at=utcnow()))
+
+
+def create_staff(session, *, email, name, roles, password):
+    staff_id = str(uuid.uuid4())
+    session.execute(staff.insert().values(id=staff_id, email=email.lower(), name=name, roles=list(roles),
+                                          password_hash=hash_password(password), created_at=utcnow()))
+    return staff_id
+
+
+def staff_login(session, *, login, password, client_ip, idle, absolute):
+    member = session.execute(select(staff).where(func.lower(staff.c.email) == login.strip().lower())).first()
+    if member is None or not member.active:
+        verify_password(_DUMMY_HASH, password)
+        raise Unauthenticated("E-Mail oder Passwort ist falsch.")
+    if not verify_password(member.password_hash, password):
+        raise Unauthenticated("E-Mail oder Passwort ist falsch.")
+    token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    session.execute(staff_sessions.insert().values(
+        id=str(uuid.uuid4()), token_hash=hash_token(token), staff_id=member.id, client_ip=client_ip,
+        created_at=now, last_seen_at=now, expires_at=now + absolute))
+    return {"token": token, "token_type": "Bearer", "staff_id": member.id, "roles": list(member.roles),
+            "expires_at": min(now + absolute, now + idle)}

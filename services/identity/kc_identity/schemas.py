@@ -23,3 +23,11 @@ class CustomerSchema(BaseSchema):
     last_name = fields.String()
     first_name = fields.String()
     email = fields.Email()
+
+
+class StaffSessionSchema(BaseSchema):
+    token = fields.String(required=True)
+    token_type = fields.String(required=True, dump_default="Bearer")
+    staff_id = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+    expires_at = UtcDateTime(required=True)

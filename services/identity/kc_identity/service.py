@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from kc_common.context import CallContext
 from kc_common.db import Database
-from kc_common.errors import NotFound
+from kc_common.errors import NotFound, Unauthenticated
 from kc_common.rpc import PingMixin, rpc
 from kc_common.schemas import load
 from kc_identity import domain, schemas
@@ -41,9 +41,19 @@ class IdentityService(PingMixin):
         with self.db.unit_of_work() as uow:
             return domain.authenticate(uow.session, token=token, idle=self._idle)
 
+    @rpc(sensitive_arguments=("data.password",))
+    def staff_login(self, data):
+        data = load(schemas.LoginSchema(), data)
+        with self.db.unit_of_work() as uow:
+            result = domain.staff_login(uow.session, client_ip=self.context.client_ip,
+                                        idle=self._idle, absolute=self._absolute, **data)
+        return schemas.StaffSessionSchema().dump(result)
+
     @rpc
     def logout(self):
-        self.context.require_customer()
+        """End the caller's current session (customer or staff)."""
+        if self.context.session_id is None:
+            raise Unauthenticated("Bitte melden Sie sich an.")
         with self.db.unit_of_work() as uow:
             domain.end_session(uow.session, self.context.session_id)
 
