@@ -61,6 +61,16 @@ class System:
         raise RuntimeError("system not healthy in time:\n" + "\n".join(
             f"--- {n}\n{self.log(n)[-1500:]}" for n in self.processes))
 
+    def mails(self, to=None):
+        """Every message the system's real SMTP server (the `mail` process) received."""
+        from email import message_from_bytes, policy
+        found = []
+        for path in sorted(Path(self.env["MAIL_DIR"]).glob("*.eml")):
+            msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+            if to is None or to in str(msg["To"]):
+                found.append(msg)
+        return found
+
     def log(self, name):
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
@@ -87,8 +97,10 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     port = free_port()
+    mail_dir = tmp_path_factory.mktemp("mail")
     env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
-               RPC_TIMEOUT="5", PYTHONWARNINGS="ignore")
+               RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
+               MAIL_DIR=str(mail_dir))
     for svc in SERVICES:
         env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
     for svc in SERVICES:

@@ -175,3 +175,40 @@ def capture_events(rabbit_config):
     yield make
     for capture in captures:
         capture.close()
+
+
+class SmtpServer:
+    """A real SMTP server on a free local port; ``messages()`` parses what arrived."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+        from kc_common.mailsink import Collector
+        self.collector = Collector()
+        sock = __import__("socket").socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self._controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
+
+    @property
+    def config(self):
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.port, "SMTP_TLS": "none"}
+
+    def messages(self, to=None):
+        from email import message_from_bytes, policy
+        parsed = [message_from_bytes(raw, policy=policy.default)
+                  for _, rcpts, raw in self.collector.messages if to is None or to in rcpts]
+        return parsed
+
+    def wait(self, count=1, to=None, timeout=10.0):
+        return wait_for(lambda: len(self.messages(to)) >= count and self.messages(to),
+                        timeout=timeout, message=f"{count} mail(s)")
+
+
+@pytest.fixture
+def smtp_server():
+    """A real local SMTP server for one test; merge ``smtp_server.config`` into the service config."""
+    server = SmtpServer()
+    server._controller.start()
+    yield server
+    server._controller.stop()

@@ -1,0 +1,68 @@
+"""Real mail through SMTP; configuration from the service's config.
+
+Settings (nameko config, from the environment): ``SMTP_HOST`` (default
+127.0.0.1), ``SMTP_PORT`` (8025: the local sink of ``make run``), ``SMTP_TLS``
+(``none`` | ``starttls`` | ``ssl``), ``SMTP_USER``, ``SMTP_PASSWORD``,
+``MAIL_FROM``.
+
+Send mail after the change that causes it has committed, never inside the
+request's transaction: emit an event through the outbox and send from an event
+handler (retried, dead-lettered, idempotent with ``db.handle_once``).
+"""
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from nameko.extensions import DependencyProvider
+
+DEFAULT_FROM = "KundenCenter <kundencenter@kundencenter.example>"
+
+
+def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), headers=None):
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to if isinstance(to, str) else ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain="kundencenter.example")
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    for key, value in (headers or {}).items():
+        msg[key] = value
+    msg.set_content(body)
+    for filename, content_type, data in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream",
+                           filename=filename)
+    return msg
+
+
+def send(config, msg, timeout=10):
+    host = config.get("SMTP_HOST") or "127.0.0.1"
+    port = int(config.get("SMTP_PORT") or 8025)
+    tls = (config.get("SMTP_TLS") or "none").lower()
+    if tls == "ssl":
+        client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(host, port, timeout=timeout)
+    with client:
+        if tls == "starttls":
+            client.starttls(context=ssl.create_default_context())
+        if config.get("SMTP_USER"):
+            client.login(config["SMTP_USER"], config.get("SMTP_PASSWORD") or "")
+        client.send_message(msg)
+
+
+class Mailer(DependencyProvider):
+    """``self.mailer.send(to=..., subject=..., body=..., attachments=[(name, type, bytes)])``."""
+
+    def get_dependency(self, worker_ctx):
+        config = self.container.config
+
+        class _Mailer:
+            def send(self, **kwargs):
+                msg = build_message(sender=config.get("MAIL_FROM") or DEFAULT_FROM, **kwargs)
+                send(config, msg)
+                return msg["Message-ID"]
+        return _Mailer()
