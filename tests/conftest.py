@@ -5,7 +5,6 @@ PostgreSQL databases (never the data of `make run`) and the gateway on a free
 port; the demo data is seeded the same way `make run` seeds it.
 """
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ def procfile():
     for line in (ROOT / "deploy" / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, command = line.split(":", 1)
-            yield name.strip(), shlex.split(command)
+            yield name.strip(), command.strip()
 
 
 class System:
@@ -39,12 +38,12 @@ class System:
         self.processes = {}
 
     def start(self):
-        bin_dir = Path(sys.executable).parent
-        for name, argv in procfile():
-            argv = [str(bin_dir / argv[0])] + argv[1:]
+        # As honcho does: each Procfile line through the shell (${VAR:-default}), venv first on PATH.
+        env = dict(self.env, PATH=f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}")
+        for name, command in procfile():
             log = open(self.logs / f"{name}.log", "w")
-            self.processes[name] = (subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log,
-                                                     stderr=subprocess.STDOUT), log)
+            self.processes[name] = (subprocess.Popen(["bash", "-c", "exec " + command], cwd=ROOT,
+                                                     env=env, stdout=log, stderr=subprocess.STDOUT), log)
 
     def wait_healthy(self, timeout=90):
         deadline = time.monotonic() + timeout

@@ -89,3 +89,21 @@ def account(session, customer_id, *, page, per_page):
               "text": r.text, "amount": r.amount, "payment_method": r.payment_method} for r in rows]
     return {"balance": balance, "balance_text": balance_text(balance), "currency": "EUR",
             "bookings": {"items": items, "total": total, "page": page, "per_page": per_page}}
+
+
+ARREARS_AFTER_DAYS = 30
+
+
+def account_standing(session, customer_id, today=None):
+    """In arrears: an open balance while an invoice is older than ARREARS_AFTER_DAYS.
+
+    (Dunning refines this with due dates and reminders.)
+    """
+    balance = money(session.execute(select(func.coalesce(func.sum(bookings.c.amount), 0))
+                                    .where(bookings.c.customer_id == customer_id)).scalar_one())
+    oldest = session.execute(select(func.min(bookings.c.booked_at)).where(
+        bookings.c.customer_id == customer_id, bookings.c.type == INVOICE)).scalar_one()
+    today = today or utcnow().date()
+    in_arrears = bool(balance < 0 and oldest is not None
+                      and (today - oldest.date()).days > ARREARS_AFTER_DAYS)
+    return {"in_arrears": in_arrears, "open_amount": str(-balance if balance < 0 else money(0))}

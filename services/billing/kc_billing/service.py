@@ -24,3 +24,10 @@ class BillingService(PingMixin):
         params = load(schemas.AccountQuerySchema(), params)
         with self.db.unit_of_work() as uow:
             return schemas.AccountSchema().dump(domain.account(uow.session, customer_id, **params))
+
+    @rpc
+    def account_standing(self):
+        """For catalog's order policy: is the calling customer in arrears?"""
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return domain.account_standing(uow.session, customer_id)

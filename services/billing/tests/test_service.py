@@ -36,3 +36,10 @@ def test_order_placed_twice_is_invoiced_once(container_factory, config, capture_
     booking = acc["bookings"]["items"][0]
     assert booking["type"] == "RE" and booking["invoice_number"] == 1000001
     assert booking["text"] == "Domain beispiel.de 26.11.2026-25.11.2027"
+
+
+def test_account_standing_of_a_new_customer(container_factory, config):
+    container = container_factory(BillingService, config)
+    container.start()
+    with entrypoint_hook(container, "account_standing", context_data={"customer_id": 100001}) as standing:
+        assert standing() == {"in_arrears": False, "open_amount": "0.00"}

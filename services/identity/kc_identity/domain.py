@@ -133,3 +133,39 @@ def staff_login(session, *, login, password, client_ip, idle, absolute):
         created_at=now, last_seen_at=now, expires_at=now + absolute))
     return {"token": token, "token_type": "Bearer", "staff_id": member.id, "roles": list(member.roles),
             "expires_at": min(now + absolute, now + idle)}
+
+
+def customer_view(row):
+    """The ``customer_updated`` fields (docs/contracts.md) of a customer row."""
+    data = row._mapping
+    return {"customer_id": row.id, "company": row.company, "first_name": row.first_name,
+            "last_name": row.last_name, "email": row.email,
+            **{k: data.get(k) for k in ("street", "zip", "city", "country", "phone", "fax",
+                                        "mobile", "vat_id")},
+            "is_business": bool(row.company)}
+
+
+def _norm_name(name):
+    return " ".join(name.casefold().split())
+
+
+def check_contact(session, customer_id, name, purpose):
+    """The customer themself (first and last name, either order) is authorised.
+
+    Registered contact persons (Ansprechpartner) are added with that feature.
+    """
+    row = session.execute(select(customers).where(customers.c.id == customer_id)).first()
+    if row is not None and _norm_name(name) in {
+            _norm_name(f"{row.first_name} {row.last_name}"), _norm_name(f"{row.last_name} {row.first_name}"),
+            _norm_name(f"{row.last_name}, {row.first_name}")}:
+        return {"authorised": True, "kind": "customer", "contact_id": None,
+                "name": f"{row.first_name} {row.last_name}", "email": row.email}
+    return {"authorised": False, "kind": None, "contact_id": None, "name": name, "email": None}
+
+
+MANDATORY_TOPICS = {"invoice", "security"}
+
+
+def notification_allowed(session, customer_id, topic):
+    """Optional mail is allowed unless the customer opted out (preferences come with Mitteilungen)."""
+    return True

@@ -65,3 +65,24 @@ class IdentityService(PingMixin):
         if row is None:
             raise NotFound("Kunde nicht gefunden.")
         return schemas.CustomerSchema().dump({**row._mapping, "customer_id": row.id})
+
+    # --- internal RPCs for other services (see docs/contracts.md) -------------------------
+
+    @rpc
+    def get_customer(self, customer_id):
+        with self.db.unit_of_work() as uow:
+            row = uow.session.execute(select(customers).where(customers.c.id == customer_id)).first()
+        if row is None:
+            raise NotFound("Kunde nicht gefunden.")
+        return domain.customer_view(row)
+
+    @rpc
+    def check_contact(self, customer_id, name, purpose):
+        """May ``name`` speak for the customer about ``purpose`` (support/billing)?"""
+        with self.db.unit_of_work() as uow:
+            return domain.check_contact(uow.session, customer_id, name, purpose)
+
+    @rpc
+    def notification_allowed(self, customer_id, topic):
+        with self.db.unit_of_work() as uow:
+            return domain.notification_allowed(uow.session, customer_id, topic)

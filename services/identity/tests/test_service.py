@@ -50,3 +50,11 @@ def test_logout_ends_the_session(identity):
     with entrypoint_hook(identity, "authenticate") as authenticate:
         with pytest.raises(Unauthenticated):
             authenticate(session["token"])
+
+
+def test_check_contact_knows_the_customer_by_name(identity):
+    with entrypoint_hook(identity, "check_contact") as check_contact:
+        assert check_contact(100001, "max  MUSTERMANN", "support")["authorised"] is True
+        assert check_contact(100001, "Mustermann, Max", "support")["authorised"] is True
+        assert check_contact(100001, "Eve Intruder", "support")["authorised"] is False
+        assert check_contact(999999, "Max Mustermann", "support")["authorised"] is False
