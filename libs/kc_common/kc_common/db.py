@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 import uuid
 from decimal import Decimal
 
@@ -194,6 +195,14 @@ class OutboxRelay:
             self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
         return Producer(self._connection.default_channel, serializer="json")
 
+    def prune(self, inbox, outbox_days, inbox_days):
+        """Forget published outbox rows and inbox entries older than the retention."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(self.outbox.delete().where(
+                self.outbox.c.published_at < now - dt.timedelta(days=outbox_days)))
+            conn.execute(inbox.delete().where(inbox.c.processed_at < now - dt.timedelta(days=inbox_days)))
+
     def close(self):
         if self._connection is not None:
             self._connection.release()
@@ -264,6 +273,10 @@ class Database(DependencyProvider):
         self.engine = make_engine(url)
         self.Session = sessionmaker(bind=self.engine, expire_on_commit=False, autobegin=False)
         self.poll_interval = float(self.container.config.get("OUTBOX_POLL_INTERVAL", 1.0))
+        # Published events are kept a week for inspection; inbox entries a month (a duplicate
+        # delivery later than that is not a realistic failure mode).
+        self.outbox_retention_days = float(self.container.config.get("OUTBOX_RETENTION_DAYS", 7))
+        self.inbox_retention_days = float(self.container.config.get("INBOX_RETENTION_DAYS", 30))
         self.relay = OutboxRelay(self.engine, self.outbox, self.service_name,
                                  self.container.config["AMQP_URI"])
 
@@ -284,7 +297,14 @@ class Database(DependencyProvider):
 
     def _relay_loop(self):
         backoff = self.poll_interval
+        next_prune = 0.0
         while self._running:
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + 3600
+                try:
+                    self.relay.prune(self.inbox, self.outbox_retention_days, self.inbox_retention_days)
+                except Exception:  # noqa: BLE001 - housekeeping must never stop the relay
+                    log.warning("pruning outbox/inbox of %s failed", self.service_name, exc_info=True)
             try:
                 published = self.relay.flush()
                 backoff = self.poll_interval

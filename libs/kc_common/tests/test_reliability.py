@@ -23,6 +23,7 @@ notes = Table("notes", metadata, Column("id", Integer, primary_key=True),
 add_messaging_tables(metadata)
 
 FAILURES = {"left": 0}
+SERVED_BY = []  # id of the container whose worker ran ``write``
 
 
 class Writer(PingMixin):
@@ -31,6 +32,7 @@ class Writer(PingMixin):
 
     @rpc
     def write(self, text, fail=False):
+        SERVED_BY.append(id(self.db.engine))
         with self.db.unit_of_work() as uow:
             uow.session.execute(notes.insert().values(text=text))
             uow.emit("note_written", {"text": text})
@@ -179,3 +181,39 @@ def test_rpc_times_out_and_unknown_service_is_unavailable(container_factory, con
     with entrypoint_hook(caller, "call_nobody") as call_nobody:
         with pytest.raises(ServiceUnavailable):
             call_nobody()
+
+
+def test_two_instances_share_calls_and_publish_each_event_once(container_factory, config,
+                                                               capture_events):
+    from nameko.standalone.rpc import ServiceRpcProxy
+    events = capture_events("writer")
+    for _ in range(2):
+        container_factory(Writer, config).start()
+    SERVED_BY.clear()
+    pool = eventlet.GreenPool(10)
+
+    def write(i):
+        with ServiceRpcProxy("writer", config) as writer:
+            writer.write(f"n{i}")
+    list(pool.imap(write, range(40)))
+    received = events.wait(40)
+    assert len(set(SERVED_BY)) == 2  # both instances took calls from the shared queue
+    assert sorted(e["data"]["text"] for e in events.drain()) == sorted(f"n{i}" for i in range(40))
+    assert len({e["id"] for e in received}) == 40  # no event published twice by the two relays
+
+
+def test_old_published_outbox_and_inbox_rows_are_pruned(config):
+    import datetime as dt
+    db = StandaloneDatabase(metadata, config["DATABASE_URL"], "writer")
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    with db.unit_of_work() as uow:
+        uow.emit("note_written", {"text": "old"})
+        uow.emit("note_written", {"text": "unpublished"})
+        uow.session.execute(db.outbox.update().where(db.outbox.c.id == 1).values(published_at=old))
+        uow.session.execute(db.inbox.insert().values(consumer="x", event_id="e", processed_at=old))
+    from kc_common.db import OutboxRelay
+    OutboxRelay(db.engine, db.outbox, "writer", config["AMQP_URI"]).prune(db.inbox, 7, 30)
+    with db.engine.connect() as conn:
+        assert [r.id for r in conn.execute(select(db.outbox.c.id))] == [2]
+        assert conn.execute(select(func.count()).select_from(db.inbox)).scalar_one() == 0
+    db.engine.dispose()
