@@ -36,3 +36,17 @@ def test_typed_errors_cross_the_wire_as_themselves():
     for exc in (NotFound("weg", {"id": "3"}), ValidationFailed(fields={"a": ["b"]})):
         back = deserialize(serialize(exc))
         assert type(back) is type(exc) and back.to_body() == exc.to_body()
+
+
+def test_settings_fail_fast_naming_the_setting():
+    from marshmallow import Schema
+    from kc_common.settings import SettingsError, validate_settings
+
+    class Needs(Schema):
+        SELLER_VAT_ID = fields.String(required=True)
+        RETRIES = fields.Integer(load_default=3)
+
+    assert validate_settings(Needs, {"SELLER_VAT_ID": "DE123", "OTHER": 1}) == {
+        "SELLER_VAT_ID": "DE123", "RETRIES": 3}
+    with pytest.raises(SettingsError, match="SELLER_VAT_ID"):
+        validate_settings(Needs, {"RETRIES": "x"})
