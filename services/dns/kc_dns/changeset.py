@@ -186,10 +186,13 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
     if problems:
         return Plan(current, {}, problems, warnings)
 
+    by_name = {}
+    for source_sets in (current, state):     # the state after the change set, by name
+        for (n, t), v in source_sets.items():
+            by_name.setdefault(n, {})[t] = v
+
     def sets_at(name):
-        merged = {k[1]: v for k, v in current.items() if k[0] == name}
-        merged.update({k[1]: v for k, v in state.items() if k[0] == name})
-        return {t: v for t, v in merged.items() if v}
+        return {t: v for t, v in by_name.get(name, {}).items() if v}
 
     def change_at(name, prefer=()):
         for t in prefer:

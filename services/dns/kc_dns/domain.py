@@ -121,9 +121,14 @@ def _managed(record):
     return record["type"] == "SOA" or (record["type"] == "NS" and record["name"] == "@")
 
 
-def _zone_rows(session, zone_id):
-    rows = session.execute(select(records).where(records.c.zone_id == zone_id)).all()
-    return sorted((dict(r._mapping) for r in rows), key=zonefile._sort_key)
+def _zone_rows(session, zone_id, names=None):
+    stmt = select(records.c.id, records.c.name, records.c.type, records.c.ttl, records.c.content) \
+        .where(records.c.zone_id == zone_id)
+    if names is not None:
+        stmt = stmt.where(records.c.name.in_(sorted(names)))
+    rows = session.execute(stmt).tuples().all()
+    return sorted(({"id": i, "name": n, "type": t, "ttl": ttl, "content": c} for i, n, t, ttl, c in rows),
+                  key=zonefile._sort_key)
 
 
 def _zone_view(session, zone):
@@ -237,7 +242,7 @@ def _commit(uow, zone, plan, today):
         session.execute(records.insert(), rows)
     serial = next_serial(zone.serial, today)
     for soa in session.execute(select(records.c.id, records.c.content).where(
-            records.c.zone_id == zone.id, records.c.type == "SOA")).all():
+            records.c.zone_id == zone.id, records.c.name == "@", records.c.type == "SOA")).all():
         parts = soa.content.split()
         parts[2] = str(serial)
         session.execute(records.update().where(records.c.id == soa.id).values(content=" ".join(parts)))
@@ -260,10 +265,15 @@ def apply_changes(uow, customer_id, name, headers, changes, policy, today=None):
     plan = changeset.plan(zone.name, changes, SqlSource(uow.session, zone.id, zone.name), policy)
     if not plan.ok:
         raise _problems_error(plan.problems)
-    _commit(uow, zone, plan, today or utcnow().date())
-    result = _zone_view(uow.session, _zone(uow.session, customer_id, name))
-    result["warnings"] = _warnings(plan)
-    return result
+    serial = _commit(uow, zone, plan, today or utcnow().date())
+    touched = set(plan.writes)
+    changed = [dict(r, managed=_managed(r)) for r in _zone_rows(uow.session, zone.id,
+                                                                 {k[0] for k in touched})
+               if (r["name"], r["type"]) in touched]
+    return {"name": zone.name, "name_unicode": display(zone.name), "serial": serial,
+            "version": zone.version + 1, "etag": f'"{zone.version + 1}"', "records": changed,
+            "deleted": [{"name": k[0], "type": k[1]} for k, v in sorted(plan.writes.items()) if not v],
+            "warnings": _warnings(plan)}
 
 
 def export_zone(session, customer_id, name):

@@ -66,7 +66,22 @@ class ProblemSchema(BaseSchema):
     message = fields.String(required=True)
 
 
-class ChangeResultSchema(ZoneSchema):
+class RecordSetKeySchema(BaseSchema):
+    name = fields.String(required=True)
+    type = fields.String(required=True)
+
+
+class ChangeResultSchema(BaseSchema):
+    """The applied change: new version/serial and the record sets it wrote (not the whole zone)."""
+    name = fields.String(required=True)
+    name_unicode = fields.String(required=True)
+    serial = fields.Integer(required=True)
+    version = fields.Integer(required=True)
+    etag = fields.String(required=True)
+    records = fields.List(fields.Nested(RecordSchema), required=True, metadata={
+        "description": "die Einträge der geänderten Sätze nach der Änderung"})
+    deleted = fields.List(fields.Nested(RecordSetKeySchema), required=True, metadata={
+        "description": "gelöschte Sätze (Name, Typ)"})
     warnings = fields.List(fields.Nested(ProblemSchema), required=True,
                            metadata={"description": "Hinweise, die die Änderung nicht verhindert haben"})
 
