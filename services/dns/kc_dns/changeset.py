@@ -177,7 +177,7 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
                         problems.append(Problem(f"{path}.records.{j}",
                                                 f"{where} „{content}“: Diesen Eintrag gibt es nicht."))
                 rest = [c for c in cur.records if c not in contents]
-                new = Rrset(ttl or cur.ttl, rest) if rest else None
+                new = Rrset(cur.ttl, rest) if rest else None
         if new is not None and len(new.records) > policy.max_records_per_set:
             problems.append(Problem(f"{path}.records", f"{where}: höchstens "
                                                        f"{policy.max_records_per_set} Einträge je Satz."))

@@ -129,7 +129,7 @@ def _check_length(fqdn, what):
 def owner_name(text, zone):
     """An owner name relative to ``zone`` (``@`` for the apex). Raises RuleError."""
     text = (text or "").strip()
-    what = f"Der Name „{text}“"
+    what = f"Der Name „{text}“" if "." in text.rstrip(".") else "Der Name"
     if text in ("", "@"):
         return "@"
     absolute = text.endswith(".")
