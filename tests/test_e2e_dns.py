@@ -15,13 +15,15 @@ NAMED_CHECKZONE = shutil.which("named-checkzone")
 @pytest.fixture(scope="module")
 def ordered(system, demo_headers):
     """A domain the demo customer ordered (catalog -> order_placed -> dns): (domain, contract id)."""
-    domain = f"dns-{uuid.uuid4().hex[:6]}.de"
+    domain = f"dns-grüße-{uuid.uuid4().hex[:6]}.de"       # an IDN: the zone is its A-label
     resp = requests.post(system.url + "/api/v1/me/orders", headers=demo_headers,
                          json={"items": [{"product_id": "domain-de", "domain": domain}]})
     assert resp.status_code == 201, resp.text
     wait_for(lambda: requests.get(f"{system.url}/api/v1/me/zones/{domain}", headers=demo_headers).ok,
              message="the zone")
-    return domain, resp.json()["contracts"][0]["id"]
+    zone = requests.get(f"{system.url}/api/v1/me/zones/{domain}", headers=demo_headers).json()
+    assert zone["name"].startswith("xn--") and zone["name_unicode"] == domain
+    return zone["name"], resp.json()["contracts"][0]["id"]
 
 
 def zone_url(system, domain, suffix=""):
@@ -40,6 +42,8 @@ def test_edit_a_zone_with_versions_through_the_gateway(system, demo_headers, ord
         {"action": "delete", "name": "www", "type": "AAAA"},
         {"action": "replace", "name": "_sip._tcp", "type": "SRV", "records": ["10 5 5060 sip.example.net."]},
         {"action": "replace", "name": "@", "type": "TXT", "records": ["v=spf1 mx -all", "x" * 300]},
+        {"action": "replace", "name": "@", "type": "CAA", "records": ['0 issue "letsencrypt.org"']},
+        {"action": "replace", "name": "büro", "type": "NS", "records": ["ns1.example.net."]},
     ]}
     resp = requests.post(zone_url(system, domain, "/changes"), headers={**demo_headers, "If-Match": etag},
                          json=body)
@@ -69,12 +73,23 @@ def test_edit_a_zone_with_versions_through_the_gateway(system, demo_headers, ord
 @pytest.mark.skipif(NAMED_CHECKZONE is None, reason="named-checkzone missing: run deploy/ensure-tools.sh")
 def test_export_is_a_valid_zone_file_and_imports(system, demo_headers, ordered, tmp_path):
     domain, _ = ordered
+    version = requests.get(zone_url(system, domain), headers=demo_headers).json()["version"]
+    resp = requests.post(zone_url(system, domain, "/changes"),
+                         headers={**demo_headers, "If-Match": f'"{version}"'}, json={"changes": [
+        {"action": "replace", "name": "@", "type": "CAA", "records": ['0 issue "letsencrypt.org"']},
+        {"action": "replace", "name": "büro", "type": "NS", "records": ["ns1.büro", "ns2.example.net."]},
+        {"action": "replace", "name": "ns1.büro", "type": "A", "records": ["192.0.2.53"]},
+        {"action": "replace", "name": "_imaps._tcp", "type": "SRV", "records": ["0 1 993 @"]},
+        {"action": "replace", "name": "dkim._domainkey", "type": "TXT", "records": ["p=" + "A" * 700]}]})
+    assert resp.status_code == 200, resp.text
     resp = requests.get(zone_url(system, domain, "/file"), headers=demo_headers)
     assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/dns")
     assert f"{domain}.zone" in resp.headers["Content-Disposition"]
     path = tmp_path / "zone.db"
     path.write_bytes(resp.content)
-    proc = subprocess.run([NAMED_CHECKZONE, "-k", "fail", domain, str(path)], capture_output=True, text=True)
+    assert "xn--bro-hoa\t" in resp.text and 'CAA\t0 issue "letsencrypt.org"' in resp.text
+    proc = subprocess.run([NAMED_CHECKZONE, "-k", "fail", "-S", "fail", "-M", "fail", domain, str(path)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + resp.text
 
     version = requests.get(zone_url(system, domain), headers=demo_headers).json()["version"]

@@ -67,7 +67,7 @@ def ancestors(rel):
     return [".".join(labels[i:]) for i in range(1, len(labels))]
 
 
-def _parse_change(i, change, zone, policy, problems):
+def _parse_change(i, change, zone, policy, problems, in_zone=None):
     """Per-change checks (name, type, TTL, contents); None when it has a problem."""
     path = f"changes.{i}"
     before = len(problems)
@@ -114,7 +114,7 @@ def _parse_change(i, change, zone, policy, problems):
             rpath = f"{path}.records.{j}"
             try:
                 content = rules.canonical_content(rtype, raw if isinstance(raw, str) else "", zone,
-                                                  policy)
+                                                  policy, in_zone=in_zone)
             except RuleError as exc:
                 problems.append(Problem(rpath + (f".{exc.sub}" if exc.sub else ""),
                                         f"{where} „{raw}“: {exc.message}"))
@@ -132,8 +132,24 @@ def _parse_change(i, change, zone, policy, problems):
 def plan(zone, changes, source, policy, *, default_ttl=None):
     """Validate ``changes`` against the zone; returns a :class:`Plan` (``problems`` empty = valid)."""
     problems, warnings = [], []
+    owners = set()
+    for ch in changes:
+        try:
+            owners.add(rules.owner_name(ch.get("name") or "@", zone))
+        except RuleError:
+            pass
+    known = {}
+
+    def in_zone(rel):
+        """Whether the zone has (or this change set writes) the relative name ``rel``."""
+        if rel in owners:
+            return True
+        if rel not in known:
+            known[rel] = bool(source.rows_at({rel}))
+        return known[rel]
+
     parsed = [p for i, ch in enumerate(changes)
-              if (p := _parse_change(i, ch, zone, policy, problems)) is not None]
+              if (p := _parse_change(i, ch, zone, policy, problems, in_zone)) is not None]
     if problems:
         return Plan({}, {}, problems, warnings)
     default_ttl = default_ttl or policy.ttl_default

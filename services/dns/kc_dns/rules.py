@@ -9,9 +9,10 @@ Names. A zone name is stored as its A-label without the trailing dot; record
 names are stored relative to the zone (``@`` = the zone itself), lower case,
 IDN labels converted to A-labels. An owner name typed as ``www.example.de``
 (without the dot) that ends in the zone's name is taken as absolute.
-Targets (CNAME, DNAME, MX, NS, SRV) are absolute when they contain a dot
-(``mail.provider.net``) or end in one; a single label (``mail``) or ``@`` is
-a name inside the zone. Contents are stored in canonical presentation
+Targets (CNAME, DNAME, MX, NS, SRV) are absolute when they end in a dot; a
+single label (``mail``) or ``@`` is a name inside the zone; a dotted name
+without the final dot is inside the zone when the zone has (or the change set
+creates) that name (``ns1.intern``), else absolute (``mail.provider.net``). Contents are stored in canonical presentation
 format with absolute names (``10 mail.example.de.``).
 """
 import ipaddress
@@ -172,8 +173,13 @@ def _is_address(text):
         return False
 
 
-def target_name(text, zone, *, host, what, allow_root=False):
-    """An absolute target (``mail.example.de.``). Raises RuleError."""
+def target_name(text, zone, *, host, what, allow_root=False, in_zone=None):
+    """An absolute target (``mail.example.de.``). Raises RuleError.
+
+    ``in_zone(rel)`` says whether the zone has (or gets) the name ``rel``: a
+    dotted target without the final dot (``ns1.intern``) that names one is in
+    the zone; otherwise it is taken as absolute (``mail.provider.net``).
+    """
     text = (text or "").strip()
     if text == "." and allow_root:
         return "."
@@ -186,6 +192,8 @@ def target_name(text, zone, *, host, what, allow_root=False):
         return f"{zone}."
     absolute = text.endswith(".") or "." in text
     labels = _labels(text.rstrip("."), host=host, what=what)
+    if absolute and not text.endswith(".") and in_zone is not None and in_zone(".".join(labels)):
+        absolute = False
     name = ".".join(labels) + "." if absolute else f"{'.'.join(labels)}.{zone}."
     if "*" in labels:
         raise RuleError(f"{what} darf keinen Platzhalter „*“ enthalten.")
@@ -288,7 +296,7 @@ def _caa(content):
     return f'{flags} {tag} "{value}"'
 
 
-def canonical_content(rtype, content, zone, policy):
+def canonical_content(rtype, content, zone, policy, in_zone=None):
     """The record's content in canonical presentation format. Raises RuleError."""
     content = (content or "").strip() if rtype != "TXT" else (content or "")
     if not content.strip():
@@ -307,15 +315,16 @@ def canonical_content(rtype, content, zone, policy):
             raise RuleError(f"„{content}“ ist keine gültige IPv6-Adresse (z. B. 2001:db8::1).{hint}")
     if rtype in ("CNAME", "DNAME"):
         target = _tokens(content, 1, ["Ziel"])[0]
-        text = target_name(target, zone, host=False, what="Das Ziel")
+        text = target_name(target, zone, host=False, what="Das Ziel", in_zone=in_zone)
     elif rtype == "NS":
         text = target_name(_tokens(content, 1, ["Nameserver"])[0], zone, host=True,
-                           what="Der Nameserver")
+                           what="Der Nameserver", in_zone=in_zone)
     elif rtype == "MX":
         pref, exchange = _tokens(content, 2, ["Priorität", "Mailserver"])
         pref = _int(pref, "Die Priorität", "preference")
         try:
-            exchange = target_name(exchange, zone, host=True, what="Der Mailserver", allow_root=True)
+            exchange = target_name(exchange, zone, host=True, what="Der Mailserver", allow_root=True,
+                                   in_zone=in_zone)
         except RuleError as exc:
             raise RuleError(exc.message, "exchange")
         if exchange == "." and pref != 0:
@@ -328,7 +337,8 @@ def canonical_content(rtype, content, zone, policy):
         weight = _int(weight, "Das Gewicht", "weight")
         port = _int(port, "Der Port", "port")
         try:
-            target = target_name(target, zone, host=True, what="Das Ziel", allow_root=True)
+            target = target_name(target, zone, host=True, what="Das Ziel", allow_root=True,
+                                 in_zone=in_zone)
         except RuleError as exc:
             raise RuleError(exc.message, "target")
         text = f"{prio} {weight} {port} {target}"

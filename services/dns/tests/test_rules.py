@@ -153,6 +153,16 @@ def test_valid_changes_are_canonical():
     assert w[("*.shop", "CNAME")].records == [f"www.{ZONE}."]
 
 
+def test_dotted_targets_are_in_the_zone_when_the_zone_has_that_name():
+    result = plan(change("replace", "shop", "NS", "ns1.shop", "ns1.intern", "ns.provider.net"),
+                  change("replace", "ns1.shop", "A", "192.0.2.60"),
+                  change("replace", "@", "MX", "10 mx.provider.net", "20 ns1.intern"))
+    assert result.ok, result.problems
+    assert result.writes[("shop", "NS")].records == [
+        f"ns1.shop.{ZONE}.", f"ns1.intern.{ZONE}.", "ns.provider.net."]
+    assert result.writes[("@", "MX")].records == ["10 mx.provider.net.", f"20 ns1.intern.{ZONE}."]
+
+
 def test_mx_target_without_address_is_a_warning_not_an_error():
     result = plan(change("add", "@", "MX", "20 mail"))
     assert result.ok and "keinen A- oder AAAA-Eintrag" in result.warnings[0].message
