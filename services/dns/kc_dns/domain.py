@@ -300,6 +300,10 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
     zone = _zone(uow.session, customer_id, name, lock=True)
     _check_version(zone, expected)
     parsed, rejected = zonefile.parse(text, zone.name)
+    if len(parsed) > policy.max_import_records:
+        raise ValidationFailed("Die Zonendatei ist zu groß.", fields={"zone_file": [
+            f"Sie enthält {len(parsed)} Einträge; importiert werden höchstens "
+            f"{policy.max_import_records} auf einmal."]})
     ignored, notes = [], []
     groups = {}
     for r in parsed:

@@ -44,6 +44,7 @@ class Policy:
     ttl_default: int = 3600
     max_records_per_set: int = 100
     max_txt_bytes: int = 4000
+    max_import_records: int = 5000   # keeps an import well inside the gateway's RPC timeout
 
     @classmethod
     def from_config(cls, config):

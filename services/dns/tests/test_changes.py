@@ -294,6 +294,10 @@ neu     IN TXT   "das hier ist gut"
     assert got[("shop", "TXT")]["content"] == '"cname and other data"'
     with pytest.raises(Conflict):
         call(dns, "import_zone", "müller.de", headers=v(1), data={"zone_file": zone_file})
+    with pytest.raises(ValidationFailed) as err:
+        call(dns, "import_zone", "müller.de", headers=v(2),
+             data={"zone_file": "".join(f"h{i} A 192.0.2.1\n" for i in range(5001))})
+    assert "höchstens 5000" in err.value.fields["zone_file"][0]
 
 
 CONTRACT_TERMINATED = {
