@@ -13,6 +13,7 @@ run: install
 
 test: install
 	@bash deploy/ensure-services.sh --postgres --management
+	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
 	@$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -1,16 +1,40 @@
-"""dns's rules, free of nameko: zones, default records, serials."""
-import datetime as dt
+"""dns's rules over the database, free of nameko: zones, change sets, serials, zone files.
+
+Concurrency: every change locks the zone row (``SELECT … FOR UPDATE``), then
+compares the caller's version (``If-Match``) with the zone's. A stale version
+is a 409 and nothing is written; a current one is validated against the
+records read *under the lock*, written, and the version and serial rise by
+one in the same transaction. Two sessions can therefore never both apply a
+change to the same version, and a zone never holds duplicates or records
+that the rules reject.
+
+Serial (``YYYYMMDDnn``): each applied change set sets it to
+``max(old + 1, today·100 + 1)``. The 100th change of a day overflows ``nn``
+into the next day's prefix (``2026112699`` → ``2026112700``); the serial
+keeps rising by one per change, and once the calendar catches up the date
+form resumes. It never falls, so secondaries always see a newer zone.
+"""
+import base64
+import re
 
 import idna
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kc_common.db import utcnow
-from kc_common.errors import NotFound
+from kc_common.errors import Conflict, NotFound, ValidationFailed
+from kc_dns import changeset, rules, zonefile
+from kc_dns.changeset import Rrset
 from kc_dns.models import records, zones
+from kc_dns.rules import RuleError, display
 
 
 def initial_serial(today):
     return int(today.strftime("%Y%m%d")) * 100 + 1
+
+
+def next_serial(old, today):
+    """The serial after one more applied change set (see the module docstring)."""
+    return max(int(old) + 1, initial_serial(today))
 
 
 def default_records(defaults):
@@ -24,6 +48,14 @@ def default_records(defaults):
     return rows
 
 
+def normalise_zone(name):
+    """A-label of a zone name as the customer typed it; unknown names are simply not found."""
+    try:
+        return rules.zone_name(name or "")
+    except RuleError:
+        raise NotFound("Zone nicht gefunden.")
+
+
 def create_zones_for_order(uow, order, defaults, today=None):
     """A zone with default records for every domain of an order (``order_placed``)."""
     today = today or utcnow().date()
@@ -31,33 +63,313 @@ def create_zones_for_order(uow, order, defaults, today=None):
     for item in order["items"]:
         if item.get("kind") != "domain" or not item.get("domain"):
             continue
-        name = item["domain"]
+        try:
+            name = rules.zone_name(item["domain"])
+        except RuleError:
+            continue
         if uow.session.execute(select(zones.c.id).where(zones.c.name == name)).first():
             continue
         serial = initial_serial(today)
         zone_id = uow.session.execute(zones.insert().values(
-            name=name, customer_id=order["customer_id"], contract_id=item["contract_id"],
+            name=name, customer_id=order["customer_id"], contract_id=item.get("contract_id"),
             serial=serial, created_at=utcnow()).returning(zones.c.id)).scalar_one()
-        for rname, rtype, ttl, content in default_records(defaults):
-            uow.session.execute(records.insert().values(
-                zone_id=zone_id, name=rname, type=rtype, ttl=ttl,
-                content=content.replace("{serial}", str(serial))))
-        uow.emit("zone_changed", {"zone": name, "serial": serial, "customer_id": order["customer_id"]})
+        uow.session.execute(records.insert(), [
+            dict(zone_id=zone_id, name=rname, type=rtype, ttl=ttl,
+                 content=content.replace("{serial}", str(serial)))
+            for rname, rtype, ttl, content in default_records(defaults)])
+        uow.emit("zone_changed", {"zone": name, "serial": serial, "customer_id": order["customer_id"],
+                                  "action": "created"})
         created.append(name)
     return created
 
 
-def get_zone(session, customer_id, name):
+def remove_zone_for_contract(uow, data):
+    """``contract_terminated`` of a domain: its zone goes (records with it)."""
+    if data.get("kind") not in (None, "domain"):
+        return None
+    zone = None
+    if data.get("contract_id") is not None:
+        zone = uow.session.execute(select(zones).where(
+            zones.c.contract_id == data["contract_id"],
+            zones.c.customer_id == data["customer_id"]).with_for_update()).first()
+    if zone is None and data.get("domain"):
+        try:
+            name = rules.zone_name(data["domain"])
+        except RuleError:
+            return None
+        zone = uow.session.execute(select(zones).where(
+            zones.c.name == name, zones.c.customer_id == data["customer_id"]).with_for_update()).first()
+    if zone is None:
+        return None
+    uow.session.execute(records.delete().where(records.c.zone_id == zone.id))
+    uow.session.execute(zones.delete().where(zones.c.id == zone.id))
+    uow.emit("zone_changed", {"zone": zone.name, "serial": zone.serial,
+                              "customer_id": zone.customer_id, "action": "removed"})
+    return zone.name
+
+
+def _zone(session, customer_id, name, lock=False):
     """The customer's own zone; another customer's is as unknown as a missing one."""
-    try:
-        name = idna.encode(name.strip().rstrip(".").lower(), uts46=True).decode()
-    except idna.IDNAError:
-        raise NotFound("Zone nicht gefunden.")
-    zone = session.execute(select(zones).where(zones.c.name == name,
-                                               zones.c.customer_id == customer_id)).first()
+    stmt = select(zones).where(zones.c.name == normalise_zone(name), zones.c.customer_id == customer_id)
+    zone = session.execute(stmt.with_for_update() if lock else stmt).first()
     if zone is None:
         raise NotFound("Zone nicht gefunden.")
-    rows = session.execute(select(records).where(records.c.zone_id == zone.id)
-                           .order_by(records.c.name, records.c.type, records.c.id)).all()
-    return {"name": zone.name, "serial": zone.serial, "version": zone.version,
-            "records": [r._mapping for r in rows]}
+    return zone
+
+
+def _managed(record):
+    return record["type"] == "SOA" or (record["type"] == "NS" and record["name"] == "@")
+
+
+def _zone_rows(session, zone_id, names=None):
+    stmt = select(records.c.id, records.c.name, records.c.type, records.c.ttl, records.c.content) \
+        .where(records.c.zone_id == zone_id)
+    if names is not None:
+        stmt = stmt.where(records.c.name.in_(sorted(names)))
+    rows = session.execute(stmt).tuples().all()
+    return sorted(({"id": i, "name": n, "type": t, "ttl": ttl, "content": c} for i, n, t, ttl, c in rows),
+                  key=zonefile._sort_key)
+
+
+def _zone_view(session, zone):
+    return {"name": zone.name, "name_unicode": display(zone.name), "serial": zone.serial,
+            "version": zone.version, "etag": f'"{zone.version}"',
+            "records": [dict(r, managed=_managed(r)) for r in _zone_rows(session, zone.id)]}
+
+
+def get_zone(session, customer_id, name):
+    return _zone_view(session, _zone(session, customer_id, name))
+
+
+def list_zones(session, customer_id, page=1, per_page=10):
+    total = session.execute(select(func.count()).select_from(zones)
+                            .where(zones.c.customer_id == customer_id)).scalar_one()
+    counts = (select(records.c.zone_id, func.count().label("n")).group_by(records.c.zone_id)
+              .subquery())
+    rows = session.execute(
+        select(zones, func.coalesce(counts.c.n, 0).label("record_count"))
+        .outerjoin(counts, counts.c.zone_id == zones.c.id)
+        .where(zones.c.customer_id == customer_id).order_by(zones.c.name)
+        .offset((page - 1) * per_page).limit(per_page)).all()
+    return {"items": [{"name": r.name, "name_unicode": display(r.name), "serial": r.serial,
+                       "version": r.version, "record_count": r.record_count} for r in rows],
+            "total": total, "page": page, "per_page": per_page}
+
+
+class SqlSource:
+    """The zone's records as :func:`changeset.plan` reads them (only what a rule needs)."""
+
+    def __init__(self, session, zone_id, zone_name):
+        self.session, self.zone_id, self.zone = session, zone_id, zone_name
+
+    def _sets(self, rows):
+        sets = {}
+        for r in rows:
+            s = sets.setdefault((r.name, r.type), Rrset(r.ttl, [], []))
+            s.records.append(r.content)
+            s.ids.append(r.id)
+        return sets
+
+    def rows_at(self, names):
+        if not names:
+            return {}
+        return self._sets(self.session.execute(select(records).where(
+            records.c.zone_id == self.zone_id, records.c.name.in_(sorted(names)))
+            .order_by(records.c.id)).all())
+
+    def descendants(self, rel):
+        if rel == "@":
+            return []
+        pattern = "%." + re.sub(r"([\\%_])", r"\\\1", rel)
+        return {(r.name, r.type) for r in self.session.execute(
+            select(records.c.name, records.c.type).where(
+                records.c.zone_id == self.zone_id,
+                records.c.name.like(pattern, escape="\\"))).all()}
+
+    def referrers(self, target):
+        return [((r.name, r.type), r.content) for r in self.session.execute(
+            select(records.c.name, records.c.type, records.c.content).where(
+                records.c.zone_id == self.zone_id, records.c.type.in_(changeset.TARGET_TYPES),
+                records.c.content.like("%" + target.replace("\\", "\\\\").replace("%", "\\%")
+                                       .replace("_", "\\_"), escape="\\"))).all()
+            if target in rules.rdata_targets(r.type, r.content)]
+
+    def keys(self):
+        return {(r.name, r.type) for r in self.session.execute(
+            select(records.c.name, records.c.type).where(records.c.zone_id == self.zone_id)
+            .distinct()).all()}
+
+
+def parse_if_match(headers):
+    value = ((headers or {}).get("If-Match") or "").strip()
+    if not value:
+        raise ValidationFailed("Bitte senden Sie die Version der Zone mit (Kopfzeile If-Match), "
+                               "damit keine fremde Änderung überschrieben wird.",
+                               fields={"If-Match": ["Fehlt: die Version (ETag) der Zone."]})
+    m = re.fullmatch(r'(?:W/)?"?(\d{1,9})"?', value)
+    if not m:
+        raise ValidationFailed("Die Kopfzeile If-Match ist ungültig.",
+                               fields={"If-Match": [f"„{value}“ ist keine Version dieser Zone."]})
+    return int(m.group(1))
+
+
+def _check_version(zone, expected):
+    if zone.version != expected:
+        raise Conflict(f"Die Zone {display(zone.name)} wurde inzwischen geändert (Version "
+                       f"{zone.version}, Ihre Änderung beruht auf Version {expected}). Es wurde "
+                       f"nichts gespeichert. Bitte laden Sie die Zone neu.",
+                       {"current_version": zone.version})
+
+
+def _problems_error(problems):
+    fields = {}
+    for p in problems:
+        fields.setdefault(p.field, []).append(p.message)
+    n = len(problems)
+    return ValidationFailed(f"Die Änderungen wurden nicht gespeichert: "
+                            f"{'ein Problem' if n == 1 else f'{n} Probleme'}.", fields=fields)
+
+
+def _commit(uow, zone, plan, today):
+    """Write a valid plan; version and serial rise once; ``zone_changed`` goes out."""
+    session = uow.session
+    stale = [i for key in plan.writes for i in (plan.current[key].ids if key in plan.current else [])]
+    if stale:
+        session.execute(records.delete().where(records.c.id.in_(stale)))
+    rows = [dict(zone_id=zone.id, name=k[0], type=k[1], ttl=v.ttl, content=c)
+            for k, v in plan.writes.items() if v for c in v.records]
+    if rows:
+        session.execute(records.insert(), rows)
+    serial = next_serial(zone.serial, today)
+    for soa in session.execute(select(records.c.id, records.c.content).where(
+            records.c.zone_id == zone.id, records.c.name == "@", records.c.type == "SOA")).all():
+        parts = soa.content.split()
+        parts[2] = str(serial)
+        session.execute(records.update().where(records.c.id == soa.id).values(content=" ".join(parts)))
+    session.execute(zones.update().where(zones.c.id == zone.id)
+                    .values(serial=serial, version=zone.version + 1))
+    uow.emit("zone_changed", {"zone": zone.name, "serial": serial, "customer_id": zone.customer_id,
+                              "action": "changed"})
+    return serial
+
+
+def _warnings(plan):
+    return [{"field": w.field, "message": w.message} for w in plan.warnings]
+
+
+def apply_changes(uow, customer_id, name, headers, changes, policy, today=None):
+    """Apply a change set atomically (all or nothing) on the version named by If-Match."""
+    expected = parse_if_match(headers)
+    zone = _zone(uow.session, customer_id, name, lock=True)
+    _check_version(zone, expected)
+    plan = changeset.plan(zone.name, changes, SqlSource(uow.session, zone.id, zone.name), policy)
+    if not plan.ok:
+        raise _problems_error(plan.problems)
+    serial = _commit(uow, zone, plan, today or utcnow().date())
+    touched = set(plan.writes)
+    changed = [dict(r, managed=_managed(r)) for r in _zone_rows(uow.session, zone.id,
+                                                                 {k[0] for k in touched})
+               if (r["name"], r["type"]) in touched]
+    return {"name": zone.name, "name_unicode": display(zone.name), "serial": serial,
+            "version": zone.version + 1, "etag": f'"{zone.version + 1}"', "records": changed,
+            "deleted": [{"name": k[0], "type": k[1]} for k, v in sorted(plan.writes.items()) if not v],
+            "warnings": _warnings(plan)}
+
+
+def export_zone(session, customer_id, name):
+    zone = _zone(session, customer_id, name)
+    text = zonefile.export_text(zone.name, zone.serial, _zone_rows(session, zone.id),
+                                utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return {"filename": f"{zone.name}.zone", "content_type": "text/dns; charset=utf-8",
+            "content_b64": base64.b64encode(text.encode("utf-8")).decode("ascii"),
+            "version": zone.version}
+
+
+_FIELD = re.compile(r"^changes\.(\d+)(?:\.records\.(\d+))?")
+
+
+def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=False, dry_run=False,
+                today=None):
+    """A zone file as one change set: each record set in the file replaces the zone's set.
+
+    Records the rules reject are left out and reported (with line and reason);
+    SOA and the zone's own NS set are ignored (the system manages them);
+    ``replace_all`` also deletes the customer's record sets missing from the file.
+    """
+    expected = parse_if_match(headers)
+    zone = _zone(uow.session, customer_id, name, lock=True)
+    _check_version(zone, expected)
+    parsed, rejected = zonefile.parse(text, zone.name)
+    if len(parsed) > policy.max_import_records:
+        raise ValidationFailed("Die Zonendatei ist zu groß.", fields={"zone_file": [
+            f"Sie enthält {len(parsed)} Einträge; importiert werden höchstens "
+            f"{policy.max_import_records} auf einmal."]})
+    ignored, notes = [], []
+    groups = {}
+    for r in parsed:
+        try:
+            rel = rules.owner_name(r["owner"], zone.name)
+        except RuleError as exc:
+            rejected.append({"line": r["line"], "text": r["text"], "message": exc.message})
+            continue
+        if r["type"] == "SOA" or (r["type"] == "NS" and rel == "@"):
+            ignored.append({"line": r["line"], "text": r["text"],
+                            "message": f"{r['type']} der Zone wird vom System verwaltet und "
+                                       f"wurde nicht übernommen."})
+            continue
+        ttl = r["ttl"] if r["ttl"] is not None else policy.ttl_default
+        group = groups.setdefault((rel, r["type"]), {"ttl": ttl, "items": []})
+        if ttl != group["ttl"]:
+            notes.append({"field": f"line {r['line']}", "message": (
+                f"Zeile {r['line']}: {display(r['owner'])} {r['type']} bekommt die TTL "
+                f"{group['ttl']} der anderen Einträge (eine TTL je Name und Typ).")})
+        if r["content"] not in [c for c, _ in group["items"]]:
+            group["items"].append((r["content"], r))
+    source = SqlSource(uow.session, zone.id, zone.name)
+    deletions = []
+    if replace_all:
+        deletions = sorted(k for k in source.keys() if k not in groups
+                           and not (k[1] == "SOA" or (k[1] == "NS" and k[0] == "@")))
+    plan = None
+    for _ in range(50):
+        keys = [k for k in groups if groups[k]["items"]]
+        changes = [{"action": "replace", "name": rules.fqdn(k[0], zone.name), "type": k[1],
+                    "ttl": groups[k]["ttl"], "records": [c for c, _ in groups[k]["items"]]}
+                   for k in keys]
+        changes += [{"action": "delete", "name": rules.fqdn(k[0], zone.name), "type": k[1]}
+                    for k in deletions]
+        if not changes:
+            plan = None
+            break
+        plan = changeset.plan(zone.name, changes, source, policy)
+        if plan.ok:
+            break
+        drop = {}
+        for p in plan.problems:
+            m = _FIELD.match(p.field)
+            index = int(m.group(1)) if m else 0
+            record = int(m.group(2)) if m and m.group(2) is not None else None
+            drop.setdefault(index, {})[record] = p.message
+        for index, by_record in sorted(drop.items(), reverse=True):
+            if index >= len(keys):   # a deletion the rules refuse: keep that set
+                deletions.pop(index - len(keys))
+                continue
+            group = groups[keys[index]]
+            doomed = range(len(group["items"])) if None in by_record else sorted(by_record)
+            for j in sorted(doomed, reverse=True):
+                content, r = group["items"].pop(j)
+                message = by_record.get(j) or by_record.get(None)
+                rejected.append({"line": r["line"], "text": r["text"], "message": message})
+    else:
+        raise ValidationFailed("Die Zonendatei konnte nicht verarbeitet werden.",
+                               fields={"zone_file": ["Zu viele voneinander abhängige Fehler."]})
+    applied = bool(plan and plan.ok and not dry_run)
+    if applied:
+        _commit(uow, zone, plan, today or utcnow().date())
+    fresh = _zone(uow.session, customer_id, name)
+    accepted = sum(len(v.records) for v in plan.writes.values() if v) if plan and plan.ok else 0
+    return {"applied": applied, "dry_run": dry_run, "accepted": accepted,
+            "deleted_sets": len(deletions) if plan and plan.ok else 0,
+            "rejected": sorted(rejected, key=lambda r: r["line"]),
+            "ignored": ignored, "warnings": notes + (_warnings(plan) if plan else []),
+            "version": fresh.version, "serial": fresh.serial, "etag": f'"{fresh.version}"'}

@@ -1,6 +1,6 @@
 """dns's tables. Only dns reads or writes them."""
-from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Integer, MetaData, String,
-                        Table, Text)
+from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData,
+                        String, Table, Text)
 
 from kc_common.db import add_messaging_tables
 
@@ -22,11 +22,13 @@ zones = Table(
 records = Table(
     "records", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("zone_id", BigInteger, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("zone_id", BigInteger, ForeignKey("zones.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(253), nullable=False),   # relative to the zone, "@" for the apex
     Column("type", String(10), nullable=False),
     Column("ttl", Integer, nullable=False),
-    Column("content", Text, nullable=False),       # rdata in presentation format
+    Column("content", Text, nullable=False),       # canonical rdata, absolute names
+    # A record set (zone, name, type) is what every change reads and writes.
+    Index("ix_records_zone_name_type", "zone_id", "name", "type"),
 )
 
 add_messaging_tables(metadata)

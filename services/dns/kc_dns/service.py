@@ -1,4 +1,4 @@
-"""dns's entrypoints: thin; the rules live in ``domain``."""
+"""dns's entrypoints: thin; the rules live in ``domain``, ``changeset`` and ``rules``."""
 from functools import partial
 
 from nameko.dependency_providers import Config
@@ -7,8 +7,10 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, rpc
+from kc_common.schemas import load
 from kc_dns import domain, schemas
 from kc_dns.models import metadata
+from kc_dns.rules import Policy
 
 
 class DnsService(PingMixin):
@@ -18,13 +20,54 @@ class DnsService(PingMixin):
     context = CallContext()
     config = Config()
 
+    @property
+    def policy(self):
+        return Policy.from_config(self.config)
+
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):
         self.db.handle_once(event, partial(domain.create_zones_for_order,
                                            defaults=self.config["DNS_DEFAULTS"]))
+
+    @event_handler("catalog", "contract_terminated")
+    def on_contract_terminated(self, event):
+        self.db.handle_once(event, domain.remove_zone_for_contract)
+
+    @rpc
+    def list_zones(self, params=None):
+        customer_id = self.context.require_customer()
+        query = load(schemas.ZoneQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.ZonePageSchema().dump(
+                domain.list_zones(uow.session, customer_id, query["page"], query["per_page"]))
 
     @rpc
     def get_zone(self, zone):
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
             return schemas.ZoneSchema().dump(domain.get_zone(uow.session, customer_id, zone))
+
+    @rpc
+    def apply_changes(self, zone, data=None, headers=None):
+        customer_id = self.context.require_customer()
+        changeset = load(schemas.ChangeSetSchema(), data)
+        with self.db.unit_of_work() as uow:
+            result = domain.apply_changes(uow, customer_id, zone, headers, changeset["changes"],
+                                          self.policy)
+        return schemas.ChangeResultSchema().dump(result)
+
+    @rpc
+    def export_zone(self, zone):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return domain.export_zone(uow.session, customer_id, zone)
+
+    @rpc
+    def import_zone(self, zone, data=None, headers=None):
+        customer_id = self.context.require_customer()
+        body = load(schemas.ImportSchema(), data)
+        with self.db.unit_of_work() as uow:
+            result = domain.import_zone(uow, customer_id, zone, headers, body["zone_file"],
+                                        self.policy, replace_all=body["replace_all"],
+                                        dry_run=body["dry_run"])
+        return schemas.ImportResultSchema().dump(result)
