@@ -58,6 +58,9 @@ class Route:
     # to the RPC, e.g. for a payment provider's signed webhook.
     raw_body: bool = False
     pass_headers: tuple = ()
+    # Answer with an ``ETag`` header taken from this field of the JSON result
+    # (for optimistic concurrency: the client sends it back as If-Match).
+    etag_field: str | None = None
 
     @property
     def operation_id(self):
@@ -180,7 +183,10 @@ class RouteEntrypoint(HttpRequestHandler):
             return result
         if self.route.status == 204:
             return Response(status=204)
-        return json_response(result, status=self.route.status)
+        response = json_response(result, status=self.route.status)
+        if self.route.etag_field and isinstance(result, dict) and result.get(self.route.etag_field):
+            response.set_etag(str(result[self.route.etag_field]).strip('"'))
+        return response
 
 
 def route(spec):

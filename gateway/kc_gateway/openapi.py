@@ -45,6 +45,9 @@ def build(routes):
         params = path_parameters(r.path)
         if r.query is not None:
             params.append({"in": "query", "schema": r.query})
+        for header in r.pass_headers:
+            params.append({"in": "header", "name": header, "required": False,
+                           "schema": {"type": "string"}})
         if r.idempotent:
             params.append({"in": "header", "name": "Idempotency-Key", "required": False,
                            "schema": {"type": "string", "maxLength": 200},
@@ -56,6 +59,9 @@ def build(routes):
             media = "multipart/form-data" if r.multipart else "application/json"
             op["requestBody"] = {"required": True, "content": {media: {"schema": r.body}}}
         ok = {"description": "OK" if r.status != 201 else "Created"}
+        if r.etag_field:
+            ok["headers"] = {"ETag": {"schema": {"type": "string"},
+                                      "description": "send it back as If-Match"}}
         if r.response is not None:
             ok["content"] = {r.response_content_type: {"schema": r.response}}
         elif r.response_content_type != "application/json":
