@@ -201,7 +201,7 @@ def generate_traffic(session, contract_id, included_gb, start, end, seed=0):
         if day.weekday() >= 5:
             factor *= 0.7
         if day.month == (end.month - 1 or 12):  # last month was busy: over-use shows up
-            factor *= 1.45
+            factor *= 1.6
         reports.append({"contract_id": contract_id, "day": day,
                         "gb": (daily * Decimal(str(round(factor, 3)))).quantize(Decimal("0.001"))})
         day += dt.timedelta(days=1)
