@@ -170,8 +170,8 @@ def cancel(uow, customer_id, contract_id, today=None):
     check_transition(row.status, CANCELLED)
     today = today or utcnow().date()
     end_date = cancellation_end_date(row, today)
-    session.execute(_bump(row, status=CANCELLED, cancelled_at=utcnow(), end_date=end_date,
-                          pending_product_id=None, pending_price_net=None, pending_effective_date=None))
+    # A downgrade already announced (contract_changed) still happens if the term reaches it.
+    session.execute(_bump(row, status=CANCELLED, cancelled_at=utcnow(), end_date=end_date))
     uow.emit("contract_cancelled", {"contract_id": row.id, "customer_id": customer_id, "kind": row.kind,
                                     "domain": row.domain, "end_date": end_date,
                                     "cancelled_on": today, "notice_days": row.notice_days})
@@ -305,7 +305,7 @@ def due_contract_ids(session, today):
         contracts.c.status == CANCELLED, contracts.c.end_date < today)).scalars().all()
     downgrades = session.execute(select(contracts.c.id).where(
         contracts.c.pending_product_id.is_not(None), contracts.c.pending_effective_date <= today,
-        contracts.c.status == ACTIVE)).scalars().all()
+        contracts.c.status.in_(RUNNING))).scalars().all()
     return list(ended), list(downgrades)
 
 
@@ -328,7 +328,7 @@ def apply_downgrade(uow, contract_id, today):
     row = uow.session.execute(select(contracts).where(contracts.c.id == contract_id)
                               .with_for_update(skip_locked=True)).first()
     if row is None or not row.pending_product_id or row.pending_effective_date > today \
-            or row.status != ACTIVE:
+            or row.status not in RUNNING or (row.end_date and row.end_date < row.pending_effective_date):
         return False
     target = uow.session.execute(select(products).where(products.c.id == row.pending_product_id)).first()
     values = {"product_id": target.id, "price_net": row.pending_price_net, "vat_rate": target.vat_rate,
