@@ -76,4 +76,7 @@ ROUTES = [
     Route("POST", "/api/v1/staff/traffic", "catalog", "report_traffic", auth=STAFF, tag="Staff",
           summary="Feed server traffic per server and day (a day's report replaces the earlier one)",
           body=s.TrafficReportSchema, response=s.TrafficReportResultSchema, errors=(Forbidden,)),
+    Route("POST", "/api/v1/staff/catalog/jobs", "catalog", "run_jobs", auth=STAFF, tag="Staff",
+          summary="Run the lifecycle job now: terminate ended contracts, apply due downgrades (admin)",
+          response=s.JobRunSchema, errors=(Forbidden,)),
 ]

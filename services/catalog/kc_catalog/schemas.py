@@ -248,6 +248,11 @@ class TariffOptionsSchema(BaseSchema):
     items = fields.List(fields.Nested(TariffOptionSchema), required=True)
 
 
+class JobRunSchema(BaseSchema):
+    terminated = fields.Integer(required=True)
+    downgraded = fields.Integer(required=True)
+
+
 # ---------------------------------------------------------------- Zugang
 
 class LoginLinkSchema(BaseSchema):

@@ -243,7 +243,7 @@ class CatalogService(PingMixin):
     def run_jobs(self):
         """Operators: run the lifecycle job now (it also runs every JOBS_INTERVAL seconds)."""
         self.context.require_staff(STAFF_ROLE)
-        return self._run_jobs()
+        return schemas.JobRunSchema().dump(self._run_jobs())
 
     def _run_jobs(self, today=None):
         today = today or utcnow().date()

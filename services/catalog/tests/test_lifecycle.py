@@ -390,3 +390,34 @@ def test_demo_seed_matches_the_guide_and_is_idempotent(config, db):
     assert root["service_level"] == "Root" and root["ip_addresses"] == ["178.250.8.83"]
     items = events[0]["data"]["items"]
     assert {i["period_end"] for i in items if i["product_id"] == "domain-de"} == {"2027-05-23"}
+
+
+def test_pending_contract_cancelled_ends_today_and_the_job_terminates_it(catalog, db, arrears, capture_events):
+    arrears.add(100001)
+    terminated = capture_events("catalog", "contract_terminated")
+    contract, = order(catalog, {"product_id": "domain-eu", "domain": "offen.eu"})
+    assert contract["status"] == "pending"
+    done = call(catalog, "cancel_contract", contract["id"])
+    assert done["status"] == "cancelled" and done["end_date"] == contract["start_date"]
+    with pytest.raises(Forbidden):
+        call(catalog, "run_jobs", ctx=SUPPORT)
+    assert call(catalog, "run_jobs", ctx=ADMIN) == {"terminated": 0, "downgraded": 0}  # not before tomorrow
+    tomorrow = dt.date.fromisoformat(contract["start_date"]) + dt.timedelta(days=1)
+    with db.unit_of_work() as uow:
+        assert lifecycle.terminate_one(uow, contract["id"], tomorrow)
+    assert terminated.wait(1)[0]["data"]["domain"] == "offen.eu"
+
+
+def test_an_announced_downgrade_still_happens_when_the_term_reaches_it(catalog, db):
+    contract, = order(catalog, {"product_id": "root-m", "period_months": 1})
+    call(catalog, "change_tariff", contract["id"], {"product_id": "root-s"})
+    with db.unit_of_work() as uow:  # cancelled too late for this term: runs one more month
+        uow.session.execute(update(contracts).where(contracts.c.id == contract["id"]).values(notice_days=60))
+    cancelled = call(catalog, "cancel_contract", contract["id"])
+    assert cancelled["end_date"] > contract["next_invoice_date"]
+    assert cancelled["pending_change"]["product_id"] == "root-s"
+    with db.unit_of_work() as uow:
+        assert lifecycle.apply_downgrade(uow, contract["id"], dt.date.fromisoformat(contract["next_invoice_date"]))
+    after = call(catalog, "get_contract", contract["id"])
+    assert after["product_id"] == "root-s" and after["status"] == "cancelled" and after["price_net"] == "14.90"
+    assert after["description"].startswith("Root FlexServer - 2 CPU Kerne")
