@@ -85,6 +85,10 @@ contracts = Table(
     Index("uq_contracts_live_domain", "domain", unique=True,
           postgresql_where=text("domain IS NOT NULL AND status <> 'terminated'"),
           sqlite_where=text("domain IS NOT NULL AND status <> 'terminated'")),
+    # Server names identify servers (e.g. in the traffic feed): unique among live servers.
+    Index("uq_contracts_live_server_name", "label", unique=True,
+          postgresql_where=text("kind = 'server' AND status <> 'terminated'"),
+          sqlite_where=text("kind = 'server' AND status <> 'terminated'")),
 )
 
 # Addresses given to servers and "eigene IP-Adressen" add-ons; the primary key makes

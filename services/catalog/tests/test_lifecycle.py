@@ -64,6 +64,7 @@ def test_server_order_books_options_ips_and_shows_in_the_server_table(catalog, c
     ({"product_id": "root-s", "options": ["opt-nope"]}, "items.0.options"),
     ({"product_id": "root-s", "domain": "beispiel.de"}, "items.0.domain"),
     ({"product_id": "root-s", "label": "kein name!"}, "items.0.label"),
+    ({"product_id": "root-s", "label": "srv1.kundencenter-server.de"}, "items.0.label"),
     ({"product_id": "opt-disk-20"}, "items.0.product_id"),
     ({"product_id": "ssl-dv", "period_months": 1}, "items.0.period_months"),
     ({"product_id": "domain-connect"}, "items.0.domain"),
@@ -284,6 +285,8 @@ def test_traffic_is_fed_by_operators_and_shown_per_month(catalog):
     today = dt.date.today()
     first = today.replace(day=1)
     last_month = (first - dt.timedelta(days=1)).replace(day=1)
+    with pytest.raises(Conflict):  # server names are unique among live servers
+        order(catalog, {"product_id": "root-m", "period_months": 1, "label": "WEB1.example.net"}, ctx=OTHER)
     items = [{"server_name": "web1.example.net", "day": str(last_month + dt.timedelta(days=d)), "gb": "12.5"}
              for d in range(28)]
     items.append({"contract_id": server["id"], "day": str(first), "gb": 4})

@@ -95,6 +95,8 @@ def _validate_item(session, i, item, errors):
             fail("label", "Für dieses Produkt wird keine Bezeichnung angegeben; bitte „domain“ verwenden.")
         elif product.kind == "server" and not _HOSTNAME.match(label.lower()):
             fail("label", "Der Servername darf nur Buchstaben, Ziffern, Punkte und Bindestriche enthalten.")
+        elif product.kind == "server" and label.lower().endswith("." + SERVER_DOMAIN):
+            fail("label", f"Namen unter {SERVER_DOMAIN} vergeben wir selbst.")
         else:
             resolved["label"] = label.lower() if product.kind == "server" else label.strip()
     if item.get("usage") and product.kind != "server":
@@ -172,6 +174,15 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
         contracts.c.domain.in_(domains), contracts.c.status != TERMINATED)).scalars().all()
     if taken:
         raise Conflict(f"Die Domain {taken[0]} ist bereits vergeben.", {"domain": taken[0]})
+    names = [r["label"] for r in resolved if r["product"].kind == "server" and r["label"]]
+    if len(names) != len(set(names)):
+        raise ValidationFailed("Die Bestellung ist ungültig.",
+                               fields={"items": ["Ein Servername ist mehrfach in der Bestellung."]})
+    taken = session.execute(select(contracts.c.label).where(
+        contracts.c.label.in_(names), contracts.c.kind == "server",
+        contracts.c.status != TERMINATED)).scalars().all()
+    if taken:
+        raise Conflict(f"Der Servername {taken[0]} ist bereits vergeben.", {"server_name": taken[0]})
 
     status = PENDING if in_arrears else ACTIVE
     now = utcnow()
@@ -205,7 +216,8 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
                     contract_id, product, r, terms, status, today,
                     next_invoice - dt.timedelta(days=1), ips))
     except IntegrityError:
-        # A concurrent order won the race for a domain (unique index) or the key.
-        raise Conflict("Die Domain wurde soeben anderweitig bestellt.")
+        # A concurrent order won the race for a domain or server name (unique indexes) or the key.
+        raise Conflict("Die Domain oder der Servername wurde soeben anderweitig bestellt."
+                       if domains or names else "Die Bestellung wurde gleichzeitig schon einmal aufgegeben.")
     uow.emit("order_placed", {"order_id": order_id, "customer_id": customer_id, "items": event_items})
     return order_id, True

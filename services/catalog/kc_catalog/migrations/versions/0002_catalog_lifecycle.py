@@ -66,6 +66,9 @@ def upgrade():
     op.add_column('contracts', sa.Column('pending_product_id', sa.String(length=50), nullable=True))
     op.add_column('contracts', sa.Column('pending_price_net', sa.Numeric(precision=12, scale=2), nullable=True))
     op.add_column('contracts', sa.Column('pending_effective_date', sa.Date(), nullable=True))
+    op.create_index('uq_contracts_live_server_name', 'contracts', ['label'], unique=True,
+                    postgresql_where=sa.text("kind = 'server' AND status <> 'terminated'"),
+                    sqlite_where=sa.text("kind = 'server' AND status <> 'terminated'"))
     op.create_foreign_key('fk_contracts_pending_product', 'contracts', 'products', ['pending_product_id'], ['id'])
     op.add_column('products', sa.Column('description', sa.String(length=500), server_default='', nullable=False))
     op.add_column('products', sa.Column('family', sa.String(length=50), nullable=True))
@@ -85,6 +88,9 @@ def downgrade():
     op.drop_column('products', 'family')
     op.drop_column('products', 'description')
     op.drop_constraint('fk_contracts_pending_product', 'contracts', type_='foreignkey')
+    op.drop_index('uq_contracts_live_server_name', table_name='contracts',
+                  postgresql_where=sa.text("kind = 'server' AND status <> 'terminated'"),
+                  sqlite_where=sa.text("kind = 'server' AND status <> 'terminated'"))
     op.drop_column('contracts', 'pending_effective_date')
     op.drop_column('contracts', 'pending_price_net')
     op.drop_column('contracts', 'pending_product_id')
