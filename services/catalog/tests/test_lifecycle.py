@@ -424,3 +424,20 @@ def test_an_announced_downgrade_still_happens_when_the_term_reaches_it(catalog, 
     after = call(catalog, "get_contract", contract["id"])
     assert after["product_id"] == "root-s" and after["status"] == "cancelled" and after["price_net"] == "14.90"
     assert after["description"].startswith("Root FlexServer - 2 CPU Kerne")
+
+
+def test_concurrent_server_orders_get_distinct_addresses(catalog, config):
+    import eventlet
+    from nameko.standalone.rpc import ServiceRpcProxy
+    results = []
+
+    def order_server(customer_id):
+        with ServiceRpcProxy("catalog", config, context_data={"customer_id": customer_id}) as proxy:
+            contract = proxy.place_order({"items": [{"product_id": "root-s", "period_months": 1}]})
+            results.append(contract["contracts"][0]["ip_addresses"][0])
+
+    pool = eventlet.GreenPool()
+    for cid in range(100001, 100006):
+        pool.spawn(order_server, cid)
+    pool.waitall()
+    assert len(results) == 5 and len(set(results)) == 5, results
