@@ -63,13 +63,15 @@ def upgrade():
     op.add_column('contracts', sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('contracts', sa.Column('end_date', sa.Date(), nullable=True))
     op.add_column('contracts', sa.Column('terminated_at', sa.DateTime(timezone=True), nullable=True))
-    op.add_column('contracts', sa.Column('pending_product_id', sa.String(length=50), nullable=True))
+    # Batch: SQLite (make run's default) cannot ALTER constraints; on PostgreSQL plain ALTERs.
+    with op.batch_alter_table('contracts') as batch:
+        batch.add_column(sa.Column('pending_product_id', sa.String(length=50), nullable=True))
+        batch.create_foreign_key('fk_contracts_pending_product', 'products', ['pending_product_id'], ['id'])
     op.add_column('contracts', sa.Column('pending_price_net', sa.Numeric(precision=12, scale=2), nullable=True))
     op.add_column('contracts', sa.Column('pending_effective_date', sa.Date(), nullable=True))
     op.create_index('uq_contracts_live_server_name', 'contracts', ['label'], unique=True,
                     postgresql_where=sa.text("kind = 'server' AND status <> 'terminated'"),
                     sqlite_where=sa.text("kind = 'server' AND status <> 'terminated'"))
-    op.create_foreign_key('fk_contracts_pending_product', 'contracts', 'products', ['pending_product_id'], ['id'])
     op.add_column('products', sa.Column('description', sa.String(length=500), server_default='', nullable=False))
     op.add_column('products', sa.Column('family', sa.String(length=50), nullable=True))
     op.add_column('products', sa.Column('rank', sa.Integer(), nullable=True))
@@ -80,6 +82,14 @@ def upgrade():
 
 
 def downgrade():
+    # Tables that reference contracts first (SQLite's batch copy of contracts needs that).
+    op.drop_table('server_traffic')
+    op.drop_index(op.f('ix_login_tokens_contract_id'), table_name='login_tokens')
+    op.drop_table('login_tokens')
+    op.drop_index(op.f('ix_ip_addresses_contract_id'), table_name='ip_addresses')
+    op.drop_table('ip_addresses')
+    op.drop_index(op.f('ix_product_prices_product_id'), table_name='product_prices')
+    op.drop_table('product_prices')
     op.drop_column('products', 'updated_at')
     op.drop_column('products', 'active')
     op.drop_column('products', 'notice_days')
@@ -87,7 +97,8 @@ def downgrade():
     op.drop_column('products', 'rank')
     op.drop_column('products', 'family')
     op.drop_column('products', 'description')
-    op.drop_constraint('fk_contracts_pending_product', 'contracts', type_='foreignkey')
+    with op.batch_alter_table('contracts') as batch:
+        batch.drop_constraint('fk_contracts_pending_product', type_='foreignkey')
     op.drop_index('uq_contracts_live_server_name', table_name='contracts',
                   postgresql_where=sa.text("kind = 'server' AND status <> 'terminated'"),
                   sqlite_where=sa.text("kind = 'server' AND status <> 'terminated'"))
@@ -102,10 +113,3 @@ def downgrade():
     op.drop_column('contracts', 'description')
     op.drop_column('contracts', 'label')
     op.drop_column('contracts', 'kind')
-    op.drop_table('server_traffic')
-    op.drop_index(op.f('ix_login_tokens_contract_id'), table_name='login_tokens')
-    op.drop_table('login_tokens')
-    op.drop_index(op.f('ix_ip_addresses_contract_id'), table_name='ip_addresses')
-    op.drop_table('ip_addresses')
-    op.drop_index(op.f('ix_product_prices_product_id'), table_name='product_prices')
-    op.drop_table('product_prices')
