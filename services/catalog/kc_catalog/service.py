@@ -6,7 +6,7 @@ from nameko.timer import Timer
 
 from kc_common.context import CallContext
 from kc_common.db import Database, utcnow
-from kc_common.errors import ValidationFailed
+from kc_common.errors import Conflict, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
@@ -107,10 +107,18 @@ class CatalogService(PingMixin):
             # (then pending until payment_received). Billing not answering in time: 503,
             # nothing is written; the client retries with the same Idempotency-Key.
             standing = self.billing.account_standing()
-            with self.db.unit_of_work() as uow:
-                existing, _ = orders.place_order(uow, customer_id, data["items"], idempotency_key,
-                                                 in_arrears=bool(standing.get("in_arrears")),
-                                                 ip_pool=self.settings["IP_POOL"])
+            try:
+                with self.db.unit_of_work() as uow:
+                    existing, _ = orders.place_order(uow, customer_id, data["items"], idempotency_key,
+                                                     in_arrears=bool(standing.get("in_arrears")),
+                                                     ip_pool=self.settings["IP_POOL"])
+            except Conflict:
+                # The same key placed concurrently: the one that committed is the answer.
+                with self.db.unit_of_work() as uow:
+                    existing = orders.find_existing(uow.session, customer_id, idempotency_key,
+                                                    data["items"])
+                if existing is None:
+                    raise
         with self.db.unit_of_work() as uow:
             return schemas.OrderSchema().dump(contracts.order_contracts(uow.session, customer_id, existing))
 

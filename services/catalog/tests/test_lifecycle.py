@@ -441,3 +441,22 @@ def test_concurrent_server_orders_get_distinct_addresses(catalog, config):
         pool.spawn(order_server, cid)
     pool.waitall()
     assert len(results) == 5 and len(set(results)) == 5, results
+
+
+def test_the_same_idempotency_key_sent_concurrently_places_one_order(catalog, config, capture_events):
+    import eventlet
+    from nameko.standalone.rpc import ServiceRpcProxy
+    events = capture_events("catalog", "order_placed")
+    results = []
+
+    def place():
+        with ServiceRpcProxy("catalog", config, context_data=CUSTOMER) as proxy:
+            results.append(proxy.place_order({"items": [{"product_id": "domain-de", "domain": "einmal.de"}]},
+                                             idempotency_key="doppelklick")["id"])
+
+    pool = eventlet.GreenPool()
+    for _ in range(4):
+        pool.spawn(place)
+    pool.waitall()
+    assert len(results) == 4 and len(set(results)) == 1, results
+    assert len(events.drain()) == 1
