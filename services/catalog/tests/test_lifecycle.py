@@ -366,6 +366,11 @@ def test_staff_create_and_retire_products(catalog):
         call(catalog, "staff_create_product", {"id": "domain-ch", "kind": "domain", "name": "x", "tld": "ch",
                                                "price_net": "1", "vat_rate": "19", "periods": [1]}, ctx=ADMIN)
     assert "periods" in err.value.fields
+    with pytest.raises(ValidationFailed) as err:
+        call(catalog, "staff_create_product", {"id": "hosting-x", "kind": "hosting", "name": "x",
+                                               "family": "businesshosting", "price_net": "1",
+                                               "vat_rate": "19", "periods": [1]}, ctx=ADMIN)
+    assert "rank" in err.value.fields
     call(catalog, "staff_update_product", "domain-at", {"active": False}, ctx=ADMIN)
     assert "domain-at" not in {p["id"] for p in call(catalog, "list_products", ctx={})["items"]}
     assert "domain-at" in {p["id"] for p in call(catalog, "staff_list_products", ctx=ADMIN)["items"]}

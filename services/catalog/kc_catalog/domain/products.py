@@ -53,6 +53,8 @@ def _check(data, kind):
             errors["periods"] = ["Domains werden jährlich abgerechnet (nur 12)."]
         elif len(set(periods)) != len(periods):
             errors["periods"] = ["Eine Zahlungsperiode ist mehrfach angegeben."]
+    if ("family" in data or "rank" in data) and (data.get("family") is None) != (data.get("rank") is None):
+        errors["rank"] = ["Familie und Rang gehören zusammen (beide oder keins)."]
     if kind == "option" and data.get("attributes") is not None \
             and not data["attributes"].get("applies_to"):
         errors["attributes"] = ["Eine Option braucht applies_to (Produktfamilien)."]
