@@ -11,6 +11,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 
 from kc_common.db import utcnow
+from kc_catalog.domain.common import business_today
 from kc_catalog.models import contracts, ip_addresses, orders, product_prices, products
 
 VAT = Decimal("19.00")
@@ -125,7 +126,7 @@ DEMO_CONTRACTS = [
 
 
 def seed(db, config, today=None):
-    today = today or utcnow().date()
+    today = today or business_today()
     with db.unit_of_work() as uow:
         seed_products(uow.session)
     with db.unit_of_work() as uow:

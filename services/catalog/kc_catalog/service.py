@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
 
 from kc_common.context import CallContext
-from kc_common.db import Database, utcnow
+from kc_common.db import Database
 from kc_common.errors import Conflict, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
@@ -13,6 +13,7 @@ from kc_common.schemas import load
 from kc_common.settings import Settings
 from kc_catalog import schemas
 from kc_catalog.domain import access, contracts, orders, products, traffic
+from kc_catalog.domain.common import business_today
 from kc_catalog.models import metadata
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class CatalogService(PingMixin):
         return schemas.JobRunSchema().dump(self._run_jobs())
 
     def _run_jobs(self, today=None):
-        today = today or utcnow().date()
+        today = today or business_today()
         with self.db.unit_of_work() as uow:
             ended, downgrades = contracts.due_contract_ids(uow.session, today)
         done = {"terminated": 0, "downgraded": 0}

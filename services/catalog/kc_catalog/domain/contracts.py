@@ -7,8 +7,8 @@ from sqlalchemy import func, or_, select
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable
 from kc_catalog.domain.common import (ACTIVE, CANCELLED, CATEGORY_KINDS, PANEL_LABELS, PENDING,
-                                      RUNNING, STATUS_TEXT, TERMINATED, check_transition, gross,
-                                      period_price)
+                                      RUNNING, STATUS_TEXT, TERMINATED, business_today,
+                                      check_transition, gross, period_price)
 from kc_catalog.models import contracts, ip_addresses, orders, products
 
 
@@ -158,7 +158,7 @@ def cancellation_end_date(row, today):
 def cancellation_preview(session, customer_id, contract_id, today=None):
     row = load_contract(session, customer_id, contract_id)
     check_transition(row.status, CANCELLED)
-    today = today or utcnow().date()
+    today = today or business_today()
     return {"contract_id": row.id, "notice_days": row.notice_days,
             "end_date": cancellation_end_date(row, today), "status": row.status}
 
@@ -168,7 +168,7 @@ def cancel(uow, customer_id, contract_id, today=None):
     session = uow.session
     row = load_contract(session, customer_id, contract_id, lock=True)
     check_transition(row.status, CANCELLED)
-    today = today or utcnow().date()
+    today = today or business_today()
     end_date = cancellation_end_date(row, today)
     # A downgrade already announced (contract_changed) still happens if the term reaches it.
     session.execute(_bump(row, status=CANCELLED, cancelled_at=utcnow(), end_date=end_date))
@@ -218,7 +218,7 @@ def change_tariff(uow, customer_id, contract_id, product_id, today=None):
     """
     session = uow.session
     row = load_contract(session, customer_id, contract_id, lock=True)
-    today = today or utcnow().date()
+    today = today or business_today()
     if row.status != ACTIVE:
         raise Conflict("Ein Tarifwechsel ist nur bei aktiven Verträgen möglich.", {"status": row.status})
     if row.pending_product_id:

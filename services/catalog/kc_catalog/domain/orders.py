@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, Unprocessable, ValidationFailed
-from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, normalise_domain,
-                                      period_price, request_hash)
+from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, business_today,
+                                      normalise_domain, period_price, request_hash)
 from kc_catalog.models import contracts, ip_addresses, orders, products
 
 SERVER_DOMAIN = "kundencenter-server.de"
@@ -158,7 +158,7 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
     existing = find_existing(session, customer_id, idempotency_key, items)
     if existing is not None:
         return existing, False
-    today = today or utcnow().date()
+    today = today or business_today()
     errors, resolved = {}, []
     for i, item in enumerate(items):
         r = _validate_item(session, i, item, errors)
