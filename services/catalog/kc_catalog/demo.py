@@ -131,6 +131,8 @@ def seed(db, config, today=None):
         seed_products(uow.session)
     with db.unit_of_work() as uow:
         seed_demo_contracts(uow, today)
+    with db.unit_of_work() as uow:
+        top_up_demo_traffic(uow.session, today)
 
 
 def seed_products(session):
@@ -184,27 +186,45 @@ def seed_demo_contracts(uow, today):
                                                          assigned_at=now))
         items.append(ordering.event_item(contract_id, product, spec, terms, "active", period_start,
                                          next_invoice - dt.timedelta(days=1), spec.get("ips", [])))
-        if product.kind == "server":
-            generate_traffic(session, contract_id, product.attributes["traffic_gb"],
-                             today - relativedelta(months=6), today - dt.timedelta(days=1),
-                             seed=contract_id)
     uow.emit("order_placed", {"order_id": order_id, "customer_id": DEMO_CUSTOMER, "items": items})
 
 
-def generate_traffic(session, contract_id, included_gb, start, end, seed=0):
-    """Demo generator: plausible daily traffic (weekday peaks, growth, one busy month)."""
+def generate_traffic(session, contract_id, included_gb, start, end, seed=0, grown=False):
+    """Demo generator: plausible daily traffic (weekday dips, growth, the month before
+    ``end`` busy so that over-use shows)."""
     from kc_catalog.domain import traffic  # noqa: PLC0415 (demo only)
     rng = random.Random(seed)
     daily = Decimal(included_gb) / 30
-    reports, day, i = [], start, 0
+    busy = end.replace(day=1) - dt.timedelta(days=1)
+    reports, day, i = [], start, 180 if grown else 0
     while day <= end:
-        factor = 0.55 + 0.3 * (i / 180) + rng.uniform(-0.12, 0.12)
+        factor = 0.55 + 0.3 * min(i / 180, 1) + rng.uniform(-0.12, 0.12)
         if day.weekday() >= 5:
             factor *= 0.7
-        if day.month == (end.month - 1 or 12):  # last month was busy: over-use shows up
+        if (day.year, day.month) == (busy.year, busy.month):
             factor *= 1.6
         reports.append({"contract_id": contract_id, "day": day,
                         "gb": (daily * Decimal(str(round(factor, 3)))).quantize(Decimal("0.001"))})
         day += dt.timedelta(days=1)
         i += 1
     traffic.store_reports(session, reports)
+
+
+def top_up_demo_traffic(session, today):
+    """Each ``make run`` fills the demo servers' traffic up to yesterday (idempotent)."""
+    from sqlalchemy import func  # noqa: PLC0415
+    from kc_catalog.models import server_traffic  # noqa: PLC0415
+    rows = session.execute(
+        select(contracts.c.id, contracts.c.product_id, func.max(server_traffic.c.day))
+        .outerjoin(server_traffic, server_traffic.c.contract_id == contracts.c.id)
+        .where(contracts.c.customer_id == DEMO_CUSTOMER, contracts.c.kind == "server",
+               contracts.c.status != "terminated")
+        .group_by(contracts.c.id, contracts.c.product_id)).all()
+    included = {p.id: p.attributes.get("traffic_gb", 0) for p in session.execute(
+        select(products.c.id, products.c.attributes).where(products.c.kind == "server")).all()}
+    yesterday = today - dt.timedelta(days=1)
+    for contract_id, product_id, last in rows:
+        start = (last + dt.timedelta(days=1)) if last else today - relativedelta(months=6)
+        if start <= yesterday:
+            generate_traffic(session, contract_id, included.get(product_id, 0), start, yesterday,
+                             seed=contract_id * 100000 + start.toordinal(), grown=last is not None)

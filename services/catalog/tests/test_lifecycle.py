@@ -6,11 +6,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from kc_catalog import demo
 from kc_catalog.domain import contracts as lifecycle
-from kc_catalog.models import contracts, metadata
+from kc_catalog.domain.traffic import usage as traffic_usage
+from kc_catalog.models import contracts, metadata, server_traffic
 from kc_catalog.service import CatalogService
 from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
                               Unprocessable, ValidationFailed)
@@ -398,6 +399,15 @@ def test_demo_seed_matches_the_guide_and_is_idempotent(config, db):
     assert root["service_level"] == "Root" and root["ip_addresses"] == ["178.250.8.83"]
     items = events[0]["data"]["items"]
     assert {i["period_end"] for i in items if i["product_id"] == "domain-de"} == {"2027-05-23"}
+    # six months of demo traffic up to yesterday; a later run tops it up to its yesterday
+    with db.unit_of_work() as uow:
+        usage = traffic_usage(uow.session, 100001, root["id"], months=6, today=dt.date(2026, 11, 26))
+    assert usage["months"][1]["days_reported"] == 31 and usage["months"][1]["over_use"] is True
+    demo.seed(db, config, today=dt.date(2026, 12, 3))
+    with db.unit_of_work() as uow:
+        last = uow.session.execute(select(func.max(server_traffic.c.day)).where(
+            server_traffic.c.contract_id == root["id"])).scalar_one()
+    assert last == dt.date(2026, 12, 2)
 
 
 def test_pending_contract_cancelled_ends_today_and_the_job_terminates_it(catalog, db, arrears, capture_events):
