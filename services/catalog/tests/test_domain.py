@@ -91,3 +91,14 @@ def test_traffic_trend(current, previous, direction):
 def test_demo_contract_period_runs_to_the_next_invoice_after_today():
     assert current_period(dt.date(2017, 11, 30), 12, dt.date(2026, 11, 26)) == (
         dt.date(2025, 11, 30), dt.date(2026, 11, 30))
+
+
+def test_settings_fail_fast_on_a_short_secret_and_default_sensibly():
+    from kc_catalog.service import CatalogSettings
+    from kc_common.settings import SettingsError, validate_settings
+    with pytest.raises(SettingsError):
+        validate_settings(CatalogSettings, {"LOGIN_LINK_SECRET": "zu-kurz"})
+    values = validate_settings(CatalogSettings, {"PANEL_URLS": {"cloud": "https://cloud.example.net/login"}})
+    assert values["PANEL_URLS"]["cloud"] == "https://cloud.example.net/login"
+    assert values["PANEL_URLS"]["servercon"].startswith("https://servercon.")
+    assert values["LOGIN_LINK_TTL"] == 120
