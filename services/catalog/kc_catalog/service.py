@@ -1,12 +1,53 @@
 """catalog's entrypoints: thin; the rules live in ``domain``."""
-from sqlalchemy import select
+import logging
+
+from marshmallow import Schema, fields, validate
+from nameko.timer import Timer
 
 from kc_common.context import CallContext
 from kc_common.db import Database
-from kc_common.rpc import PingMixin, rpc
+from kc_common.errors import Conflict, ValidationFailed
+from kc_common.events import event_handler
+from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_catalog import domain, schemas
-from kc_catalog.models import metadata, products
+from kc_common.settings import Settings
+from kc_catalog import schemas
+from kc_catalog.domain import access, contracts, orders, products, traffic
+from kc_catalog.domain.common import business_today
+from kc_catalog.models import metadata
+
+log = logging.getLogger(__name__)
+
+STAFF_ROLE = "admin"  # catalog management and traffic feed: operators with the admin role
+
+
+class PanelUrlsSchema(Schema):
+    servercon = fields.Url(load_default="https://servercon.kundencenter.example/sso")
+    reseller = fields.Url(load_default="https://reseller.kundencenter.example/sso")
+    cloud = fields.Url(load_default="https://cloud.kundencenter.example/sso")
+
+
+class CatalogSettings(Schema):
+    PANEL_URLS = fields.Nested(PanelUrlsSchema, load_default=lambda: PanelUrlsSchema().load({}))
+    LOGIN_LINK_SECRET = fields.String(load_default="dev-only-catalog-login-link-secret-change-me",
+                                      validate=validate.Length(min=32))
+    LOGIN_LINK_TTL = fields.Integer(load_default=120, validate=validate.Range(min=10, max=900))
+    IP_POOL = fields.String(load_default=orders.DEFAULT_IP_POOL)
+
+
+class JobTimer(Timer):
+    """nameko's timer with the interval from config ``JOBS_INTERVAL`` (seconds)."""
+
+    def setup(self):
+        self.interval = float(self.container.config.get("JOBS_INTERVAL", self.interval))
+        super().setup()
+
+
+def _id(value, field="contract_id"):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(fields={field: ["Keine gültige Nummer."]})
 
 
 class CatalogService(PingMixin):
@@ -14,28 +55,222 @@ class CatalogService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
+    settings = Settings(CatalogSettings)
+    billing = TimedRpcProxy("billing", timeout=3.0)
+
+    # ------------------------------------------------------------ catalog
 
     @rpc
-    def list_products(self):
+    def list_products(self, params=None):
+        params = load(schemas.ProductQuerySchema(), params)
         with self.db.unit_of_work() as uow:
-            rows = uow.session.execute(select(products).order_by(products.c.kind, products.c.id)).all()
-        return schemas.ProductListSchema().dump({"items": [r._mapping for r in rows]})
+            return schemas.ProductListSchema().dump(products.list_products(uow.session, **params))
+
+    @rpc
+    def staff_list_products(self, params=None):
+        self.context.require_staff(STAFF_ROLE)
+        params = load(schemas.StaffProductQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.ProductListSchema().dump(products.list_products(uow.session, **params))
+
+    @rpc
+    def staff_create_product(self, data):
+        staff_id = self.context.require_staff(STAFF_ROLE)
+        data = load(schemas.ProductCreateSchema(), data)
+        with self.db.unit_of_work() as uow:
+            return schemas.ProductSchema().dump(products.create_product(uow.session, data, staff_id))
+
+    @rpc
+    def staff_update_product(self, product_id, data):
+        staff_id = self.context.require_staff(STAFF_ROLE)
+        data = load(schemas.ProductUpdateSchema(), data)
+        with self.db.unit_of_work() as uow:
+            return schemas.ProductSchema().dump(products.update_product(uow.session, product_id, data, staff_id))
+
+    @rpc
+    def staff_price_history(self, product_id):
+        self.context.require_staff(STAFF_ROLE)
+        with self.db.unit_of_work() as uow:
+            return schemas.PriceHistorySchema().dump(products.price_history(uow.session, product_id))
+
+    # ------------------------------------------------------------ ordering
 
     @rpc
     def place_order(self, data, idempotency_key=None):
         customer_id = self.context.require_customer()
         data = load(schemas.PlaceOrderSchema(), data)
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-            raise domain.ValidationFailed(fields={"Idempotency-Key": ["1 bis 200 Zeichen."]})
+            raise ValidationFailed(fields={"Idempotency-Key": ["1 bis 200 Zeichen."]})
         with self.db.unit_of_work() as uow:
-            order_id, _ = domain.place_order(uow, customer_id, data["items"], idempotency_key)
+            existing = orders.find_existing(uow.session, customer_id, idempotency_key, data["items"])
+        if existing is None:
+            # Order policy: active at once unless billing says the account is in arrears
+            # (then pending until payment_received). Billing not answering in time: 503,
+            # nothing is written; the client retries with the same Idempotency-Key.
+            standing = self.billing.account_standing()
+            try:
+                with self.db.unit_of_work() as uow:
+                    existing, _ = orders.place_order(uow, customer_id, data["items"], idempotency_key,
+                                                     in_arrears=bool(standing.get("in_arrears")),
+                                                     ip_pool=self.settings["IP_POOL"])
+            except Conflict:
+                # The same key placed concurrently: the one that committed is the answer.
+                with self.db.unit_of_work() as uow:
+                    existing = orders.find_existing(uow.session, customer_id, idempotency_key,
+                                                    data["items"])
+                if existing is None:
+                    raise
         with self.db.unit_of_work() as uow:
-            return schemas.OrderSchema().dump(domain.order_contracts(uow.session, customer_id, order_id))
+            return schemas.OrderSchema().dump(contracts.order_contracts(uow.session, customer_id, existing))
+
+    # ------------------------------------------------------------ Meine Produkte
+
+    def _page(self, schema, page_schema, params, **fixed):
+        customer_id = self.context.require_customer()
+        params = load(schema(), params)
+        params.update(fixed)
+        with self.db.unit_of_work() as uow:
+            return page_schema().dump(contracts.list_contracts(uow.session, customer_id, **params))
 
     @rpc
     def list_contracts(self, params=None):
+        return self._page(schemas.AllContractQuerySchema, schemas.ContractPageSchema, params)
+
+    @rpc
+    def list_webhosting(self, params=None):
+        return self._page(schemas.ContractQuerySchema, schemas.WebhostingPageSchema, params,
+                          category="webhosting")
+
+    @rpc
+    def list_servers(self, params=None):
+        return self._page(schemas.ContractQuerySchema, schemas.ServerPageSchema, params, category="server")
+
+    @rpc
+    def list_other(self, params=None):
+        return self._page(schemas.ContractQuerySchema, schemas.OtherPageSchema, params, category="other")
+
+    @rpc
+    def get_contract(self, contract_id):
         customer_id = self.context.require_customer()
-        params = load(schemas.ContractQuerySchema(), params)
         with self.db.unit_of_work() as uow:
-            page = domain.list_contracts(uow.session, customer_id, **params)
-        return schemas.ContractPageSchema().dump(page)
+            return schemas.ContractSchema().dump(
+                contracts.get_contract(uow.session, customer_id, _id(contract_id)))
+
+    # ------------------------------------------------------------ Kündigung, Tarifwechsel
+
+    @rpc
+    def cancellation_preview(self, contract_id):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return schemas.CancellationPreviewSchema().dump(
+                contracts.cancellation_preview(uow.session, customer_id, _id(contract_id)))
+
+    @rpc
+    def cancel_contract(self, contract_id):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return schemas.ContractSchema().dump(contracts.cancel(uow, customer_id, _id(contract_id)))
+
+    @rpc
+    def tariff_options(self, contract_id):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return schemas.TariffOptionsSchema().dump(
+                contracts.tariff_options(uow.session, customer_id, _id(contract_id)))
+
+    @rpc
+    def change_tariff(self, contract_id, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.TariffChangeSchema(), data)
+        with self.db.unit_of_work() as uow:
+            return schemas.ContractSchema().dump(
+                contracts.change_tariff(uow, customer_id, _id(contract_id), data["product_id"]))
+
+    # ------------------------------------------------------------ Zugang
+
+    @rpc
+    def create_login_link(self, contract_id):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            link = access.create_link(uow, customer_id, _id(contract_id),
+                                      secret=self.settings["LOGIN_LINK_SECRET"],
+                                      panel_urls=self.settings["PANEL_URLS"],
+                                      ttl=self.settings["LOGIN_LINK_TTL"],
+                                      client_ip=self.context.client_ip)
+        return schemas.LoginLinkSchema().dump(link)
+
+    @rpc
+    def redeem_login_link(self, data):
+        """For the admin panels: exchange a login token (once) for who is logging in."""
+        data = load(schemas.RedeemSchema(), data)
+        with self.db.unit_of_work() as uow:
+            result = access.redeem(uow, data["token"], secret=self.settings["LOGIN_LINK_SECRET"],
+                                   ttl=self.settings["LOGIN_LINK_TTL"])
+        return schemas.RedeemResultSchema().dump(result)
+
+    # ------------------------------------------------------------ traffic
+
+    @rpc
+    def report_traffic(self, data):
+        self.context.require_staff(STAFF_ROLE)
+        data = load(schemas.TrafficReportSchema(), data)
+        with self.db.unit_of_work() as uow:
+            return schemas.TrafficReportResultSchema().dump(traffic.report(uow, data["items"]))
+
+    @rpc
+    def traffic_usage(self, contract_id, params=None):
+        customer_id = self.context.require_customer()
+        params = load(schemas.TrafficQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.TrafficUsageSchema().dump(
+                traffic.usage(uow.session, customer_id, _id(contract_id), **params))
+
+    @rpc
+    def traffic_overview(self):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return schemas.TrafficOverviewSchema().dump(traffic.overview(uow.session, customer_id))
+
+    # ------------------------------------------------------------ billing's events
+
+    @event_handler("billing", "invoice_issued")
+    def on_invoice_issued(self, event):
+        self.db.handle_once(event, contracts.on_invoice_issued)
+
+    @event_handler("billing", "payment_received")
+    def on_payment_received(self, event):
+        self.db.handle_once(event, contracts.on_payment_received)
+
+    # ------------------------------------------------------------ the lifecycle job
+
+    @JobTimer.decorator(interval=300)
+    def lifecycle_job(self):
+        """Terminate contracts whose term ended; apply downgrades that are due."""
+        self._run_jobs()
+
+    @rpc
+    def run_jobs(self):
+        """Operators: run the lifecycle job now (it also runs every JOBS_INTERVAL seconds)."""
+        self.context.require_staff(STAFF_ROLE)
+        return schemas.JobRunSchema().dump(self._run_jobs())
+
+    def _run_jobs(self, today=None):
+        today = today or business_today()
+        with self.db.unit_of_work() as uow:
+            ended, downgrades = contracts.due_contract_ids(uow.session, today)
+        done = {"terminated": 0, "downgraded": 0}
+        for contract_id in ended:  # one transaction per contract: one failure stops nothing else
+            try:
+                with self.db.unit_of_work() as uow:
+                    done["terminated"] += contracts.terminate_one(uow, contract_id, today)
+            except Exception:  # noqa: BLE001 - logged; the next run tries again
+                log.exception("terminating contract %s failed", contract_id)
+        for contract_id in downgrades:
+            try:
+                with self.db.unit_of_work() as uow:
+                    done["downgraded"] += contracts.apply_downgrade(uow, contract_id, today)
+            except Exception:  # noqa: BLE001
+                log.exception("downgrade of contract %s failed", contract_id)
+        if any(done.values()):
+            log.info("lifecycle job: %s", done)
+        return done

@@ -4,24 +4,10 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
 
-from kc_catalog import demo
-from kc_catalog.models import metadata
-from kc_catalog.service import CatalogService
-from kc_common.db import StandaloneDatabase
 from kc_common.errors import Conflict, Unauthenticated, Unprocessable, ValidationFailed
 
 CUSTOMER = {"customer_id": 100001}
 DOMAIN_ORDER = {"items": [{"product_id": "domain-de", "domain": "beispiel.de"}]}
-
-
-@pytest.fixture
-def catalog(container_factory, config):
-    db = StandaloneDatabase(metadata, config["DATABASE_URL"], "catalog")
-    demo.seed(db, config)
-    db.engine.dispose()
-    container = container_factory(CatalogService, config)
-    container.start()
-    return container
 
 
 def test_order_creates_contract_and_publishes_order_placed(catalog, capture_events):

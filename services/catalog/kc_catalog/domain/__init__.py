@@ -1,0 +1,5 @@
+"""catalog's rules, free of nameko: products, orders, contracts and their lifecycle,
+admin-panel login links, server traffic. Plain functions over a SQLAlchemy session."""
+from kc_catalog.domain.common import (ACTIVE, CANCELLED, PENDING, TERMINATED, TRANSITIONS,  # noqa: F401
+                                      check_transition, gross, normalise_domain, period_price,
+                                      request_hash)

@@ -1,0 +1,78 @@
+"""Shared rules: domain names, money, the contract state machine."""
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import idna
+
+from kc_common.errors import Conflict
+from kc_common.schemas import money
+
+# Contract states and the only transitions allowed between them.
+PENDING, ACTIVE, CANCELLED, TERMINATED = "pending", "active", "cancelled", "terminated"
+TRANSITIONS = {
+    PENDING: {ACTIVE, CANCELLED},      # paid -> active; withdrawn before activation
+    ACTIVE: {CANCELLED},               # cancelled: runs until its end date
+    CANCELLED: {TERMINATED},           # the term ended (scheduled job)
+    TERMINATED: set(),
+}
+STATUS_TEXT = {PENDING: "Ausstehend", ACTIVE: "Aktiv", CANCELLED: "Gekündigt", TERMINATED: "Beendet"}
+# States in which the customer still has the product (and may log in to its panel).
+RUNNING = (ACTIVE, CANCELLED)
+
+# The guide's three tables.
+CATEGORY_KINDS = {"webhosting": ("hosting", "domain"), "server": ("server",), "other": ("addon",)}
+ORDERABLE_KINDS = ("hosting", "domain", "server", "addon")
+
+# Zugang: which admin panel a product opens, and the link text the guide shows.
+PANEL_LABELS = {"servercon": "Login", "reseller": "Admin Reseller", "cloud": "Cloud Platform Login"}
+
+
+BUSINESS_TZ = ZoneInfo("Europe/Berlin")
+
+
+def business_today():
+    """Contract dates (start, invoice, end, traffic days) are calendar days in Germany."""
+    return dt.datetime.now(BUSINESS_TZ).date()
+
+
+def check_transition(current, target):
+    """Refuse a transition the state machine does not allow (409, with both states)."""
+    if target not in TRANSITIONS.get(current, set()):
+        raise Conflict(f"Ein Vertrag im Status „{STATUS_TEXT.get(current, current)}“ kann nicht "
+                       f"in den Status „{STATUS_TEXT.get(target, target)}“ wechseln.",
+                       {"status": current, "target": target})
+
+
+def normalise_domain(name):
+    """IDNA 2008 A-label form of a registrable domain, or ValueError with a German reason."""
+    name = name.strip().rstrip(".").lower()
+    if not name or "." not in name:
+        raise ValueError("Bitte geben Sie eine vollständige Domain an, z. B. beispiel.de.")
+    try:
+        ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        raise ValueError("Die Domain enthält ungültige Zeichen.")
+    if len(ascii_name) > 253 or any(len(label) > 63 for label in ascii_name.split(".")):
+        raise ValueError("Die Domain ist zu lang.")
+    if ascii_name.count(".") != 1:
+        raise ValueError("Bitte bestellen Sie die Domain ohne Subdomain (z. B. beispiel.de).")
+    return ascii_name
+
+
+def request_hash(items):
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def gross(net, vat_rate):
+    return money(Decimal(net) * (1 + Decimal(vat_rate) / 100))
+
+
+def period_price(product, period_months, options=()):
+    """Net price of one payment period: monthly price (domains: yearly) times the period."""
+    if product.kind == "domain":
+        return money(product.price_net * period_months / 12)
+    monthly = product.price_net + sum((o.price_net for o in options), Decimal("0"))
+    return money(monthly * period_months)

@@ -1,0 +1,343 @@
+"""What the customer has: the three tables, cancellation, tariff change, the lifecycle jobs."""
+import datetime as dt
+
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import func, or_, select
+
+from kc_common.db import utcnow
+from kc_common.errors import Conflict, NotFound, Unprocessable
+from kc_catalog.domain.common import (ACTIVE, CANCELLED, CATEGORY_KINDS, PANEL_LABELS, PENDING,
+                                      RUNNING, STATUS_TEXT, TERMINATED, business_today,
+                                      check_transition, gross, period_price)
+from kc_catalog.models import contracts, ip_addresses, orders, products
+
+
+# ---------------------------------------------------------------- reading
+
+def _query():
+    return select(contracts, products.c.name, products.c.family, products.c.attributes,
+                  products.c.rank).join(products, products.c.id == contracts.c.product_id)
+
+
+def _ips(session, contract_ids):
+    found = {}
+    if contract_ids:
+        for row in session.execute(select(ip_addresses).where(
+                ip_addresses.c.contract_id.in_(contract_ids)).order_by(ip_addresses.c.address)):
+            found.setdefault(row.contract_id, []).append(row.address)
+    return found
+
+
+def status_text(row):
+    if row.status == CANCELLED and row.end_date:
+        return f"Gekündigt zum {row.end_date:%d.%m.%Y}"
+    return STATUS_TEXT.get(row.status, row.status)
+
+
+def contract_view(row, ips=(), live_domains=frozenset()):
+    """Everything the three tables and the detail need; each table's schema picks its columns."""
+    attrs = row.attributes or {}
+    panel = attrs.get("access")
+    name = row.domain or row.label
+    pending = None
+    if row.pending_product_id:
+        pending = {"product_id": row.pending_product_id, "price_net": row.pending_price_net,
+                   "effective_date": row.pending_effective_date}
+    return {
+        "id": row.id, "product_id": row.product_id, "product_name": row.name, "kind": row.kind,
+        "domain": row.domain, "label": row.label, "description": row.description,
+        # Webhosting & Domains: "Domain" and "Paket"; a click on a domain opens its DNS zone.
+        "name": name, "package": row.name,
+        "dns_zone": name if row.kind in ("domain", "hosting") and name in live_domains else None,
+        # Server
+        "server_name": row.label if row.kind == "server" else None,
+        "service_level": attrs.get("service_level"),
+        "traffic_included_gb": attrs.get("traffic_gb") if row.kind == "server" else None,
+        "ip_addresses": list(ips),
+        "options": row.options or [],
+        # Zugang
+        "access": {"available": bool(panel) and row.status in RUNNING, "panel": panel,
+                   "label": PANEL_LABELS.get(panel)} if panel else
+                  {"available": False, "panel": None, "label": None},
+        "period_months": row.period_months, "price_net": row.price_net,
+        "price_gross": gross(row.price_net, row.vat_rate), "vat_rate": row.vat_rate, "currency": "EUR",
+        "status": row.status, "status_text": status_text(row),
+        "start_date": row.start_date, "next_invoice_date": row.next_invoice_date,
+        "notice_days": row.notice_days, "end_date": row.end_date, "pending_change": pending,
+    }
+
+
+def _views(session, customer_id, rows):
+    ips = _ips(session, [r.id for r in rows])
+    live_domains = set(session.execute(select(contracts.c.domain).where(
+        contracts.c.customer_id == customer_id, contracts.c.domain.is_not(None),
+        contracts.c.status != TERMINATED)).scalars())
+    return [contract_view(r, ips.get(r.id, ()), live_domains) for r in rows]
+
+
+def list_contracts(session, customer_id, *, page, per_page, q=None, category=None, status=None):
+    """The customer's contracts (one of the guide's tables with ``category``), newest first.
+
+    ``q`` searches domain, server name/label, package, description and IP addresses.
+    """
+    query = _query().where(contracts.c.customer_id == customer_id)
+    if category:
+        query = query.where(contracts.c.kind.in_(CATEGORY_KINDS[category]))
+    if status:
+        query = query.where(contracts.c.status == status)
+    if q:
+        like = f"%{q.lower()}%"
+        ip_match = select(ip_addresses.c.contract_id).where(ip_addresses.c.address.like(like))
+        query = query.where(or_(func.lower(contracts.c.domain).like(like),
+                                func.lower(contracts.c.label).like(like),
+                                func.lower(products.c.name).like(like),
+                                func.lower(contracts.c.description).like(like),
+                                contracts.c.id.in_(ip_match)))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(contracts.c.id.desc())
+                           .limit(per_page).offset((page - 1) * per_page)).all()
+    return {"items": _views(session, customer_id, rows), "total": total, "page": page,
+            "per_page": per_page}
+
+
+def load_contract(session, customer_id, contract_id, lock=False):
+    """The customer's own contract; another customer's is as unknown as a missing one."""
+    query = _query().where(contracts.c.id == contract_id, contracts.c.customer_id == customer_id)
+    if lock:
+        query = query.with_for_update(of=contracts)
+    row = session.execute(query).first()
+    if row is None:
+        raise NotFound("Vertrag nicht gefunden.")
+    return row
+
+
+def get_contract(session, customer_id, contract_id):
+    return _views(session, customer_id, [load_contract(session, customer_id, contract_id)])[0]
+
+
+def order_contracts(session, customer_id, order_id):
+    rows = session.execute(_query().where(
+        contracts.c.order_id == order_id, contracts.c.customer_id == customer_id)
+        .order_by(contracts.c.id)).all()
+    if not rows:
+        raise NotFound("Bestellung nicht gefunden.")
+    created = session.execute(select(orders.c.created_at).where(orders.c.id == order_id)).scalar_one()
+    return {"id": order_id, "created_at": created, "contracts": _views(session, customer_id, rows)}
+
+
+def current_period(row):
+    """(start, end) of the invoiced period that runs now (ends the day before next invoice)."""
+    end = row.next_invoice_date - dt.timedelta(days=1)
+    return row.next_invoice_date - relativedelta(months=row.period_months), end
+
+
+def _bump(row, **values):
+    values.setdefault("version", row.version + 1)
+    return contracts.update().where(contracts.c.id == row.id).values(**values)
+
+
+# ---------------------------------------------------------------- cancellation (Kündigung)
+
+def cancellation_end_date(row, today):
+    """Last day of the term when cancelled today with the contract's notice period.
+
+    The term renews by the payment period; a cancellation must arrive
+    ``notice_days`` before a term ends, otherwise the next term end applies.
+    A pending contract (nothing provided yet) ends today.
+    """
+    if row.status == PENDING:
+        return today
+    end = row.next_invoice_date - dt.timedelta(days=1)
+    step = 1
+    while end < today + dt.timedelta(days=row.notice_days):
+        end = row.next_invoice_date + relativedelta(months=row.period_months * step) - dt.timedelta(days=1)
+        step += 1
+    return end
+
+
+def cancellation_preview(session, customer_id, contract_id, today=None):
+    row = load_contract(session, customer_id, contract_id)
+    check_transition(row.status, CANCELLED)
+    today = today or business_today()
+    return {"contract_id": row.id, "notice_days": row.notice_days,
+            "end_date": cancellation_end_date(row, today), "status": row.status}
+
+
+def cancel(uow, customer_id, contract_id, today=None):
+    """Cancel with the notice period: ``cancelled`` until ``end_date``, then terminated by the job."""
+    session = uow.session
+    row = load_contract(session, customer_id, contract_id, lock=True)
+    check_transition(row.status, CANCELLED)
+    today = today or business_today()
+    end_date = cancellation_end_date(row, today)
+    # A downgrade already announced (contract_changed) still happens if the term reaches it.
+    session.execute(_bump(row, status=CANCELLED, cancelled_at=utcnow(), end_date=end_date))
+    uow.emit("contract_cancelled", {"contract_id": row.id, "customer_id": customer_id, "kind": row.kind,
+                                    "domain": row.domain, "end_date": end_date,
+                                    "cancelled_on": today, "notice_days": row.notice_days})
+    return get_contract(session, customer_id, contract_id)
+
+
+# ---------------------------------------------------------------- tariff change (Tarifwechsel)
+
+def tariff_options(session, customer_id, contract_id):
+    """The family's other sizes, each marked upgrade (at once) or downgrade (at period end)."""
+    row = load_contract(session, customer_id, contract_id)
+    items = []
+    if row.family:
+        for p in session.execute(select(products).where(
+                products.c.family == row.family, products.c.id != row.product_id,
+                products.c.active.is_(True)).order_by(products.c.rank)).all():
+            offered = row.period_months in p.periods
+            items.append({"product_id": p.id, "name": p.name, "description": p.description,
+                          "change": "upgrade" if p.rank > row.rank else "downgrade",
+                          "price_net": period_price(p, row.period_months, _options(session, row))
+                          if offered else None, "period_months": row.period_months,
+                          "available": offered})
+    return {"contract_id": row.id, "current_product_id": row.product_id, "items": items}
+
+
+def _options(session, row):
+    ids = [o["product_id"] for o in row.options or []]
+    if not ids:
+        return []
+    return session.execute(select(products).where(products.c.id.in_(ids))).all()
+
+
+def _terms(product_id, name, price_net, vat_rate, period_months):
+    return {"product_id": product_id, "product_name": name, "price_net": price_net,
+            "vat_rate": vat_rate, "period_months": period_months}
+
+
+def change_tariff(uow, customer_id, contract_id, product_id, today=None):
+    """Upgrade (higher rank, same family): at once, billing prorates the rest of the period.
+    Downgrade: at the end of the current period (the job applies it then).
+
+    Either way ``contract_changed`` is published now with old and new terms and the
+    effective date; the contract keeps its payment period.
+    """
+    session = uow.session
+    row = load_contract(session, customer_id, contract_id, lock=True)
+    today = today or business_today()
+    if row.status != ACTIVE:
+        raise Conflict("Ein Tarifwechsel ist nur bei aktiven Verträgen möglich.", {"status": row.status})
+    if row.pending_product_id:
+        raise Conflict("Für diesen Vertrag ist bereits ein Tarifwechsel vorgemerkt.",
+                       {"pending_product_id": row.pending_product_id})
+    target = session.execute(select(products).where(products.c.id == product_id,
+                                                    products.c.active.is_(True))).first()
+    if target is None:
+        raise Unprocessable("Unbekanntes Produkt.", {"fields": {"product_id": ["Unbekanntes Produkt."]}})
+    if not row.family or target.family != row.family or target.id == row.product_id:
+        raise Unprocessable("Ein Tarifwechsel ist nur innerhalb derselben Produktfamilie möglich.",
+                            {"fields": {"product_id": ["Nicht in derselben Produktfamilie."]}})
+    if row.period_months not in target.periods:
+        raise Unprocessable(f"Der Tarif wird mit der Zahlungsperiode {row.period_months} Monate nicht angeboten.",
+                            {"fields": {"product_id": ["Zahlungsperiode nicht angeboten."]}})
+    new_price = period_price(target, row.period_months, _options(session, row))
+    period_start, period_end = current_period(row)
+    upgrade = target.rank > row.rank
+    effective = today if upgrade else row.next_invoice_date
+    old = _terms(row.product_id, row.name, row.price_net, row.vat_rate, row.period_months)
+    new = _terms(target.id, target.name, new_price, target.vat_rate, row.period_months)
+    if upgrade:
+        description = row.description
+        if row.kind == "server":
+            description = " - ".join([target.name] + row.description.split(" - ")[
+                len(row.name.split(" - ")):])[:500]
+        elif row.kind == "hosting":
+            description = target.description
+        session.execute(_bump(row, product_id=target.id, price_net=new_price, vat_rate=target.vat_rate,
+                              description=description))
+    else:
+        session.execute(_bump(row, pending_product_id=target.id, pending_price_net=new_price,
+                              pending_effective_date=effective))
+    uow.emit("contract_changed", {
+        "contract_id": row.id, "customer_id": customer_id, "kind": row.kind,
+        "change": "upgrade" if upgrade else "downgrade", "effective_date": effective,
+        "period_start": period_start, "period_end": period_end, "old": old, "new": new})
+    return get_contract(session, customer_id, contract_id)
+
+
+# ---------------------------------------------------------------- events from billing
+
+def on_invoice_issued(uow, invoice):
+    """Next invoice date = last invoiced ``period_end`` + 1 day (never moves backwards)."""
+    ends = {}
+    for line in invoice.get("lines") or []:
+        if line.get("contract_id") and line.get("period_end"):
+            end = dt.date.fromisoformat(line["period_end"])
+            ends[line["contract_id"]] = max(end, ends.get(line["contract_id"], end))
+    updated = []
+    for contract_id, end in ends.items():
+        row = uow.session.execute(select(contracts).where(
+            contracts.c.id == contract_id, contracts.c.customer_id == invoice["customer_id"])
+            .with_for_update()).first()
+        if row is None or row.status == TERMINATED:
+            continue
+        nxt = end + dt.timedelta(days=1)
+        if nxt > row.next_invoice_date:
+            uow.session.execute(_bump(row, next_invoice_date=nxt))
+            updated.append(contract_id)
+    return updated
+
+
+def activate(uow, row):
+    check_transition(row.status, ACTIVE)
+    uow.session.execute(_bump(row, status=ACTIVE))
+    uow.emit("contract_activated", {"contract_id": row.id, "customer_id": row.customer_id})
+
+
+def on_payment_received(uow, payment):
+    """A payment of a customer in arrears activates the customer's pending contracts."""
+    rows = uow.session.execute(select(contracts).where(
+        contracts.c.customer_id == payment["customer_id"], contracts.c.status == PENDING)
+        .order_by(contracts.c.id).with_for_update()).all()
+    for row in rows:
+        activate(uow, row)
+    return [r.id for r in rows]
+
+
+# ---------------------------------------------------------------- the scheduled job
+
+def due_contract_ids(session, today):
+    ended = session.execute(select(contracts.c.id).where(
+        contracts.c.status == CANCELLED, contracts.c.end_date < today)).scalars().all()
+    downgrades = session.execute(select(contracts.c.id).where(
+        contracts.c.pending_product_id.is_not(None), contracts.c.pending_effective_date <= today,
+        contracts.c.status.in_(RUNNING))).scalars().all()
+    return list(ended), list(downgrades)
+
+
+def terminate_one(uow, contract_id, today):
+    """Terminate a cancelled contract whose term has ended (skipped if another instance has it)."""
+    row = uow.session.execute(select(contracts).where(contracts.c.id == contract_id)
+                              .with_for_update(skip_locked=True)).first()
+    if row is None or row.status != CANCELLED or row.end_date >= today:
+        return False
+    check_transition(row.status, TERMINATED)
+    uow.session.execute(_bump(row, status=TERMINATED, terminated_at=utcnow()))
+    uow.session.execute(ip_addresses.delete().where(ip_addresses.c.contract_id == row.id))
+    uow.emit("contract_terminated", {"contract_id": row.id, "customer_id": row.customer_id,
+                                     "kind": row.kind, "domain": row.domain,
+                                     "terminated_on": today, "end_date": row.end_date})
+    return True
+
+
+def apply_downgrade(uow, contract_id, today):
+    row = uow.session.execute(select(contracts).where(contracts.c.id == contract_id)
+                              .with_for_update(skip_locked=True)).first()
+    if row is None or not row.pending_product_id or row.pending_effective_date > today \
+            or row.status not in RUNNING or (row.end_date and row.end_date < row.pending_effective_date):
+        return False
+    target = uow.session.execute(select(products).where(products.c.id == row.pending_product_id)).first()
+    values = {"product_id": target.id, "price_net": row.pending_price_net, "vat_rate": target.vat_rate,
+              "pending_product_id": None, "pending_price_net": None, "pending_effective_date": None}
+    if row.kind == "hosting":
+        values["description"] = target.description
+    elif row.kind == "server":
+        old = uow.session.execute(select(products.c.name).where(products.c.id == row.product_id)).scalar_one()
+        values["description"] = " - ".join([target.name] + row.description.split(" - ")[
+            len(old.split(" - ")):])[:500]
+    uow.session.execute(_bump(row, **values))
+    return True
