@@ -3,10 +3,17 @@
 (The telephone-password check needs identity's verify_phone_password, built in parallel:
 it is covered on the real bus with an identity stub in services/support/tests.)
 """
+import os
+from email.message import EmailMessage
+
 import pytest
 import requests
 
 from kc_common.testing import wait_for
+
+# The e2e system inherits this environment (collection runs before the session's system starts):
+# switch on replies by e-mail for the inbound-mail webhook test.
+INBOUND_SECRET = os.environ.setdefault("SUPPORT_INBOUND_SECRET", "e2e-inbound-secret")
 
 ME = "/api/v1/me/support/requests"
 DESK = "/api/v1/staff/support/requests"
@@ -144,3 +151,23 @@ def test_openapi_describes_the_support_operations(system):
                  f"{ME}/{{number}}/attachments/{{attachment_id}}", DESK, f"{DESK}/{{number}}/calls",
                  f"{DESK}/{{number}}/notes", f"{DESK}/{{number}}/state", f"{DESK}/{{number}}/assignee"):
         assert path in doc["paths"], path
+
+
+def test_a_reply_by_email_lands_in_the_thread(system, demo, agent):
+    number = post_form(system, demo, form=dict(FORM, subject="Per Mail weiter")).json()["number"]
+    requests.post(f"{system.url}{DESK}/{number}/replies", headers=agent, json={"message": "Welche Domain?"})
+    reply = wait_for(lambda: [m for m in mails_for(system, number) if "Antwort" in m["Subject"]],
+                     message="reply mail")[0]
+    msg = EmailMessage()
+    msg["From"] = "Max Mustermann <demo@kundencenter.example>"
+    msg["To"] = reply["Reply-To"]
+    msg["Subject"] = "Re: " + reply["Subject"]
+    msg.set_content("Es geht um meine-firma.de.\n\nAm 26.11.2026 schrieb KundenCenter:\n> Welche Domain?\n")
+    url = system.url + "/api/v1/support/inbound-mail"
+    assert requests.post(url, data=msg.as_bytes(), headers={"X-Inbound-Secret": "falsch"}).status_code == 401
+    resp = requests.post(url, data=msg.as_bytes(), headers={"X-Inbound-Secret": INBOUND_SECRET,
+                                                           "Content-Type": "message/rfc822"})
+    assert resp.status_code == 201 and resp.json()["number"] == number, resp.text
+    thread = requests.get(f"{system.url}{ME}/{number}", headers=demo).json()
+    assert thread["messages"][-1]["body"] == "Es geht um meine-firma.de." and thread["state"] == "open"
+    assert thread["messages"][-1]["via"] == "email"

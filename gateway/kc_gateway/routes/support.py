@@ -1,6 +1,7 @@
 """Public routes served by support: the customer's requests and the staff desk."""
-from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, TooManyRequests
-from kc_gateway.http import STAFF, Route
+from kc_common.errors import (Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthenticated,
+                              ValidationFailed)
+from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_support import schemas as s
 
 TAG = "Supportanfrage erstellen"
@@ -29,6 +30,12 @@ ROUTES = [
     Route("GET", ME + "/<number>/attachments/<int:attachment_id>", "support", "download_attachment",
           tag=TAG, summary="Download an attachment of the customer's own request",
           response_content_type=OCTET, errors=(NotFound,)),
+    # --- replies by e-mail: the mail provider's / MTA's inbound webhook ----------------
+    Route("POST", "/api/v1/support/inbound-mail", "support", "ingest_mail", auth=PUBLIC, tag=TAG,
+          summary="Inbound mail webhook: the raw message (message/rfc822) for support+<token>@…; "
+                  "authenticated with the shared secret in X-Inbound-Secret",
+          raw_body=True, pass_headers=("X-Inbound-Secret",), response=s.InboundMailResultSchema,
+          status=201, errors=(Unauthenticated, NotFound, ValidationFailed)),
     # --- staff desk (role support) ----------------------------------------------------
     Route("GET", DESK, "support", "staff_list_requests", auth=STAFF, tag=STAFF_TAG,
           summary="List and filter support requests (state, category, assignee, customer, q)",

@@ -212,6 +212,14 @@ def customer_reply(uow, customer_id, number, author_name, body, files=(), via="w
     return row.number
 
 
+def mail_reply(uow, token, author_name, body, files=()):
+    """A reply by e-mail, matched by the request's secret reply token; returns the number."""
+    row = request_by_token(uow.session, token)
+    if row is None:
+        raise NotFound("Zu dieser Antwortadresse gibt es keine Supportanfrage.")
+    return customer_reply(uow, row.customer_id, row.number, author_name, body, files, via="email")
+
+
 def staff_reply(uow, staff_id, number, body, state="answered", via="web"):
     """A reply the customer sees (and gets by mail); then the request is in ``state``."""
     now = utcnow()

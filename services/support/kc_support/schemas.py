@@ -125,6 +125,12 @@ class FileSchema(BaseSchema):
     sha256 = fields.String(required=True)
 
 
+class InboundMailResultSchema(BaseSchema):
+    accepted = fields.Boolean(required=True, metadata={"description": "false: an automatic reply, ignored"})
+    number = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+
+
 # --- staff desk -------------------------------------------------------------------------
 
 class StaffRequestQuerySchema(PageQuerySchema):

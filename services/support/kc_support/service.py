@@ -1,5 +1,6 @@
 """support's entrypoints: thin; the rules live in ``domain`` (and ``attachments``, ``mails``)."""
 import base64
+import hmac
 import logging
 
 from marshmallow import Schema, fields
@@ -8,14 +9,14 @@ from sqlalchemy import select
 
 from kc_common.context import CallContext
 from kc_common.db import Database
-from kc_common.errors import Forbidden, ServiceUnavailable, ValidationFailed
+from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.mail import Mailer
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_common.settings import Settings
 from kc_support import attachments as att
-from kc_support import domain, mails, schemas
+from kc_support import domain, inbound, mails, schemas
 from kc_support.models import attachments as attachments_table, metadata
 from kc_support.storage import AttachmentStorage
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 PURPOSE = "support"
 TOPIC = "support_updates"
+INBOUND_HEADER = "X-Inbound-Secret"
 
 
 class SettingsSchema(Schema):
@@ -30,7 +32,9 @@ class SettingsSchema(Schema):
     ATTACHMENT_MAX_TOTAL_BYTES = fields.Integer(load_default=25 * 1024 * 1024)
     ATTACHMENT_MAX_FILES = fields.Integer(load_default=10)
     # Replies by mail go to <local>+<request's secret token>@<domain> of this address; empty: none.
-    SUPPORT_REPLY_ADDRESS = fields.String(load_default="support@kundencenter.example")
+    SUPPORT_REPLY_ADDRESS = fields.String(load_default="support@kundencenter.example", allow_none=True)
+    # Shared secret of the inbound-mail webhook (header X-Inbound-Secret); empty: webhook off.
+    SUPPORT_INBOUND_SECRET = fields.String(load_default=None, allow_none=True)
 
 
 def _merge_validation(*steps):
@@ -141,6 +145,31 @@ class SupportService(PingMixin):
         with self.db.unit_of_work() as uow:
             row = domain.attachment_for(uow.session, number, int(attachment_id), customer_id)
         return self._file(row)
+
+    # --- replies by e-mail (inbound-mail webhook of the mail provider / MTA) ------------
+
+    @rpc(sensitive_arguments=("raw_body", "headers"))
+    def ingest_mail(self, raw_body, headers=None):
+        """A customer's reply by e-mail lands in the thread (token in the address, see inbound)."""
+        secret = self.settings["SUPPORT_INBOUND_SECRET"]
+        given = (headers or {}).get(INBOUND_HEADER) or ""
+        if not secret:
+            raise NotFound("Antworten per E-Mail sind nicht eingerichtet.")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            raise Unauthenticated("Ungültiges Geheimnis für eingehende E-Mails.")
+        parsed = inbound.parse_mail((raw_body or "").encode("utf-8", "surrogateescape"),
+                                    self.settings["SUPPORT_REPLY_ADDRESS"])
+        if parsed["auto_reply"]:
+            log.info("automatic reply from %s ignored", parsed["author_address"])
+            return {"accepted": False, "number": None, "reason": "auto_reply"}
+        uploads = att.check_uploads(parsed["files"], self._limits)
+        with self.db.unit_of_work() as uow:  # an unknown token is a 404 before anything is stored
+            if domain.request_by_token(uow.session, parsed["token"]) is None:
+                raise NotFound("Zu dieser Antwortadresse gibt es keine Supportanfrage.")
+        stored = self._store(uploads)
+        with self.db.unit_of_work() as uow:
+            number = domain.mail_reply(uow, parsed["token"], parsed["author_name"], parsed["body"], stored)
+        return {"accepted": True, "number": number, "reason": None}
 
     # --- staff desk (role support; admin passes) ---------------------------------------
 

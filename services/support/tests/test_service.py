@@ -320,3 +320,70 @@ def test_ping(container_factory, config):
     container.start()
     with entrypoint_hook(container, "ping") as ping:
         assert ping() == {"service": "support", "status": "ok"}
+
+
+# --- replies by e-mail -------------------------------------------------------------------
+
+SECRET = {"X-Inbound-Secret": "geheim-123"}
+
+
+def reply_mail_to(reply_to, body="Jetzt geht es wieder, danke!", attachments=()):
+    from email.message import EmailMessage
+    msg = EmailMessage()
+    msg["From"] = "Max Mustermann <max@kunde.example>"
+    msg["To"] = reply_to
+    msg["Subject"] = "Re: Antwort auf Ihre Supportanfrage"
+    msg.set_content(body + "\n\nAm 26.11.2026 schrieb KundenCenter:\n> Wir haben den Cache geleert.\n")
+    for name, data, maintype, subtype in attachments:
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_string()
+
+
+@pytest.fixture
+def mail_support(container_factory, support_config):
+    config = dict(support_config, SUPPORT_INBOUND_SECRET="geheim-123")
+    container_factory(IdentityStub, config).start()
+    container = container_factory(SupportService, config)
+    container.start()
+    return container
+
+
+def test_a_reply_by_mail_lands_in_the_thread_by_its_token(mail_support, smtp_server, capture_events):
+    events = capture_events("support", "support_request_replied")
+    number = open_request(mail_support)["number"]
+    call(mail_support, "staff_reply", AGENT, number, {"message": "Wir haben den Cache geleert."})
+    reply_to = [m for m in smtp_server.wait(2, to="max@kunde.example") if "Antwort" in m["Subject"]][0]["Reply-To"]
+
+    result = call(mail_support, "ingest_mail", {}, reply_mail_to(str(reply_to), attachments=[
+        ("log.txt", b"alles gut\n", "text", "plain")]), SECRET)
+    assert result == {"accepted": True, "number": number, "reason": None}
+    thread = call(mail_support, "get_request", MAX, number)
+    last = thread["messages"][-1]
+    assert (last["kind"], last["via"], last["body"]) == ("customer", "email", "Jetzt geht es wieder, danke!")
+    assert last["attachments"][0]["filename"] == "log.txt" and thread["state"] == "open"
+    assert [e["data"]["via"] for e in events.wait(2)] == ["web", "email"]
+
+    # an automatic reply (out of office) never enters the thread
+    auto = reply_mail_to(str(reply_to)).replace("Subject:", "Auto-Submitted: auto-replied\nSubject:", 1)
+    assert call(mail_support, "ingest_mail", {}, auto, SECRET)["accepted"] is False
+    assert len(call(mail_support, "get_request", MAX, number)["messages"]) == 3
+
+
+def test_inbound_mail_needs_the_secret_and_a_known_token(mail_support, support):
+    number = open_request(mail_support)["number"]
+    raw = reply_mail_to("support+0123456789abcdef0123456789abcdef@kundencenter.example")
+    with pytest.raises(Unauthenticated):
+        call(mail_support, "ingest_mail", {}, raw, {"X-Inbound-Secret": "falsch"})
+    with pytest.raises(NotFound):  # a well-formed token no request has
+        call(mail_support, "ingest_mail", {}, raw, SECRET)
+    with pytest.raises(ValidationFailed):  # the sender alone is not enough
+        call(mail_support, "ingest_mail", {}, reply_mail_to("support@kundencenter.example"), SECRET)
+    with pytest.raises(ValidationFailed) as err:  # attachments are checked as on the web
+        call(mail_support, "ingest_mail", {}, reply_mail_to(
+            "support+0123456789abcdef0123456789abcdef@kundencenter.example",
+            attachments=[("r.pdf", EXE, "application", "pdf")]), SECRET)
+    assert "attachments.0" in err.value.fields
+    assert len(call(mail_support, "get_request", MAX, number)["messages"]) == 1
+    with pytest.raises(NotFound) as err:  # without a configured secret the webhook is off
+        call(support, "ingest_mail", {}, raw, SECRET)
+    assert "nicht eingerichtet" in err.value.message
