@@ -40,6 +40,11 @@ ROUTES = [
     Route("GET", DESK, "support", "staff_list_requests", auth=STAFF, tag=STAFF_TAG,
           summary="List and filter support requests (state, category, assignee, customer, q)",
           query=s.StaffRequestQuerySchema, response=s.StaffRequestPageSchema, errors=(Forbidden,)),
+    Route("POST", DESK, "support", "staff_open_request", auth=STAFF, tag=STAFF_TAG,
+          summary="Open a request taken on the phone: only for a verified caller (name + telephone "
+                  "password, checked by identity); the verified call is recorded on it",
+          body=s.StaffOpenRequestSchema, response=s.StaffRequestSchema, status=201,
+          errors=(Forbidden, TooManyRequests, ServiceUnavailable)),
     Route("GET", DESK + "/<number>", "support", "staff_get_request", auth=STAFF, tag=STAFF_TAG,
           summary="A request with its whole thread, internal notes and recorded calls",
           response=s.StaffRequestSchema, errors=(Forbidden, NotFound)),

@@ -202,3 +202,12 @@ class CallInputSchema(_Stripped):
         validate.Length(min=1, max=200), validate.Regexp(r"\S", error="Darf nicht leer sein.")],
         metadata={"description": "what the caller says; checked by identity, never stored or shown"})
     note = fields.String(load_default="", validate=validate.Length(max=20000))
+
+
+class StaffOpenRequestSchema(CallInputSchema):
+    """A request taken on the phone for a verified caller."""
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1),
+                                 metadata={"description": "Kundennummer"})
+    subject = _text(200, required=True)
+    message = _text(20000, required=True, metadata={"description": "what the caller asks for"})
+    category = fields.String(load_default="other", validate=validate.OneOf(list(CATEGORIES)))

@@ -3,7 +3,7 @@ import base64
 import hmac
 import logging
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 from nameko.exceptions import MethodNotFound, RemoteError
 from sqlalchemy import select
 
@@ -28,9 +28,9 @@ INBOUND_HEADER = "X-Inbound-Secret"
 
 
 class SettingsSchema(Schema):
-    ATTACHMENT_MAX_FILE_BYTES = fields.Integer(load_default=10 * 1024 * 1024)
-    ATTACHMENT_MAX_TOTAL_BYTES = fields.Integer(load_default=25 * 1024 * 1024)
-    ATTACHMENT_MAX_FILES = fields.Integer(load_default=10)
+    ATTACHMENT_MAX_FILE_BYTES = fields.Integer(load_default=10 * 1024 * 1024, validate=validate.Range(min=1))
+    ATTACHMENT_MAX_TOTAL_BYTES = fields.Integer(load_default=25 * 1024 * 1024, validate=validate.Range(min=1))
+    ATTACHMENT_MAX_FILES = fields.Integer(load_default=10, validate=validate.Range(min=1))
     # Replies by mail go to <local>+<request's secret token>@<domain> of this address; empty: none.
     SUPPORT_REPLY_ADDRESS = fields.String(load_default="support@kundencenter.example", allow_none=True)
     # Shared secret of the inbound-mail webhook (header X-Inbound-Secret); empty: webhook off.
@@ -221,27 +221,53 @@ class SupportService(PingMixin):
             domain.add_note(uow, staff_id, number, data["note"])
         return self.staff_get_request(number)
 
-    @rpc(sensitive_arguments=("data.phone_password",))
-    def staff_record_call(self, number, data):
-        """Telephone support: identity checks the caller's name and telephone password; the
-        result (never the password) is recorded on the request."""
-        staff_id = self.context.require_staff("support")
-        data = load(schemas.CallInputSchema(), data)
-        with self.db.unit_of_work() as uow:
-            customer_id = domain.staff_view(uow.session, number)["customer_id"]
-        contact = self.identity.check_contact(customer_id=customer_id, name=data["caller_name"],
-                                              purpose=PURPOSE)
+    def _verify_caller(self, customer_id, caller_name, password):
+        """Telephone support: identity checks the caller's name and the telephone password
+        (support passes it on, never stores, logs or shows it). -> (contact, name ok, password ok)"""
+        contact = self.identity.check_contact(customer_id=customer_id, name=caller_name, purpose=PURPOSE)
         try:
-            checked = self.identity.verify_phone_password(customer_id=customer_id,
-                                                          password=data["phone_password"])
+            checked = self.identity.verify_phone_password(customer_id=customer_id, password=password)
         except (MethodNotFound, RemoteError) as exc:  # identity without the RPC yet (docs/contracts.md)
             if isinstance(exc, RemoteError) and exc.exc_type != "MethodNotFound":
                 raise
             raise ServiceUnavailable("Die Prüfung des Telefon-Passworts ist derzeit nicht verfügbar.",
                                      {"service": "identity"}) from None
+        return contact, bool(contact.get("authorised")), bool(checked.get("verified"))
+
+    @rpc(sensitive_arguments=("data.phone_password",))
+    def staff_record_call(self, number, data):
+        """Verify a caller on a request and record the call (verified or not) on it."""
+        staff_id = self.context.require_staff("support")
+        data = load(schemas.CallInputSchema(), data)
         with self.db.unit_of_work() as uow:
-            domain.record_call(uow, staff_id, number, data["caller_name"], bool(contact.get("authorised")),
-                               bool(checked.get("verified")), data["note"])
+            customer_id = domain.staff_view(uow.session, number)["customer_id"]
+        _, name_ok, password_ok = self._verify_caller(customer_id, data["caller_name"], data["phone_password"])
+        with self.db.unit_of_work() as uow:
+            domain.record_call(uow, staff_id, number, data["caller_name"], name_ok, password_ok, data["note"])
+        return self.staff_get_request(number)
+
+    @rpc(sensitive_arguments=("data.phone_password",))
+    def staff_open_request(self, data):
+        """A new request taken on the phone: only for a verified caller (name and telephone
+        password); the verified call is recorded on it and the customer gets the confirmation."""
+        staff_id = self.context.require_staff("support")
+        data = load(schemas.StaffOpenRequestSchema(), data)
+        contact, name_ok, password_ok = self._verify_caller(data["customer_id"], data["caller_name"],
+                                                            data["phone_password"])
+        if not (name_ok and password_ok):
+            fields_ = {}
+            if not name_ok:
+                fields_["caller_name"] = ["Nicht als Kunde oder Ansprechpartner hinterlegt."]
+            if not password_ok:
+                fields_["phone_password"] = ["Telefon-Passwort falsch."]
+            raise Forbidden("Der Anrufer ist nicht verifiziert; es wurde keine Anfrage angelegt.",
+                            {"fields": fields_})
+        author = {"name": contact.get("name") or data["caller_name"], "kind": contact.get("kind") or "customer",
+                  "contact_id": contact.get("contact_id"), "email": contact.get("email")}
+        with self.db.unit_of_work() as uow:
+            number = domain.open_request(uow, data["customer_id"], author, data["subject"], data["message"],
+                                         data["category"], via="phone")
+            domain.record_call(uow, staff_id, number, data["caller_name"], True, True, data["note"])
         return self.staff_get_request(number)
 
     @rpc

@@ -387,3 +387,25 @@ def test_inbound_mail_needs_the_secret_and_a_known_token(mail_support, support):
     with pytest.raises(NotFound) as err:  # without a configured secret the webhook is off
         call(support, "ingest_mail", {}, raw, SECRET)
     assert "nicht eingerichtet" in err.value.message
+
+
+def test_staff_open_a_request_on_the_phone_only_for_a_verified_caller(support, smtp_server):
+    call_in = {"customer_id": 100001, "caller_name": "Petra Partner", "phone_password": "Blauer-Elefant-42",
+               "subject": "Domain-Umzug", "message": "Bitte example.de zu uns umziehen.", "category": "domain"}
+    for wrong, fields in (({"phone_password": "falsch"}, {"phone_password"}),
+                          ({"caller_name": "Mallory Fremd"}, {"caller_name"}),
+                          ({"customer_id": 100002}, {"caller_name", "phone_password"})):
+        with pytest.raises(Forbidden) as err:
+            call(support, "staff_open_request", AGENT, dict(call_in, **wrong))
+        assert set(err.value.details["fields"]) == fields
+    assert call(support, "staff_list_requests", AGENT)["total"] == 0
+
+    view = call(support, "staff_open_request", AGENT, call_in)
+    assert view["author_name"] == "Petra Partner" and view["author_kind"] == "contact"
+    assert view["messages"][0]["via"] == "phone" and view["category"] == "domain"
+    assert [(c["caller_name"], c["verified"]) for c in view["calls"]] == [("Petra Partner", True)]
+    assert "Blauer-Elefant" not in str(view)
+    [mail] = smtp_server.wait(1, to="max@kunde.example")
+    assert view["number"] in mail["Subject"] and "petra@agentur.example" in mail["To"]
+    with pytest.raises(Unauthenticated):
+        call(support, "staff_open_request", MAX, call_in)
