@@ -91,6 +91,7 @@ def parse_mail(raw, reply_base):
              for a in msg.iter_attachments()]
     if not body and not files:
         raise ValidationFailed("Die E-Mail enthält keinen Text.", fields={"body": ["Kein Text."]})
-    return {"token": token, "author_name": (name or address or "E-Mail")[:200],
-            "author_address": address, "body": body or "(ohne Text, siehe Anhang)", "files": files,
+    author = re.sub(r"[\x00-\x1f\x7f]+", " ", name or address or "E-Mail").strip()[:200] or "E-Mail"
+    return {"token": token, "author_name": author, "author_address": address,
+            "body": body.replace("\x00", "") or "(ohne Text, siehe Anhang)", "files": files,
             "auto_reply": is_auto_reply(msg)}

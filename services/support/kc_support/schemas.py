@@ -23,10 +23,15 @@ STATES = {
 NUMBER = validate.Regexp(r"^SR-\d{6,}$", error="Eine Anfragenummer wie SR-000042.")
 
 
-def _text(max_len, **kwargs):
-    """A required, non-blank string (stripped)."""
+NO_NUL = validate.Regexp(r"^[^\x00]*\Z", error="Enthält unzulässige Zeichen.")
+ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="Nur eine Zeile ohne Steuerzeichen.")
+
+
+def _text(max_len, one_line=False, **kwargs):
+    """A required, non-blank string (stripped); one line (names, subjects: they go in mail headers)."""
     return fields.String(validate=[validate.Length(min=1, max=max_len, error=f"1 bis {max_len} Zeichen."),
-                                   validate.Regexp(r"\S", error="Darf nicht leer sein.")], **kwargs)
+                                   validate.Regexp(r"\S", error="Darf nicht leer sein."),
+                                   ONE_LINE if one_line else NO_NUL], **kwargs)
 
 
 class _Stripped(BaseSchema):
@@ -46,9 +51,9 @@ class _Stripped(BaseSchema):
 class OpenRequestSchema(_Stripped):
     """The form "Supportanfrage erstellen" (text fields; files come separately)."""
 
-    name = _text(200, required=True, metadata={"description": "Ihr Name: the customer or a registered "
+    name = _text(200, one_line=True, required=True, metadata={"description": "Ihr Name: the customer or a registered "
                                                                "contact person (Ansprechpartner)"})
-    subject = _text(200, required=True, metadata={"description": "Betreff"})
+    subject = _text(200, one_line=True, required=True, metadata={"description": "Betreff"})
     message = _text(20000, required=True, metadata={"description": "Anfrage"})
     category = fields.String(load_default="other", validate=validate.OneOf(list(CATEGORIES)),
                              metadata={"description": "Kategorie: " + ", ".join(CATEGORIES)})
@@ -67,7 +72,7 @@ class OpenRequestFormSchema(OpenRequestSchema):
 
 class CustomerReplySchema(_Stripped):
     message = _text(20000, required=True, metadata={"description": "Antwort"})
-    name = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
+    name = fields.String(load_default=None, validate=[validate.Length(min=1, max=200), ONE_LINE],
                          metadata={"description": "Ihr Name (default: who opened the request)"})
 
 
@@ -197,17 +202,17 @@ class NoteSchema(_Stripped):
 
 class CallInputSchema(_Stripped):
     no_strip = ("phone_password",)
-    caller_name = _text(200, required=True, metadata={"description": "who is calling"})
+    caller_name = _text(200, one_line=True, required=True, metadata={"description": "who is calling"})
     phone_password = fields.String(required=True, validate=[
         validate.Length(min=1, max=200), validate.Regexp(r"\S", error="Darf nicht leer sein.")],
         metadata={"description": "what the caller says; checked by identity, never stored or shown"})
-    note = fields.String(load_default="", validate=validate.Length(max=20000))
+    note = fields.String(load_default="", validate=[validate.Length(max=20000), NO_NUL])
 
 
 class StaffOpenRequestSchema(CallInputSchema):
     """A request taken on the phone for a verified caller."""
     customer_id = fields.Integer(required=True, validate=validate.Range(min=1),
                                  metadata={"description": "Kundennummer"})
-    subject = _text(200, required=True)
+    subject = _text(200, one_line=True, required=True)
     message = _text(20000, required=True, metadata={"description": "what the caller asks for"})
     category = fields.String(load_default="other", validate=validate.OneOf(list(CATEGORIES)))

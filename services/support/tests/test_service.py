@@ -120,6 +120,8 @@ def test_an_unauthorised_name_is_refused_and_nothing_is_saved(support, support_c
     ({"name": "", "message": ""}, [], {"name", "message"}),
     ({"category": "kaffee"}, [], {"category"}),
     ({"subject": "x" * 201}, [], {"subject"}),
+    ({"subject": "Hallo\nBcc: alle@example.org", "message": "a\x00b"}, [], {"subject", "message"}),
+    ({"name": "Max\r\nMustermann"}, [], {"name"}),
     ({}, [upload("rechnung.pdf", EXE, "application/pdf")], {"attachments.0"}),      # disguised .exe
     ({}, [upload("bild.pdf", PNG)], {"attachments.0"}),                              # wrong extension
     ({}, [upload("a.pdf", PDF), upload("gross.log", b"x" * 4097)], {"attachments.1"}),  # per file
