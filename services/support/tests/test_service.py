@@ -411,3 +411,18 @@ def test_staff_open_a_request_on_the_phone_only_for_a_verified_caller(support, s
     assert view["number"] in mail["Subject"] and "petra@agentur.example" in mail["To"]
     with pytest.raises(Unauthenticated):
         call(support, "staff_open_request", MAX, call_in)
+
+
+def test_demo_seed_is_idempotent_and_mails_nobody(support, support_config, smtp_server, capture_events):
+    from kc_common.db import StandaloneDatabase
+    from kc_support import demo
+    events = capture_events("support")
+    db = StandaloneDatabase(metadata, support_config["DATABASE_URL"], "support")
+    demo.seed(db, support_config)
+    demo.seed(db, support_config)
+    db.engine.dispose()
+    page = call(support, "list_requests", MAX)
+    assert page["total"] == 1 and page["items"][0]["state"] == "answered"
+    request = call(support, "get_request", MAX, page["items"][0]["number"])
+    assert [m["kind"] for m in request["messages"]] == ["customer", "staff"]
+    assert events.drain() == [] and smtp_server.messages() == []
