@@ -114,12 +114,13 @@ def test_staff_desk_handles_a_request_and_the_customer_gets_the_mails(system, de
     assert resp.status_code == 200 and resp.json()["assignee_staff_id"]
     assert requests.post(f"{system.url}{DESK}/{number}/notes", headers=agent,
                          json={"note": "Intern: Zertifikat manuell erneuern."}).status_code == 201
-    resp = requests.post(f"{system.url}{DESK}/{number}/replies", headers=agent,
-                         json={"message": "Das Zertifikat ist erneuert."})
+    resp = post_form(system, agent, path=f"{DESK}/{number}/replies",
+                     form={"message": "Das Zertifikat ist erneuert."}, files=[("cert.txt", b"ok\n", "text/plain")])
     assert resp.status_code == 201 and resp.json()["state"] == "answered"
 
     seen = requests.get(f"{system.url}{ME}/{number}", headers=demo).json()
     assert [m["kind"] for m in seen["messages"]] == ["customer", "staff"]
+    assert seen["messages"][1]["attachments"][0]["filename"] == "cert.txt"
     assert "Intern" not in str(seen) and seen["state_text"].startswith("beantwortet")
     reply_mail = wait_for(lambda: [m for m in mails_for(system, number) if "Antwort" in m["Subject"]],
                           message="reply mail")[0]
@@ -155,7 +156,7 @@ def test_openapi_describes_the_support_operations(system):
 
 def test_a_reply_by_email_lands_in_the_thread(system, demo, agent):
     number = post_form(system, demo, form=dict(FORM, subject="Per Mail weiter")).json()["number"]
-    requests.post(f"{system.url}{DESK}/{number}/replies", headers=agent, json={"message": "Welche Domain?"})
+    post_form(system, agent, path=f"{DESK}/{number}/replies", form={"message": "Welche Domain?"})
     reply = wait_for(lambda: [m for m in mails_for(system, number) if "Antwort" in m["Subject"]],
                      message="reply mail")[0]
     msg = EmailMessage()

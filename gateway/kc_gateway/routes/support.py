@@ -52,8 +52,10 @@ ROUTES = [
           summary="Assign the request (a staff id, 'me', or null to unassign)",
           body=s.AssignSchema, response=s.StaffRequestSchema, errors=(Forbidden, NotFound)),
     Route("POST", DESK + "/<number>/replies", "support", "staff_reply", auth=STAFF, tag=STAFF_TAG,
-          summary="Reply to the customer (mailed); the request becomes 'answered' unless another state is given",
-          body=s.StaffReplySchema, response=s.StaffRequestSchema, status=201, errors=(Forbidden, NotFound)),
+          summary="Reply to the customer (multipart: message, state?, attachments; mailed); the request "
+                  "becomes 'answered' unless another state is given",
+          body=s.StaffReplyFormSchema, multipart=True, response=s.StaffRequestSchema, status=201,
+          errors=(Forbidden, NotFound)),
     Route("PUT", DESK + "/<number>/state", "support", "staff_set_state", auth=STAFF, tag=STAFF_TAG,
           summary="Change the state (and category); the customer is told by mail if they want support updates",
           body=s.StateSchema, response=s.StaffRequestSchema, errors=(Forbidden, NotFound)),

@@ -143,6 +143,10 @@ def list_for_staff(session, staff_id, state=None, category=None, assignee=None, 
 def attachment_for(session, number, attachment_id, customer_id=None):
     """An attachment's metadata; a customer gets only their own, never one of an internal message."""
     row = _by_number(session, number, customer_id)
+    try:
+        attachment_id = int(attachment_id)
+    except (TypeError, ValueError):
+        raise NotFound("Diesen Anhang gibt es nicht.") from None
     query = (select(attachments, messages.c.kind)
              .join(messages, messages.c.id == attachments.c.message_id)
              .where(and_(attachments.c.id == attachment_id, attachments.c.request_id == row.id)))
@@ -220,11 +224,12 @@ def mail_reply(uow, token, author_name, body, files=()):
     return customer_reply(uow, row.customer_id, row.number, author_name, body, files, via="email")
 
 
-def staff_reply(uow, staff_id, number, body, state="answered", via="web"):
+def staff_reply(uow, staff_id, number, body, state="answered", files=(), via="web"):
     """A reply the customer sees (and gets by mail); then the request is in ``state``."""
     now = utcnow()
     row = _by_number(uow.session, number, lock=True)
-    message_id = _add_message(uow.session, row.id, "staff", STAFF_AUTHOR, body, via, staff_id=staff_id, now=now)
+    message_id = _add_message(uow.session, row.id, "staff", STAFF_AUTHOR, body, via, staff_id=staff_id,
+                              files=files, now=now)
     values = {"updated_at": now}
     if row.assignee_staff_id is None:  # who answers an unassigned request takes it
         values["assignee_staff_id"] = staff_id

@@ -36,13 +36,13 @@ def opened(request, message, files, can_reply_by_mail=True):
     return subject_line(request, "Ihre Supportanfrage ist eingegangen"), body
 
 
-def staff_replied(request, message, can_reply_by_mail=True):
+def staff_replied(request, message, files=(), can_reply_by_mail=True):
     after = {"closed": "Wir haben Ihre Anfrage damit geschlossen. Wenn Sie antworten, öffnen wir sie wieder.",
              "answered": "Bitte antworten Sie uns, wenn noch etwas offen ist.",
              "open": "Wir bearbeiten Ihre Anfrage weiter."}[request.state]
     body = (f"Guten Tag {request.author_name},\n\n"
             f"zu Ihrer Supportanfrage {request.number} „{request.subject}“ haben wir geantwortet "
-            f"({berlin(message.created_at)}):\n\n{message.body}\n\n{after}\n\n"
+            f"({berlin(message.created_at)}):\n\n{message.body}\n\n{_files(files)}{after}\n\n"
             f"{reply_hint(can_reply_by_mail)}\n\n{SIGNATURE}\n")
     return subject_line(request, "Antwort auf Ihre Supportanfrage"), body
 
@@ -53,6 +53,13 @@ def state_changed(request, old_state, new_state, can_reply_by_mail=True):
             f"{STATES[old_state]} → {STATES[new_state]}.\n\n"
             f"{reply_hint(can_reply_by_mail)}\n\n{SIGNATURE}\n")
     return subject_line(request, f"Status Ihrer Supportanfrage: {STATES[new_state]}"), body
+
+
+def _files(files):
+    if not files:
+        return ""
+    names = "\n".join(f"  - {f.filename}" for f in files)
+    return f"Anhänge (im KundenCenter bei Ihrer Anfrage herunterladen):\n{names}\n\n"
 
 
 def _quote(text):

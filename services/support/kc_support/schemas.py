@@ -191,6 +191,10 @@ class StaffReplySchema(_Stripped):
                           metadata={"description": "state after the reply (default answered)"})
 
 
+class StaffReplyFormSchema(StaffReplySchema):
+    attachments = _FILES
+
+
 class StateSchema(BaseSchema):
     state = fields.String(required=True, validate=validate.OneOf(list(STATES)))
     category = fields.String(load_default=None, validate=validate.OneOf(list(CATEGORIES)))

@@ -143,7 +143,7 @@ class SupportService(PingMixin):
     def download_attachment(self, number, attachment_id):
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
-            row = domain.attachment_for(uow.session, number, int(attachment_id), customer_id)
+            row = domain.attachment_for(uow.session, number, attachment_id, customer_id)
         return self._file(row)
 
     # --- replies by e-mail (inbound-mail webhook of the mail provider / MTA) ------------
@@ -200,9 +200,12 @@ class SupportService(PingMixin):
     @rpc
     def staff_reply(self, number, data):
         staff_id = self.context.require_staff("support")
-        data = load(schemas.StaffReplySchema(), data)
+        form, uploads = self._form(schemas.StaffReplySchema(), data)
+        with self.db.unit_of_work() as uow:  # 404 before anything is stored
+            domain.staff_view(uow.session, number)
+        stored = self._store(uploads)
         with self.db.unit_of_work() as uow:
-            domain.staff_reply(uow, staff_id, number, data["message"], data["state"])
+            domain.staff_reply(uow, staff_id, number, form["message"], form["state"], stored)
         return self.staff_get_request(number)
 
     @rpc
@@ -274,7 +277,7 @@ class SupportService(PingMixin):
     def staff_download_attachment(self, number, attachment_id):
         self.context.require_staff("support")
         with self.db.unit_of_work() as uow:
-            row = domain.attachment_for(uow.session, number, int(attachment_id))
+            row = domain.attachment_for(uow.session, number, attachment_id)
         return self._file(row)
 
     # --- mail, after commit (own events; retried, idempotent) ---------------------------
@@ -296,6 +299,11 @@ class SupportService(PingMixin):
         self.mailer.send(to=to, subject=subject, body=body, reply_to=reply_to,
                          headers={"X-KC-Support-Request": request.number})
 
+    @staticmethod
+    def _files_of(uow, message):
+        return uow.session.execute(select(attachments_table).where(
+            attachments_table.c.message_id == message.id).order_by(attachments_table.c.id)).all()
+
     @property
     def _replies_by_mail(self):
         return bool(self.settings["SUPPORT_REPLY_ADDRESS"])
@@ -306,9 +314,8 @@ class SupportService(PingMixin):
         def send(uow, data):
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            files = uow.session.execute(select(attachments_table).where(
-                attachments_table.c.message_id == message.id).order_by(attachments_table.c.id)).all()
-            self._send(request, *mails.opened(request, message, files, self._replies_by_mail))
+            self._send(request, *mails.opened(request, message, self._files_of(uow, message),
+                                              self._replies_by_mail))
         self.db.handle_once(event, send)
 
     @event_handler("support", domain.REPLIED)
@@ -319,7 +326,8 @@ class SupportService(PingMixin):
                 return
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            self._send(request, *mails.staff_replied(request, message, self._replies_by_mail))
+            self._send(request, *mails.staff_replied(request, message, self._files_of(uow, message),
+                                                     self._replies_by_mail))
         self.db.handle_once(event, send)
 
     @event_handler("support", domain.STATE_CHANGED)

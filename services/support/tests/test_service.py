@@ -200,7 +200,8 @@ def test_staff_desk_assign_reply_note_state_with_mails_and_events(support, captu
     assert call(support, "staff_list_requests", AGENT, {"assignee": "none"})["total"] == 0
 
     call(support, "staff_add_note", AGENT, number, {"note": "Kunde ist VIP, Server prüfen."})
-    view = call(support, "staff_reply", AGENT, number, {"message": "Wir haben den Cache geleert."})
+    view = call(support, "staff_reply", AGENT, number, {"message": "Wir haben den Cache geleert.",
+                                                         "files": [upload("anleitung.pdf", PDF)]})
     assert view["state"] == "answered"
     assert [m["kind"] for m in view["messages"]] == ["customer", "note", "staff"]
     assert [m["internal"] for m in view["messages"]] == [False, True, False]
@@ -212,12 +213,18 @@ def test_staff_desk_assign_reply_note_state_with_mails_and_events(support, captu
     customer = call(support, "get_request", MAX, number)
     assert [m["kind"] for m in customer["messages"]] == ["customer", "staff"]
     assert "VIP" not in str(customer) and customer["state"] == "answered"
+    staff_file = customer["messages"][1]["attachments"][0]
+    assert staff_file["filename"] == "anleitung.pdf"
+    assert base64.b64decode(call(support, "download_attachment", MAX, number, staff_file["id"])["content_b64"]) == PDF
+    with pytest.raises(NotFound):
+        call(support, "download_attachment", MAX, number, "abc")
     assert replied_events.wait(1)[0]["data"]["author"] == "staff"
 
     mails = smtp_server.wait(2, to="max@kunde.example")
     reply_mail = mails[1]
     assert "Antwort" in reply_mail["Subject"] and number in reply_mail["Subject"]
     assert "Wir haben den Cache geleert." in reply_mail.get_body().get_content()
+    assert "anleitung.pdf" in reply_mail.get_body().get_content()
     assert "VIP" not in reply_mail.get_body().get_content()
 
     # closing: event + (optional, wanted) state mail
