@@ -1,5 +1,5 @@
 """support's RPC contract (also the OpenAPI document's schemas)."""
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of
 
@@ -27,11 +27,15 @@ NO_NUL = validate.Regexp(r"^[^\x00]*\Z", error="Enthält unzulässige Zeichen.")
 ONE_LINE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="Nur eine Zeile ohne Steuerzeichen.")
 
 
+def not_blank(value):
+    if not value.strip():
+        raise ValidationError("Darf nicht leer sein.")
+
+
 def _text(max_len, one_line=False, **kwargs):
     """A required, non-blank string (stripped); one line (names, subjects: they go in mail headers)."""
     return fields.String(validate=[validate.Length(min=1, max=max_len, error=f"1 bis {max_len} Zeichen."),
-                                   validate.Regexp(r"\S", error="Darf nicht leer sein."),
-                                   ONE_LINE if one_line else NO_NUL], **kwargs)
+                                   not_blank, ONE_LINE if one_line else NO_NUL], **kwargs)
 
 
 class _Stripped(BaseSchema):
@@ -207,8 +211,7 @@ class NoteSchema(_Stripped):
 class CallInputSchema(_Stripped):
     no_strip = ("phone_password",)
     caller_name = _text(200, one_line=True, required=True, metadata={"description": "who is calling"})
-    phone_password = fields.String(required=True, validate=[
-        validate.Length(min=1, max=200), validate.Regexp(r"\S", error="Darf nicht leer sein.")],
+    phone_password = fields.String(required=True, validate=[validate.Length(min=1, max=200), not_blank],
         metadata={"description": "what the caller says; checked by identity, never stored or shown"})
     note = fields.String(load_default="", validate=[validate.Length(max=20000), NO_NUL])
 
