@@ -17,6 +17,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
+SUPPORT_INBOUND_SECRET = "e2e-inbound-secret"  # switches support's inbound-mail webhook on
 
 
 def free_port():
@@ -99,7 +100,8 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
     mail_dir = tmp_path_factory.mktemp("mail")
     env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
-               MAIL_DIR=str(mail_dir))
+               MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
+               SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")))
     for svc in SERVICES:
         env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
     for svc in SERVICES:
