@@ -99,7 +99,7 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
     mail_dir = tmp_path_factory.mktemp("mail")
     env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
-               MAIL_DIR=str(mail_dir))
+               MAIL_DIR=str(mail_dir), PSP_PORT=str(free_port()))
     for svc in SERVICES:
         env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
     for svc in SERVICES:

@@ -8,6 +8,16 @@ from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, p
 BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH")
 
 
+def amount_between(low, high):
+    """Exact Decimal bounds (marshmallow's Range would render Decimals as strings in OpenAPI)."""
+    low, high = Decimal(low), Decimal(high)
+
+    def check(value):
+        if not low <= value <= high:
+            raise ValidationError(f"Der Betrag muss zwischen {low} und {high} EUR liegen.")
+    return check
+
+
 class BookingSchema(BaseSchema):
     id = fields.Integer(required=True)
     invoice_number = fields.Integer(allow_none=True, metadata={
@@ -111,8 +121,8 @@ class UpdatePaymentDetailsSchema(BaseSchema):
 class CreatePaymentSchema(BaseSchema):
     method = fields.String(required=True, validate=validate.OneOf(("card", "instant")), metadata={
         "description": "card = Kreditkarte (VISA, Mastercard), instant = Sofortüberweisung"})
-    amount = Money(validate=validate.Range(min=Decimal("0.01"), max=Decimal("100000")), metadata={
-        "description": "default: the open amount"})
+    amount = Money(validate=amount_between("0.01", "100000.00"), metadata={
+        "description": "0.01 to 100000.00; default: the open amount"})
 
 
 class PaymentSchema(BaseSchema):
@@ -146,7 +156,7 @@ class BookTransferSchema(BaseSchema):
                                    metadata={"description": "the bank statement line's id"})
     reference = fields.String(required=True, validate=validate.Length(min=1, max=500),
                               metadata={"description": "Verwendungszweck, must contain KC<Kundennummer>"})
-    amount = Money(required=True, validate=validate.Range(min=Decimal("0.01"), max=Decimal("10000000")))
+    amount = Money(required=True, validate=amount_between("0.01", "10000000.00"))
     value_date = fields.Date(load_default=None)
     payer = fields.String(load_default=None, validate=validate.Length(max=200))
 
