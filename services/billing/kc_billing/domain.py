@@ -170,20 +170,31 @@ def is_reverse_charge(buyer, seller_country="DE"):
 # --- invoices ------------------------------------------------------------------------------
 
 def lock_customer(session, customer_id, skip_locked=False):
-    """Lock the customer's row: one writer of their ledger at a time (run, payments, orders)."""
-    ensure_customer_row(session, customer_id)
-    return session.execute(select(customers.c.customer_id).where(
-        customers.c.customer_id == customer_id).with_for_update(skip_locked=skip_locked)).first()
+    """Lock the customer's row: one writer of their ledger at a time (run, payments, orders).
+
+    With ``skip_locked`` returns None when another transaction holds it.
+    """
+    query = select(customers.c.customer_id).where(
+        customers.c.customer_id == customer_id).with_for_update(skip_locked=skip_locked)
+    row = session.execute(query).first()
+    if row is None:
+        exists = session.execute(select(customers.c.customer_id).where(
+            customers.c.customer_id == customer_id)).first()
+        if exists is not None:
+            return None  # held by another transaction (skip_locked)
+        ensure_customer_row(session, customer_id)
+        row = session.execute(query).first()
+    return row
 
 
-def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None):
+def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False):
     """Issue one invoice (or credit note when negative) with its ledger booking and event.
 
     ``lines``: dicts with text, contract_id, period_start, period_end, net, vat_rate.
     """
     session = uow.session
-    now = now or utcnow()
-    lock_customer(session, customer_id)
+    if not locked:
+        lock_customer(session, customer_id)
     details = get_details(session, customer_id)
     buyer = buyer_snapshot(session, customer_id, details)
     seller = settings.seller
@@ -199,6 +210,7 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None):
     breakdown = vat_breakdown(lines)
     kind = "credit_note" if gross < 0 else "invoice"
     number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
+    now = now or utcnow()  # after the number lock: dates never run backwards along the series
     issued_on = local_date(now)
     due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
     reference = f"KC{customer_id}-{number}"

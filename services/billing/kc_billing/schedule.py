@@ -43,7 +43,7 @@ def register_order(uow, order, settings):
             vat_rate=Decimal(item.get("vat_rate") or settings.default_vat_rate),
             next_invoice_date=line["period_end"] + dt.timedelta(days=1), status=ACTIVE,
             updated_at=now).on_conflict_do_nothing())
-    invoice = domain.issue_invoice(uow, order["customer_id"], lines, settings, now=now)
+    invoice = domain.issue_invoice(uow, order["customer_id"], lines, settings)
     session.execute(billed_periods.insert(), [
         {"contract_id": line["contract_id"], "period_start": line["period_start"],
          "period_end": line["period_end"], "invoice_id": invoice["invoice_id"]} for line in lines])
@@ -171,15 +171,18 @@ def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=
         advances.append((c.contract_id, start))
     if not lines:
         return None
-    invoice = domain.issue_invoice(uow, customer_id, lines, settings, run_id=run_id)
+    invoice = domain.issue_invoice(uow, customer_id, lines, settings, run_id=run_id, locked=True)
     # The unique (contract, period start) makes a double bill impossible even if the
     # locking above were bypassed: the whole transaction would fail.
     session.execute(billed_periods.insert(), [
         {"contract_id": cid, "period_start": s, "period_end": e, "invoice_id": invoice["invoice_id"]}
         for cid, s, e in periods])
+    by_date = {}
     for contract_id, next_date in advances:
+        by_date.setdefault(next_date, []).append(contract_id)
+    for next_date, contract_ids in by_date.items():
         session.execute(update(billable_contracts).where(
-            billable_contracts.c.contract_id == contract_id).values(
+            billable_contracts.c.contract_id.in_(contract_ids)).values(
             next_invoice_date=next_date, updated_at=utcnow()))
     if invoice["method"] == "sepa" and invoice["open_amount"] > 0:
         from kc_billing import payments
