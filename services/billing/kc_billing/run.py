@@ -82,7 +82,7 @@ def main(argv=None):
     table.add_column("Wert", justify="right")
     for label, key in (("Kunden fällig", "customers"), ("Rechnungen", "invoices"),
                        ("Vertragsperioden", "contracts"), ("Summe brutto (EUR)", "gross"),
-                       ("übersprungen (anderer Lauf)", "skipped"), ("Fehler", "errors")):
+                       ("von anderem Lauf abgerechnet", "skipped"), ("Fehler", "errors")):
         table.add_row(label, str(summary[key]))
     Console().print(table)
     return 1 if summary["errors"] else 0

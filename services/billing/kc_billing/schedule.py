@@ -141,14 +141,14 @@ def due_customers(session, as_of):
     ).scalars().all()
 
 
-def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=None):
+def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=None, wait=False):
     """Invoice every due period of the customer's contracts: one invoice, one line per period.
 
-    Returns ``None`` when nothing was due any more, ``"locked"`` when another run holds
-    the customer, else the invoice dict (plus ``periods``).
+    Returns ``None`` when nothing was due any more, ``"locked"`` when another transaction
+    holds the customer (unless ``wait``), else the invoice dict (plus ``periods``).
     """
     session = uow.session
-    if domain.lock_customer(session, customer_id, skip_locked=True) is None:
+    if domain.lock_customer(session, customer_id, skip_locked=not wait) is None:
         return "locked"
     rows = session.execute(select(billable_contracts).where(
         billable_contracts.c.customer_id == customer_id,
@@ -205,6 +205,7 @@ def run_billing(db, as_of, settings, *, fetch_customer=None, progress=None, befo
         todo = due_customers(uow.session, as_of)
     summary = {"run_id": run_id, "as_of": as_of, "customers": len(todo), "invoices": 0,
                "contracts": 0, "gross": Decimal("0.00"), "skipped": 0, "errors": 0}
+    skipped = []
     for done, customer_id in enumerate(todo, start=1):
         try:
             if fetch_customer is not None:
@@ -218,7 +219,7 @@ def run_billing(db, as_of, settings, *, fetch_customer=None, progress=None, befo
             with db.unit_of_work() as uow:
                 result = bill_customer(uow, customer_id, as_of, settings, run_id, before_commit)
             if result == "locked":
-                summary["skipped"] += 1
+                skipped.append(customer_id)
             elif result is not None:
                 summary["invoices"] += 1
                 summary["contracts"] += result["periods"]
@@ -228,6 +229,21 @@ def run_billing(db, as_of, settings, *, fetch_customer=None, progress=None, befo
             summary["errors"] += 1
         if progress is not None:
             progress(done, len(todo))
+    # Customers another transaction held (another run, or a payment being booked): wait for
+    # the lock once and look again. Usually the other run has billed them by then.
+    for customer_id in skipped:
+        try:
+            with db.unit_of_work() as uow:
+                result = bill_customer(uow, customer_id, as_of, settings, run_id, before_commit, wait=True)
+            if result is None:
+                summary["skipped"] += 1
+            else:
+                summary["invoices"] += 1
+                summary["contracts"] += result["periods"]
+                summary["gross"] += result["gross"]
+        except Exception:
+            log.exception("billing run %s: customer %s failed", run_id, customer_id)
+            summary["errors"] += 1
     with db.unit_of_work() as uow:
         uow.session.execute(update(billing_runs).where(billing_runs.c.id == run_id).values(
             finished_at=utcnow(), invoices=summary["invoices"], contracts=summary["contracts"],

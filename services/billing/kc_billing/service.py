@@ -95,8 +95,12 @@ class BillingService(PingMixin):
             return
 
         def send(uow, data):
-            inv = uow.session.execute(invoices.select().where(
-                invoices.c.number == int(data["ref"]))).first()
+            try:
+                number = int(data["ref"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("document_stored without an invoice number ignored: %r", data.get("ref"))
+                return
+            inv = uow.session.execute(invoices.select().where(invoices.c.number == number)).first()
             if inv is None or inv.customer_id != int(data["customer_id"]):
                 log.warning("document_stored for unknown invoice %s ignored", data.get("ref"))
                 return

@@ -55,6 +55,11 @@ def test_order_placed_twice_is_invoiced_once_with_the_full_payload(billing, publ
     assert data["invoice_email"] == "max@example.org" and data["due_date"]
 
 
+def test_account_standing_of_a_new_customer(billing):
+    assert call(billing, "account_standing") == {"in_arrears": False, "open_amount": "0.00"}
+    assert account(billing)["balance_text"] == "0.00€ Guthaben"
+
+
 def test_another_customers_invoice_is_not_found(billing, publish):
     publish("catalog", "order_placed", order_event(100001, 8, TODAY))
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)
