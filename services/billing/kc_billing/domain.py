@@ -365,3 +365,18 @@ def account_standing(session, customer_id, settings=None, today=None):
         in_arrears = oldest_due is not None and (today - oldest_due).days >= first_reminder
     open_amount = money(open_total) if balance < 0 else money(0)
     return {"in_arrears": in_arrears, "open_amount": str(open_amount)}
+
+
+def credit_note(uow, data, settings):
+    """A correction is a new document: a credit note (negative invoice), never an edit."""
+    session = uow.session
+    text = f"Gutschrift: {data['text']}"
+    if data.get("invoice_number"):
+        owner = session.execute(select(invoices.c.customer_id).where(
+            invoices.c.number == data["invoice_number"])).scalar()
+        if owner != data["customer_id"]:
+            raise NotFound("Rechnung dieses Kunden nicht gefunden.")
+        text += f" (zu Rechnung {data['invoice_number']})"
+    lines = [{"text": text, "contract_id": None, "period_start": None, "period_end": None,
+              "net": -money(data["net"]), "vat_rate": Decimal(data["vat_rate"])}]
+    return issue_invoice(uow, data["customer_id"], lines, settings)

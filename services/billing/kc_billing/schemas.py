@@ -182,3 +182,21 @@ class RunSummarySchema(BaseSchema):
     gross = Money(required=True)
     skipped = fields.Integer(required=True)
     errors = fields.Integer(required=True)
+
+
+class CreditNoteSchema(BaseSchema):
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "what is credited (Gutschrift: …)"})
+    net = Money(required=True, validate=amount_between("0.01", "100000.00"),
+                metadata={"description": "net amount credited (positive)"})
+    vat_rate = fields.Decimal(load_default=Decimal("19.00"), places=2, as_string=True,
+                              validate=amount_between("0.00", "100.00"))
+    invoice_number = fields.Integer(load_default=None, metadata={"description": "the corrected invoice"})
+
+
+class IssuedInvoiceSchema(BaseSchema):
+    invoice_id = fields.Integer(required=True)
+    number = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    gross = Money(required=True)

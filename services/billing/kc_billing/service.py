@@ -282,6 +282,15 @@ class BillingService(PingMixin):
                     raise
 
     @rpc
+    def issue_credit_note(self, data):
+        """Staff (billing) correct an invoice: a credit note booked as GU, never an edit."""
+        self.context.require_staff("billing")
+        data = load(schemas.CreditNoteSchema(), data)
+        self._ensure_customer(data["customer_id"])
+        with self.db.unit_of_work() as uow:
+            return schemas.IssuedInvoiceSchema().dump(domain.credit_note(uow, data, self.settings))
+
+    @rpc
     def run_billing(self, data=None):
         """Staff (billing) start a billing run now (the timer runs it on schedule)."""
         self.context.require_staff("billing")

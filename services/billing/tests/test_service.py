@@ -279,3 +279,23 @@ def test_account_filters_and_pages(billing, publish):
     assert set(err.value.fields) == {"per_page", "type"}
     numbers = [b["invoice_number"] for b in account(billing, per_page=25)["bookings"]["items"]]
     assert numbers == sorted(numbers, reverse=True)  # newest first
+
+
+def test_staff_correct_an_invoice_with_a_credit_note(billing, publish, capture_events):
+    staff = {"staff_id": 1, "staff_roles": ["billing"]}
+    publish("catalog", "order_placed", order_event(100001, 40, TODAY))
+    wait_for(lambda: account(billing)["bookings"]["total"] == 1)
+    number = account(billing)["bookings"]["items"][0]["invoice_number"]
+    issued = capture_events("billing", "invoice_issued")
+    with pytest.raises(NotFound):  # another customer's invoice
+        call(billing, "issue_credit_note", {"customer_id": 100002, "text": "Kulanz", "net": "1.00",
+                                            "invoice_number": number}, context=staff)
+    with pytest.raises(ValidationFailed) as err:
+        call(billing, "issue_credit_note", {"customer_id": 100001, "text": "", "net": "-1"}, context=staff)
+    assert set(err.value.fields) == {"text", "net"}
+    note = call(billing, "issue_credit_note", {"customer_id": 100001, "text": "Kulanz", "net": "9.90",
+                                               "invoice_number": number}, context=staff)
+    assert note["kind"] == "credit_note" and note["gross"] == "-11.78" and note["number"] == number + 1
+    assert issued.wait(1)[0]["data"]["lines"][0]["text"] == f"Gutschrift: Kulanz (zu Rechnung {number})"
+    acc = account(billing)
+    assert acc["balance"] == "0.00" and [b["type"] for b in acc["bookings"]["items"]] == ["GU", "RE"]
