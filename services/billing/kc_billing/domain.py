@@ -63,16 +63,15 @@ def next_number(session, series, first):
     The counter moves in the same transaction as the invoice that uses the
     number: a rollback gives the number back, so no number is ever voided.
     """
-    row = session.execute(select(counters.c.value).where(counters.c.name == series)
-                          .with_for_update()).first()
-    if row is None:
-        # The first issuer creates the row; a concurrent one conflicts and retries the lock.
+    bump = update(counters).where(counters.c.name == series).values(
+        value=counters.c.value + 1).returning(counters.c.value)
+    value = session.execute(bump).scalar()  # the UPDATE takes the row lock until commit
+    if value is None:
+        # The first issuer creates the row; a concurrent one conflicts and then bumps it.
         session.execute(dialect_insert(session)(counters).values(name=series, value=first - 1)
                         .on_conflict_do_nothing())
-        row = session.execute(select(counters.c.value).where(counters.c.name == series)
-                              .with_for_update()).first()
-    session.execute(update(counters).where(counters.c.name == series).values(value=row.value + 1))
-    return row.value + 1
+        value = session.execute(bump).scalar_one()
+    return value
 
 
 def line_text(item, start, end):

@@ -73,9 +73,11 @@ def start_payment(uow, customer_id, method, amount, idempotency_key=None):
 
 def attach_psp(uow, payment_id, psp):
     """The PSP accepted the payment: remember its id and the confirmation page."""
+    uow.session.execute(update(payments).where(payments.c.id == payment_id).values(
+        psp_payment_id=psp["psp_payment_id"], redirect_url=psp["redirect_url"]))
+    # an outcome that raced ahead (webhook before this answer) stays as it is
     uow.session.execute(update(payments).where(payments.c.id == payment_id,
-                                               payments.c.status == CREATED).values(
-        psp_payment_id=psp["psp_payment_id"], redirect_url=psp["redirect_url"], status=PENDING))
+                                               payments.c.status == CREATED).values(status=PENDING))
 
 
 def book_payment(uow, customer_id, amount, method, text, *, payment_id, external_ref=None, now=None):
