@@ -89,3 +89,21 @@ def test_openapi_lists_the_billing_operations(system):
     paths = requests.get(system.url + "/api/openapi.json").json()["paths"]
     assert {"/api/v1/me/payments", "/api/v1/me/payment-details", "/api/v1/psp/webhook",
             "/api/v1/me/invoices/{number}", "/api/v1/staff/billing/transfers"} <= set(paths)
+
+
+def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
+    customer_id, me = make_customer()
+    order(system, me, f"auszug-{uuid.uuid4().hex[:6]}.de")
+    wait_for(lambda: account(system, me)["balance"] == "-11.78", message="the invoice")
+    ref = f"BANK-{uuid.uuid4().hex[:10]}"
+    xml = (f'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
+           f'<BkToCstmrStmt><Stmt><Id>S</Id><Ntry><Amt Ccy="EUR">11.78</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+           f'<AcctSvcrRef>{ref}</AcctSvcrRef><NtryDtls><TxDtls><RmtInf><Ustrd>KC{customer_id}</Ustrd>'
+           f'</RmtInf></TxDtls></NtryDtls></Ntry></Stmt></BkToCstmrStmt></Document>')
+    staff = staff_headers("billing")
+    for expected in ((1, 0), (0, 1)):  # the same statement twice: booked once
+        resp = requests.post(system.url + "/api/v1/staff/billing/statements", headers=staff,
+                             files={"file": ("auszug.xml", xml.encode(), "application/xml")})
+        assert resp.status_code == 200, resp.text
+        assert (resp.json()["booked"], resp.json()["already_booked"]) == expected
+    assert account(system, me)["balance_text"] == "0.00€ Guthaben"

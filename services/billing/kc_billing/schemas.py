@@ -200,3 +200,16 @@ class IssuedInvoiceSchema(BaseSchema):
     number = fields.Integer(required=True)
     kind = fields.String(required=True)
     gross = Money(required=True)
+
+
+class StatementUploadSchema(BaseSchema):
+    files = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1),
+                        metadata={"description": "one CAMT.053 XML file (multipart field 'file')"})
+
+
+class StatementImportSchema(BaseSchema):
+    entries = fields.Integer(required=True, metadata={"description": "credit entries in the statement"})
+    booked = fields.Integer(required=True)
+    already_booked = fields.Integer(required=True)
+    unmatched = fields.List(fields.Dict(), required=True, metadata={
+        "description": "entries without a known KC<Kundennummer> reference (book by hand)"})

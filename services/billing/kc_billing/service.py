@@ -11,12 +11,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kc_common.context import CallContext
 from kc_common.db import Database, utcnow
-from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
+                              ValidationFailed)
 from kc_common.events import event_handler
 from kc_common.mail import Mailer
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_billing import details, domain, dunning, payments, schedule, schemas
+from kc_billing import camt, details, domain, dunning, payments, schedule, schemas
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import BillingSettings
@@ -280,6 +281,29 @@ class BillingService(PingMixin):
             except IntegrityError:  # the same statement line raced in: now it is found
                 if attempt == 2:
                     raise
+
+    @rpc
+    def import_statement(self, data):
+        """Staff (billing) upload a CAMT.053 statement: credit entries booked by reference."""
+        self.context.require_staff("billing")
+        data = load(schemas.StatementUploadSchema(), data)
+        try:
+            entries = camt.parse(base64.b64decode(data["files"][0].get("content_b64") or ""))
+        except (camt.StatementInvalid, ValueError) as exc:
+            raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
+        result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": []}
+        for entry in entries:  # one transaction per entry: a bad line never blocks the others
+            try:
+                with self.db.unit_of_work() as uow:
+                    booked = payments.book_transfer(uow, entry)
+                result["booked" if booked["created"] else "already_booked"] += 1
+            except Unprocessable as exc:
+                result["unmatched"].append({"transaction_id": entry["transaction_id"],
+                                            "amount": str(entry["amount"]),
+                                            "reference": entry["reference"], "reason": exc.message})
+            except IntegrityError:  # a concurrent import booked it
+                result["already_booked"] += 1
+        return schemas.StatementImportSchema().dump(result)
 
     @rpc
     def issue_credit_note(self, data):
