@@ -377,5 +377,7 @@ def credit_note(uow, data, settings):
             raise NotFound("Rechnung dieses Kunden nicht gefunden.")
         text += f" (zu Rechnung {data['invoice_number']})"
     lines = [{"text": text, "contract_id": None, "period_start": None, "period_end": None,
-              "net": -money(data["net"]), "vat_rate": Decimal(data["vat_rate"])}]
+              "net": -money(data["net"]),
+              "vat_rate": Decimal(data["vat_rate"] if data.get("vat_rate") is not None
+                                  else settings.default_vat_rate)}]
     return issue_invoice(uow, data["customer_id"], lines, settings)

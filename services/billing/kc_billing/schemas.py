@@ -190,8 +190,9 @@ class CreditNoteSchema(BaseSchema):
                          metadata={"description": "what is credited (Gutschrift: …)"})
     net = Money(required=True, validate=amount_between("0.01", "100000.00"),
                 metadata={"description": "net amount credited (positive)"})
-    vat_rate = fields.Decimal(load_default=Decimal("19.00"), places=2, as_string=True,
-                              validate=amount_between("0.00", "100.00"))
+    vat_rate = fields.Decimal(load_default=None, places=2, as_string=True,
+                              validate=amount_between("0.00", "100.00"),
+                              metadata={"description": "VAT rate in percent; default DEFAULT_VAT_RATE (19.00)"})
     invoice_number = fields.Integer(load_default=None, metadata={"description": "the corrected invoice"})
 
 
