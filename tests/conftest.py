@@ -101,7 +101,8 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
     env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
                MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
-               SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")))
+               SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")),
+               PSP_PORT=str(free_port()))
     for svc in SERVICES:
         env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
     for svc in SERVICES:

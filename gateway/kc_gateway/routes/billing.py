@@ -1,9 +1,51 @@
 """Public routes served by billing."""
-from kc_gateway.http import Route
+from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
+                              ValidationFailed)
+from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_billing import schemas as s
 
+TAG = "Meine Buchhaltung"
+
 ROUTES = [
-    Route("GET", "/api/v1/me/account", "billing", "get_account", tag="Meine Buchhaltung",
-          summary="Kundenkonto: balance and bookings (newest first, paged)",
-          query=s.AccountQuerySchema, response=s.AccountSchema),
+    Route("GET", "/api/v1/me/account", "billing", "get_account", tag=TAG,
+          summary="Kundenkonto: balance and bookings (newest first, paged, filter by type and date)",
+          query=s.AccountQuerySchema, response=s.AccountSchema, errors=(ValidationFailed,)),
+    Route("GET", "/api/v1/me/invoices/<number>", "billing", "get_invoice", tag=TAG,
+          summary="One of the customer's invoices (the PDF is served by documents)",
+          response=s.InvoiceSchema, errors=(NotFound,)),
+    Route("GET", "/api/v1/me/payments/transfer-details", "billing", "get_transfer_details", tag=TAG,
+          summary="Zahlung per Überweisung: open amount, bank details and the reference to use",
+          response=s.TransferDetailsSchema),
+    Route("POST", "/api/v1/me/payments", "billing", "create_payment", tag=TAG,
+          summary="Zahlung per Kreditkarte or Sofortüberweisung through the PSP (continue at redirect_url)",
+          body=s.CreatePaymentSchema, response=s.PaymentSchema, status=201, idempotent=True,
+          errors=(ValidationFailed, Unprocessable, ServiceUnavailable)),
+    Route("GET", "/api/v1/me/payments/<payment_id>", "billing", "get_payment", tag=TAG,
+          summary="State of a payment (asks the PSP while it is pending)",
+          response=s.PaymentSchema, errors=(NotFound,)),
+    Route("GET", "/api/v1/me/payment-details", "billing", "get_payment_details", tag="Meine Daten",
+          summary="Zahlungsdetails", response=s.PaymentDetailsSchema),
+    Route("PUT", "/api/v1/me/payment-details", "billing", "update_payment_details", tag="Meine Daten",
+          summary="Change Zahlungsdetails (apply to the next invoice); SEPA needs a valid IBAN and the mandate",
+          body=s.UpdatePaymentDetailsSchema, response=s.PaymentDetailsSchema,
+          errors=(ValidationFailed,)),
+    Route("POST", "/api/v1/psp/webhook", "billing", "psp_webhook", auth=PUBLIC, tag="Payment provider",
+          summary="Signed payment notification of the PSP (HMAC, replay window); booked exactly once",
+          raw_body=True, pass_headers=("X-PSP-Signature",), response=s.WebhookAckSchema,
+          errors=(Unauthenticated,)),
+    Route("POST", "/api/v1/staff/billing/transfers", "billing", "book_transfer", auth=STAFF,
+          tag="Staff: billing", summary="Book an incoming bank transfer, matched by its reference",
+          body=s.BookTransferSchema, response=s.BookedTransferSchema, status=201,
+          errors=(ValidationFailed, Unprocessable)),
+    Route("POST", "/api/v1/staff/billing/statements", "billing", "import_statement", auth=STAFF,
+          tag="Staff: billing", summary="Import a CAMT.053 bank statement (credit entries booked by reference, once)",
+          multipart=True, body=s.StatementUploadSchema, response=s.StatementImportSchema,
+          errors=(ValidationFailed,)),
+    Route("POST", "/api/v1/staff/billing/credit-notes", "billing", "issue_credit_note", auth=STAFF,
+          tag="Staff: billing", summary="Issue a credit note (Gutschrift) to a customer",
+          body=s.CreditNoteSchema, response=s.IssuedInvoiceSchema, status=201,
+          errors=(ValidationFailed, NotFound)),
+    Route("POST", "/api/v1/staff/billing/runs", "billing", "run_billing", auth=STAFF,
+          tag="Staff: billing", summary="Start a billing run now (as of a date, default today)",
+          body=s.RunBillingSchema, response=s.RunSummarySchema, status=201),
 ]

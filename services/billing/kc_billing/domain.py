@@ -1,26 +1,77 @@
-"""billing's rules, free of nameko: invoice numbers, invoices, the ledger."""
+"""billing's rules, free of nameko: invoice numbers, invoices, the ledger, open items.
+
+Rounding (documented in docs/services/billing.md): every line's net is an exact
+cent amount; VAT is computed per rate on the sum of the nets of that rate and
+rounded half-up once per rate (German practice, § 14 UStG: tax per rate on the
+invoice); gross = net + VAT. Each line also carries its own rounded VAT for
+information; it is not what is summed.
+"""
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
-from kc_common.db import utcnow
+from kc_common.db import as_utc, utcnow
+from kc_common.errors import NotFound
 from kc_common.schemas import money
-from kc_billing.models import bookings, counters, invoice_lines, invoices
+from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
+                               payment_details)
 
+BERLIN = ZoneInfo("Europe/Berlin")
 FIRST_INVOICE_NUMBER = 1000001
 INVOICE = "RE"
+CREDIT_NOTE = "GU"
+PAYMENT = "ZAHLUNG"
+SETTLEMENT = "KONTOAUSGLEICH"
+BOOKING_TYPES = (INVOICE, CREDIT_NOTE, PAYMENT, SETTLEMENT)
+METHODS = ("transfer", "card", "instant", "sepa")
+METHOD_LETTER = {"transfer": "U", "card": "K", "instant": "S", "sepa": "L"}
+METHOD_TEXT = {"transfer": "Überweisung", "card": "Kreditkarte", "instant": "Sofortüberweisung",
+               "sepa": "Lastschrift"}
+EU = {"AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
+      "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK"}
+REVERSE_CHARGE_NOTE = ("Steuerschuldnerschaft des Leistungsempfängers (Reverse Charge, "
+                       "§ 13b UStG / Art. 196 MwStSystRL). Die Umsatzsteuer schuldet der "
+                       "Leistungsempfänger.")
+POSTAGE_TEXT = "Porto Rechnungsversand per Post"
+
+
+class CustomerUnknown(Exception):
+    """No replica of the customer's address yet: fetch it from identity first."""
+
+
+def dialect_insert(session):
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def local_date(instant):
+    return as_utc(instant).astimezone(BERLIN).date()
+
+
+def today_local():
+    return utcnow().astimezone(BERLIN).date()
 
 
 def next_number(session, series, first):
-    """Next number of a dense series; the row lock serialises concurrent issuers."""
-    row = session.execute(select(counters.c.value).where(counters.c.name == series)
-                          .with_for_update()).first()
-    if row is None:
-        session.execute(counters.insert().values(name=series, value=first))
-        return first
-    session.execute(update(counters).where(counters.c.name == series).values(value=row.value + 1))
-    return row.value + 1
+    """Next number of a dense series; the row lock serialises concurrent issuers.
+
+    The counter moves in the same transaction as the invoice that uses the
+    number: a rollback gives the number back, so no number is ever voided.
+    """
+    bump = update(counters).where(counters.c.name == series).values(
+        value=counters.c.value + 1).returning(counters.c.value)
+    value = session.execute(bump).scalar()  # the UPDATE takes the row lock until commit
+    if value is None:
+        # The first issuer creates the row; a concurrent one conflicts and then bumps it.
+        session.execute(dialect_insert(session)(counters).values(name=series, value=first - 1)
+                        .on_conflict_do_nothing())
+        value = session.execute(bump).scalar_one()
+    return value
 
 
 def line_text(item, start, end):
@@ -29,18 +80,186 @@ def line_text(item, start, end):
     return f"{name} {start:%d.%m.%Y}-{end:%d.%m.%Y}"
 
 
-def totals(lines):
-    """Net per line, VAT per rate summed then rounded (half-up to the cent)."""
-    net = sum((Decimal(l["net"]) for l in lines), Decimal("0"))
+def vat_breakdown(lines):
+    """VAT per rate on the sum of that rate's nets, rounded half-up once per rate."""
     by_rate = {}
-    for l in lines:
-        by_rate[Decimal(l["vat_rate"])] = by_rate.get(Decimal(l["vat_rate"]), Decimal("0")) + Decimal(l["net"])
-    vat = sum((money(base * rate / 100) for rate, base in by_rate.items()), Decimal("0"))
+    for line in lines:
+        rate = Decimal(line["vat_rate"])
+        by_rate[rate] = by_rate.get(rate, Decimal("0")) + Decimal(line["net"])
+    return [{"rate": money(rate), "base": money(base), "amount": money(base * rate / 100)}
+            for rate, base in sorted(by_rate.items())]
+
+
+def totals(lines):
+    """(net, VAT, gross) of an invoice: net per line, VAT per rate, rounded half-up."""
+    net = sum((Decimal(line["net"]) for line in lines), Decimal("0"))
+    vat = sum((b["amount"] for b in vat_breakdown(lines)), Decimal("0"))
     return money(net), money(vat), money(net + vat)
 
 
-def invoice_order(uow, order):
-    """Invoice the first period of every item of an order (``order_placed``)."""
+# --- the customer replica (buyer address at issue time) -----------------------------------
+
+CUSTOMER_FIELDS = ("company", "first_name", "last_name", "email", "street", "zip", "city",
+                   "country", "vat_id", "is_business")
+
+
+def ensure_customer_row(session, customer_id):
+    """The per-customer row (lock of the billing run) exists, possibly not replicated yet."""
+    session.execute(dialect_insert(session)(customers).values(customer_id=customer_id)
+                    .on_conflict_do_nothing())
+
+
+def customer_known(session, customer_id):
+    return session.execute(select(customers.c.replicated_at).where(
+        customers.c.customer_id == customer_id)).scalar() is not None
+
+
+def upsert_customer(session, data, as_of=None):
+    """Apply a ``customer_updated`` (or ``get_customer``) snapshot unless a newer one is stored."""
+    as_of = as_of or utcnow()
+    values = {k: data.get(k) for k in CUSTOMER_FIELDS}
+    values["is_business"] = bool(values["is_business"])
+    values["country"] = (values["country"] or "DE").upper()[:2]
+    values["zip"] = None if values["zip"] is None else str(values["zip"])
+    customer_id = int(data["customer_id"])
+    ensure_customer_row(session, customer_id)
+    current = session.execute(select(customers.c.replicated_at).where(
+        customers.c.customer_id == customer_id).with_for_update()).scalar()
+    if current is not None and as_utc(current) > as_of:
+        return False  # an older event arrived late
+    session.execute(update(customers).where(customers.c.customer_id == customer_id)
+                    .values(replicated_at=as_of, **values))
+    return True
+
+
+DEFAULT_DETAILS = {"by_post": False, "invoice_email": None, "with_contact_person": False,
+                   "method": "transfer", "iban": None, "bic": None, "bank_name": None,
+                   "account_holder": None, "mandate_reference": None, "mandate_date": None}
+
+
+def get_details(session, customer_id):
+    row = session.execute(select(payment_details).where(
+        payment_details.c.customer_id == customer_id)).first()
+    details = dict(DEFAULT_DETAILS) if row is None else dict(row._mapping)
+    details.pop("updated_at", None)
+    details["customer_id"] = customer_id
+    return details
+
+
+def buyer_snapshot(session, customer_id, details):
+    row = session.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
+    if row is None or row.replicated_at is None:
+        raise CustomerUnknown(customer_id)
+    name = " ".join(p for p in (row.first_name, row.last_name) if p)
+    return {"customer_id": customer_id, "company": row.company or None, "name": name,
+            "street": row.street, "zip": row.zip, "city": row.city, "country": row.country or "DE",
+            "vat_id": row.vat_id or None, "is_business": bool(row.is_business),
+            "email": row.email,
+            "contact_person": name if details["with_contact_person"] and name else None}
+
+
+def is_reverse_charge(buyer, seller_country="DE"):
+    """EU business customer outside Germany with a VAT ID: the recipient owes the VAT."""
+    country = (buyer.get("country") or "DE").upper()
+    vat_id = (buyer.get("vat_id") or "").replace(" ", "").upper()
+    return bool(buyer.get("is_business") and vat_id and country in EU and country != seller_country
+                and vat_id[:2] in (country, "EL" if country == "GR" else country))
+
+
+# --- invoices ------------------------------------------------------------------------------
+
+def lock_customer(session, customer_id, skip_locked=False):
+    """Lock the customer's row: one writer of their ledger at a time (run, payments, orders).
+
+    With ``skip_locked`` returns None when another transaction holds it.
+    """
+    query = select(customers.c.customer_id).where(
+        customers.c.customer_id == customer_id).with_for_update(skip_locked=skip_locked)
+    row = session.execute(query).first()
+    if row is None:
+        exists = session.execute(select(customers.c.customer_id).where(
+            customers.c.customer_id == customer_id)).first()
+        if exists is not None:
+            return None  # held by another transaction (skip_locked)
+        ensure_customer_row(session, customer_id)
+        row = session.execute(query).first()
+    return row
+
+
+def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False):
+    """Issue one invoice (or credit note when negative) with its ledger booking and event.
+
+    ``lines``: dicts with text, contract_id, period_start, period_end, net, vat_rate.
+    """
+    session = uow.session
+    if not locked:
+        lock_customer(session, customer_id)
+    details = get_details(session, customer_id)
+    buyer = buyer_snapshot(session, customer_id, details)
+    seller = settings.seller
+    reverse_charge = is_reverse_charge(buyer, seller["country"])
+    lines = [dict(line, net=money(line["net"]),
+                  vat_rate=Decimal("0.00") if reverse_charge else money(line["vat_rate"]))
+             for line in lines]
+    if details["by_post"] and sum(line["net"] for line in lines) > 0:
+        lines.append({"text": POSTAGE_TEXT, "contract_id": None, "period_start": None,
+                      "period_end": None, "net": money(settings.postage_net),
+                      "vat_rate": Decimal("0.00") if reverse_charge else settings.default_vat_rate})
+    net, vat, gross = totals(lines)
+    breakdown = vat_breakdown(lines)
+    kind = "credit_note" if gross < 0 else "invoice"
+    number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
+    now = now or utcnow()  # after the number lock: dates never run backwards along the series
+    issued_on = local_date(now)
+    due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
+    reference = f"KC{customer_id}-{number}"
+    invoice_email = details["invoice_email"] or buyer["email"]
+    invoice_id = session.execute(invoices.insert().values(
+        number=number, customer_id=customer_id, issued_at=now, net=net, vat=vat, gross=gross,
+        kind=kind, due_date=due_date, currency="EUR", payment_method=details["method"],
+        payment_reference=reference, by_post=details["by_post"], invoice_email=invoice_email,
+        reverse_charge=reverse_charge, seller=seller, buyer=to_plain(buyer),
+        vat_breakdown=to_plain(breakdown), run_id=run_id,
+    ).returning(invoices.c.id)).scalar_one()
+    event_lines = []
+    for pos, line in enumerate(lines, start=1):
+        line_vat = money(line["net"] * line["vat_rate"] / 100)
+        row = {"position": pos, "text": line["text"], "contract_id": line.get("contract_id"),
+               "period_start": line.get("period_start"), "period_end": line.get("period_end"),
+               "quantity": 1, "unit_net": line["net"], "net": line["net"],
+               "vat_rate": line["vat_rate"], "vat": line_vat}
+        event_lines.append(row)
+    session.execute(invoice_lines.insert(), [dict(r, invoice_id=invoice_id) for r in event_lines])
+    session.execute(bookings.insert().values(
+        customer_id=customer_id, booked_at=now, type=INVOICE if kind == "invoice" else CREDIT_NOTE,
+        invoice_id=invoice_id, text=lines[0]["text"], amount=-gross,
+        payment_method=METHOD_LETTER[details["method"]]))
+    open_amount = invoice_open_amounts(session, customer_id).get(invoice_id, money(0))
+    payload = {
+        "invoice_id": invoice_id, "number": number, "customer_id": customer_id,
+        "kind": kind, "issued_at": now, "issue_date": issued_on, "due_date": due_date,
+        "currency": "EUR", "net": net, "vat": vat, "gross": gross, "open_amount": open_amount,
+        "payment_method": details["method"], "payment_reference": reference,
+        "by_post": details["by_post"], "invoice_email": invoice_email,
+        "reverse_charge": reverse_charge,
+        "reverse_charge_note": REVERSE_CHARGE_NOTE if reverse_charge else None,
+        "seller": seller, "buyer": {k: v for k, v in buyer.items() if k not in ("email", "is_business")},
+        "lines": event_lines, "vat_breakdown": breakdown,
+        "sepa": ({"mandate_reference": details["mandate_reference"],
+                  "mandate_date": details["mandate_date"], "iban": details["iban"]}
+                 if details["method"] == "sepa" else None),
+    }
+    uow.emit("invoice_issued", payload)
+    return {"invoice_id": invoice_id, "number": number, "gross": gross, "open_amount": open_amount,
+            "kind": kind, "method": details["method"], "details": details}
+
+
+def to_plain(value):
+    from kc_common.db import to_json_safe
+    return to_json_safe(value)
+
+
+def invoice_lines_of_order(order):
     lines = []
     for item in order["items"]:
         start = dt.date.fromisoformat(item["period_start"])
@@ -48,26 +267,38 @@ def invoice_order(uow, order):
         lines.append({"text": line_text(item, start, end), "contract_id": item["contract_id"],
                       "period_start": start, "period_end": end, "net": Decimal(item["price_net"]),
                       "vat_rate": Decimal(item["vat_rate"])})
-    return issue_invoice(uow, order["customer_id"], lines)
+    return lines
 
 
-def issue_invoice(uow, customer_id, lines):
-    session = uow.session
-    net, vat, gross_ = totals(lines)
-    number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
-    now = utcnow()
-    invoice_id = session.execute(invoices.insert().values(
-        number=number, customer_id=customer_id, issued_at=now, net=net, vat=vat, gross=gross_,
-    ).returning(invoices.c.id)).scalar_one()
-    for pos, line in enumerate(lines, start=1):
-        session.execute(invoice_lines.insert().values(invoice_id=invoice_id, position=pos, **line))
-    session.execute(bookings.insert().values(
-        customer_id=customer_id, booked_at=now, type=INVOICE, invoice_id=invoice_id,
-        text=lines[0]["text"], amount=-gross_, payment_method="U"))
-    uow.emit("invoice_issued", {"invoice_id": invoice_id, "number": number,
-                                "customer_id": customer_id, "net": net, "vat": vat,
-                                "gross": gross_, "issued_at": now})
-    return invoice_id
+# --- the ledger ----------------------------------------------------------------------------
+
+def balance_of(session, customer_id):
+    return money(session.execute(select(func.coalesce(func.sum(bookings.c.amount), 0))
+                                 .where(bookings.c.customer_id == customer_id)).scalar_one())
+
+
+def open_items(session, customer_id):
+    """Debits (negative bookings) with what is still open, oldest first; and unused credit.
+
+    Every credit (payment, credit note, settlement) settles the oldest open debit
+    first; what is left over is credit (Guthaben) that settles the next invoice.
+    """
+    rows = session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount)
+                           .where(bookings.c.customer_id == customer_id)
+                           .order_by(bookings.c.booked_at, bookings.c.id)).all()
+    credit = sum((r.amount for r in rows if r.amount > 0), Decimal("0"))
+    items = []
+    for r in rows:
+        if r.amount < 0:
+            applied = min(credit, -r.amount)
+            credit -= applied
+            items.append((r.id, r.invoice_id, money(-r.amount - applied)))
+    return items, money(credit)
+
+
+def invoice_open_amounts(session, customer_id):
+    items, _ = open_items(session, customer_id)
+    return {invoice_id: open_ for _, invoice_id, open_ in items if invoice_id is not None}
 
 
 def balance_text(balance):
@@ -75,35 +306,78 @@ def balance_text(balance):
     return f"{balance:.2f}€ offener Betrag" if balance < 0 else f"{balance:.2f}€ Guthaben"
 
 
-def account(session, customer_id, *, page, per_page):
-    balance = session.execute(select(func.coalesce(func.sum(bookings.c.amount), 0))
-                              .where(bookings.c.customer_id == customer_id)).scalar_one()
-    balance = money(balance)
-    total = session.execute(select(func.count()).where(bookings.c.customer_id == customer_id)).scalar_one()
+def _local_midnight_utc(day):
+    return dt.datetime.combine(day, dt.time(), tzinfo=BERLIN).astimezone(dt.timezone.utc)
+
+
+def account(session, customer_id, *, page, per_page, type=None, date_from=None, date_to=None):
+    balance = balance_of(session, customer_id)
+    where = [bookings.c.customer_id == customer_id]
+    if type:
+        where.append(bookings.c.type == type)
+    if date_from:
+        where.append(bookings.c.booked_at >= _local_midnight_utc(date_from))
+    if date_to:
+        where.append(bookings.c.booked_at < _local_midnight_utc(date_to + dt.timedelta(days=1)))
+    total = session.execute(select(func.count()).select_from(bookings).where(*where)).scalar_one()
     rows = session.execute(
         select(bookings, invoices.c.number).outerjoin(invoices, invoices.c.id == bookings.c.invoice_id)
-        .where(bookings.c.customer_id == customer_id)
+        .where(*where)
         .order_by(bookings.c.booked_at.desc(), bookings.c.id.desc())
         .limit(per_page).offset((page - 1) * per_page)).all()
-    items = [{"id": r.id, "invoice_number": r.number, "date": r.booked_at.date(), "type": r.type,
-              "text": r.text, "amount": r.amount, "payment_method": r.payment_method} for r in rows]
+    open_by_invoice = invoice_open_amounts(session, customer_id)
+    items = [{"id": r.id, "invoice_number": r.number, "date": local_date(r.booked_at), "type": r.type,
+              "text": r.text, "amount": r.amount, "payment_method": r.payment_method,
+              "open_amount": open_by_invoice.get(r.invoice_id) if r.type == INVOICE else None}
+             for r in rows]
     return {"balance": balance, "balance_text": balance_text(balance), "currency": "EUR",
             "bookings": {"items": items, "total": total, "page": page, "per_page": per_page}}
 
 
-ARREARS_AFTER_DAYS = 30
+def get_invoice(session, customer_id, number):
+    """The customer's own invoice by number; another customer's is not found (404)."""
+    row = session.execute(select(invoices).where(invoices.c.number == number,
+                                                 invoices.c.customer_id == customer_id)).first()
+    if row is None:
+        raise NotFound("Rechnung nicht gefunden.")
+    lines = session.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
+                            .order_by(invoice_lines.c.position)).all()
+    data = dict(row._mapping)
+    data["issue_date"] = local_date(row.issued_at)
+    data["open_amount"] = invoice_open_amounts(session, customer_id).get(row.id, money(0))
+    data["lines"] = [dict(line._mapping) for line in lines]
+    return data
 
 
-def account_standing(session, customer_id, today=None):
-    """In arrears: an open balance while an invoice is older than ARREARS_AFTER_DAYS.
+def account_standing(session, customer_id, settings=None, today=None):
+    """In arrears: an invoice still open after its due date plus the first reminder interval."""
+    first_reminder = settings.dunning_days[0] if settings else 7
+    today = today or today_local()
+    items, _ = open_items(session, customer_id)
+    open_ids = [inv for _, inv, amount in items if inv is not None and amount > 0]
+    open_total = sum((amount for _, _, amount in items), Decimal("0"))
+    balance = balance_of(session, customer_id)
+    in_arrears = False
+    if open_ids:
+        oldest_due = session.execute(select(func.min(invoices.c.due_date)).where(
+            invoices.c.id.in_(open_ids))).scalar()
+        in_arrears = oldest_due is not None and (today - oldest_due).days >= first_reminder
+    open_amount = money(open_total) if balance < 0 else money(0)
+    return {"in_arrears": in_arrears, "open_amount": str(open_amount)}
 
-    (Dunning refines this with due dates and reminders.)
-    """
-    balance = money(session.execute(select(func.coalesce(func.sum(bookings.c.amount), 0))
-                                    .where(bookings.c.customer_id == customer_id)).scalar_one())
-    oldest = session.execute(select(func.min(bookings.c.booked_at)).where(
-        bookings.c.customer_id == customer_id, bookings.c.type == INVOICE)).scalar_one()
-    today = today or utcnow().date()
-    in_arrears = bool(balance < 0 and oldest is not None
-                      and (today - oldest.date()).days > ARREARS_AFTER_DAYS)
-    return {"in_arrears": in_arrears, "open_amount": str(-balance if balance < 0 else money(0))}
+
+def credit_note(uow, data, settings):
+    """A correction is a new document: a credit note (negative invoice), never an edit."""
+    session = uow.session
+    text = f"Gutschrift: {data['text']}"
+    if data.get("invoice_number"):
+        owner = session.execute(select(invoices.c.customer_id).where(
+            invoices.c.number == data["invoice_number"])).scalar()
+        if owner != data["customer_id"]:
+            raise NotFound("Rechnung dieses Kunden nicht gefunden.")
+        text += f" (zu Rechnung {data['invoice_number']})"
+    lines = [{"text": text, "contract_id": None, "period_start": None, "period_end": None,
+              "net": -money(data["net"]),
+              "vat_rate": Decimal(data["vat_rate"] if data.get("vat_rate") is not None
+                                  else settings.default_vat_rate)}]
+    return issue_invoice(uow, data["customer_id"], lines, settings)

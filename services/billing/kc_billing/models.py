@@ -1,6 +1,11 @@
-"""billing's tables. Only billing reads or writes them. Bookings are never updated."""
-from sqlalchemy import (BigInteger, Column, Date, DateTime, ForeignKey, Integer, MetaData,
-                        Numeric, String, Table, Text)
+"""billing's tables. Only billing reads or writes them.
+
+The ledger (``bookings``) is append-only: a correction is a new booking. What an
+invoice still owes is derived from the ledger (payments settle the oldest debit
+first), never stored and edited.
+"""
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer,
+                        MetaData, Numeric, String, Table, Text, UniqueConstraint)
 
 from kc_common.db import add_messaging_tables
 
@@ -17,6 +22,19 @@ invoices = Table(
     Column("net", Numeric(12, 2), nullable=False),
     Column("vat", Numeric(12, 2), nullable=False),
     Column("gross", Numeric(12, 2), nullable=False),
+    # What the law asks for, frozen at issue time (documents renders from the event alone).
+    Column("kind", String(20), nullable=False, server_default="invoice"),  # invoice / credit_note
+    Column("due_date", Date, nullable=True),
+    Column("currency", String(3), nullable=False, server_default="EUR"),
+    Column("payment_method", String(20), nullable=True),      # transfer / card / instant / sepa
+    Column("payment_reference", String(60), nullable=True),
+    Column("by_post", Boolean, nullable=False, server_default="false"),
+    Column("invoice_email", String(254), nullable=True),
+    Column("reverse_charge", Boolean, nullable=False, server_default="false"),
+    Column("seller", JSON, nullable=True),
+    Column("buyer", JSON, nullable=True),
+    Column("vat_breakdown", JSON, nullable=True),
+    Column("run_id", BigInteger, nullable=True),
 )
 
 invoice_lines = Table(
@@ -30,6 +48,9 @@ invoice_lines = Table(
     Column("period_end", Date, nullable=True),
     Column("net", Numeric(12, 2), nullable=False),
     Column("vat_rate", Numeric(5, 2), nullable=False),
+    Column("quantity", Integer, nullable=False, server_default="1"),
+    Column("unit_net", Numeric(12, 2), nullable=True),
+    Column("vat", Numeric(12, 2), nullable=True),   # informational; the invoice's VAT is per rate
 )
 
 # The ledger (Kundenkonto): the balance is the sum of these; negative = open amount.
@@ -38,17 +59,125 @@ bookings = Table(
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("customer_id", BigInteger, nullable=False, index=True),
     Column("booked_at", DateTime(timezone=True), nullable=False),
-    Column("type", String(20), nullable=False),            # RE, ZAHLUNG, GUTSCHRIFT, KONTOAUSGLEICH, ...
+    Column("type", String(20), nullable=False),            # RE, GU, ZAHLUNG, KONTOAUSGLEICH, ...
     Column("invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=True),
     Column("text", Text, nullable=False),
     Column("amount", Numeric(12, 2), nullable=False),
     Column("payment_method", String(2), nullable=True),    # U = Überweisung, K = Kreditkarte, ...
+    # A payment is booked at most once; a bank statement line at most once.
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True, unique=True),
+    Column("external_ref", String(100), nullable=True, unique=True),
 )
 
 counters = Table(
     "counters", metadata,
     Column("name", String(50), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# Replica of identity's customer_updated (the buyer address at issue time) and the
+# per-customer lock row of the billing run.
+customers = Table(
+    "customers", metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("company", String(200), nullable=True),
+    Column("first_name", String(100), nullable=True),
+    Column("last_name", String(100), nullable=True),
+    Column("email", String(254), nullable=True),
+    Column("street", String(200), nullable=True),
+    Column("zip", String(20), nullable=True),
+    Column("city", String(100), nullable=True),
+    Column("country", String(2), nullable=True),
+    Column("vat_id", String(20), nullable=True),
+    Column("is_business", Boolean, nullable=False, server_default="false"),
+    Column("replicated_at", DateTime(timezone=True), nullable=True),  # null: not known yet
+)
+
+payment_details = Table(
+    "payment_details", metadata,
+    Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("by_post", Boolean, nullable=False),
+    Column("invoice_email", String(254), nullable=True),
+    Column("with_contact_person", Boolean, nullable=False),
+    Column("method", String(20), nullable=False),          # card / sepa / transfer
+    Column("iban", String(34), nullable=True),
+    Column("bic", String(11), nullable=True),
+    Column("bank_name", String(200), nullable=True),
+    Column("account_holder", String(200), nullable=True),
+    Column("mandate_reference", String(35), nullable=True),
+    Column("mandate_date", Date, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The schedule: what billing bills, and when.
+billable_contracts = Table(
+    "billable_contracts", metadata,
+    Column("contract_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("product_id", String(50), nullable=False),
+    Column("product_name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("domain", String(253), nullable=True),
+    Column("period_months", Integer, nullable=False),
+    Column("price_net", Numeric(12, 2), nullable=False),
+    Column("vat_rate", Numeric(5, 2), nullable=False),
+    Column("next_invoice_date", Date, nullable=True, index=True),   # null: nothing more to bill
+    Column("end_date", Date, nullable=True),
+    Column("status", String(20), nullable=False),                   # active / cancelled / terminated
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Proof that a contract period was billed: never twice (unique), never skipped (dates advance
+# in the same transaction).
+billed_periods = Table(
+    "billed_periods", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("contract_id", BigInteger, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=False),
+    UniqueConstraint("contract_id", "period_start", name="uq_billed_period"),
+)
+
+billing_runs = Table(
+    "billing_runs", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("invoices", Integer, nullable=False, server_default="0"),
+    Column("contracts", Integer, nullable=False, server_default="0"),
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("errors", Integer, nullable=False, server_default="0"),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("method", String(20), nullable=False),           # card / instant / transfer / sepa
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(20), nullable=False),           # created / pending / succeeded / failed
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("psp_payment_id", String(64), nullable=True, unique=True),
+    Column("redirect_url", Text, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("customer_id", "idempotency_key", name="uq_payment_idempotency"),
+)
+
+dunning_notices = Table(
+    "dunning_notices", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("level", Integer, nullable=False),
+    Column("open_amount", Numeric(12, 2), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("invoice_id", "level", name="uq_dunning_level"),
 )
 
 add_messaging_tables(metadata)

@@ -1,17 +1,36 @@
 """billing's RPC contract (also the OpenAPI document's schemas)."""
-from marshmallow import fields
+from decimal import Decimal
 
-from kc_common.schemas import BaseSchema, Money, PageQuerySchema, page_of
+from marshmallow import fields, validate, validates_schema, ValidationError
+
+from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
+
+BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH")
+
+
+def amount_between(low, high):
+    """Exact Decimal bounds (marshmallow's Range would render Decimals as strings in OpenAPI)."""
+    low, high = Decimal(low), Decimal(high)
+
+    def check(value):
+        if not low <= value <= high:
+            raise ValidationError(f"Der Betrag muss zwischen {low} und {high} EUR liegen.")
+    return check
 
 
 class BookingSchema(BaseSchema):
     id = fields.Integer(required=True)
-    invoice_number = fields.Integer(allow_none=True, metadata={"description": "Rnr"})
-    date = fields.Date(required=True, metadata={"description": "Datum"})
-    type = fields.String(required=True, metadata={"description": "Typ (RE = Rechnung, …)"})
+    invoice_number = fields.Integer(allow_none=True, metadata={
+        "description": "Rnr; the PDF is served by documents under this number"})
+    date = fields.Date(required=True, metadata={"description": "Datum (Europe/Berlin)"})
+    type = fields.String(required=True, metadata={
+        "description": "Typ: RE = Rechnung, GU = Gutschrift, ZAHLUNG, KONTOAUSGLEICH"})
     text = fields.String(required=True, metadata={"description": "Erste Position der Rechnung"})
     amount = Money(required=True, metadata={"description": "Betrag in EUR (negativ = Forderung)"})
-    payment_method = fields.String(allow_none=True, metadata={"description": "Zahlungsart"})
+    payment_method = fields.String(allow_none=True, metadata={
+        "description": "Zahlungsart: U = Überweisung, K = Kreditkarte, S = Sofortüberweisung, "
+                       "L = Lastschrift"})
+    open_amount = Money(allow_none=True, metadata={"description": "invoices: still open"})
 
 
 BookingPageSchema = page_of(BookingSchema, "BookingPageSchema")
@@ -24,4 +43,174 @@ class AccountSchema(BaseSchema):
     bookings = fields.Nested(BookingPageSchema, required=True)
 
 
-AccountQuerySchema = PageQuerySchema
+class AccountQuerySchema(PageQuerySchema):
+    per_page = fields.Integer(load_default=10, validate=validate.OneOf([10, 25, 50, 100]),
+                              metadata={"description": "Einträge anzeigen: 10, 25, 50 or 100"})
+    type = fields.String(validate=validate.OneOf(BOOKING_TYPES))
+    date_from = fields.Date()
+    date_to = fields.Date()
+
+    @validates_schema
+    def _range(self, data, **kwargs):
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError("Das Startdatum liegt nach dem Enddatum.", "date_to")
+
+
+class InvoiceLineSchema(BaseSchema):
+    position = fields.Integer(required=True)
+    text = fields.String(required=True)
+    contract_id = fields.Integer(allow_none=True)
+    period_start = fields.Date(allow_none=True)
+    period_end = fields.Date(allow_none=True)
+    quantity = fields.Integer(required=True)
+    unit_net = Money(allow_none=True)
+    net = Money(required=True)
+    vat_rate = fields.Decimal(required=True, places=2, as_string=True)
+    vat = Money(allow_none=True)
+
+
+class InvoiceSchema(BaseSchema):
+    number = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    issue_date = fields.Date(required=True)
+    issued_at = UtcDateTime(required=True)
+    due_date = fields.Date(allow_none=True)
+    currency = fields.String(required=True)
+    net = Money(required=True)
+    vat = Money(required=True)
+    gross = Money(required=True)
+    open_amount = Money(required=True)
+    payment_method = fields.String(allow_none=True)
+    payment_reference = fields.String(allow_none=True)
+    by_post = fields.Boolean(required=True)
+    reverse_charge = fields.Boolean(required=True)
+    seller = fields.Dict(allow_none=True)
+    buyer = fields.Dict(allow_none=True)
+    vat_breakdown = fields.List(fields.Dict(), allow_none=True)
+    lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
+
+
+METHOD_CHOICES = ("card", "sepa", "transfer")
+
+
+class PaymentDetailsSchema(BaseSchema):
+    by_post = fields.Boolean(required=True, metadata={"description": "Rechnung per Post (2 € pro Rechnung)"})
+    invoice_email = fields.Email(allow_none=True, metadata={"description": "Rechnungs E-Mail"})
+    with_contact_person = fields.Boolean(required=True, metadata={"description": "Rechnung mit Ansprechpartner"})
+    method = fields.String(required=True, validate=validate.OneOf(METHOD_CHOICES), metadata={
+        "description": "Zahlungsart: card = Kreditkarte, sepa = Lastschrift, transfer = Überweisung"})
+    iban_masked = fields.String(allow_none=True)
+    bic = fields.String(allow_none=True)
+    bank_name = fields.String(allow_none=True)
+    account_holder = fields.String(allow_none=True)
+    mandate_reference = fields.String(allow_none=True)
+    mandate_date = fields.Date(allow_none=True)
+
+
+class UpdatePaymentDetailsSchema(BaseSchema):
+    by_post = fields.Boolean(required=True)
+    invoice_email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    with_contact_person = fields.Boolean(required=True)
+    method = fields.String(required=True, validate=validate.OneOf(METHOD_CHOICES))
+    iban = fields.String(allow_none=True, validate=validate.Length(max=42))
+    account_holder = fields.String(allow_none=True, validate=validate.Length(max=200))
+    sepa_mandate_accepted = fields.Boolean(load_default=False, metadata={
+        "description": "The customer grants the SEPA direct debit mandate (needed for a new IBAN)"})
+
+
+class CreatePaymentSchema(BaseSchema):
+    method = fields.String(required=True, validate=validate.OneOf(("card", "instant")), metadata={
+        "description": "card = Kreditkarte (VISA, Mastercard), instant = Sofortüberweisung"})
+    amount = Money(validate=amount_between("0.01", "100000.00"), metadata={
+        "description": "0.01 to 100000.00; default: the open amount"})
+
+
+class PaymentSchema(BaseSchema):
+    payment_id = fields.String(required=True)
+    method = fields.String(required=True)
+    amount = Money(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "created, pending, succeeded, failed"})
+    redirect_url = fields.String(allow_none=True, metadata={"description": "the PSP's confirmation page"})
+    failure_reason = fields.String(allow_none=True)
+    created_at = UtcDateTime(required=True)
+    completed_at = UtcDateTime(allow_none=True)
+
+
+class TransferDetailsSchema(BaseSchema):
+    amount = Money(required=True)
+    currency = fields.String(required=True)
+    account_holder = fields.String(required=True)
+    iban = fields.String(required=True)
+    bic = fields.String(required=True)
+    bank = fields.String(required=True)
+    reference = fields.String(required=True, metadata={"description": "Verwendungszweck"})
+
+
+class WebhookAckSchema(BaseSchema):
+    received = fields.Boolean(required=True)
+
+
+class BookTransferSchema(BaseSchema):
+    transaction_id = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                                   metadata={"description": "the bank statement line's id"})
+    reference = fields.String(required=True, validate=validate.Length(min=1, max=500),
+                              metadata={"description": "Verwendungszweck, must contain KC<Kundennummer>"})
+    amount = Money(required=True, validate=amount_between("0.01", "10000000.00"))
+    value_date = fields.Date(load_default=None)
+    payer = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class BookedTransferSchema(BaseSchema):
+    booking_id = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    payment_id = fields.String(required=True)
+    created = fields.Boolean(required=True)
+    settled_invoice_ids = fields.List(fields.Integer())
+
+
+class RunBillingSchema(BaseSchema):
+    as_of = fields.Date(load_default=None)
+
+
+class RunSummarySchema(BaseSchema):
+    run_id = fields.Integer(required=True)
+    as_of = fields.Date(required=True)
+    customers = fields.Integer(required=True)
+    invoices = fields.Integer(required=True)
+    contracts = fields.Integer(required=True)
+    gross = Money(required=True)
+    skipped = fields.Integer(required=True)
+    errors = fields.Integer(required=True)
+
+
+class CreditNoteSchema(BaseSchema):
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    text = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                         metadata={"description": "what is credited (Gutschrift: …)"})
+    net = Money(required=True, validate=amount_between("0.01", "100000.00"),
+                metadata={"description": "net amount credited (positive)"})
+    vat_rate = fields.Decimal(load_default=None, places=2, as_string=True,
+                              validate=amount_between("0.00", "100.00"),
+                              metadata={"description": "VAT rate in percent; default DEFAULT_VAT_RATE (19.00)"})
+    invoice_number = fields.Integer(load_default=None, metadata={"description": "the corrected invoice"})
+
+
+class IssuedInvoiceSchema(BaseSchema):
+    invoice_id = fields.Integer(required=True)
+    number = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    gross = Money(required=True)
+
+
+class StatementUploadSchema(BaseSchema):
+    files = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1),
+                        metadata={"description": "one CAMT.053 XML file (multipart field 'file')"})
+
+
+class StatementImportSchema(BaseSchema):
+    entries = fields.Integer(required=True, metadata={"description": "credit entries in the statement"})
+    booked = fields.Integer(required=True)
+    already_booked = fields.Integer(required=True)
+    unmatched = fields.List(fields.Dict(), required=True, metadata={
+        "description": "entries without a known KC<Kundennummer> reference (book by hand)"})

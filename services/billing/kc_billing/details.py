@@ -1,0 +1,83 @@
+"""Zahlungsdetails: invoice by post, invoice e-mail, contact person, payment method (+ SEPA)."""
+from schwifty import IBAN
+from schwifty.exceptions import SchwiftyException
+from sqlalchemy import select, update
+
+from kc_common.db import utcnow
+from kc_common.errors import ValidationFailed
+from kc_billing import domain
+from kc_billing.models import payment_details
+
+
+def validate_iban(value):
+    """A German/EU IBAN: check digits, length per country, and a bank schwifty knows."""
+    try:
+        iban = IBAN(value)
+    except SchwiftyException as exc:
+        raise ValueError(f"Die IBAN ist ungültig ({exc}).")
+    if iban.bank is None:
+        raise ValueError("Die Bank dieser IBAN ist unbekannt.")
+    return iban
+
+
+def mandate_reference(customer_id, number):
+    return f"KC{customer_id}-M{number:03d}"
+
+
+def update_details(uow, customer_id, data):
+    """Validate and store; a new IBAN gets a new SEPA mandate (reference + date). Applies to
+    the next invoice."""
+    session = uow.session
+    current = domain.get_details(session, customer_id)
+    merged = {**current, **data}
+    errors = {}
+    iban = None
+    if merged["method"] == "sepa":
+        if not merged.get("iban"):
+            errors["iban"] = ["Für die Lastschrift ist eine IBAN nötig."]
+        else:
+            try:
+                iban = validate_iban(merged["iban"])
+            except ValueError as exc:
+                errors["iban"] = [str(exc)]
+        if not (merged.get("account_holder") or "").strip():
+            errors["account_holder"] = ["Bitte geben Sie den Kontoinhaber an."]
+        if not data.get("sepa_mandate_accepted") and (iban is None or iban.compact != current.get("iban")):
+            errors["sepa_mandate_accepted"] = ["Bitte erteilen Sie das SEPA-Lastschriftmandat."]
+    elif data.get("iban"):
+        try:
+            iban = validate_iban(data["iban"])
+        except ValueError as exc:
+            errors["iban"] = [str(exc)]
+    if errors:
+        raise ValidationFailed("Die Zahlungsdetails sind ungültig.", fields=errors)
+    values = {"by_post": merged["by_post"], "invoice_email": merged.get("invoice_email") or None,
+              "with_contact_person": merged["with_contact_person"], "method": merged["method"],
+              "account_holder": (merged.get("account_holder") or "").strip() or None,
+              "updated_at": utcnow()}
+    if iban is not None and iban.compact != current.get("iban"):
+        count = 1 if not current.get("mandate_reference") else \
+            int(current["mandate_reference"].rsplit("-M", 1)[1]) + 1
+        values.update(iban=iban.compact, bic=str(iban.bic) if iban.bic else None,
+                      bank_name=iban.bank_name, mandate_reference=mandate_reference(customer_id, count),
+                      mandate_date=domain.today_local())
+    exists = session.execute(select(payment_details.c.customer_id).where(
+        payment_details.c.customer_id == customer_id).with_for_update()).first()
+    if exists:
+        session.execute(update(payment_details).where(
+            payment_details.c.customer_id == customer_id).values(**values))
+    else:
+        session.execute(payment_details.insert().values(customer_id=customer_id, **values))
+    return view(session, customer_id)
+
+
+def view(session, customer_id):
+    details = domain.get_details(session, customer_id)
+    if details["iban"]:
+        details["iban_masked"] = details["iban"][:4] + " **** " + details["iban"][-4:]
+    else:
+        details["iban_masked"] = None
+    if not details["invoice_email"]:
+        details["invoice_email"] = session.execute(select(domain.customers.c.email).where(
+            domain.customers.c.customer_id == customer_id)).scalar()
+    return details

@@ -1,0 +1,92 @@
+"""Operator command: the recurring billing run on demand, with a progress bar and a summary.
+
+    python -m kc_billing.run [--config services/billing/config.yaml] [--as-of 2026-12-01]
+
+Safe to start while the scheduled run (nameko timer) or another command runs:
+customers another run holds are skipped (and billed by that run), and a run
+that is killed is resumed by simply running again. Customers billing has no
+address replica for are fetched from identity over the bus (``identity.get_customer``).
+"""
+import argparse
+import datetime as dt
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kc_common.db import StandaloneDatabase
+from kc_common.manage import load_config
+from kc_billing import domain, schedule
+from kc_billing.models import metadata
+from kc_billing.settings import BillingSettings
+
+
+def identity_fetcher(config):
+    """``identity.get_customer`` through a standalone RPC proxy (lazily connected)."""
+    state = {}
+
+    def fetch(customer_id):
+        if "proxy" not in state:
+            from nameko.standalone.rpc import ClusterRpcProxy
+            state["cm"] = ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"]}, timeout=float(
+                config.get("RPC_TIMEOUT") or 10))
+            state["proxy"] = state["cm"].start()
+        return state["proxy"].identity.get_customer(customer_id=customer_id)
+
+    def close():
+        if "cm" in state:
+            state["cm"].stop()
+    return fetch, close
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kc_billing.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="services/billing/config.yaml")
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
+                        help="bill every period starting on or before this date (default: today)")
+    parser.add_argument("--no-progress", action="store_true")
+    # Fault injection for the crash/resume test: die (no cleanup, open transaction) while
+    # billing the customer after this many have been committed.
+    parser.add_argument("--crash-after", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    settings = BillingSettings(config)
+    db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
+    as_of = args.as_of or domain.today_local()
+    console = Console(stderr=True)
+    fetch, close = identity_fetcher(config)
+    committed = {"n": 0}
+
+    def before_commit(customer_id):
+        if args.crash_after is not None and committed["n"] >= args.crash_after:
+            os._exit(17)
+        committed["n"] += 1
+
+    try:
+        with Progress(TextColumn("Abrechnungslauf {task.fields[as_of]}"), BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                      disable=args.no_progress) as progress:
+            task = progress.add_task("run", total=None, as_of=as_of.isoformat())
+
+            def on_progress(done, total):
+                progress.update(task, completed=done, total=total)
+            summary = schedule.run_billing(db, as_of, settings, fetch_customer=fetch,
+                                           progress=on_progress, before_commit=before_commit)
+    finally:
+        close()
+        db.engine.dispose()
+    table = Table(title=f"Abrechnungslauf {summary['run_id']} zum {as_of:%d.%m.%Y}")
+    table.add_column("Kennzahl")
+    table.add_column("Wert", justify="right")
+    for label, key in (("Kunden fällig", "customers"), ("Rechnungen", "invoices"),
+                       ("Vertragsperioden", "contracts"), ("Summe brutto (EUR)", "gross"),
+                       ("von anderem Lauf abgerechnet", "skipped"), ("Fehler", "errors")):
+        table.add_row(label, str(summary[key]))
+    Console().print(table)
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

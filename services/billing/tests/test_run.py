@@ -1,0 +1,128 @@
+"""The recurring billing run on PostgreSQL: idempotent, two runs at once, killed and resumed.
+
+The runs are real operator-command processes (``python -m kc_billing.run``).
+"""
+import datetime as dt
+import subprocess
+import sys
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from kc_billing import domain, schedule
+from kc_billing.models import billable_contracts, billed_periods, bookings, invoice_lines, invoices
+from kc_billing.settings import BillingSettings
+
+from .conftest import ROOT, customer, order_event
+
+AS_OF = dt.date(2026, 3, 15)
+CUSTOMERS = range(200001, 200021)      # 20 customers
+CONTRACTS_EACH = 3                     # monthly, invoiced until Dec: Jan, Feb, Mar due
+
+
+@pytest.fixture
+def due(db):
+    """30 customers x 3 monthly contracts whose first period (Dec 2025) is invoiced."""
+    settings = BillingSettings({})
+    for cid in CUSTOMERS:
+        with db.unit_of_work() as uow:
+            domain.upsert_customer(uow.session, customer(cid))
+            for n in range(CONTRACTS_EACH):
+                schedule.register_order(uow, order_event(cid, cid * 10 + n, dt.date(2025, 12, 1),
+                                                         months=1, price=f"{n + 1}.33"), settings)
+    return db
+
+
+@pytest.fixture
+def cli_config(config, tmp_path):
+    path = tmp_path / "billing.yaml"
+    path.write_text(yaml.safe_dump({"AMQP_URI": config["AMQP_URI"], "DATABASE_URL": config["DATABASE_URL"],
+                                    "SERVICE_PACKAGE": "kc_billing"}))
+    return str(path)
+
+
+def start_run(cli_config, *extra):
+    return subprocess.Popen([sys.executable, "-m", "kc_billing.run", "--config", cli_config,
+                             "--as-of", AS_OF.isoformat(), "--no-progress", *extra],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_invoices(db):
+    with db.unit_of_work() as uow:
+        return uow.session.execute(select(invoices.c.customer_id, invoices.c.number)
+                                   .where(invoices.c.run_id.isnot(None))).all()
+
+
+def assert_everything_billed_exactly_once(db):
+    with db.unit_of_work() as uow:
+        s = uow.session
+        periods = s.execute(select(billed_periods.c.contract_id, billed_periods.c.period_start)).all()
+        assert len(periods) == len(set(periods)) == len(CUSTOMERS) * CONTRACTS_EACH * 4
+        starts = {p for _, p in periods}
+        assert starts == {dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)}
+        assert set(s.execute(select(billable_contracts.c.next_invoice_date)).scalars()) == {dt.date(2026, 4, 1)}
+        numbers = s.execute(select(invoices.c.number).order_by(invoices.c.number)).scalars().all()
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # dense, no gap
+        lines = s.execute(select(func.count()).select_from(invoice_lines).join(
+            invoices, invoices.c.id == invoice_lines.c.invoice_id).where(invoices.c.run_id.isnot(None))).scalar()
+        assert lines == len(CUSTOMERS) * CONTRACTS_EACH * 3
+        # A customer's ledger: three order invoices (1.58 + 2.77 + 3.96) and one run invoice of
+        # 3 months x (1.33 + 2.33 + 3.33) = 20.97 net + 3.98 VAT (per rate on the total; per line
+        # it would be 3.96) = 24.95.
+        assert str(domain.balance_of(s, 200001)) == "-33.26"
+    per_customer = {}
+    for cid, _ in run_invoices(db):
+        per_customer[cid] = per_customer.get(cid, 0) + 1
+    assert per_customer == {cid: 1 for cid in CUSTOMERS}  # one invoice per customer
+
+
+def test_a_second_run_finds_nothing_due(due, cli_config):
+    first = start_run(cli_config)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    assert "Rechnungen" in out and "20" in out
+    again = start_run(cli_config)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out
+    assert_everything_billed_exactly_once(due)
+
+
+def test_two_runs_at_once_never_bill_twice(due, cli_config):
+    runs = [start_run(cli_config), start_run(cli_config)]
+    for run in runs:
+        out, _ = run.communicate(timeout=180)
+        assert run.returncode == 0, out
+    assert_everything_billed_exactly_once(due)
+
+
+def test_a_run_killed_mid_way_is_resumed_by_the_next(due, cli_config):
+    killed = start_run(cli_config, "--crash-after", "7")
+    out, _ = killed.communicate(timeout=120)
+    assert killed.returncode == 17, out  # died inside the 8th customer's transaction
+    assert len(run_invoices(due)) == 7
+    with due.unit_of_work() as uow:  # the 8th customer's half-done work was rolled back
+        assert uow.session.execute(select(func.count()).select_from(bookings).where(
+            bookings.c.customer_id == CUSTOMERS[7])).scalar() == CONTRACTS_EACH
+    resumed = start_run(cli_config)
+    out, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out
+    assert_everything_billed_exactly_once(due)
+
+
+def test_cancelled_contract_stops_after_its_end_date(db):
+    settings = BillingSettings({})
+    with db.unit_of_work() as uow:
+        domain.upsert_customer(uow.session, customer(100001))
+        schedule.register_order(uow, order_event(100001, 1, dt.date(2026, 1, 1), months=1, price="5.00"),
+                                settings)
+        schedule.cancel_contract(uow, {"contract_id": 1, "customer_id": 100001, "end_date": "2026-02-28"})
+        schedule.register_order(uow, order_event(100001, 2, dt.date(2026, 1, 1), months=1, price="7.00"),
+                                settings)
+        schedule.terminate_contract(uow, {"contract_id": 2, "customer_id": 100001, "terminated_on": "2026-01-20"})
+    summary = schedule.run_billing(db, dt.date(2026, 6, 1), settings)
+    assert (summary["invoices"], summary["contracts"]) == (1, 1)  # only February of contract 1
+    with db.unit_of_work() as uow:
+        lines = uow.session.execute(select(invoice_lines.c.text).join(invoices).where(
+            invoices.c.run_id == summary["run_id"])).scalars().all()
+    assert lines == ["Domain .de 01.02.2026-28.02.2026"]

@@ -1,0 +1,109 @@
+"""Billing end to end: order -> invoice -> card payment through the PSP simulator (its
+confirmation page, its signed webhooks delivered twice through the gateway) -> booked once."""
+import uuid
+
+import requests
+
+from kc_common.testing import wait_for
+
+
+def order(system, headers, domain):
+    resp = requests.post(system.url + "/api/v1/me/orders", headers=headers,
+                         json={"items": [{"product_id": "domain-de", "domain": domain}]})
+    assert resp.status_code == 201, resp.text
+
+
+def account(system, headers, **params):
+    return requests.get(system.url + "/api/v1/me/account", headers=headers, params=params).json()
+
+
+def test_card_payment_through_the_psp_is_booked_exactly_once(system, make_customer):
+    customer_id, me = make_customer()
+    order(system, me, f"bezahlt-{uuid.uuid4().hex[:6]}.de")
+    wait_for(lambda: account(system, me)["balance"] == "-11.78", message="the invoice")
+    key = str(uuid.uuid4())
+    created = requests.post(system.url + "/api/v1/me/payments", json={"method": "card"},
+                            headers={**me, "Idempotency-Key": key})
+    assert created.status_code == 201, created.text
+    payment = created.json()
+    assert payment["amount"] == "11.78" and payment["status"] == "pending"
+    again = requests.post(system.url + "/api/v1/me/payments", json={"method": "card"},
+                          headers={**me, "Idempotency-Key": key})
+    assert again.json()["payment_id"] == payment["payment_id"]
+
+    page = requests.get(payment["redirect_url"])  # the PSP's confirmation page
+    assert page.status_code == 200 and "11.78" in page.text
+    confirmed = requests.post(payment["redirect_url"], data={"action": "pay"}, allow_redirects=False)
+    assert confirmed.status_code == 303 and payment["payment_id"] in confirmed.headers["Location"]
+
+    wait_for(lambda: account(system, me)["balance"] == "0.00", message="the payment booking")
+    # the simulator delivers every webhook twice: wait for the duplicate, then count
+    wait_for(lambda: system.log("billing").count(f"for payment {payment['payment_id']}") >= 2,
+             message="the duplicate webhook")
+    acc = account(system, me)
+    assert [b["type"] for b in acc["bookings"]["items"]] == ["ZAHLUNG", "RE"]
+    assert acc["balance_text"] == "0.00€ Guthaben"
+    status = requests.get(f"{system.url}/api/v1/me/payments/{payment['payment_id']}", headers=me).json()
+    assert status["status"] == "succeeded"
+
+
+def test_forged_webhook_is_refused(system):
+    resp = requests.post(system.url + "/api/v1/psp/webhook", data='{"id": "x"}',
+                         headers={"X-PSP-Signature": "t=1,v1=00"})
+    assert resp.status_code == 401 and resp.json()["error"] == "unauthenticated"
+
+
+def test_invoices_payment_details_transfers_and_other_customers(system, make_customer, staff_headers):
+    customer_id, me = make_customer()
+    _, other = make_customer()
+    order(system, me, f"rechnung-{uuid.uuid4().hex[:6]}.de")
+    wait_for(lambda: account(system, me)["bookings"]["total"] == 1, message="the invoice")
+    number = account(system, me)["bookings"]["items"][0]["invoice_number"]
+    invoice = requests.get(f"{system.url}/api/v1/me/invoices/{number}", headers=me)
+    assert invoice.status_code == 200 and invoice.json()["seller"]["vat_id"]
+    assert invoice.json()["buyer"]["name"] == "Erika Musterfrau"
+    resp = requests.get(f"{system.url}/api/v1/me/invoices/{number}", headers=other)
+    assert resp.status_code == 404 and resp.json()["error"] == "not_found"
+
+    bad = requests.put(system.url + "/api/v1/me/payment-details", headers=me, json={
+        "by_post": False, "with_contact_person": False, "method": "sepa",
+        "iban": "DE89370400440532013001", "account_holder": "Erika", "sepa_mandate_accepted": True})
+    assert bad.status_code == 400 and "iban" in bad.json()["fields"]
+    good = requests.put(system.url + "/api/v1/me/payment-details", headers=me, json={
+        "by_post": True, "with_contact_person": False, "method": "transfer"})
+    assert good.status_code == 200 and good.json()["by_post"] is True
+
+    details = requests.get(system.url + "/api/v1/me/payments/transfer-details", headers=me).json()
+    assert details["reference"] == f"KC{customer_id}" and details["amount"] == "11.78"
+    booked = requests.post(system.url + "/api/v1/staff/billing/transfers", headers=staff_headers("billing"),
+                           json={"transaction_id": f"stmt-{uuid.uuid4().hex}", "amount": "20.00",
+                                 "reference": f"Zahlung {details['reference']}"})
+    assert booked.status_code == 201, booked.text
+    acc = account(system, me, type="ZAHLUNG")
+    assert acc["balance_text"] == "8.22€ Guthaben" and acc["bookings"]["total"] == 1
+    assert acc["bookings"]["items"][0]["payment_method"] == "U"
+    assert requests.post(system.url + "/api/v1/staff/billing/transfers", headers=me, json={}).status_code == 401
+
+
+def test_openapi_lists_the_billing_operations(system):
+    paths = requests.get(system.url + "/api/openapi.json").json()["paths"]
+    assert {"/api/v1/me/payments", "/api/v1/me/payment-details", "/api/v1/psp/webhook",
+            "/api/v1/me/invoices/{number}", "/api/v1/staff/billing/transfers"} <= set(paths)
+
+
+def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
+    customer_id, me = make_customer()
+    order(system, me, f"auszug-{uuid.uuid4().hex[:6]}.de")
+    wait_for(lambda: account(system, me)["balance"] == "-11.78", message="the invoice")
+    ref = f"BANK-{uuid.uuid4().hex[:10]}"
+    xml = (f'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
+           f'<BkToCstmrStmt><Stmt><Id>S</Id><Ntry><Amt Ccy="EUR">11.78</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+           f'<AcctSvcrRef>{ref}</AcctSvcrRef><NtryDtls><TxDtls><RmtInf><Ustrd>KC{customer_id}</Ustrd>'
+           f'</RmtInf></TxDtls></NtryDtls></Ntry></Stmt></BkToCstmrStmt></Document>')
+    staff = staff_headers("billing")
+    for expected in ((1, 0), (0, 1)):  # the same statement twice: booked once
+        resp = requests.post(system.url + "/api/v1/staff/billing/statements", headers=staff,
+                             files={"file": ("auszug.xml", xml.encode(), "application/xml")})
+        assert resp.status_code == 200, resp.text
+        assert (resp.json()["booked"], resp.json()["already_booked"]) == expected
+    assert account(system, me)["balance_text"] == "0.00€ Guthaben"
