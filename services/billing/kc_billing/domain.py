@@ -7,6 +7,7 @@ invoice); gross = net + VAT. Each line also carries its own rounded VAT for
 information; it is not what is summed.
 """
 import datetime as dt
+import idna
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -75,9 +76,25 @@ def next_number(session, series, first):
 
 
 def line_text(item, start, end):
-    """As the guide shows it: "Domain profihost-demo.de 24.05.2019-23.05.2020"."""
-    name = f"Domain {item['domain']}" if item.get("domain") else item["product_name"]
+    """As the guide shows it: "Domain profihost-demo.de 24.05.2019-23.05.2020".
+
+    A domain is named in its Unicode form; another product by its name and the
+    label catalog gives it (the package's domain, the server's name)."""
+    if item.get("kind", "domain") == "domain" and item.get("domain"):
+        name = f"Domain {display_name(item['domain'])}"
+    elif item.get("label") or item.get("domain"):
+        name = f"{item['product_name']} {display_name(item.get('label') or item['domain'])}"
+    else:
+        name = item["product_name"]
     return f"{name} {start:%d.%m.%Y}-{end:%d.%m.%Y}"
+
+
+def display_name(name):
+    """``xn--mller-kva.de`` -> ``müller.de`` for people; anything else unchanged."""
+    try:
+        return idna.decode(name)
+    except (idna.IDNAError, UnicodeError):
+        return name
 
 
 def vat_breakdown(lines):

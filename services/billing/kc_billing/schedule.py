@@ -38,7 +38,8 @@ def register_order(uow, order, settings):
         session.execute(insert(billable_contracts).values(
             contract_id=item["contract_id"], customer_id=order["customer_id"],
             product_id=item["product_id"], product_name=item["product_name"],
-            kind=item.get("kind") or "addon", domain=item.get("domain"),
+            # For a non-domain contract the column keeps catalog's label (package domain, server name).
+            kind=item.get("kind") or "addon", domain=item.get("domain") or item.get("label"),
             period_months=item["period_months"], price_net=Decimal(item["price_net"]),
             vat_rate=Decimal(item.get("vat_rate") or settings.default_vat_rate),
             next_invoice_date=line["period_end"] + dt.timedelta(days=1), status=ACTIVE,
@@ -160,7 +161,7 @@ def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=
         start = c.next_invoice_date
         while start is not None and start <= as_of and (c.end_date is None or start <= c.end_date):
             end = period_end(start, c.period_months)
-            item = {"domain": c.domain if c.kind == "domain" else None, "product_name": c.product_name}
+            item = {"kind": c.kind, "domain": c.domain, "product_name": c.product_name}
             lines.append({"text": domain.line_text(item, start, end), "contract_id": c.contract_id,
                           "period_start": start, "period_end": end, "net": c.price_net,
                           "vat_rate": c.vat_rate})

@@ -95,3 +95,16 @@ def test_valid_iban_knows_its_bank():
 
 def test_dunning_levels():
     assert [level_for(d, [7, 21, 35]) for d in (0, 6, 7, 20, 21, 40)] == [0, 0, 1, 1, 2, 3]
+
+
+def test_line_text_names_the_domain_or_the_package_label():
+    import datetime as dt
+    from kc_billing.domain import line_text
+    start, end = dt.date(2019, 5, 24), dt.date(2020, 5, 23)
+    assert line_text({"kind": "domain", "domain": "xn--mller-kva.de", "product_name": "Domain .de"},
+                     start, end) == "Domain müller.de 24.05.2019-23.05.2020"
+    assert line_text({"kind": "hosting", "domain": None, "label": "partnercenter.de",
+                      "product_name": "businesshosting"}, start, end) == \
+        "businesshosting partnercenter.de 24.05.2019-23.05.2020"
+    assert line_text({"kind": "addon", "product_name": "Backup"}, start, end) == \
+        "Backup 24.05.2019-23.05.2020"
