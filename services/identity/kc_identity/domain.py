@@ -746,7 +746,4 @@ def staff_customer_view(session, customer_id):
 def owner_change(uow, customer_id, data):
     """Complete an owner change (Inhaberwechsel): staff set the new company and, as the new
     owner brings them, any other address fields."""
-    if not " ".join((data.get("company") or "").split()):
-        raise ValidationFailed("Bitte prüfen Sie die markierten Felder.",
-                               fields={"company": ["Bitte geben Sie die neue Firma an."]})
-    return update_address(uow, customer_id, data, staff=True)
+    return update_address(uow, customer_id, dict(data, company=data.get("company") or ""), staff=True)
