@@ -226,3 +226,18 @@ def test_openapi_documents_the_identity_routes(system):
                  "/api/v1/me/av-agreement/signatures", "/api/v1/me/sessions/{session_id}",
                  "/api/v1/staff/customers/{customer_id}/owner"):
         assert path in paths, path
+
+
+def test_two_factor_login(system, customer):
+    import pyotp
+    customer_id, headers, email, password = customer
+    setup = requests.post(url(system, "/me/two-factor/setup"), headers=headers, json={"password": password}).json()
+    resp = requests.post(url(system, "/me/two-factor/enable"), headers=headers,
+                         json={"code": pyotp.TOTP(setup["secret"]).now()})
+    assert resp.status_code == 200, resp.text
+    codes = resp.json()["recovery_codes"]
+    resp = requests.post(url(system, "/session"), json={"login": email, "password": password})
+    assert resp.status_code == 401 and resp.json()["otp_required"] is True
+    resp = requests.post(url(system, "/session"), json={"login": email, "password": password, "otp": codes[1]})
+    assert resp.status_code == 201
+    assert requests.get(url(system, "/me/two-factor"), headers=headers).json()["recovery_codes_left"] == 9

@@ -14,10 +14,10 @@ from kc_common.context import current_correlation_id, CORRELATION_ID
 from kc_common.db import as_utc, to_json_safe, utcnow
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
-from kc_identity import address, av, netlist, policy
+from kc_identity import address, av, netlist, policy, twofactor
 from kc_identity.models import (av_signatures, contacts, counters, customers, login_events,
                                 metadata, notification_preferences, phone_password_checks,
-                                sessions, staff, staff_sessions)
+                                recovery_codes, sessions, staff, staff_sessions)
 
 CUSTOMER_TOKEN_PREFIX = "kcc_"   # the two realms' tokens can never be mistaken
 STAFF_TOKEN_PREFIX = "kcs_"
@@ -225,7 +225,7 @@ def _account_key(login_text, row):
     return str(row.id) if row is not None else login_text.strip().lower()
 
 
-def attempt_login(session, *, login, password, client_ip, idle, absolute, throttle):
+def attempt_login(session, *, login, password, client_ip, idle, absolute, throttle, otp=None, vault=None):
     """Try a customer login. Returns ``(session_info, None)`` or ``(None, error)``.
 
     The attempt is recorded either way, so the caller commits and *then* raises the
@@ -244,6 +244,15 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
         record_login(session, realm="customer", account=account, customer_id=row.id,
                      client_ip=client_ip, success=False, reason="ip_not_allowed")
         return None, Forbidden(_whitelist_message(client_ip), {"client_ip": client_ip})
+    if row.totp_secret_enc is not None:
+        if not (otp or "").strip():  # the password was right: ask for the second factor
+            return None, Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
+                                         "oder einen Wiederherstellungscode ein.", {"otp_required": True})
+        if not second_factor_ok(session, row, otp, vault):
+            record_login(session, realm="customer", account=account, customer_id=row.id,
+                         client_ip=client_ip, success=False, reason="bad_otp")
+            return None, Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
+                                         {"otp_required": True})
     record_login(session, realm="customer", account=account, customer_id=row.id,
                  client_ip=client_ip, success=True, reason="ok")
     token = CUSTOMER_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -395,13 +404,9 @@ def reveal_phone_password(session, customer_id, *, session_id, password, vault, 
     than ``fresh``, or the service password is given again. Returns (result, error)."""
     row = get_customer_row(session, customer_id)
     if password:
-        check_throttle(session, realm="customer", account=str(customer_id), client_ip=None,
-                       throttle=throttle)
-        if not verify_password(row.password_hash, password):
-            record_login(session, realm="customer", account=str(customer_id), customer_id=customer_id,
-                         client_ip=client_ip, success=False, reason="reauth_failed")
-            return None, ValidationFailed("Das Service-Passwort ist falsch.",
-                                          fields={"password": ["Das Service-Passwort ist falsch."]})
+        error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
+        if error:
+            return None, error
     else:
         created = session.execute(select(sessions.c.created_at).where(
             sessions.c.id == (session_id or ""), sessions.c.customer_id == customer_id)).scalar()
@@ -437,6 +442,102 @@ def verify_phone_password(session, customer_id, password, *, staff_id, vault, ma
     session.execute(phone_password_checks.insert().values(customer_id=customer_id, staff_id=staff_id,
                                                           success=ok, at=now))
     return {"verified": ok}, None
+
+
+# --- two-factor login (TOTP + recovery codes) ---------------------------------------------
+
+def second_factor_ok(session, row, otp, vault):
+    """A TOTP code (once per time step) or an unused recovery code (used up now)."""
+    step = twofactor.match_totp(vault.decrypt(row.totp_secret_enc), otp, row.totp_last_step)
+    if step is not None:
+        done = session.execute(update(customers).where(
+            customers.c.id == row.id,
+            or_(customers.c.totp_last_step.is_(None), customers.c.totp_last_step < step))
+            .values(totp_last_step=step)).rowcount
+        return done == 1
+    used = session.execute(update(recovery_codes).where(
+        recovery_codes.c.customer_id == row.id, recovery_codes.c.used_at.is_(None),
+        recovery_codes.c.code_hash == twofactor.hash_recovery_code(otp)).values(used_at=utcnow())).rowcount
+    return used >= 1
+
+
+def reauthenticate(session, row, password, *, client_ip, throttle):
+    """Check the service password again (sensitive changes); an error to raise after commit or None."""
+    check_throttle(session, realm="customer", account=str(row.id), client_ip=None, throttle=throttle)
+    if not verify_password(row.password_hash, password or ""):
+        record_login(session, realm="customer", account=str(row.id), customer_id=row.id,
+                     client_ip=client_ip, success=False, reason="reauth_failed")
+        return ValidationFailed("Das Service-Passwort ist falsch.",
+                                fields={"password": ["Das Service-Passwort ist falsch."]})
+    return None
+
+
+def two_factor_status(session, customer_id):
+    row = get_customer_row(session, customer_id)
+    left = session.execute(select(func.count()).select_from(recovery_codes).where(
+        recovery_codes.c.customer_id == customer_id, recovery_codes.c.used_at.is_(None))).scalar()
+    return {"enabled": row.totp_secret_enc is not None, "enabled_at": row.totp_enabled_at,
+            "setup_pending": row.totp_pending_enc is not None,
+            "recovery_codes_left": left if row.totp_secret_enc is not None else 0}
+
+
+def two_factor_setup(session, customer_id, password, *, vault, client_ip, throttle):
+    """A new secret to scan (confirmed by :func:`two_factor_enable`). Returns (result, error)."""
+    row = get_customer_row(session, customer_id, lock=True)
+    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
+    if error:
+        return None, error
+    if row.totp_secret_enc is not None:
+        raise Conflict("Die Zwei-Faktor-Anmeldung ist bereits aktiv. Bitte deaktivieren Sie sie zuerst.")
+    secret = twofactor.new_secret()
+    session.execute(update(customers).where(customers.c.id == customer_id)
+                    .values(totp_pending_enc=vault.encrypt(secret)))
+    return {"secret": secret, "otpauth_uri": twofactor.provisioning_uri(secret, f"{row.id} ({row.email})")}, None
+
+
+def _new_recovery_codes(session, customer_id):
+    session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
+    codes = twofactor.new_recovery_codes()
+    session.execute(recovery_codes.insert(), [{"customer_id": customer_id,
+                                               "code_hash": twofactor.hash_recovery_code(c)} for c in codes])
+    return codes
+
+
+def two_factor_enable(session, customer_id, code, *, vault):
+    row = get_customer_row(session, customer_id, lock=True)
+    if row.totp_pending_enc is None:
+        raise Unprocessable("Bitte richten Sie die Zwei-Faktor-Anmeldung zuerst ein.")
+    secret = vault.decrypt(row.totp_pending_enc)
+    step = twofactor.match_totp(secret, code)
+    if step is None:
+        raise ValidationFailed("Der Bestätigungscode ist falsch.",
+                               fields={"code": ["Der Bestätigungscode ist falsch. Bitte prüfen Sie die Uhrzeit "
+                                                "Ihres Geräts."]})
+    session.execute(update(customers).where(customers.c.id == customer_id).values(
+        totp_secret_enc=row.totp_pending_enc, totp_pending_enc=None, totp_enabled_at=utcnow(),
+        totp_last_step=step))
+    return {"recovery_codes": _new_recovery_codes(session, customer_id)}
+
+
+def two_factor_disable(session, customer_id, password, *, client_ip, throttle):
+    row = get_customer_row(session, customer_id, lock=True)
+    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
+    if error:
+        return error
+    session.execute(update(customers).where(customers.c.id == customer_id).values(
+        totp_secret_enc=None, totp_pending_enc=None, totp_enabled_at=None, totp_last_step=None))
+    session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
+    return None
+
+
+def two_factor_new_codes(session, customer_id, password, *, client_ip, throttle):
+    row = get_customer_row(session, customer_id, lock=True)
+    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
+    if error:
+        return None, error
+    if row.totp_secret_enc is None:
+        raise Unprocessable("Die Zwei-Faktor-Anmeldung ist nicht aktiv.")
+    return {"recovery_codes": _new_recovery_codes(session, customer_id)}, None
 
 
 # --- IP whitelist ------------------------------------------------------------------------
@@ -740,6 +841,7 @@ def staff_customer_view(session, customer_id):
     return {**address_view(row), "contacts": list_contacts(session, customer_id),
             "phone_password_set": row.phone_password_enc is not None,
             "ip_whitelist": list(row.ip_whitelist or []),
+            "two_factor_enabled": row.totp_secret_enc is not None,
             "av_signed": av_status(session, customer_id)["signed"]}
 
 

@@ -32,6 +32,20 @@ customers = Table(
     Column("password_changed_at", DateTime(timezone=True), nullable=True),
     # IP whitelist: normalised networks ("192.0.2.7/32", "2001:db8::/48"); empty = any address.
     Column("ip_whitelist", JSON, nullable=False, server_default="[]"),
+    # Optional two-factor login (TOTP, RFC 6238): secrets encrypted like the telephone password.
+    Column("totp_secret_enc", Text, nullable=True),       # active secret (2FA on when set)
+    Column("totp_pending_enc", Text, nullable=True),      # set up but not yet confirmed with a code
+    Column("totp_enabled_at", DateTime(timezone=True), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=True),  # last accepted time step: no code replay
+)
+
+# One-time recovery codes of the two-factor login (SHA-256 of high-entropy random codes).
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
 # Every login attempt (customer and staff): throttling and "recent logins".

@@ -12,6 +12,12 @@ class LoginSchema(BaseSchema):
     password = fields.String(**_PW)
 
 
+class CustomerLoginSchema(LoginSchema):
+    otp = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=32), metadata={
+        "description": "Bestätigungscode (TOTP) oder Wiederherstellungscode, wenn die Zwei-Faktor-Anmeldung "
+                       "aktiv ist (die Antwort 401 sagt otp_required)"})
+
+
 class SessionSchema(BaseSchema):
     token = fields.String(required=True)
     token_type = fields.String(required=True, dump_default="Bearer")
@@ -248,8 +254,37 @@ class StaffCustomerSchema(CustomerSchema):
     contacts = fields.List(fields.Nested(ContactSchema))
     phone_password_set = fields.Boolean()
     ip_whitelist = fields.List(fields.String())
+    two_factor_enabled = fields.Boolean()
     av_signed = fields.Boolean()
 
 
 class OwnerChangeSchema(AddressInputSchema):
     """Inhaberwechsel: the new company (required) and whatever else the new owner changes."""
+
+
+# --- two-factor login ---
+
+class PasswordConfirmSchema(BaseSchema):
+    password = fields.String(**_PW, metadata={"description": "Service-Passwort zur Bestätigung"})
+
+
+class TwoFactorCodeSchema(BaseSchema):
+    code = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=32),
+                         metadata={"description": "6-stelliger Code der Authenticator-App"})
+
+
+class TwoFactorStatusSchema(BaseSchema):
+    enabled = fields.Boolean(required=True)
+    enabled_at = UtcDateTime(allow_none=True)
+    setup_pending = fields.Boolean(required=True)
+    recovery_codes_left = fields.Integer(required=True)
+
+
+class TwoFactorSetupSchema(BaseSchema):
+    secret = fields.String(required=True, metadata={"description": "Base32 secret (manual entry)"})
+    otpauth_uri = fields.String(required=True, metadata={"description": "otpauth:// URI for a QR code"})
+
+
+class RecoveryCodesSchema(BaseSchema):
+    recovery_codes = fields.List(fields.String(), required=True,
+                                 metadata={"description": "shown once; each works once"})

@@ -53,13 +53,13 @@ class IdentityService(PingMixin):
 
     # --- login and sessions -----------------------------------------------------------------
 
-    @rpc(sensitive_arguments=("data.password",))
+    @rpc(sensitive_arguments=("data.password", "data.otp"))
     def login(self, data):
-        data = load(schemas.LoginSchema(), data)
+        data = load(schemas.CustomerLoginSchema(), data)
         with self._uow() as uow:  # the attempt is recorded (committed) before a failure is raised
             result, error = domain.attempt_login(uow.session, client_ip=self.context.client_ip,
                                                  idle=self._idle, absolute=self._absolute,
-                                                 throttle=self._throttle, **data)
+                                                 throttle=self._throttle, vault=self.vault, **data)
         if error is not None:
             raise error
         return schemas.SessionSchema().dump(result)
@@ -195,6 +195,55 @@ class IdentityService(PingMixin):
             row = domain.get_customer_row(uow.session, data["customer_id"])
             self.mailer.send(**mails.password_changed(row, data))
         self.db.handle_once(event, send)
+
+    # --- two-factor login -------------------------------------------------------------------
+
+    @rpc
+    def two_factor_status(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.TwoFactorStatusSchema().dump(domain.two_factor_status(uow.session, customer_id))
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_setup(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = domain.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
+                                                    client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.TwoFactorSetupSchema().dump(result)
+
+    @rpc(sensitive_arguments=("data.code",))
+    def two_factor_enable(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.TwoFactorCodeSchema(), data)
+        with self._uow() as uow:
+            result = domain.two_factor_enable(uow.session, customer_id, data["code"], vault=self.vault)
+        return schemas.RecoveryCodesSchema().dump(result)
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_disable(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            error = domain.two_factor_disable(uow.session, customer_id, data["password"],
+                                              client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_recovery_codes(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = domain.two_factor_new_codes(uow.session, customer_id, data["password"],
+                                                        client_ip=self.context.client_ip,
+                                                        throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.RecoveryCodesSchema().dump(result)
 
     # --- IP whitelist -----------------------------------------------------------------------
 

@@ -360,3 +360,42 @@ def test_get_customer_and_unknown_customer(identity, seeded):
     plain = new_customer(seeded, email="ohne-telefonpasswort@example.org")
     with pytest.raises(Unprocessable):
         call(identity, "verify_phone_password", plain, "x", context=SUPPORT)
+
+
+# --- two-factor login ----------------------------------------------------------------------
+
+def test_two_factor_login_with_totp_and_recovery_codes(identity):
+    import time
+    import pyotp
+    with pytest.raises(ValidationFailed) as err:
+        call(identity, "two_factor_setup", {"password": "falsch"})
+    assert list(err.value.fields) == ["password"]
+    setup = call(identity, "two_factor_setup", {"password": demo.DEMO_PASSWORD})
+    assert setup["otpauth_uri"].startswith("otpauth://totp/")
+    totp = pyotp.TOTP(setup["secret"])
+    with pytest.raises(ValidationFailed):
+        call(identity, "two_factor_enable", {"code": "000000" if totp.now() != "000000" else "111111"})
+    codes = call(identity, "two_factor_enable", {"code": totp.now()})["recovery_codes"]
+    assert len(codes) == 10
+    assert call(identity, "two_factor_status")["enabled"] is True
+
+    with pytest.raises(Unauthenticated) as err:       # the right password alone is not enough now
+        login(identity)
+    assert err.value.details.get("otp_required") is True
+    with pytest.raises(Unauthenticated):
+        call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": "123"},
+             context={"client_ip": "192.0.2.10"})
+    next_code = totp.at(time.time() + 30)  # the enabling code's step is used up
+    assert call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": next_code},
+                context={"client_ip": "192.0.2.10"})["token"]
+    with pytest.raises(Unauthenticated):  # the same code twice
+        call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": next_code},
+             context={"client_ip": "192.0.2.10"})
+    assert call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": codes[0]},
+                context={"client_ip": "192.0.2.10"})["token"]
+    with pytest.raises(Unauthenticated):  # a recovery code works once
+        call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": codes[0]},
+             context={"client_ip": "192.0.2.10"})
+    assert call(identity, "two_factor_status")["recovery_codes_left"] == 9
+    call(identity, "two_factor_disable", {"password": demo.DEMO_PASSWORD})
+    assert login(identity)["token"]

@@ -72,3 +72,20 @@ def test_vault_rotation_keeps_old_values_readable():
 def test_av_current_version_is_the_last():
     assert av.current() is av.VERSIONS[-1] and av.current().text.startswith("Vereinbarung")
     assert len(av.current().sha256) == 64
+
+
+def test_totp_codes_work_once_within_the_drift_window():
+    import pyotp
+    from kc_identity import twofactor
+    secret = twofactor.new_secret()
+    now = 1_800_000_000
+    totp = pyotp.TOTP(secret)
+    step = twofactor.match_totp(secret, totp.at(now), now=now)
+    assert step == now // 30
+    assert twofactor.match_totp(secret, totp.at(now), last_step=step, now=now) is None   # replay
+    assert twofactor.match_totp(secret, totp.at(now + 30), last_step=step, now=now) == step + 1
+    assert twofactor.match_totp(secret, totp.at(now - 120), now=now) is None
+    assert twofactor.match_totp(secret, "12345", now=now) is None
+    codes = twofactor.new_recovery_codes()
+    assert len(set(codes)) == 10
+    assert twofactor.hash_recovery_code(codes[0].upper().replace("-", " ")) == twofactor.hash_recovery_code(codes[0])
