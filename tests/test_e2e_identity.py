@@ -46,6 +46,10 @@ def test_address_data_is_validated_and_saved(system, customer):
     resp = requests.put(url(system, "/me/address"), headers=headers,
                         json=dict(ADDRESS, email=email, city="Potsdam", zip="14467", version=saved["version"] - 1))
     assert resp.status_code == 409
+    without_country = {k: v for k, v in ADDRESS.items() if k != "country"}
+    resp = requests.put(url(system, "/me/address"), headers=headers,
+                        json=dict(without_country, email=email, street="Hauptstraße 7"))
+    assert resp.status_code == 200 and resp.json()["country"] == "DE" and resp.json()["street"] == "Hauptstraße 7"
 
 
 def test_service_password_change(system, customer):
@@ -84,6 +88,7 @@ def test_ip_whitelist_locks_out_other_networks(system, make_customer):
     _, locked = make_customer()
     resp = requests.put(url(system, "/me/ip-whitelist"), headers=locked, json={"entries": ["10.0.0.0/8"]})
     assert resp.status_code == 409 and resp.json()["client_ip"] == "127.0.0.1"
+    assert resp.json()["reason"] == "confirmation_required"
     resp = requests.put(url(system, "/me/ip-whitelist"), headers=locked, json={"entries": ["10.0.0.0/8", "nix"]})
     assert resp.status_code == 400 and list(resp.json()["fields"]) == ["entries.1"]
     resp = requests.put(url(system, "/me/ip-whitelist"), headers=locked,
@@ -108,6 +113,7 @@ def test_login_from_outside_the_whitelist_is_refused(system, make_customer):
                         json={"entries": ["192.0.2.0/24"], "confirm_lockout": True}).status_code == 200
     resp = requests.post(url(system, "/session"), json={"login": email, "password": "Kunden-Passwort-2026"})
     assert resp.status_code == 403 and "IP-Whitelist" in resp.json()["message"]
+    assert resp.json()["reason"] == "ip_not_allowed"
     # A wrong password still gets the plain 401 (nothing about the whitelist to strangers).
     resp = requests.post(url(system, "/session"), json={"login": email, "password": "falsch"})
     assert resp.status_code == 401
@@ -237,7 +243,7 @@ def test_two_factor_login(system, customer):
     assert resp.status_code == 200, resp.text
     codes = resp.json()["recovery_codes"]
     resp = requests.post(url(system, "/session"), json={"login": email, "password": password})
-    assert resp.status_code == 401 and resp.json()["otp_required"] is True
+    assert resp.status_code == 401 and resp.json()["reason"] == "otp_required"
     resp = requests.post(url(system, "/session"), json={"login": email, "password": password, "otp": codes[1]})
     assert resp.status_code == 201
     assert requests.get(url(system, "/me/two-factor"), headers=headers).json()["recovery_codes_left"] == 9

@@ -154,7 +154,9 @@ def update_address(uow, customer_id, data, *, staff=False):
     if not staff and "company" in data and " ".join((data["company"] or "").split()) != row.company:
         errors["company"] = [COMPANY_CHANGE_REFUSED]
         data.pop("company")
-    required = address.REQUIRED + (("company",) if staff and "company" in data else ())
+    # Land is not on the customer's form: when it is not sent, the stored country stays.
+    required = tuple(f for f in address.REQUIRED if f != "country" or "country" in data) \
+        + (("company",) if staff and "company" in data else ())
     cleaned, field_errors = address.clean(
         data, required=required if not staff else tuple(f for f in required if f in data),
         default_country=row.country or address.DEFAULT_COUNTRY)
@@ -169,7 +171,7 @@ def update_address(uow, customer_id, data, *, staff=False):
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     if expected_version is not None and int(expected_version) != row.version:
         raise Conflict("Die Adressdaten wurden inzwischen geändert. Bitte laden Sie sie neu.",
-                       {"version": row.version})
+                       {"reason": "version_conflict", "version": str(row.version)})
     changes = {k: v for k, v in cleaned.items() if row._mapping[k] != v}
     if not changes:
         return address_view(row)
@@ -243,16 +245,16 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
     if not netlist.allows(row.ip_whitelist, client_ip):
         record_login(session, realm="customer", account=account, customer_id=row.id,
                      client_ip=client_ip, success=False, reason="ip_not_allowed")
-        return None, Forbidden(_whitelist_message(client_ip), {"client_ip": client_ip})
+        return None, Forbidden(_whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
     if row.totp_secret_enc is not None:
         if not (otp or "").strip():  # the password was right: ask for the second factor
             return None, Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
-                                         "oder einen Wiederherstellungscode ein.", {"otp_required": True})
+                                         "oder einen Wiederherstellungscode ein.", {"reason": "otp_required"})
         if not second_factor_ok(session, row, otp, vault):
             record_login(session, realm="customer", account=account, customer_id=row.id,
                          client_ip=client_ip, success=False, reason="bad_otp")
             return None, Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
-                                         {"otp_required": True})
+                                         {"reason": "otp_required"})
     record_login(session, realm="customer", account=account, customer_id=row.id,
                  client_ip=client_ip, success=True, reason="ok")
     token = CUSTOMER_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -285,7 +287,7 @@ def authenticate(session, *, token, idle, client_ip=None):
         whitelist = session.execute(select(customers.c.ip_whitelist)
                                     .where(customers.c.id == row.customer_id)).scalar()
         if not netlist.allows(whitelist, client_ip):
-            raise Forbidden(_whitelist_message(client_ip), {"client_ip": client_ip})
+            raise Forbidden(_whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
     if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # avoid a write per request
         session.execute(update(table).where(table.c.id == row.id).values(last_seen_at=now))
     if table is sessions:
@@ -412,7 +414,7 @@ def reveal_phone_password(session, customer_id, *, session_id, password, vault, 
             sessions.c.id == (session_id or ""), sessions.c.customer_id == customer_id)).scalar()
         if created is None or as_utc(created) + fresh < utcnow():
             return None, Forbidden("Bitte bestätigen Sie zuerst Ihr Service-Passwort, um das "
-                                   "Telefon-Passwort anzuzeigen.", {"reauthentication_required": True})
+                                   "Telefon-Passwort anzuzeigen.", {"reason": "reauthentication_required"})
     if row.phone_password_enc is None:
         return None, NotFound("Es ist noch kein Telefon-Passwort hinterlegt.")
     return {"phone_password": vault.decrypt(row.phone_password_enc),
@@ -555,7 +557,7 @@ def set_whitelist(session, customer_id, data, client_ip):
     if entries and not netlist.allows(entries, client_ip) and not data.get("confirm_lockout"):
         raise Conflict(f"Ihre aktuelle IP-Adresse ({client_ip or 'unbekannt'}) ist nicht in der Liste: "
                        f"Sie könnten sich danach nicht mehr anmelden. Bitte bestätigen Sie das ausdrücklich "
-                       f"(confirm_lockout).", {"client_ip": client_ip, "confirmation_required": True})
+                       f"(confirm_lockout).", {"reason": "confirmation_required", "client_ip": client_ip})
     get_customer_row(session, customer_id, lock=True)
     session.execute(update(customers).where(customers.c.id == customer_id).values(ip_whitelist=entries))
     return get_whitelist(session, customer_id, client_ip)
@@ -769,7 +771,7 @@ def sign_av(uow, customer_id, data, client_ip):
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     if data.get("version") != current.version:
         raise Conflict("Es gibt eine neue Fassung der Vereinbarung. Bitte lesen Sie sie und bestätigen Sie "
-                       "die aktuelle Version.", {"current_version": current.version})
+                       "die aktuelle Version.", {"reason": "new_version", "current_version": str(current.version)})
     if session.execute(select(av_signatures.c.id).where(av_signatures.c.customer_id == customer_id,
                                                         av_signatures.c.version == current.version)).first():
         raise Conflict("Diese Fassung der Vereinbarung haben Sie bereits abgeschlossen.")

@@ -381,7 +381,7 @@ def test_two_factor_login_with_totp_and_recovery_codes(identity):
 
     with pytest.raises(Unauthenticated) as err:       # the right password alone is not enough now
         login(identity)
-    assert err.value.details.get("otp_required") is True
+    assert err.value.details.get("reason") == "otp_required"
     with pytest.raises(Unauthenticated):
         call(identity, "login", {"login": "100001", "password": demo.DEMO_PASSWORD, "otp": "123"},
              context={"client_ip": "192.0.2.10"})
