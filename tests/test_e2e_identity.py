@@ -106,9 +106,9 @@ def test_ip_whitelist_locks_out_other_networks(system, make_customer):
     login(system, {"login": email, "password": "Kunden-Passwort-2026"})
 
 
-def test_login_from_outside_the_whitelist_is_refused(system, make_customer):
+def test_login_from_outside_the_whitelist_is_refused(system, make_customer, staff_headers):
     email = f"wl-{uuid.uuid4().hex[:8]}@example.org"
-    _, headers = make_customer(email=email)
+    customer_id, headers = make_customer(email=email)
     assert requests.put(url(system, "/me/ip-whitelist"), headers=headers,
                         json={"entries": ["192.0.2.0/24"], "confirm_lockout": True}).status_code == 200
     resp = requests.post(url(system, "/session"), json={"login": email, "password": "Kunden-Passwort-2026"})
@@ -117,6 +117,10 @@ def test_login_from_outside_the_whitelist_is_refused(system, make_customer):
     # A wrong password still gets the plain 401 (nothing about the whitelist to strangers).
     resp = requests.post(url(system, "/session"), json={"login": email, "password": "falsch"})
     assert resp.status_code == 401
+    # Support lifts the whitelist of a customer who locked themself out.
+    assert requests.delete(url(system, f"/staff/customers/{customer_id}/ip-whitelist"),
+                           headers=staff_headers("support")).status_code == 204
+    login(system, {"login": email, "password": "Kunden-Passwort-2026"})
 
 
 def test_sessions_are_listed_and_ended_but_not_another_customers(system, customer, make_customer):

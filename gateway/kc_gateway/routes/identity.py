@@ -114,6 +114,10 @@ ROUTES = [
           summary="Verify what a caller says is the telephone password (support; attempts limited)",
           body=s.PhonePasswordVerifySchema, response=s.VerifiedSchema,
           errors=(Forbidden, NotFound, Unprocessable, TooManyRequests)),
+    Route("DELETE", "/api/v1/staff/customers/<int:customer_id>/ip-whitelist", "identity",
+          "staff_clear_ip_whitelist", auth=STAFF, tag=_STAFF, status=204,
+          summary="Lift a customer's IP whitelist (a customer who locked themself out; support)",
+          errors=(Forbidden, NotFound)),
     Route("PUT", "/api/v1/staff/customers/<int:customer_id>/owner", "identity", "staff_owner_change",
           auth=STAFF, tag=_STAFF, summary="Complete an owner change (Inhaberwechsel): new company and "
                                           "address data (support)",

@@ -563,6 +563,12 @@ def set_whitelist(session, customer_id, data, client_ip):
     return get_whitelist(session, customer_id, client_ip)
 
 
+def staff_clear_whitelist(session, customer_id):
+    """Support lifts the whitelist of a customer who locked themself out (after verifying them)."""
+    get_customer_row(session, customer_id, lock=True)
+    session.execute(update(customers).where(customers.c.id == customer_id).values(ip_whitelist=[]))
+
+
 # --- contact persons (Ansprechpartner) ---------------------------------------------------
 
 MAX_CONTACTS = 20

@@ -348,6 +348,13 @@ class IdentityService(PingMixin):
         log.info("owner change of customer %s completed by staff %s", customer_id, staff_id)
         return schemas.CustomerSchema().dump(result)
 
+    @rpc
+    def staff_clear_ip_whitelist(self, customer_id):
+        staff_id = self.context.require_staff("support")
+        with self._uow() as uow:
+            domain.staff_clear_whitelist(uow.session, int(customer_id))
+        log.info("IP whitelist of customer %s cleared by staff %s", customer_id, staff_id)
+
     # --- internal RPCs for other services (see docs/contracts.md) -------------------------
 
     @rpc

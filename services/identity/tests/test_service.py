@@ -351,6 +351,11 @@ def test_staff_look_up_and_complete_an_owner_change(identity, capture_events):
              message="customer_updated of the owner change")
     with pytest.raises(NotFound):
         call(identity, "staff_owner_change", 999999, {"company": "X GmbH"}, context=SUPPORT)
+    call(identity, "set_ip_whitelist", {"entries": ["198.51.100.0/24"], "confirm_lockout": True})
+    with pytest.raises(Forbidden):
+        call(identity, "staff_clear_ip_whitelist", 100001, context={"staff_id": "b-1", "staff_roles": ["billing"]})
+    call(identity, "staff_clear_ip_whitelist", 100001, context=SUPPORT)
+    assert call(identity, "get_ip_whitelist")["entries"] == []
 
 
 def test_get_customer_and_unknown_customer(identity, seeded):
@@ -399,3 +404,14 @@ def test_two_factor_login_with_totp_and_recovery_codes(identity):
     assert call(identity, "two_factor_status")["recovery_codes_left"] == 9
     call(identity, "two_factor_disable", {"password": demo.DEMO_PASSWORD})
     assert login(identity)["token"]
+
+
+def test_key_rotation_re_encrypts_the_telephone_passwords(config, seeded):
+    from cryptography.fernet import Fernet
+    from kc_identity.rotate_keys import rotate
+    from kc_identity.vault import Vault
+    new_key = Fernet.generate_key().decode()
+    assert rotate(seeded, Vault(f"{new_key},{config['PHONE_PASSWORD_KEYS']}")) == 1
+    with seeded.engine.connect() as conn:
+        stored = conn.execute(select(customers.c.phone_password_enc).where(customers.c.id == 100001)).scalar()
+    assert Vault(new_key).decrypt(stored) == demo.DEMO_PHONE_PASSWORD
