@@ -140,7 +140,7 @@ COMPANY_CHANGE_REFUSED = ("Der Firmenname kann hier nicht geändert werden: daf�
                           "nötig. Das Formular finden Sie unter „Meine Dokumente → Inhaberwechsel“.")
 
 
-def update_address(uow, customer_id, data, *, staff=False):
+def update_address(uow, customer_id, data, *, staff=False, client_ip=None):
     """Change the address data (all valid or nothing saved); publishes ``customer_updated``.
 
     The customer may not change the company (owner change); staff may (``staff=True``).
@@ -173,10 +173,15 @@ def update_address(uow, customer_id, data, *, staff=False):
         raise Conflict("Die Adressdaten wurden inzwischen geändert. Bitte laden Sie sie neu.",
                        {"reason": "version_conflict", "version": str(row.version)})
     changes = {k: v for k, v in cleaned.items() if row._mapping[k] != v}
+    old_email = row.email
     if not changes:
         return address_view(row)
     session.execute(update(customers).where(customers.c.id == customer_id).values(
         **changes, version=row.version + 1, updated_at=utcnow()))
+    if "email" in changes:  # security notice to the address that was valid until now
+        uow.emit("email_changed", {"customer_id": customer_id, "old_email": old_email,
+                                   "new_email": changes["email"], "changed_at": utcnow(),
+                                   "client_ip": client_ip, "by_staff": staff})
     row = get_customer_row(session, customer_id)
     uow.emit("customer_updated", customer_view(row))
     return address_view(row)

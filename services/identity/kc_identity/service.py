@@ -124,7 +124,7 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.AddressInputSchema(), data)
         with self._uow() as uow:
-            result = domain.update_address(uow, customer_id, data)
+            result = domain.update_address(uow, customer_id, data, client_ip=self.context.client_ip)
         return schemas.CustomerSchema().dump(result)
 
     # --- passwords --------------------------------------------------------------------------
@@ -244,6 +244,14 @@ class IdentityService(PingMixin):
         if error is not None:
             raise error
         return schemas.RecoveryCodesSchema().dump(result)
+
+    @event_handler("identity", "email_changed")
+    def on_email_changed(self, event):
+        """Notice to the previous e-mail address (mandatory security mail)."""
+        def send(uow, data):
+            row = domain.get_customer_row(uow.session, data["customer_id"])
+            self.mailer.send(**mails.email_changed(row, data))
+        self.db.handle_once(event, send)
 
     # --- IP whitelist -----------------------------------------------------------------------
 
