@@ -9,6 +9,7 @@ import uuid
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from kc_common.context import current_correlation_id, CORRELATION_ID
 from kc_common.db import as_utc, to_json_safe, utcnow
@@ -176,8 +177,13 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None):
     old_email = row.email
     if not changes:
         return address_view(row)
-    session.execute(update(customers).where(customers.c.id == customer_id).values(
-        **changes, version=row.version + 1, updated_at=utcnow()))
+    try:
+        with session.begin_nested():  # a concurrent change to the same e-mail loses here, not with a 500
+            session.execute(update(customers).where(customers.c.id == customer_id).values(
+                **changes, version=row.version + 1, updated_at=utcnow()))
+    except IntegrityError:
+        raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields={"email": [
+            "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]})
     if "email" in changes:  # security notice to the address that was valid until now
         uow.emit("email_changed", {"customer_id": customer_id, "old_email": old_email,
                                    "new_email": changes["email"], "changed_at": utcnow(),
