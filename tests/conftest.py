@@ -102,7 +102,10 @@ def system(rabbit_manager, request, database_factory, tmp_path_factory):
                RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
                MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
                SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")),
-               PSP_PORT=str(free_port()))
+               PSP_PORT=str(free_port()),
+               # Every e2e request comes from 127.0.0.1: the suites must not share one
+               # per-address login budget (identity's interface tests cover that limit).
+               LOGIN_MAX_FAILURES_PER_ADDRESS="1000")
     for svc in SERVICES:
         env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
     for svc in SERVICES:

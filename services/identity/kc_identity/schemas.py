@@ -1,13 +1,21 @@
 """identity's RPC contract: what goes in and out (also used for the OpenAPI document)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, UtcDateTime
+from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of  # noqa: F401 (PageQuerySchema: routes)
+
+_PW = {"required": True, "load_only": True, "validate": validate.Length(min=1, max=1024)}
 
 
 class LoginSchema(BaseSchema):
     login = fields.String(required=True, validate=validate.Length(min=1, max=254),
                           metadata={"description": "Kundennummer oder E-Mail"})
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+    password = fields.String(**_PW)
+
+
+class CustomerLoginSchema(LoginSchema):
+    otp = fields.String(allow_none=True, load_only=True, validate=validate.Length(max=32), metadata={
+        "description": "Bestätigungscode (TOTP) oder Wiederherstellungscode, wenn die Zwei-Faktor-Anmeldung "
+                       "aktiv ist (die Antwort 401 sagt otp_required)"})
 
 
 class SessionSchema(BaseSchema):
@@ -17,12 +25,46 @@ class SessionSchema(BaseSchema):
     expires_at = UtcDateTime(required=True)
 
 
+def _opt(max_len, description):
+    return fields.String(allow_none=True, validate=validate.Length(max=max_len),
+                         metadata={"description": description})
+
+
+class AddressInputSchema(BaseSchema):
+    """Adressdaten verwalten. Every field is checked and each bad one named; nothing is saved on any
+    error. ``company`` may only be sent unchanged (a change needs an owner change)."""
+    company = _opt(300, "Firma (nur per Inhaberwechsel änderbar)")
+    last_name = _opt(300, "Name")
+    first_name = _opt(300, "Vorname")
+    email = _opt(300, "E-Mail")
+    street = _opt(300, "Straße und Hausnummer")
+    zip = _opt(40, "PLZ (passend zum Land)")
+    city = _opt(300, "Ort")
+    country = _opt(40, "Land, ISO 3166 alpha-2 (Standard DE)")
+    phone = _opt(60, "Telefon (wird in E.164 gespeichert)")
+    fax = _opt(60, "Fax (optional)")
+    mobile = _opt(60, "Handy (optional)")
+    vat_id = _opt(40, "USt-IdNr. (optional, EU)")
+    version = fields.Integer(allow_none=True, metadata={"description": "Optimistic lock: the version read"})
+
+
 class CustomerSchema(BaseSchema):
     customer_id = fields.Integer(dump_only=True, metadata={"description": "Kundennummer"})
     company = fields.String()
     last_name = fields.String()
     first_name = fields.String()
     email = fields.Email()
+    street = fields.String(allow_none=True)
+    zip = fields.String(allow_none=True)
+    city = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    fax = fields.String(allow_none=True)
+    mobile = fields.String(allow_none=True)
+    vat_id = fields.String(allow_none=True)
+    is_business = fields.Boolean()
+    version = fields.Integer()
+    updated_at = UtcDateTime()
 
 
 class StaffSessionSchema(BaseSchema):
@@ -31,3 +73,218 @@ class StaffSessionSchema(BaseSchema):
     staff_id = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
     expires_at = UtcDateTime(required=True)
+
+
+# --- passwords ---
+
+class PasswordChangeSchema(BaseSchema):
+    current_password = fields.String(**_PW, metadata={"description": "Aktuelles Service Passwort"})
+    new_password = fields.String(**_PW, metadata={"description": "Neues Service Passwort"})
+    new_password_repeat = fields.String(**_PW, metadata={"description": "Neues Service Passwort wiederholen"})
+
+
+class PhonePasswordSetSchema(BaseSchema):
+    phone_password = fields.String(**_PW, metadata={"description": "Telefon Passwort"})
+    phone_password_repeat = fields.String(**_PW, metadata={"description": "Telefon Passwort wiederholen"})
+
+
+class PhonePasswordStatusSchema(BaseSchema):
+    phone_password_set = fields.Boolean(required=True)
+    phone_password_set_at = UtcDateTime(allow_none=True)
+
+
+class PhonePasswordRevealSchema(BaseSchema):
+    password = fields.String(load_only=True, allow_none=True, validate=validate.Length(max=1024),
+                             metadata={"description": "Service-Passwort; nötig, wenn die Anmeldung älter "
+                                                      "als PHONE_PASSWORD_FRESH_MINUTES ist"})
+
+
+class PhonePasswordSchema(BaseSchema):
+    phone_password = fields.String(required=True)
+    phone_password_set_at = UtcDateTime(allow_none=True)
+
+
+class PhonePasswordVerifySchema(BaseSchema):
+    password = fields.String(**_PW, metadata={"description": "What the caller says"})
+
+
+class VerifiedSchema(BaseSchema):
+    verified = fields.Boolean(required=True)
+
+
+# --- sessions and logins ---
+
+class SessionInfoSchema(BaseSchema):
+    id = fields.String(required=True)
+    created_at = UtcDateTime(required=True)
+    last_seen_at = UtcDateTime(required=True)
+    expires_at = UtcDateTime(required=True)
+    client_ip = fields.String(allow_none=True)
+    current = fields.Boolean(required=True)
+
+
+class SessionListSchema(BaseSchema):
+    items = fields.List(fields.Nested(SessionInfoSchema), required=True)
+
+
+class LoginEventSchema(BaseSchema):
+    at = UtcDateTime(required=True)
+    client_ip = fields.String(allow_none=True)
+    success = fields.Boolean(required=True)
+    reason = fields.String(required=True, metadata={
+        "description": "ok, bad_credentials, ip_not_allowed, reauth_failed"})
+
+
+LoginEventPageSchema = page_of(LoginEventSchema)
+
+
+# --- IP whitelist ---
+
+class WhitelistInputSchema(BaseSchema):
+    entries = fields.List(fields.Raw(), required=True,
+                          metadata={"description": "IPv4/IPv6 addresses or networks (CIDR); [] = any"})
+    confirm_lockout = fields.Boolean(load_default=False, metadata={
+        "description": "Required when the list would exclude the address in use now"})
+
+
+class WhitelistSchema(BaseSchema):
+    entries = fields.List(fields.String(), required=True)
+    client_ip = fields.String(allow_none=True)
+    client_ip_allowed = fields.Boolean(required=True)
+
+
+# --- contact persons ---
+
+class ContactInputSchema(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(max=300))
+    email = fields.String(allow_none=True, validate=validate.Length(max=300))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=60))
+    role = fields.String(allow_none=True, validate=validate.Length(max=300),
+                         metadata={"description": "Funktion, z. B. Technik, Buchhaltung"})
+    relation = fields.String(load_default="external", validate=validate.OneOf(["internal", "external"]))
+    may_support = fields.Boolean(load_default=False, metadata={"description": "darf Supportanfragen stellen"})
+    may_billing = fields.Boolean(load_default=False, metadata={"description": "darf Rechnungsfragen klären"})
+
+
+class ContactSchema(BaseSchema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    email = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    role = fields.String()
+    relation = fields.String()
+    may_support = fields.Boolean()
+    may_billing = fields.Boolean()
+    created_at = UtcDateTime()
+    updated_at = UtcDateTime()
+
+
+class ContactListSchema(BaseSchema):
+    items = fields.List(fields.Nested(ContactSchema), required=True)
+
+
+# --- notifications ---
+
+class NotificationInputSchema(BaseSchema):
+    newsletter = fields.Boolean()
+    product_news = fields.Boolean()
+    maintenance = fields.Boolean()
+    invoice_notice = fields.Boolean()
+    support_updates = fields.Boolean()
+    invoice = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
+    security = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
+
+
+class NotificationTopicSchema(BaseSchema):
+    topic = fields.String(required=True)
+    label = fields.String(required=True)
+    enabled = fields.Boolean(required=True)
+    mandatory = fields.Boolean(required=True)
+
+
+class NotificationListSchema(BaseSchema):
+    items = fields.List(fields.Nested(NotificationTopicSchema), required=True)
+
+
+# --- AV agreement ---
+
+class AvTextSchema(BaseSchema):
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    text = fields.String(required=True)
+    valid_from = fields.String(required=True)
+    text_sha256 = fields.String(required=True)
+
+
+class AvSignatureSchema(BaseSchema):
+    id = fields.String(required=True)
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    signer_name = fields.String(required=True)
+    signer_position = fields.String(required=True)
+    signed_at = UtcDateTime(required=True)
+    client_ip = fields.String(allow_none=True)
+    text_sha256 = fields.String(required=True)
+
+
+class AvStatusSchema(BaseSchema):
+    current = fields.Nested(AvTextSchema, required=True)
+    signed = fields.Boolean(required=True, metadata={"description": "the current version is signed"})
+    signatures = fields.List(fields.Nested(AvSignatureSchema), required=True)
+
+
+class AvSignInputSchema(BaseSchema):
+    version = fields.Integer(required=True, metadata={"description": "the version the customer read"})
+    signer_name = fields.String(required=True, validate=validate.Length(max=200))
+    signer_position = fields.String(required=True, validate=validate.Length(max=100))
+    accept = fields.Boolean(required=True)
+
+
+# --- staff ---
+
+class CustomerQuerySchema(PageQuerySchema):
+    q = fields.String(load_default="", validate=validate.Length(max=200),
+                      metadata={"description": "Kundennummer, E-Mail, Name, Firma oder Ort"})
+
+
+CustomerPageSchema = page_of(CustomerSchema)
+
+
+class StaffCustomerSchema(CustomerSchema):
+    contacts = fields.List(fields.Nested(ContactSchema))
+    phone_password_set = fields.Boolean()
+    ip_whitelist = fields.List(fields.String())
+    two_factor_enabled = fields.Boolean()
+    av_signed = fields.Boolean()
+
+
+class OwnerChangeSchema(AddressInputSchema):
+    """Inhaberwechsel: the new company (required) and whatever else the new owner changes."""
+
+
+# --- two-factor login ---
+
+class PasswordConfirmSchema(BaseSchema):
+    password = fields.String(**_PW, metadata={"description": "Service-Passwort zur Bestätigung"})
+
+
+class TwoFactorCodeSchema(BaseSchema):
+    code = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=32),
+                         metadata={"description": "6-stelliger Code der Authenticator-App"})
+
+
+class TwoFactorStatusSchema(BaseSchema):
+    enabled = fields.Boolean(required=True)
+    enabled_at = UtcDateTime(allow_none=True)
+    setup_pending = fields.Boolean(required=True)
+    recovery_codes_left = fields.Integer(required=True)
+
+
+class TwoFactorSetupSchema(BaseSchema):
+    secret = fields.String(required=True, metadata={"description": "Base32 secret (manual entry)"})
+    otpauth_uri = fields.String(required=True, metadata={"description": "otpauth:// URI for a QR code"})
+
+
+class RecoveryCodesSchema(BaseSchema):
+    recovery_codes = fields.List(fields.String(), required=True,
+                                 metadata={"description": "shown once; each works once"})

@@ -1,16 +1,24 @@
 """identity's entrypoints: thin; the rules live in ``domain``."""
 import datetime as dt
+import logging
 
 from nameko.dependency_providers import Config
-from sqlalchemy import select
 
 from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
+from kc_common.events import event_handler
+from kc_common.mail import Mailer
 from kc_common.rpc import PingMixin, rpc
-from kc_common.schemas import load
-from kc_identity import domain, schemas
-from kc_identity.models import customers, metadata
+from kc_common.schemas import PageQuerySchema, load
+from kc_identity import domain, mails, schemas
+from kc_identity.models import metadata
+from kc_identity.vault import VaultProvider
+
+log = logging.getLogger(__name__)
+
+_PASSWORD_FIELDS = ("data.current_password", "data.new_password", "data.new_password_repeat")
+_PHONE_FIELDS = ("data.phone_password", "data.phone_password_repeat")
 
 
 class IdentityService(PingMixin):
@@ -19,34 +27,58 @@ class IdentityService(PingMixin):
     db = Database(metadata)
     context = CallContext()
     config = Config()
+    vault = VaultProvider()
+    mailer = Mailer()
+
+    def _setting(self, key, default):
+        return float(self.config.get(key, default) or default)
 
     @property
     def _idle(self):
-        return dt.timedelta(minutes=float(self.config.get("SESSION_IDLE_MINUTES", 60)))
+        return dt.timedelta(minutes=self._setting("SESSION_IDLE_MINUTES", 60))
 
     @property
     def _absolute(self):
-        return dt.timedelta(hours=float(self.config.get("SESSION_ABSOLUTE_HOURS", 12)))
+        return dt.timedelta(hours=self._setting("SESSION_ABSOLUTE_HOURS", 12))
 
-    @rpc(sensitive_arguments=("data.password",))
+    @property
+    def _throttle(self):
+        return domain.Throttle(
+            per_account=int(self._setting("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)),
+            per_address=int(self._setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)),
+            window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
+
+    def _uow(self):
+        return self.db.unit_of_work()
+
+    # --- login and sessions -----------------------------------------------------------------
+
+    @rpc(sensitive_arguments=("data.password", "data.otp"))
     def login(self, data):
-        data = load(schemas.LoginSchema(), data)
-        with self.db.unit_of_work() as uow:
-            result = domain.login(uow.session, client_ip=self.context.client_ip,
-                                  idle=self._idle, absolute=self._absolute, **data)
+        data = load(schemas.CustomerLoginSchema(), data)
+        with self._uow() as uow:  # the attempt is recorded (committed) before a failure is raised
+            result, error = domain.attempt_login(uow.session, client_ip=self.context.client_ip,
+                                                 idle=self._idle, absolute=self._absolute,
+                                                 throttle=self._throttle, vault=self.vault, **data)
+        if error is not None:
+            raise error
         return schemas.SessionSchema().dump(result)
 
     @rpc(sensitive_arguments=("token",))
     def authenticate(self, token):
-        with self.db.unit_of_work() as uow:
-            return domain.authenticate(uow.session, token=token, idle=self._idle)
+        with self._uow() as uow:
+            return domain.authenticate(uow.session, token=token, idle=self._idle,
+                                       client_ip=self.context.client_ip)
 
     @rpc(sensitive_arguments=("data.password",))
     def staff_login(self, data):
         data = load(schemas.LoginSchema(), data)
-        with self.db.unit_of_work() as uow:
-            result = domain.staff_login(uow.session, client_ip=self.context.client_ip,
-                                        idle=self._idle, absolute=self._absolute, **data)
+        with self._uow() as uow:
+            result, error = domain.attempt_staff_login(uow.session, client_ip=self.context.client_ip,
+                                                       idle=self._idle, absolute=self._absolute,
+                                                       throttle=self._throttle, **data)
+        if error is not None:
+            raise error
         return schemas.StaffSessionSchema().dump(result)
 
     @rpc
@@ -54,35 +86,301 @@ class IdentityService(PingMixin):
         """End the caller's current session (customer or staff)."""
         if self.context.session_id is None:
             raise Unauthenticated("Bitte melden Sie sich an.")
-        with self.db.unit_of_work() as uow:
+        with self._uow() as uow:
             domain.end_session(uow.session, self.context.session_id)
+
+    @rpc
+    def list_sessions(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            items = domain.list_sessions(uow.session, customer_id, self.context.session_id, self._idle)
+        return schemas.SessionListSchema().dump({"items": items})
+
+    @rpc
+    def end_session(self, session_id):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            domain.end_customer_session(uow.session, customer_id, session_id)
+
+    @rpc
+    def list_logins(self, params=None):
+        customer_id = self.context.require_customer()
+        params = load(PageQuerySchema(), params)
+        with self._uow() as uow:
+            page = domain.recent_logins(uow.session, customer_id, params["page"], params["per_page"])
+        return schemas.LoginEventPageSchema().dump(page)
+
+    # --- address data -----------------------------------------------------------------------
 
     @rpc
     def get_me(self):
         customer_id = self.context.require_customer()
-        with self.db.unit_of_work() as uow:
-            row = uow.session.execute(select(customers).where(customers.c.id == customer_id)).first()
-        if row is None:
-            raise NotFound("Kunde nicht gefunden.")
-        return schemas.CustomerSchema().dump({**row._mapping, "customer_id": row.id})
+        with self._uow() as uow:
+            row = domain.get_customer_row(uow.session, customer_id)
+        return schemas.CustomerSchema().dump(domain.address_view(row))
+
+    @rpc
+    def update_address(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.AddressInputSchema(), data)
+        with self._uow() as uow:
+            result = domain.update_address(uow, customer_id, data, client_ip=self.context.client_ip)
+        return schemas.CustomerSchema().dump(result)
+
+    # --- passwords --------------------------------------------------------------------------
+
+    @rpc(sensitive_arguments=_PASSWORD_FIELDS)
+    def change_password(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordChangeSchema(), data)
+        with self._uow() as uow:
+            error = domain.change_password(uow, customer_id, data, session_id=self.context.session_id,
+                                           client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+
+    @rpc(sensitive_arguments=_PHONE_FIELDS)
+    def set_phone_password(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PhonePasswordSetSchema(), data)
+        with self._uow() as uow:
+            result = domain.set_phone_password(uow.session, customer_id, data, self.vault)
+        return schemas.PhonePasswordStatusSchema().dump(result)
+
+    @rpc
+    def phone_password_status(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.PhonePasswordStatusSchema().dump(
+                domain.phone_password_status(uow.session, customer_id))
+
+    @rpc(sensitive_arguments=("data.password",))
+    def reveal_phone_password(self, data=None):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PhonePasswordRevealSchema(), data)
+        with self._uow() as uow:
+            result, error = domain.reveal_phone_password(
+                uow.session, customer_id, session_id=self.context.session_id,
+                password=data.get("password"), vault=self.vault, client_ip=self.context.client_ip,
+                fresh=dt.timedelta(minutes=self._setting("PHONE_PASSWORD_FRESH_MINUTES", 10)),
+                throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.PhonePasswordSchema().dump(result)
+
+    @rpc(sensitive_arguments=("password",))
+    def verify_phone_password(self, customer_id, password):
+        """Staff (support) check what a caller says; attempts per customer are limited."""
+        staff_id = self.context.require_staff("support")
+        with self._uow() as uow:
+            result, error = domain.verify_phone_password(
+                uow.session, int(customer_id), password, staff_id=staff_id, vault=self.vault,
+                max_failures=int(self._setting("PHONE_PASSWORD_MAX_FAILURES", 5)),
+                window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
+        if error is not None:
+            raise error
+        log.info("telephone password of customer %s checked by staff %s: %s", customer_id, staff_id,
+                 "verified" if result["verified"] else "wrong")
+        return result
+
+    @rpc(sensitive_arguments=("data.password",))
+    def staff_verify_phone_password(self, customer_id, data):
+        data = load(schemas.PhonePasswordVerifySchema(), data)
+        return self.verify_phone_password(customer_id, data["password"])
+
+    @event_handler("identity", "password_changed")
+    def on_password_changed(self, event):
+        """Notice mail to the customer after a password change (mandatory security mail)."""
+        def send(uow, data):
+            row = domain.get_customer_row(uow.session, data["customer_id"])
+            self.mailer.send(**mails.password_changed(row, data))
+        self.db.handle_once(event, send)
+
+    # --- two-factor login -------------------------------------------------------------------
+
+    @rpc
+    def two_factor_status(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.TwoFactorStatusSchema().dump(domain.two_factor_status(uow.session, customer_id))
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_setup(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = domain.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
+                                                    client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.TwoFactorSetupSchema().dump(result)
+
+    @rpc(sensitive_arguments=("data.code",))
+    def two_factor_enable(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.TwoFactorCodeSchema(), data)
+        with self._uow() as uow:
+            result = domain.two_factor_enable(uow.session, customer_id, data["code"], vault=self.vault)
+        return schemas.RecoveryCodesSchema().dump(result)
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_disable(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            error = domain.two_factor_disable(uow.session, customer_id, data["password"],
+                                              client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+
+    @rpc(sensitive_arguments=("data.password",))
+    def two_factor_recovery_codes(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = domain.two_factor_new_codes(uow.session, customer_id, data["password"],
+                                                        client_ip=self.context.client_ip,
+                                                        throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.RecoveryCodesSchema().dump(result)
+
+    @event_handler("identity", "email_changed")
+    def on_email_changed(self, event):
+        """Notice to the previous e-mail address (mandatory security mail)."""
+        def send(uow, data):
+            row = domain.get_customer_row(uow.session, data["customer_id"])
+            self.mailer.send(**mails.email_changed(row, data))
+        self.db.handle_once(event, send)
+
+    # --- IP whitelist -----------------------------------------------------------------------
+
+    @rpc
+    def get_ip_whitelist(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.WhitelistSchema().dump(
+                domain.get_whitelist(uow.session, customer_id, self.context.client_ip))
+
+    @rpc
+    def set_ip_whitelist(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.WhitelistInputSchema(), data)
+        with self._uow() as uow:
+            return schemas.WhitelistSchema().dump(
+                domain.set_whitelist(uow.session, customer_id, data, self.context.client_ip))
+
+    # --- contact persons --------------------------------------------------------------------
+
+    @rpc
+    def list_contacts(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.ContactListSchema().dump({"items": domain.list_contacts(uow.session, customer_id)})
+
+    @rpc
+    def add_contact(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.ContactInputSchema(), data)
+        with self._uow() as uow:
+            return schemas.ContactSchema().dump(domain.add_contact(uow.session, customer_id, data))
+
+    @rpc
+    def update_contact(self, contact_id, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.ContactInputSchema(), data)
+        with self._uow() as uow:
+            return schemas.ContactSchema().dump(
+                domain.update_contact(uow.session, customer_id, contact_id, data))
+
+    @rpc
+    def delete_contact(self, contact_id):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            domain.delete_contact(uow.session, customer_id, contact_id)
+
+    # --- notifications ----------------------------------------------------------------------
+
+    @rpc
+    def get_notifications(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.NotificationListSchema().dump(domain.notification_settings(uow.session, customer_id))
+
+    @rpc
+    def set_notifications(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.NotificationInputSchema(), data)
+        with self._uow() as uow:
+            return schemas.NotificationListSchema().dump(
+                domain.set_notifications(uow.session, customer_id, data))
+
+    # --- data-processing agreement ----------------------------------------------------------
+
+    @rpc
+    def get_av_agreement(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.AvStatusSchema().dump(domain.av_status(uow.session, customer_id))
+
+    @rpc
+    def sign_av_agreement(self, data):
+        customer_id = self.context.require_customer()
+        data = load(schemas.AvSignInputSchema(), data)
+        with self._uow() as uow:
+            result = domain.sign_av(uow, customer_id, data, self.context.client_ip)
+        return schemas.AvSignatureSchema().dump(result)
+
+    # --- staff (back office) ----------------------------------------------------------------
+
+    @rpc
+    def staff_search_customers(self, params=None):
+        self.context.require_staff("support", "billing")
+        params = load(schemas.CustomerQuerySchema(), params)
+        with self._uow() as uow:
+            page = domain.search_customers(uow.session, params["q"], params["page"], params["per_page"])
+        return schemas.CustomerPageSchema().dump(page)
+
+    @rpc
+    def staff_get_customer(self, customer_id):
+        self.context.require_staff("support", "billing")
+        with self._uow() as uow:
+            return schemas.StaffCustomerSchema().dump(domain.staff_customer_view(uow.session, int(customer_id)))
+
+    @rpc
+    def staff_owner_change(self, customer_id, data):
+        staff_id = self.context.require_staff("support")
+        data = load(schemas.OwnerChangeSchema(), data)
+        with self._uow() as uow:
+            result = domain.owner_change(uow, int(customer_id), data)
+        log.info("owner change of customer %s completed by staff %s", customer_id, staff_id)
+        return schemas.CustomerSchema().dump(result)
+
+    @rpc
+    def staff_clear_ip_whitelist(self, customer_id):
+        staff_id = self.context.require_staff("support")
+        with self._uow() as uow:
+            domain.staff_clear_whitelist(uow.session, int(customer_id))
+        log.info("IP whitelist of customer %s cleared by staff %s", customer_id, staff_id)
 
     # --- internal RPCs for other services (see docs/contracts.md) -------------------------
 
     @rpc
     def get_customer(self, customer_id):
-        with self.db.unit_of_work() as uow:
-            row = uow.session.execute(select(customers).where(customers.c.id == customer_id)).first()
-        if row is None:
-            raise NotFound("Kunde nicht gefunden.")
+        with self._uow() as uow:
+            try:
+                row = domain.get_customer_row(uow.session, int(customer_id))
+            except (TypeError, ValueError):
+                raise NotFound("Kunde nicht gefunden.")
         return domain.customer_view(row)
 
     @rpc
     def check_contact(self, customer_id, name, purpose):
-        """May ``name`` speak for the customer about ``purpose`` (support/billing)?"""
-        with self.db.unit_of_work() as uow:
-            return domain.check_contact(uow.session, customer_id, name, purpose)
+        """May ``name`` (a name or an e-mail address) speak for the customer about ``purpose``?"""
+        with self._uow() as uow:
+            return domain.check_contact(uow.session, int(customer_id), name, purpose)
 
     @rpc
     def notification_allowed(self, customer_id, topic):
-        with self.db.unit_of_work() as uow:
-            return domain.notification_allowed(uow.session, customer_id, topic)
+        with self._uow() as uow:
+            return domain.notification_allowed(uow.session, int(customer_id), topic)
