@@ -66,6 +66,12 @@ class ProcessRenderer:
             self.shutdown()
             raise ServiceUnavailable("Das Dokument konnte gerade nicht erzeugt werden.")
 
+    def warm_up(self):
+        """Start every worker now (each builds its engine) instead of on the first document."""
+        futures = [self.submit(_warm_up) for _ in range(self.workers)]
+        for future in futures:
+            future.result(timeout=self.timeout)
+
     def shutdown(self):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -79,6 +85,17 @@ class RendererPool(DependencyProvider):
         config = self.container.config
         self.renderer = ProcessRenderer(workers=config.get("RENDER_WORKERS") or None,
                                         timeout=float(config.get("RENDER_TIMEOUT", 120)))
+
+    def start(self):
+        if self.container.config.get("RENDER_PREWARM", True):
+            self.container.spawn_managed_thread(self._warm_up)
+
+    def _warm_up(self):
+        try:
+            self.renderer.warm_up()
+            log.info("%d render worker process(es) ready", self.renderer.workers)
+        except Exception:  # noqa: BLE001 - the first document will try again
+            log.warning("render workers could not be started ahead", exc_info=True)
 
     def stop(self):
         self.renderer.shutdown()
