@@ -50,7 +50,7 @@ def test_library_is_listed_and_downloaded_through_the_gateway(system, demo):
     assert items["ServerCon Onlinehandbuch"]["url"] and items["SSL Zertifikat"]["action"] == "Zur Übersicht"
 
     agb = requests.get(system.url + items["Unternehmer AGB"]["download_path"], headers=demo)
-    assert agb.status_code == 200 and agb.headers["Content-Type"] == "application/pdf"
+    assert agb.status_code == 200 and agb.headers["Content-Type"] == "application/pdf", system.log("documents")[-3000:] + system.log("gateway")[-2000:]
     assert "Unternehmer-AGB_v1.0.pdf" in agb.headers["Content-Disposition"]
     assert "Allgemeine Geschäftsbedingungen für Unternehmer" in text_of(agb.content)
 

@@ -169,6 +169,20 @@ FORMS = {
 }
 
 
+def provider_from_config(config):
+    """The provider's own letterhead (library documents, AV agreement)."""
+    return {
+        "name": config.get("PROVIDER_NAME") or "KundenCenter Hosting GmbH",
+        "street": config.get("PROVIDER_STREET") or "Hosting-Allee 1",
+        "zip": str(config.get("PROVIDER_ZIP") or "30159"),
+        "city": config.get("PROVIDER_CITY") or "Hannover",
+        "country": "DE",
+        "vat_id": config.get("PROVIDER_VAT_ID") or "DE123456789",
+        "email": config.get("PROVIDER_EMAIL") or "service@kundencenter.example",
+        "iban": None, "bic": None, "bank": None,
+    }
+
+
 def template_context(slug, version, valid_from):
     context = {"slug": slug, "version": version, "valid_from": valid_from}
     if slug in TEXTS:

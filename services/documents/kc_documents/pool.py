@@ -10,7 +10,8 @@ runs render functions in a ``concurrent.futures.ProcessPoolExecutor``:
   ``nameko run`` patches in its command, not at import, so the workers run
   plain, unpatched Python.
 * Each worker builds weasyprint's font configuration and the base stylesheet
-  once (:func:`kc_documents.rendering.warm_up`) and reuses them.
+  once (:func:`kc_documents.rendering.warm_up`) and reuses them; the workers
+  start with the service, before its entrypoints (readiness).
 * A green thread waiting for a result cooperates with the hub (the executor's
   result pipe is read through eventlet's patched primitives), so the service
   keeps answering while documents render; tested in ``tests/test_pool.py``.
@@ -87,8 +88,10 @@ class RendererPool(DependencyProvider):
                                         timeout=float(config.get("RENDER_TIMEOUT", 120)))
 
     def start(self):
+        """Start the workers before the entrypoints start: the service answers (and /health says
+        ok) only once it can render, so the first document is not slowed by the workers' imports."""
         if self.container.config.get("RENDER_PREWARM", True):
-            self.container.spawn_managed_thread(self._warm_up)
+            self._warm_up()
 
     def _warm_up(self):
         try:

@@ -27,16 +27,7 @@ class DocumentsConfig(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.storage = storage.from_config(config)
-        self.provider = {
-            "name": config.get("PROVIDER_NAME") or "KundenCenter Hosting GmbH",
-            "street": config.get("PROVIDER_STREET") or "Hosting-Allee 1",
-            "zip": str(config.get("PROVIDER_ZIP") or "30159"),
-            "city": config.get("PROVIDER_CITY") or "Hannover",
-            "country": "DE",
-            "vat_id": config.get("PROVIDER_VAT_ID") or "DE123456789",
-            "email": config.get("PROVIDER_EMAIL") or "service@kundencenter.example",
-            "iban": None, "bic": None, "bank": None,
-        }
+        self.provider = library.provider_from_config(config)
         self.manual_url = (config.get("SERVERCON_MANUAL_URL")
                            or "https://wissen.kundencenter.example/servercon/onlinehandbuch")
         self.pricelist_cache = {}
@@ -160,7 +151,8 @@ class DocumentsService(PingMixin):
         return domain.version_file(row, data)
 
     def _pricelist(self, today):
-        products = self.catalog.list_products()["items"]
+        result = self.catalog.list_products()
+        products = result.get("items", []) if isinstance(result, dict) else list(result)
         key = hashlib.sha256(json.dumps([products, today], default=json_default,
                                         sort_keys=True).encode()).hexdigest()
         cache = self.cfg.pricelist_cache

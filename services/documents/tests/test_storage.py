@@ -54,3 +54,21 @@ def test_s3_storage_with_prefix():
     assert not store.exists("nope.pdf")
     with pytest.raises(NotFound):
         store.get("nope.pdf")
+
+
+def test_seed_renders_the_built_in_library_versions_once(config):
+    from kc_common.db import StandaloneDatabase
+    from kc_documents import demo
+    from kc_documents.models import library_versions, metadata
+    from sqlalchemy import select
+    db = StandaloneDatabase(metadata, config["DATABASE_URL"], "documents")
+    try:
+        demo.seed(db, config)
+        with db.unit_of_work() as uow:
+            rows = uow.session.execute(select(library_versions)).all()
+        assert len(rows) == 6 and all(r.storage_key and len(r.sha256) == 64 for r in rows)
+        demo.seed(db, config)  # idempotent: nothing rendered again
+        with db.unit_of_work() as uow:
+            assert uow.session.execute(select(library_versions)).all() == rows
+    finally:
+        db.engine.dispose()
