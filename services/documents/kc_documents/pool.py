@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from nameko.extensions import DependencyProvider
@@ -62,6 +63,9 @@ class ProcessRenderer:
         """``fn(*args)`` in a worker process; returns its result (or raises its error)."""
         try:
             return self.submit(fn, *args).result(timeout=self.timeout)
+        except FutureTimeout:
+            log.error("rendering with %s took longer than %.0fs", getattr(fn, "__name__", fn), self.timeout)
+            raise ServiceUnavailable("Das Dokument konnte nicht rechtzeitig erzeugt werden.")
         except BrokenProcessPool:
             log.error("a render worker died; replacing the pool")
             self.shutdown()

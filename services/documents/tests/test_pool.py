@@ -46,3 +46,13 @@ def test_a_crashed_worker_fails_the_job_and_is_replaced(renderer):
     with pytest.raises(ServiceUnavailable):
         renderer.run(os._exit, 3)
     assert renderer.run(rendering.warm_up) is True
+
+
+def test_a_job_over_the_time_limit_fails_as_unavailable():
+    import time as time_module
+    renderer = ProcessRenderer(workers=1, timeout=0.2)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            renderer.run(time_module.sleep, 2)
+    finally:
+        renderer.shutdown()
