@@ -1,0 +1,74 @@
+"""German formats for documents (babel): 24.05.2019, 1.234,56 €, 19 %."""
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+
+LOCALE = "de_DE"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def as_date(value):
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(BERLIN).date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value)
+    if "T" in text or len(text) > 10:
+        return as_date(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+    return dt.date.fromisoformat(text)
+
+
+def date_de(value):
+    """24.05.2019 (instants are shown in Europe/Berlin)."""
+    day = as_date(value)
+    return format_date(day, "dd.MM.yyyy", locale=LOCALE) if day else ""
+
+
+def datetime_de(value):
+    """24.05.2019, 14:03 Uhr (Europe/Berlin)."""
+    if value is None:
+        return ""
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(BERLIN)
+    return f"{format_date(local.date(), 'dd.MM.yyyy', locale=LOCALE)}, {local:%H:%M} Uhr"
+
+
+def money_de(value, currency="EUR"):
+    """1.234,56 € (always two places)."""
+    if value is None or value == "":
+        return ""
+    return format_currency(Decimal(str(value)), currency or "EUR", locale=LOCALE,
+                           format="#,##0.00\u00a0¤", currency_digits=False)
+
+
+def number_de(value, places=None):
+    if value is None or value == "":
+        return ""
+    value = Decimal(str(value))
+    if places is None:
+        value = value.normalize()
+        if value == value.to_integral():
+            value = value.quantize(Decimal(1))
+        return format_decimal(value, locale=LOCALE, decimal_quantization=False)
+    pattern = "#,##0." + "0" * places if places else "#,##0"
+    return format_decimal(value, format=pattern, locale=LOCALE)
+
+
+def percent_de(value):
+    """19 % / 7 % / 0 % (rate given in percent, e.g. "19.00")."""
+    return f"{number_de(value)}\u00a0%"
+
+
+def iban_grouped(iban):
+    iban = (iban or "").replace(" ", "").upper()
+    return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+
+
+FILTERS = {"date_de": date_de, "datetime_de": datetime_de, "money_de": money_de,
+           "number_de": number_de, "percent_de": percent_de, "iban": iban_grouped}
