@@ -151,7 +151,7 @@ def make_customer(system):
         db = StandaloneDatabase(metadata, system.env["IDENTITY_DATABASE_URL"], "identity")
         with db.unit_of_work() as uow:
             customer_id = domain.create_customer(
-                uow.session, email=email, password=password,
+                uow, email=email, password=password,
                 last_name=fields.get("last_name", "Musterfrau"),
                 first_name=fields.get("first_name", "Erika"), company=fields.get("company", ""))
         db.engine.dispose()

@@ -141,10 +141,20 @@ class VatBreakdownSchema(_Tolerant):
     amount = Money(required=True)
 
 
+class TextOrNumber(fields.String):
+    """Text that publishers may send as an integer (invoice number, agreement version)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class InvoiceIssuedSchema(_Tolerant):
     """billing's ``invoice_issued`` data as docs/contracts.md defines it."""
     invoice_id = fields.Raw(required=True)
-    number = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    # billing sends the number as an integer (Rnr 1000001); accept either, keep it as text
+    number = TextOrNumber(required=True, validate=validate.Length(min=1, max=100))
     customer_id = fields.Integer(required=True)
     issued_at = fields.DateTime(required=True)
     due_date = fields.Date(required=True)
@@ -180,7 +190,7 @@ class AvAgreementSignedSchema(_Tolerant):
     """identity's ``av_agreement_signed`` data."""
     agreement_id = fields.Raw(required=True)
     customer_id = fields.Integer(required=True)
-    version = fields.String(required=True)
+    version = TextOrNumber(required=True)  # identity publishes an integer
     title = fields.String(required=True)
     text = fields.String(required=True)
     signed_at = fields.DateTime(required=True)

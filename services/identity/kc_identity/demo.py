@@ -24,7 +24,7 @@ def seed(db, config):
     with db.unit_of_work() as uow:
         if domain.find_customer_by_login(uow.session, DEMO_EMAIL) is None:
             customer_id = domain.create_customer(  # publishes customer_updated (relayed at start)
-                uow.session, email=DEMO_EMAIL, company="Muster Webdesign GmbH",
+                uow, email=DEMO_EMAIL, company="Muster Webdesign GmbH",
                 last_name="Mustermann", first_name="Max", password=DEMO_PASSWORD, **DEMO_ADDRESS)
             now = utcnow()
             uow.session.execute(contacts.insert().values(

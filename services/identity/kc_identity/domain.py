@@ -11,13 +11,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kc_common.context import current_correlation_id, CORRELATION_ID
-from kc_common.db import as_utc, to_json_safe, utcnow
+from kc_common.db import as_utc, utcnow
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
 from kc_identity import address, av, netlist, policy, twofactor
 from kc_identity.models import (av_signatures, contacts, counters, customers, login_events,
-                                metadata, notification_preferences, phone_password_checks,
+                                notification_preferences, phone_password_checks,
                                 recovery_codes, sessions, staff, staff_sessions)
 
 CUSTOMER_TOKEN_PREFIX = "kcc_"   # the two realms' tokens can never be mistaken
@@ -67,28 +66,11 @@ def next_number(session, series, first):
     return value
 
 
-def _emit(session, event_type, data):
-    """Write an event into the outbox in ``session``'s transaction (as ``UnitOfWork.emit``).
-
-    Used where only a session is at hand (``create_customer`` is called with one by the
-    seed and test set-ups); the relay publishes the row after commit.
-    """
-    event_id = str(uuid.uuid4())
-    now = utcnow()
-    headers = {}
-    if current_correlation_id():
-        headers[f"nameko.{CORRELATION_ID}"] = current_correlation_id()
-    session.execute(metadata.tables["outbox"].insert().values(
-        event_id=event_id, event_type=event_type, headers=headers, created_at=now,
-        payload={"id": event_id, "type": event_type, "source": "identity",
-                 "occurred_at": now.isoformat(), "data": to_json_safe(data)}))
-    return event_id
-
-
 # --- customers and address data ---------------------------------------------------------
 
-def create_customer(session, *, email, last_name, first_name, password, company="", **fields):
+def create_customer(uow, *, email, last_name, first_name, password, company="", **fields):
     """A new customer (Kundennummer from the counter); publishes ``customer_updated``."""
+    session = uow.session
     number = next_number(session, "customer", FIRST_CUSTOMER_NUMBER)
     now = utcnow()
     extra = {k: fields[k] for k in ("street", "zip", "city", "country", "phone", "fax", "mobile",
@@ -97,7 +79,7 @@ def create_customer(session, *, email, last_name, first_name, password, company=
         id=number, email=email.lower(), company=company, last_name=last_name,
         first_name=first_name, password_hash=hash_password(password),
         created_at=now, updated_at=now, **extra))
-    _emit(session, "customer_updated", customer_view(get_customer_row(session, number)))
+    uow.emit("customer_updated", customer_view(get_customer_row(session, number)))
     return number
 
 

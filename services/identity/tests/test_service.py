@@ -36,7 +36,7 @@ def session_context(container, token, ip="192.0.2.10"):
 
 def new_customer(db, email="kunde@example.org", password="Kunden-Passwort-2026"):
     with db.unit_of_work() as uow:
-        return domain.create_customer(uow.session, email=email, password=password,
+        return domain.create_customer(uow, email=email, password=password,
                                       last_name="Musterfrau", first_name="Erika")
 
 
