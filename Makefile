@@ -15,6 +15,7 @@ test: install
 	@bash deploy/ensure-services.sh --postgres --management
 	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
+	@$(BIN)/ruff check libs gateway services tests
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -8,16 +8,14 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
-from sqlalchemy import func, select
 
-from kc_billing import domain, schedule
-from kc_billing.models import bookings, invoices, payments
+from kc_billing import domain
 from kc_billing.psp import sign
 from kc_billing.settings import BillingSettings
 from kc_common.errors import NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.testing import wait_for
 
-from .conftest import CUSTOMERS, PDF, SECRET, order_event
+from .conftest import PDF, SECRET, order_event
 
 CUSTOMER = {"customer_id": 100001}
 TODAY = dt.date.today()

@@ -17,7 +17,6 @@ form resumes. It never falls, so secondaries always see a newer zone.
 import base64
 import re
 
-import idna
 from sqlalchemy import func, select
 
 from kc_common.db import utcnow

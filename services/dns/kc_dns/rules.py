@@ -17,7 +17,7 @@ format with absolute names (``10 mail.example.de.``).
 """
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dns.exception
 import dns.name

@@ -3,7 +3,6 @@ import base64
 import datetime as dt
 import importlib.util
 import pathlib
-import shutil
 import subprocess
 
 import eventlet

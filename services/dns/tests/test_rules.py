@@ -24,7 +24,7 @@ def base_zone():
         ("@", "NS"): Rrset(3600, ["ns1.kc.example.", "ns2.kc.example."]),
         ("@", "A"): Rrset(3600, ["192.0.2.10"]),
         ("www", "A"): Rrset(3600, ["192.0.2.10"]),
-        ("@", "MX"): Rrset(3600, [f"10 mx.kc.example."]),
+        ("@", "MX"): Rrset(3600, ["10 mx.kc.example."]),
         ("alias", "CNAME"): Rrset(3600, [f"www.{ZONE}."]),
         ("intern", "NS"): Rrset(3600, [f"ns1.intern.{ZONE}."]),
         ("ns1.intern", "A"): Rrset(3600, ["192.0.2.53"]),

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from kc_common.db import as_utc, utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import _flatten
-from kc_documents import library, schemas
+from kc_documents import library
 from kc_documents.formatting import as_date
 from kc_documents.models import documents, library_documents, library_versions
 from kc_documents.storage import checked_get, sha256

@@ -13,7 +13,6 @@ process (:mod:`kc_documents.pool`).
 * GiroCode: an EPC QR code (``segno``) for the open amount when the invoice
   is to be paid by bank transfer.
 """
-import datetime as dt
 from decimal import Decimal
 
 from kc_documents.formatting import as_date, date_de, money_de

@@ -1,15 +1,12 @@
 """documents on the real bus and PostgreSQL: invoice and AV events, own documents, the library."""
 import base64
-import io
 import uuid
 
 import facturx
 import pytest
 from kombu import Connection
 from nameko.rpc import rpc as nameko_rpc
-from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
-from pypdf import PdfReader
 
 from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.events import declare_topology
