@@ -123,6 +123,25 @@ def _insert(dialect_name):
     return insert
 
 
+def next_in_series(session, counters, series, first):
+    """Next number of a dense series (invoice numbers, customer numbers).
+
+    ``counters`` is the service's table of ``(name, value)`` rows. The UPDATE takes
+    the row lock until commit, so concurrent issuers queue up; the number moves in
+    the transaction that uses it, so a rollback gives it back and the series has
+    no gaps. The first issuer creates the row; a concurrent first one conflicts
+    harmlessly and then bumps it.
+    """
+    bump = update(counters).where(counters.c.name == series).values(
+        value=counters.c.value + 1).returning(counters.c.value)
+    value = session.execute(bump).scalar()
+    if value is None:
+        insert = _insert(session.bind.dialect.name)
+        session.execute(insert(counters).values(name=series, value=first - 1).on_conflict_do_nothing())
+        value = session.execute(bump).scalar_one()
+    return value
+
+
 class UnitOfWork:
     """One transaction; ``emit`` adds events that commit (or not) with it."""
 

@@ -20,6 +20,8 @@ from kc_common.testing import service_config, wait_for
 metadata = MetaData()
 notes = Table("notes", metadata, Column("id", Integer, primary_key=True),
               Column("text", String(100), nullable=False))
+counters = Table("counters", metadata, Column("name", String(50), primary_key=True),
+                 Column("value", Integer, nullable=False))
 add_messaging_tables(metadata)
 
 FAILURES = {"left": 0}
@@ -217,3 +219,24 @@ def test_old_published_outbox_and_inbox_rows_are_pruned(config):
         assert [r.id for r in conn.execute(select(db.outbox.c.id))] == [2]
         assert conn.execute(select(func.count()).select_from(db.inbox)).scalar_one() == 0
     db.engine.dispose()
+
+
+def test_series_numbers_are_dense_and_unique_under_concurrency_from_the_first_one(db_url):
+    """Many issuers at once on an empty counter: no error, numbers first..first+n-1, no gaps."""
+    from kc_common.db import next_in_series
+    db = StandaloneDatabase(metadata, db_url, "t")
+    taken = []
+
+    def issue(i):
+        with db.unit_of_work() as uow:
+            number = next_in_series(uow.session, counters, "invoice", 1000001)
+            if i % 5 == 4:
+                raise RuntimeError("rolled back")  # its number goes back to the series
+            taken.append(number)
+
+    pool = eventlet.GreenPool(20)
+    for i in range(40):
+        pool.spawn(lambda i=i: pytest.raises(RuntimeError, issue, i) if i % 5 == 4 else issue(i))
+    pool.waitall()
+    db.engine.dispose()
+    assert sorted(taken) == list(range(1000001, 1000001 + 32))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import as_utc, next_in_series, utcnow
 from kc_common.errors import NotFound
 from kc_common.schemas import money
 from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
@@ -59,20 +59,9 @@ def today_local():
 
 
 def next_number(session, series, first):
-    """Next number of a dense series; the row lock serialises concurrent issuers.
-
-    The counter moves in the same transaction as the invoice that uses the
-    number: a rollback gives the number back, so no number is ever voided.
-    """
-    bump = update(counters).where(counters.c.name == series).values(
-        value=counters.c.value + 1).returning(counters.c.value)
-    value = session.execute(bump).scalar()  # the UPDATE takes the row lock until commit
-    if value is None:
-        # The first issuer creates the row; a concurrent one conflicts and then bumps it.
-        session.execute(dialect_insert(session)(counters).values(name=series, value=first - 1)
-                        .on_conflict_do_nothing())
-        value = session.execute(bump).scalar_one()
-    return value
+    """Next number of a dense series; it moves in the invoice's own transaction, so a
+    rollback gives it back and no number is ever voided."""
+    return next_in_series(session, counters, series, first)
 
 
 def line_text(item, start, end):

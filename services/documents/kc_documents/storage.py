@@ -16,11 +16,10 @@ database stores the key and the sha256 of the bytes; :func:`checked_get`
 verifies the checksum on every read.
 """
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from kc_common.errors import NotFound
+from kc_common.files import atomic_write
 
 
 def sha256(data):
@@ -57,19 +56,7 @@ class LocalStorage(Storage):
         return self.root / _check_key(key)
 
     def put(self, key, data, content_type="application/pdf"):
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(self._path(key), data)
 
     def get(self, key):
         try:

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import as_utc, next_in_series, utcnow
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
 from kc_identity import address, av, netlist, policy, twofactor
@@ -55,16 +55,8 @@ def hash_token(token):
 
 
 def next_number(session, series, first):
-    """Next value of a gap-free series; the row lock serialises concurrent callers."""
-    row = session.execute(select(counters.c.value).where(counters.c.name == series)
-                          .with_for_update()).first()
-    if row is None:
-        session.execute(counters.insert().values(name=series, value=first))
-        return first
-    value = row.value + 1
-    session.execute(update(counters).where(counters.c.name == series).values(value=value))
-    return value
-
+    """Next value of a gap-free series (customer numbers are never reused)."""
+    return next_in_series(session, counters, series, first)
 
 # --- customers and address data ---------------------------------------------------------
 

@@ -12,9 +12,10 @@ content, same key). Nothing deletes files yet.
 """
 import hashlib
 import os
-import tempfile
 
 from nameko.extensions import DependencyProvider
+
+from kc_common.files import atomic_write
 
 DEFAULT_DIR = "var/support-attachments"
 
@@ -42,18 +43,7 @@ class LocalStore:
         path = self._path(key)
         if os.path.exists(path):
             return key
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, data)
         return key
 
     def get(self, key):
