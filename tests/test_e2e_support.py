@@ -171,3 +171,26 @@ def test_a_reply_by_email_lands_in_the_thread(system, demo, agent):
     thread = requests.get(f"{system.url}{ME}/{number}", headers=demo).json()
     assert thread["messages"][-1]["body"] == "Es geht um meine-firma.de." and thread["state"] == "open"
     assert thread["messages"][-1]["via"] == "email"
+
+
+def test_telephone_support_verifies_the_callers_phone_password_through_identity(system, demo, agent):
+    """The desk checks what the caller says against identity, never sees the password, and
+    records the call on the request (wrong password: recorded as not verified)."""
+    from kc_identity.demo import DEMO_PHONE_PASSWORD
+    number = post_form(system, demo, form=dict(FORM, subject="Anruf wegen DNS")).json()["number"]
+    calls = f"{system.url}{DESK}/{number}/calls"
+
+    def record(name, password):
+        resp = requests.post(calls, headers=agent, json={"caller_name": name, "phone_password": password})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["calls"][-1]  # the answer is the request with every recorded call
+    wrong = record("Max Mustermann", "falsch")
+    assert wrong["verified"] is False and wrong["name_authorised"] is True
+    right = record("Max Mustermann", DEMO_PHONE_PASSWORD)
+    assert right["verified"] is True and right["password_verified"] is True
+    stranger = record("Eve Fremd", DEMO_PHONE_PASSWORD)
+    assert stranger["name_authorised"] is False and stranger["verified"] is False
+    desk_view = requests.get(f"{system.url}{DESK}/{number}", headers=agent).json()
+    assert [c["verified"] for c in desk_view["calls"]] == [False, True, False]
+    assert DEMO_PHONE_PASSWORD not in str(desk_view)
+    assert requests.post(calls, headers=demo, json={"caller_name": "x", "phone_password": "y"}).status_code == 401
