@@ -387,3 +387,12 @@ def credit_note(uow, data, settings):
               "vat_rate": Decimal(data["vat_rate"] if data.get("vat_rate") is not None
                                   else settings.default_vat_rate)}]
     return issue_invoice(uow, data["customer_id"], lines, settings)
+
+
+def book_settlement(session, customer_id, up_to, now=None):
+    """KONTOAUSGLEICH, as in the guide: a 0.00 € marker that the account was settled with
+    every transfer and credit up to ``up_to`` ("Überweisungen/Gutschriften bis zum
+    11.06.2019 wurden einbezogen.")."""
+    session.execute(bookings.insert().values(
+        customer_id=customer_id, booked_at=now or utcnow(), type=SETTLEMENT, amount=money(0),
+        text=f"Überweisungen/Gutschriften bis zum {up_to:%d.%m.%Y} wurden einbezogen."))

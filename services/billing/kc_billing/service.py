@@ -292,17 +292,25 @@ class BillingService(PingMixin):
         except (camt.StatementInvalid, ValueError) as exc:
             raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
         result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": []}
+        settled_up_to = {}  # customer -> latest value date booked from this statement
         for entry in entries:  # one transaction per entry: a bad line never blocks the others
             try:
                 with self.db.unit_of_work() as uow:
                     booked = payments.book_transfer(uow, entry)
                 result["booked" if booked["created"] else "already_booked"] += 1
+                if booked["created"]:
+                    day = entry.get("value_date") or domain.today_local()
+                    customer = booked["customer_id"]
+                    settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
             except Unprocessable as exc:
                 result["unmatched"].append({"transaction_id": entry["transaction_id"],
                                             "amount": str(entry["amount"]),
                                             "reference": entry["reference"], "reason": exc.message})
             except IntegrityError:  # a concurrent import booked it
                 result["already_booked"] += 1
+        for customer_id, up_to in settled_up_to.items():
+            with self.db.unit_of_work() as uow:
+                domain.book_settlement(uow.session, customer_id, up_to)
         return schemas.StatementImportSchema().dump(result)
 
     @rpc

@@ -326,7 +326,13 @@ def test_camt053_statement_is_booked_by_reference_once(billing, publish):
     again = call(billing, "import_statement", upload, context=staff)
     assert (again["booked"], again["already_booked"]) == (0, 1)
     acc = account(billing)
-    assert acc["balance"] == "0.00" and acc["bookings"]["items"][0]["payment_method"] == "U"
+    items = acc["bookings"]["items"]
+    # newest first, as in the guide: the settlement marker (once: the re-import booked nothing),
+    # the transfer, the invoice
+    assert [b["type"] for b in items] == ["KONTOAUSGLEICH", "ZAHLUNG", "RE"]
+    assert items[0]["text"] == "Überweisungen/Gutschriften bis zum 26.11.2026 wurden einbezogen."
+    assert items[0]["amount"] == "0.00" and items[1]["payment_method"] == "U"
+    assert acc["balance"] == "0.00"
     with pytest.raises(ValidationFailed) as err:
         call(billing, "import_statement", {"files": [{"content_b64": base64.b64encode(b"<x/>").decode()}]},
              context=staff)
