@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 
 from kc_common.db import as_utc, next_in_series, utcnow
-from kc_common.errors import NotFound
+from kc_common.errors import NotFound, Unprocessable
 from kc_common.schemas import money
 from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
                                payment_details)
@@ -25,7 +25,8 @@ INVOICE = "RE"
 CREDIT_NOTE = "GU"
 PAYMENT = "ZAHLUNG"
 SETTLEMENT = "KONTOAUSGLEICH"
-BOOKING_TYPES = (INVOICE, CREDIT_NOTE, PAYMENT, SETTLEMENT)
+REFUND = "ERSTATTUNG"
+BOOKING_TYPES = (INVOICE, CREDIT_NOTE, PAYMENT, SETTLEMENT, REFUND)
 METHODS = ("transfer", "card", "instant", "sepa")
 METHOD_LETTER = {"transfer": "U", "card": "K", "instant": "S", "sepa": "L"}
 METHOD_TEXT = {"transfer": "Überweisung", "card": "Kreditkarte", "instant": "Sofortüberweisung",
@@ -396,3 +397,24 @@ def book_settlement(session, customer_id, up_to, now=None):
     session.execute(bookings.insert().values(
         customer_id=customer_id, booked_at=now or utcnow(), type=SETTLEMENT, amount=money(0),
         text=f"Überweisungen/Gutschriften bis zum {up_to:%d.%m.%Y} wurden einbezogen."))
+
+
+def refund_credit(uow, customer_id, amount, reason):
+    """Pay credit (Guthaben) back to the customer: an ERSTATTUNG booking (negative, paid out by
+    transfer), never more than the credit there is; publishes ``refund_booked`` for the payout."""
+    session = uow.session
+    lock_customer(session, customer_id)  # one writer of the ledger at a time
+    amount = money(amount)
+    credit = balance_of(session, customer_id)
+    if amount > credit:
+        raise Unprocessable(
+            f"Es können höchstens {max(credit, money(0)):.2f} € Guthaben erstattet werden.",
+            {"fields": {"amount": [f"Höchstens {max(credit, money(0)):.2f} €."]}})
+    now = utcnow()
+    booking_id = session.execute(bookings.insert().values(
+        customer_id=customer_id, booked_at=now, type=REFUND, amount=-amount, payment_method="U",
+        text=f"Erstattung von Guthaben: {reason}"[:500]).returning(bookings.c.id)).scalar_one()
+    uow.emit("refund_booked", {"booking_id": booking_id, "customer_id": customer_id,
+                               "amount": amount, "reason": reason, "booked_at": now})
+    return {"booking_id": booking_id, "customer_id": customer_id, "amount": amount,
+            "balance": credit - amount}

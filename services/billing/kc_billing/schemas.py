@@ -5,7 +5,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 
 from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
 
-BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH")
+BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG")
 
 
 def amount_between(low, high):
@@ -182,6 +182,20 @@ class RunSummarySchema(BaseSchema):
     gross = Money(required=True)
     skipped = fields.Integer(required=True)
     errors = fields.Integer(required=True)
+
+
+class RefundInputSchema(BaseSchema):
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    amount = Money(required=True, validate=amount_between("0.01", "100000.00"),
+                   metadata={"description": "paid back by transfer; at most the customer's credit"})
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class RefundSchema(BaseSchema):
+    booking_id = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    amount = Money(required=True)
+    balance = Money(required=True, metadata={"description": "the account balance afterwards"})
 
 
 class CreditNoteSchema(BaseSchema):

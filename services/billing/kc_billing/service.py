@@ -314,6 +314,16 @@ class BillingService(PingMixin):
         return schemas.StatementImportSchema().dump(result)
 
     @rpc
+    def refund_credit(self, data):
+        """Staff (billing) pay a customer's credit (Guthaben) back: an ERSTATTUNG booking."""
+        self.context.require_staff("billing")
+        data = load(schemas.RefundInputSchema(), data)
+        self._ensure_customer(data["customer_id"])
+        with self.db.unit_of_work() as uow:
+            return schemas.RefundSchema().dump(domain.refund_credit(
+                uow, data["customer_id"], data["amount"], data["reason"]))
+
+    @rpc
     def issue_credit_note(self, data):
         """Staff (billing) correct an invoice: a credit note booked as GU, never an edit."""
         self.context.require_staff("billing")

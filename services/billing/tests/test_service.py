@@ -337,3 +337,30 @@ def test_camt053_statement_is_booked_by_reference_once(billing, publish):
         call(billing, "import_statement", {"files": [{"content_b64": base64.b64encode(b"<x/>").decode()}]},
              context=staff)
     assert "file" in err.value.fields
+
+
+def test_credit_is_refunded_at_most_once_over(billing, publish, capture_events):
+    """Overpayment becomes credit; staff pay it back (ERSTATTUNG), never more than there is."""
+    staff = {"staff_id": "s1", "staff_roles": ["billing"]}
+    refunds = capture_events("billing", "refund_booked")
+    publish("catalog", "order_placed", order_event(100001, 61, TODAY))
+    wait_for(lambda: account(billing)["bookings"]["total"] == 1)  # -11.78
+    call(billing, "book_transfer", {"transaction_id": "ref-1", "reference": "KC100001",
+                                    "amount": "20.00"}, context=staff)
+    assert account(billing)["balance_text"] == "8.22€ Guthaben"
+    with pytest.raises(Unprocessable) as err:
+        call(billing, "refund_credit", {"customer_id": 100001, "amount": "8.23", "reason": "Rückzahlung"},
+             context=staff)
+    assert "amount" in err.value.details["fields"]
+    done = call(billing, "refund_credit", {"customer_id": 100001, "amount": "8.22",
+                                           "reason": "Rückzahlung Überzahlung"}, context=staff)
+    assert done["amount"] == "8.22" and done["balance"] == "0.00"
+    acc = account(billing)
+    assert acc["balance_text"] == "0.00€ Guthaben"
+    assert [b["type"] for b in acc["bookings"]["items"]][0] == "ERSTATTUNG"
+    assert refunds.wait(1)[0]["data"]["amount"] == "8.22"
+    with pytest.raises(Unprocessable):  # nothing left to refund
+        call(billing, "refund_credit", {"customer_id": 100001, "amount": "0.01", "reason": "x"},
+             context=staff)
+    with pytest.raises(Unauthenticated):  # customers cannot refund themselves
+        call(billing, "refund_credit", {"customer_id": 100001, "amount": "0.01", "reason": "x"})
