@@ -115,8 +115,10 @@ def make_engine(url, **kwargs):
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _insert(dialect_name):
-    if dialect_name == "postgresql":
+def dialect_insert(session):
+    """The INSERT construct of the session's database (for ON CONFLICT DO NOTHING / UPDATE):
+    PostgreSQL in production and tests, SQLite by default for `make run`."""
+    if session.bind.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
@@ -136,7 +138,7 @@ def next_in_series(session, counters, series, first):
         value=counters.c.value + 1).returning(counters.c.value)
     value = session.execute(bump).scalar()
     if value is None:
-        insert = _insert(session.bind.dialect.name)
+        insert = dialect_insert(session)
         session.execute(insert(counters).values(name=series, value=first - 1).on_conflict_do_nothing())
         value = session.execute(bump).scalar_one()
     return value
@@ -191,7 +193,7 @@ class UnitOfWork:
 
     def first_time(self, consumer, event_id):
         """Record ``(consumer, event_id)``; False when it was recorded before."""
-        insert = _insert(self.session.bind.dialect.name)
+        insert = dialect_insert(self.session)
         stmt = insert(self._database.inbox).values(
             consumer=consumer, event_id=event_id, processed_at=utcnow()
         ).on_conflict_do_nothing()

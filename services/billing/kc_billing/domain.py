@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
-from kc_common.db import as_utc, next_in_series, utcnow
+from kc_common.db import as_utc, dialect_insert, next_in_series, utcnow
 from kc_common.errors import NotFound, Unprocessable
 from kc_common.schemas import money
 from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
@@ -41,14 +41,6 @@ POSTAGE_TEXT = "Porto Rechnungsversand per Post"
 
 class CustomerUnknown(Exception):
     """No replica of the customer's address yet: fetch it from identity first."""
-
-
-def dialect_insert(session):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def local_date(instant):

@@ -14,7 +14,7 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 
-from kc_common.db import utcnow
+from kc_common.db import dialect_insert, utcnow
 from kc_common.schemas import money
 from kc_billing import domain
 from kc_billing.models import billable_contracts, billed_periods, billing_runs
@@ -32,7 +32,7 @@ def register_order(uow, order, settings):
     """``order_placed``: schedule every contract and invoice its first period at once."""
     session = uow.session
     now = utcnow()
-    insert = domain.dialect_insert(session)
+    insert = dialect_insert(session)
     lines = domain.invoice_lines_of_order(order)
     for item, line in zip(order["items"], lines):
         session.execute(insert(billable_contracts).values(

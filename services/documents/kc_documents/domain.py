@@ -8,7 +8,7 @@ import uuid
 from marshmallow import ValidationError
 from sqlalchemy import func, select, update
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import as_utc, dialect_insert, utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import _flatten
 from kc_documents import library
@@ -20,14 +20,6 @@ log = logging.getLogger(__name__)
 
 PDF = "application/pdf"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-
-
-def _insert(session, table):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
 
 
 def safe_name(text):
@@ -61,7 +53,7 @@ def store_document(uow, *, customer_id, kind, ref, title, filename, data, docume
     key = f"{kind}/{customer_id}/{safe_name(ref)}-{digest[:16]}.pdf"
     storage.put(key, data, PDF)
     doc_id = str(uuid.uuid4())
-    inserted = uow.session.execute(_insert(uow.session, documents).values(
+    inserted = uow.session.execute(dialect_insert(uow.session)(documents).values(
         id=doc_id, customer_id=customer_id, kind=kind, ref=str(ref), title=title, filename=filename,
         content_type=PDF, size=len(data), sha256=digest, storage_key=key,
         document_date=document_date, created_at=utcnow(),
@@ -135,11 +127,11 @@ def ensure_library(session):
     for position, (slug, name, description, source, action, template) in enumerate(library.ENTRIES, 1):
         if slug in have:
             continue
-        session.execute(_insert(session, library_documents).values(
+        session.execute(dialect_insert(session)(library_documents).values(
             slug=slug, name=name, description=description, source=source, action=action,
             position=position).on_conflict_do_nothing(index_elements=["slug"]))
         if source == "versions":
-            session.execute(_insert(session, library_versions).values(
+            session.execute(dialect_insert(session)(library_versions).values(
                 slug=slug, version=library.INITIAL_VERSION, valid_from=library.INITIAL_DATE,
                 note="Erstfassung", template=template,
                 filename=library.filename(slug, library.INITIAL_VERSION), published_at=utcnow(),

@@ -211,12 +211,14 @@ PERIOD_LABELS = {1: "monatlich", 3: "vierteljährlich", 6: "halbjährlich", 12: 
 
 def pricelist_groups(products):
     """Catalog products grouped by kind, with gross prices (VAT half-up to the cent)."""
-    from decimal import Decimal, ROUND_HALF_UP
+    from decimal import Decimal
+
+    from kc_common.schemas import money
     groups = {}
     for p in products:
         net = Decimal(str(p.get("price_net") or "0"))
         rate = Decimal(str(p.get("vat_rate") or "0"))
-        gross = (net * (1 + rate / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        gross = money(net * (1 + rate / 100))
         periods = p.get("periods") or []
         unit = "je Jahr" if p.get("kind") == "domain" else "je Monat"
         groups.setdefault(p.get("kind") or "addon", []).append({

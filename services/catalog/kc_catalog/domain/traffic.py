@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
-from kc_common.db import utcnow
+from kc_common.db import dialect_insert, utcnow
 from kc_common.errors import Unprocessable, ValidationFailed
 from kc_catalog.domain.common import TERMINATED, business_today
 from kc_catalog.domain.contracts import load_contract
@@ -20,19 +20,11 @@ def _gb(value):
     return Decimal(value or 0).quantize(HUNDREDTH, rounding=ROUND_HALF_UP)
 
 
-def _upsert(session):
-    if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 def store_reports(session, reports):
     """Insert or replace (contract_id, day) -> gb; a later report of a day replaces the earlier."""
     if not reports:
         return 0
-    insert = _upsert(session)
+    insert = dialect_insert(session)
     now = utcnow()
     stmt = insert(server_traffic).values([dict(r, reported_at=now) for r in reports])
     stmt = stmt.on_conflict_do_update(index_elements=["contract_id", "day"],
