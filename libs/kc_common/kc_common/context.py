@@ -19,6 +19,8 @@ STAFF_ID = "staff_id"
 STAFF_ROLES = "staff_roles"
 SESSION_ID = "session_id"
 CLIENT_IP = "client_ip"
+# Wall-clock time (epoch seconds) after which the RPC caller has given up (set by kc_common.rpc).
+DEADLINE = "kc_deadline"
 
 _current = local()
 

@@ -18,21 +18,26 @@ import datetime as dt
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from decimal import Decimal
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
-from kombu import Connection, Producer
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData,
                         PrimaryKeyConstraint, String, Table, create_engine, event,
-                        select, update)
+                        or_, select, update)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from kc_common.context import CORRELATION_ID, current_correlation_id
-from kc_common.events import event_exchange
+from kc_common.context import CORRELATION_ID, DEADLINE, current_correlation_id
+from kc_common.errors import ServiceUnavailable
+from kc_common.events import KeptPublisher, event_exchange
+from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  # noqa: F401
+                               in_transaction, transaction_marker)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ def add_messaging_tables(metadata: MetaData):
         Column("headers", JSON, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+        Column("claimed_until", DateTime(timezone=True), nullable=True),
     )
     Table(
         INBOX, metadata,
@@ -94,24 +100,125 @@ def normalise_url(url):
     return url
 
 
+# --- SQLite as an embedded default that cooperates with eventlet -------------------------
+
+SQLITE_BUSY_PATIENCE = float(os.environ.get("SQLITE_BUSY_PATIENCE", 30.0))
+
+
+def _is_locked(exc):
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class SqliteWriteGate:
+    """One write transaction at a time per process, waited for cooperatively.
+
+    SQLite allows one writer per file. Its own busy handler sleeps in C, which under
+    eventlet freezes the whole process, so the green thread holding the lock can never
+    run to release it. Instead: a green semaphore serialises transactions inside the
+    process, every transaction starts with ``BEGIN IMMEDIATE`` (takes the write lock up
+    front, so no statement later in the transaction can meet a busy database), and a
+    busy ``BEGIN`` (another *process* on the same file) is retried with a green sleep.
+    """
+
+    def __init__(self, patience=None):
+        self.patience = SQLITE_BUSY_PATIENCE if patience is None else patience
+        self._sem = Semaphore(1)
+        self._owner = None
+        self._holder = None  # the DBAPI connection whose transaction holds the gate
+
+    def acquire(self, dbapi_connection):
+        me = eventlet.getcurrent()
+        if self._owner is me:
+            raise RuntimeError("a second transaction on the same SQLite database inside an "
+                               "open one would deadlock; finish the first unit of work first")
+        if not self._sem.acquire(timeout=self.patience):
+            raise ServiceUnavailable("Die Datenbank ist ausgelastet; bitte später erneut versuchen.",
+                                     {"reason": "database_busy"})
+        self._owner, self._holder = me, dbapi_connection
+
+    def release(self, dbapi_connection):
+        if self._holder is not None and self._holder is dbapi_connection:
+            self._owner = self._holder = None
+            self._sem.release()
+
+    def begin_immediate(self, conn):
+        deadline = time.monotonic() + self.patience
+        delay = 0.002
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not _is_locked(exc) or time.monotonic() > deadline:
+                    raise
+            eventlet.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
+
+
+def _raw(connection):
+    return getattr(connection, "dbapi_connection", connection)
+
+
+def _install_sqlite_gate(engine):
+    gate = SqliteWriteGate()
+    engine.kc_write_gate = gate
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        raw = _raw(conn.connection)
+        gate.acquire(raw)
+        try:
+            gate.begin_immediate(conn)
+        except BaseException:
+            gate.release(raw)
+            raise
+
+    # The gate opens once COMMIT/ROLLBACK has really happened; the pool's reset of a
+    # returned connection is a rollback too, so a transaction can never leak the gate.
+    dialect = engine.dialect
+    original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection):
+        try:
+            original_commit(dbapi_connection)
+        finally:
+            gate.release(_raw(dbapi_connection))
+
+    def do_rollback(dbapi_connection):
+        try:
+            original_rollback(dbapi_connection)
+        finally:
+            gate.release(_raw(dbapi_connection))
+
+    dialect.do_commit = do_commit
+    dialect.do_rollback = do_rollback
+
+
 def make_engine(url, **kwargs):
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.close()
+        # A short C-level busy wait only as a safety net; contention is waited out green.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 0.1},
+                               **kwargs)
+        _install_sqlite_gate(engine)
         return engine
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 10)
+        kwargs.setdefault("pool_timeout", 10)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
@@ -145,30 +252,57 @@ def next_in_series(session, counters, series, first):
 
 
 class UnitOfWork:
-    """One transaction; ``emit`` adds events that commit (or not) with it."""
+    """One transaction; ``emit`` adds events that commit (or not) with it.
 
-    def __init__(self, database, correlation_id=None):
+    While it is open the green thread may do no network I/O (``assert_no_transaction``).
+    Inside an RPC worker it carries the caller's deadline: a transaction that would
+    commit after the caller has given up (and answered its client 503) rolls back
+    instead, so nothing a caller was told failed happens later.
+    """
+
+    def __init__(self, database, correlation_id=None, deadline=None):
         self._database = database
         self._correlation_id = correlation_id
+        self._deadline = deadline
+        self._marker = transaction_marker()
         self.session = None
         self.emitted = []
 
     def __enter__(self):
+        self._check_deadline()
         self.session = self._database.Session()
-        self.session.begin()
+        self._marker.__enter__()
+        try:
+            self.session.begin()
+        except BaseException:
+            self._marker.__exit__()
+            self.session.close()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
+                try:
+                    self._check_deadline()
+                except ServiceUnavailable:
+                    self.session.rollback()
+                    raise
                 self.session.commit()
             else:
                 self.session.rollback()
         finally:
             self.session.close()
+            self._marker.__exit__()
         if exc_type is None and self.emitted:
             self._database.kick_relay()
         return False
+
+    def _check_deadline(self):
+        if self._deadline is not None and time.time() > self._deadline:
+            raise ServiceUnavailable(
+                "Die Anfrage hat zu lange gedauert und wurde nicht ausgeführt.",
+                {"reason": "deadline_exceeded"})
 
     def emit(self, event_type, data):
         """Record an event for publication after commit; returns its id."""
@@ -199,22 +333,31 @@ class UnitOfWork:
         ).on_conflict_do_nothing()
         return self.session.execute(stmt).rowcount == 1
 
+    def seen(self, consumer, event_id):
+        """Whether ``(consumer, event_id)`` was recorded (without recording it)."""
+        inbox = self._database.inbox
+        return self.session.execute(select(inbox.c.event_id).where(
+            inbox.c.consumer == consumer, inbox.c.event_id == event_id)).first() is not None
+
 
 class OutboxRelay:
-    """Publishes committed outbox rows to the services' event exchanges."""
+    """Publishes committed outbox rows to the services' event exchanges.
 
-    def __init__(self, engine, outbox, service_name, amqp_uri, batch=200):
+    No transaction is open while it talks to the broker: a short transaction claims a
+    batch (a lease in ``claimed_until``: rows another relay claimed are skipped until
+    the lease runs out), the rows are published with confirms, and a second short
+    transaction marks them published. A relay that dies between the two leaves rows
+    that another relay publishes again after the lease: consumers are idempotent.
+    """
+
+    def __init__(self, engine, outbox, service_name, amqp_uri, batch=200, lease=30.0):
         self.engine = engine
         self.outbox = outbox
         self.service_name = service_name
         self.amqp_uri = amqp_uri
         self.batch = batch
-        self._connection = None
-
-    def _producer(self):
-        if self._connection is None:
-            self._connection = Connection(self.amqp_uri, transport_options={"confirm_publish": True})
-        return Producer(self._connection.default_channel, serializer="json")
+        self.lease = lease
+        self._publisher = KeptPublisher(amqp_uri)
 
     def prune(self, inbox, outbox_days, inbox_days):
         """Forget published outbox rows and inbox entries older than the retention."""
@@ -225,37 +368,61 @@ class OutboxRelay:
             conn.execute(inbox.delete().where(inbox.c.processed_at < now - dt.timedelta(days=inbox_days)))
 
     def close(self):
-        if self._connection is not None:
-            self._connection.release()
-            self._connection = None
+        self._publisher.close()
+
+    def backlog(self):
+        """(unpublished rows, age in seconds of the oldest) — for health and metrics."""
+        t = self.outbox
+        from sqlalchemy import func
+        with self.engine.begin() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))
+                                         .where(t.c.published_at.is_(None))).one()
+        age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
+        return count, age
+
+    def _claim(self):
+        t = self.outbox
+        now = utcnow()
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(t.c.id, t.c.event_type, t.c.payload, t.c.headers)
+                .where(t.c.published_at.is_(None),
+                       or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
+                .order_by(t.c.id).limit(self.batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if rows:
+                conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
+                             .values(claimed_until=now + dt.timedelta(seconds=self.lease)))
+        return rows
+
+    def _settle(self, published, failed):
+        t = self.outbox
+        with self.engine.begin() as conn:
+            if published:
+                conn.execute(update(t).where(t.c.id.in_(published))
+                             .values(published_at=utcnow(), claimed_until=None))
+            if failed:  # give them back at once: the next try need not wait out the lease
+                conn.execute(update(t).where(t.c.id.in_(failed)).values(claimed_until=None))
 
     def flush(self):
         """Publish one batch; returns how many rows were published."""
-        t = self.outbox
-        with self.engine.connect() as conn, conn.begin():
-            rows = conn.execute(
-                select(t.c.id, t.c.event_type, t.c.payload, t.c.headers)
-                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if not rows:
-                return 0
-            try:
-                producer = self._producer()
-                exchanges = {}
-                for row in rows:
-                    # The envelope names its source: the exchange never depends on who relays it.
-                    source = row.payload.get("source", self.service_name)
-                    if source not in exchanges:
-                        exchanges[source] = event_exchange(source)
-                        exchanges[source](producer.channel).declare()
-                    producer.publish(row.payload, exchange=exchanges[source],
-                                     routing_key=row.event_type, headers=row.headers,
-                                     delivery_mode=2, retry=False)
-            except Exception:
-                self.close()
-                raise
-            conn.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(published_at=utcnow()))
+        rows = self._claim()
+        if not rows:
+            return 0
+        assert_no_transaction("outbox relay publish")
+        published = []
+        try:
+            for row in rows:
+                # The envelope names its source: the exchange never depends on who relays it.
+                source = row.payload.get("source", self.service_name)
+                self._publisher.publish(row.payload, exchange=event_exchange(source),
+                                        routing_key=row.event_type, headers=row.headers)
+                published.append(row.id)
+        except Exception:
+            self._settle(published, [r.id for r in rows if r.id not in set(published)])
+            raise
+        self._settle(published, [])
         log.debug("outbox relay of %s published %d event(s)", self.service_name, len(rows))
         return len(rows)
 
@@ -335,7 +502,7 @@ class Database(DependencyProvider):
                 log.warning("outbox relay of %s failed; retrying in %.1fs", self.service_name,
                             backoff, exc_info=True)
                 eventlet.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, 5.0)
                 continue
             try:
                 self._kick.get(timeout=self.poll_interval)
@@ -359,20 +526,73 @@ class _Db:
         return self._database.engine
 
     def unit_of_work(self):
-        return UnitOfWork(self._database, self._worker_ctx.data.get(CORRELATION_ID))
+        deadline = self._worker_ctx.data.get(DEADLINE)
+        return UnitOfWork(self._database, self._worker_ctx.data.get(CORRELATION_ID),
+                          float(deadline) if deadline else None)
+
+    def _consumer(self, consumer):
+        return consumer or (f"{self._worker_ctx.service_name}."
+                            f"{self._worker_ctx.entrypoint.method_name}")
 
     def handle_once(self, event, fn, consumer=None):
         """Run ``fn(uow, event['data'])`` once per event id and consumer.
 
+        ``fn`` runs inside the transaction: it may read, write and emit, but not talk
+        to the network (use :meth:`deliver_once` for mail, RPC or HTTP).
         Returns ``fn``'s result, or None for a duplicate delivery.
         """
-        consumer = consumer or (f"{self._worker_ctx.service_name}."
-                                f"{self._worker_ctx.entrypoint.method_name}")
+        consumer = self._consumer(consumer)
         with self.unit_of_work() as uow:
             if not uow.first_time(consumer, event["id"]):
                 log.info("duplicate event %s for %s ignored", event["id"], consumer)
                 return None
             return fn(uow, event["data"])
+
+    def deliver_once(self, event, prepare, deliver, consumer=None, lease=300.0):
+        """A side effect outside the database (mail, RPC, HTTP) once per event and consumer.
+
+        ``prepare(uow, data)`` reads what the effect needs in a short transaction that
+        also claims the delivery, and returns it (None: nothing to do);
+        ``deliver(prepared)`` then runs with no transaction open; a second short
+        transaction records the event as done. A duplicate delivered meanwhile finds the
+        claim and is retried later (it then finds the event done). A failed delivery
+        gives the claim back and is retried by the event handler; a crash between the
+        delivery and the record repeats it after the claim's lease (at least once: mails
+        carry a Message-ID stable per event for that case).
+        """
+        consumer = self._consumer(consumer)
+        claim = f"{consumer}~delivering"
+        inbox = self._database.inbox
+        event_id = event["id"]
+        with self.unit_of_work() as uow:
+            if uow.seen(consumer, event_id):
+                log.info("duplicate event %s for %s ignored", event_id, consumer)
+                return None
+            if not uow.first_time(claim, event_id):
+                claimed_at = uow.session.execute(select(inbox.c.processed_at).where(
+                    inbox.c.consumer == claim, inbox.c.event_id == event_id)).scalar()
+                if claimed_at is not None and utcnow() - as_utc(claimed_at) < dt.timedelta(seconds=lease):
+                    raise ServiceUnavailable("Dieses Ereignis wird gerade zugestellt.",
+                                             {"reason": "delivery_in_progress"})
+                uow.session.execute(update(inbox).where(
+                    inbox.c.consumer == claim, inbox.c.event_id == event_id).values(processed_at=utcnow()))
+            prepared = prepare(uow, event["data"])
+
+        def release():
+            with self.unit_of_work() as uow:
+                uow.session.execute(inbox.delete().where(
+                    inbox.c.consumer == claim, inbox.c.event_id == event_id))
+
+        try:
+            result = deliver(prepared) if prepared is not None else None
+        except BaseException:
+            release()
+            raise
+        with self.unit_of_work() as uow:
+            uow.first_time(consumer, event_id)
+            uow.session.execute(inbox.delete().where(
+                inbox.c.consumer == claim, inbox.c.event_id == event_id))
+        return result
 
 
 class StandaloneDatabase:

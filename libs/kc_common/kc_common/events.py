@@ -6,28 +6,51 @@ nameko acks the message of a failing handler and never redelivers it. Our
 * retries a failing handler with exponential backoff: the message goes to a
   per-queue ``<queue>.retry`` queue with a per-message TTL, whose dead-letter
   route brings it back to the handler's queue;
-* after ``EVENT_MAX_ATTEMPTS`` attempts (config, default 5) parks it in
+* after ``EVENT_MAX_ATTEMPTS`` attempts (config, default 5), or at once when
+  it refused the event by a rule (``Unprocessable``, ``ValidationFailed``), parks it in
   ``<queue>.dead`` with the error, where an operator sees and replays it
   (``python -m kc_common.dlq``);
-* republishes (with publisher confirms) *before* it acks, so a crash in
-  between causes a redelivery, never a loss.
+* republishes (with publisher confirms, through one kept connection) *before*
+  it acks, so a crash in between causes a redelivery, never a loss; when the
+  re-publication fails the message goes back to the queue and the failure is
+  still counted, so a poison message cannot loop as a first attempt for ever;
+* waits out outages: a handler that fails because the broker, a database,
+  another service or the mail server is down (:func:`is_transient`) is retried
+  with growing delays (up to ``EVENT_OUTAGE_MAX_DELAY``) for
+  ``EVENT_OUTAGE_PATIENCE`` seconds (default 600) without using up its
+  attempts; only handlers that fail on their own logic reach the dead letter.
 
 Handlers must be idempotent (``db.handle_once``), because at-least-once is
 what a bus can promise. Queue names are those of nameko, so
 :func:`declare_topology` can create every queue before anyone publishes.
 """
+import errno
 import logging
+import smtplib
+import socket
+import time
+from collections import OrderedDict
 
+import eventlet
+from eventlet.semaphore import Semaphore
 from kombu import Connection, Exchange, Producer, Queue
 from nameko.events import EventHandler
 
-from kc_common.errors import KcError
+from kc_common.errors import KcError, ServiceUnavailable, Unprocessable, ValidationFailed
+from kc_common.txguard import assert_no_transaction
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-kc-attempt"
+OUTAGE_SINCE_HEADER = "x-kc-outage-since"
+OUTAGE_TRIES_HEADER = "x-kc-outage-tries"
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF = 1.0  # seconds; doubled each attempt
+DEFAULT_OUTAGE_PATIENCE = 600.0  # seconds an outage is waited out before attempts count
+DEFAULT_OUTAGE_MAX_DELAY = 30.0
+# A handler refusing an event by a business rule or for malformed data will refuse it
+# again: parked at once with its reason instead of being retried.
+PERMANENT = (Unprocessable, ValidationFailed)
 
 
 def event_exchange(source_service):
@@ -50,6 +73,95 @@ def handler_queues(source_service, event_type, service_name, method_name):
     return main, retry, dead
 
 
+_TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
+                     errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOTCONN}
+
+
+def is_transient(exc):
+    """Whether ``exc`` is an outage of something the handler depends on (broker, database,
+    another service, the mail server) rather than a failure of the handler's own logic.
+
+    Outages are waited out without using up the handler's attempts; only logic failures
+    lead to the dead-letter queue.
+    """
+    if isinstance(exc, KcError):
+        return isinstance(exc, ServiceUnavailable)
+    import sqlalchemy.exc as sa_exc
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError,
+                        sa_exc.DisconnectionError, sa_exc.TimeoutError)):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    from amqp.exceptions import ConnectionError as AmqpConnectionError
+    from amqp.exceptions import RecoverableConnectionError
+    from kombu.exceptions import OperationalError as KombuOperationalError
+    if isinstance(exc, (KombuOperationalError, AmqpConnectionError, RecoverableConnectionError,
+                        ConnectionError, socket.timeout, TimeoutError, socket.gaierror,
+                        smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException) and 400 <= exc.smtp_code < 500:
+        return True
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    return False
+
+
+class KeptPublisher:
+    """One kept broker connection for publishing with confirms, re-established on failure.
+
+    ``publish`` retries a few times with a short green back-off (a new connection each
+    time), then raises: the caller decides (the relay keeps its rows, an event handler
+    leaves the message unacked). Safe for several green threads (one publish at a time).
+    """
+
+    def __init__(self, amqp_uri, attempts=3, confirm_timeout=10.0, connect_timeout=5.0):
+        self.amqp_uri = amqp_uri
+        self.attempts = attempts
+        self.confirm_timeout = confirm_timeout
+        self.connect_timeout = connect_timeout
+        self._connection = None
+        self._producer = None
+        self._declared = set()
+        self._lock = Semaphore(1)
+
+    def _ensure(self):
+        if self._producer is None:
+            connection = Connection(self.amqp_uri, connect_timeout=self.connect_timeout,
+                                    transport_options={"confirm_publish": True})
+            connection.connect()
+            self._connection = connection
+            self._producer = Producer(connection.default_channel, serializer="json")
+            self._declared = set()
+        return self._producer
+
+    def close(self):
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close
+                pass
+
+    def publish(self, body, *, exchange="", routing_key, headers=None, **kwargs):
+        assert_no_transaction("broker publish")
+        with self._lock:
+            for attempt in range(1, self.attempts + 1):
+                try:
+                    producer = self._ensure()
+                    if isinstance(exchange, Exchange) and exchange.name not in self._declared:
+                        exchange(producer.channel).declare()
+                        self._declared.add(exchange.name)
+                    producer.publish(body, exchange=exchange, routing_key=routing_key,
+                                     headers=headers or {}, delivery_mode=2, retry=False,
+                                     timeout=self.confirm_timeout, **kwargs)
+                    return
+                except Exception:
+                    self.close()
+                    if attempt == self.attempts:
+                        raise
+                    eventlet.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+
+
 class ReliableEventHandler(EventHandler):
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", KcError)
@@ -60,52 +172,102 @@ class ReliableEventHandler(EventHandler):
         config = self.container.config
         self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.backoff = float(config.get("EVENT_RETRY_BACKOFF", DEFAULT_BACKOFF))
+        self.outage_patience = float(config.get("EVENT_OUTAGE_PATIENCE", DEFAULT_OUTAGE_PATIENCE))
+        self.outage_max_delay = float(config.get("EVENT_OUTAGE_MAX_DELAY", DEFAULT_OUTAGE_MAX_DELAY))
         _, self.retry_queue, self.dead_queue = handler_queues(
             self.source_service, self.event_type, self.container.service_name, self.method_name)
+        self.publisher = KeptPublisher(config["AMQP_URI"])
+        # Failures whose re-publication failed (the message went back to the queue with its
+        # old header): counted here, so a poison message cannot loop as a first attempt.
+        self._unrecorded = OrderedDict()
         with Connection(config["AMQP_URI"]) as conn:
             channel = conn.default_channel
             for queue in (self.retry_queue, self.dead_queue):
                 queue.bind(channel).declare()
 
+    def stop(self):
+        super().stop()
+        self.publisher.close()
+
+    def kill(self):
+        super().kill()
+        self.publisher.close()
+
     def handle_message_processed(self, message, result=None, exc_info=None):
+        # Whatever happens here must not escape: an exception would kill the container.
+        try:
+            self._settle(message, exc_info)
+        except Exception:  # noqa: BLE001
+            log.exception("handler %s: could not settle a message; it goes back to the queue",
+                          self.queue.name)
+            self._requeue(message)
+
+    def _requeue(self, message):
+        try:
+            self.queue_consumer.requeue_message(message)
+        except Exception:  # noqa: BLE001 - the broker redelivers an unacked message anyway
+            log.warning("requeue failed (connection lost); the broker redelivers the message")
+
+    def _settle(self, message, exc_info):
+        body = message.payload if isinstance(message.payload, dict) else {}
+        key = body.get("id") or message.delivery_tag
         if exc_info is None:
-            body = message.payload if isinstance(message.payload, dict) else {}
             log.info("handled %s event %s (%s)", self.event_type, body.get("id"), self.queue.name)
+            self._unrecorded.pop(key, None)
             self.queue_consumer.ack_message(message)
             return
-        attempt = int((message.headers or {}).get(ATTEMPT_HEADER, 1))
-        exc = exc_info[1]
-        try:
-            if attempt < self.max_attempts:
-                delay = self.backoff * (2 ** (attempt - 1))
-                log.warning("handler %s failed (attempt %d/%d), retrying in %.1fs: %r",
-                            self.queue.name, attempt, self.max_attempts, delay, exc)
-                self._republish(message, self.retry_queue.name, attempt + 1,
-                                expiration=delay)
-            else:
-                log.error("handler %s failed %d times; message parked in %s",
-                          self.queue.name, attempt, self.dead_queue.name)
-                self._republish(message, self.dead_queue.name, attempt, extra={
-                    "x-kc-error": f"{type(exc).__name__}: {exc}"[:1000],
-                    "x-kc-queue": self.queue.name})
-        except Exception:
-            log.exception("could not republish a failed message; it goes back to the queue")
-            self.queue_consumer.requeue_message(message)
-            return
-        self.queue_consumer.ack_message(message)
-
-    def _republish(self, message, routing_key, attempt, expiration=None, extra=None):
         headers = dict(message.headers or {})
-        headers[ATTEMPT_HEADER] = attempt
-        headers.update(extra or {})
-        with Connection(self.container.config["AMQP_URI"],
-                        transport_options={"confirm_publish": True}) as conn:
-            producer = Producer(conn.default_channel)
-            producer.publish(message.body, exchange="", routing_key=routing_key,
-                             headers=headers, content_type=message.content_type,
-                             content_encoding=message.content_encoding,
-                             delivery_mode=2, expiration=expiration, retry=True,
-                             retry_policy={"max_retries": 3})
+        exc = exc_info[1]
+        now = time.time()
+        if is_transient(exc):
+            since = float(headers.get(OUTAGE_SINCE_HEADER) or now)
+            tries = int(headers.get(OUTAGE_TRIES_HEADER) or 0)
+            if now - since < self.outage_patience:
+                delay = min(self.backoff * (2 ** tries), self.outage_max_delay)
+                log.warning("handler %s: outage (%r), waiting %.1fs (outage for %.0fs, attempts "
+                            "not used up)", self.queue.name, exc, delay, now - since)
+                headers.update({OUTAGE_SINCE_HEADER: since, OUTAGE_TRIES_HEADER: tries + 1})
+                self._publish_or_requeue(message, self.retry_queue.name, headers, key,
+                                         expiration=delay, counted=False)
+                return
+        headers.pop(OUTAGE_SINCE_HEADER, None)
+        headers.pop(OUTAGE_TRIES_HEADER, None)
+        attempt = int(headers.get(ATTEMPT_HEADER, 1)) + self._unrecorded.get(key, 0)
+        if attempt < self.max_attempts and not isinstance(exc, PERMANENT):
+            delay = self.backoff * (2 ** (attempt - 1))
+            log.warning("handler %s failed (attempt %d/%d), retrying in %.1fs: %r",
+                        self.queue.name, attempt, self.max_attempts, delay, exc)
+            headers[ATTEMPT_HEADER] = attempt + 1
+            self._publish_or_requeue(message, self.retry_queue.name, headers, key,
+                                     expiration=delay)
+        else:
+            log.error("handler %s failed %d times; message parked in %s: %r",
+                      self.queue.name, attempt, self.dead_queue.name, exc)
+            headers.update({ATTEMPT_HEADER: attempt,
+                            "x-kc-error": f"{type(exc).__name__}: {exc}"[:1000],
+                            "x-kc-queue": self.queue.name})
+            self._publish_or_requeue(message, self.dead_queue.name, headers, key)
+
+    def _publish_or_requeue(self, message, routing_key, headers, key, expiration=None,
+                            counted=True):
+        try:
+            self.publisher.publish(message.body, exchange="", routing_key=routing_key,
+                                   headers=headers, content_type=message.content_type,
+                                   content_encoding=message.content_encoding,
+                                   expiration=expiration)
+        except Exception:  # noqa: BLE001 - broker trouble: the message goes back, count kept
+            log.warning("handler %s: could not re-publish to %s; message goes back to the queue",
+                        self.queue.name, routing_key, exc_info=True)
+            if counted:
+                self._unrecorded[key] = self._unrecorded.get(key, 0) + 1
+                self._unrecorded.move_to_end(key)
+                while len(self._unrecorded) > 10000:
+                    self._unrecorded.popitem(last=False)
+            eventlet.sleep(1.0)  # do not spin on a broken broker
+            self._requeue(message)
+            return
+        self._unrecorded.pop(key, None)
+        self.queue_consumer.ack_message(message)
 
 
 event_handler = ReliableEventHandler.decorator

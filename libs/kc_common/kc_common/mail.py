@@ -16,16 +16,25 @@ from email.utils import formatdate, make_msgid
 
 from nameko.extensions import DependencyProvider
 
+from kc_common.txguard import assert_no_transaction
+
 DEFAULT_FROM = "KundenCenter <kundencenter@kundencenter.example>"
 
 
-def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), headers=None):
+def message_id_for(event_id, source):
+    """A Message-ID stable per event: a mail sent again after a crash (at least once) is
+    recognisably the same message for the receiving side."""
+    return f"<{event_id}.{source}@kundencenter.example>"
+
+
+def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), headers=None,
+                  message_id=None):
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to if isinstance(to, str) else ", ".join(to)
     msg["Subject"] = subject
     msg["Date"] = formatdate(localtime=False)
-    msg["Message-ID"] = make_msgid(domain="kundencenter.example")
+    msg["Message-ID"] = message_id or make_msgid(domain="kundencenter.example")
     if reply_to:
         msg["Reply-To"] = reply_to
     for key, value in (headers or {}).items():
@@ -39,6 +48,7 @@ def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), h
 
 
 def send(config, msg, timeout=10):
+    assert_no_transaction("SMTP")
     host = config.get("SMTP_HOST") or "127.0.0.1"
     port = int(config.get("SMTP_PORT") or 8025)
     tls = (config.get("SMTP_TLS") or "none").lower()

@@ -46,3 +46,17 @@ def current_and_head(package, url):
     finally:
         engine.dispose()
     return current, script.get_current_head()
+
+
+def add_outbox_lease():
+    """Migration step shared by every service: the outbox relay's claim lease column."""
+    import sqlalchemy as sa
+    from alembic import op
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
+
+
+def drop_outbox_lease():
+    from alembic import op
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("claimed_until")

@@ -3,36 +3,85 @@
 nameko's in-service ``RpcProxy`` waits forever for a reply; ours raises
 :class:`ServiceUnavailable` after ``RPC_TIMEOUT`` seconds (config, default 10)
 and forgets the pending reply. A call to a service that is not running fails
-at once (nameko's mandatory publish) and becomes ``ServiceUnavailable`` too.
+at once (nameko's mandatory publish) and becomes ``ServiceUnavailable`` too,
+and so does a call that cannot be published because the broker is down (within
+about a second). The request expires with the caller's timeout: nothing the
+caller was told failed is carried out later (see :class:`_TimedMethodProxy`).
 """
+import logging
+import time
+
 import eventlet
 from nameko.exceptions import UnknownService
 from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
 
+from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
+from kc_common.events import is_transient
+from kc_common.txguard import assert_no_transaction
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 
+# A request that cannot be published at once (broker down) fails fast: the caller gets a
+# 503 within a second or two instead of waiting out kombu's default retries.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3,
+                        "interval_max": 0.5}
+PUBLISH_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3,
+                             "interval_max": 0.5}
+
+
+def deadline_margin(timeout):
+    """How long before the caller gives up the callee stops committing (reply travel time)."""
+    return min(1.0, timeout * 0.1)
+
 
 class _TimedMethodProxy(MethodProxy):
+    """A call that the caller waits for at most ``timeout`` seconds.
+
+    The request carries the caller's deadline: the broker drops it when it has waited
+    in the queue longer than the timeout (per-message expiration), the callee drops it
+    when it arrives late, and the callee's unit of work refuses to commit after it
+    (:class:`kc_common.db.UnitOfWork`). So a call the caller reported as failed
+    (503) is not carried out later.
+    """
+
     def __init__(self, worker_ctx, service_name, method_name, reply_listener, timeout, **options):
         self.timeout = timeout
+        options.setdefault("retry_policy", PUBLISH_RETRY_POLICY)
+        options.setdefault("expiration", timeout)
         super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
+        self.publisher.transport_options = dict(PUBLISH_TRANSPORT_OPTIONS)
+
+    def get_message_headers(self, worker_ctx):
+        headers = super().get_message_headers(worker_ctx)
+        # Our own deadline, never the one our caller gave us (each hop has its own timeout).
+        headers[f"nameko.{DEADLINE}"] = repr(
+            time.time() + self.timeout - deadline_margin(self.timeout))
+        return headers
+
+    def _unavailable(self, message):
+        return ServiceUnavailable(message, {"service": self.service_name})
 
     def __call__(self, *args, **kwargs):
+        assert_no_transaction(f"RPC {self.service_name}.{self.method_name}")
         try:
             reply = self._call(*args, **kwargs)
         except UnknownService:
-            raise ServiceUnavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.",
-                                     {"service": self.service_name})
+            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.")
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("RPC %s.%s could not be sent: %r", self.service_name, self.method_name, exc)
+            raise self._unavailable("Der Nachrichtenbus ist nicht erreichbar; bitte später "
+                                    "erneut versuchen.")
         try:
             with eventlet.Timeout(self.timeout):
                 return reply.result()
         except eventlet.Timeout:
             self._forget(reply)
-            raise ServiceUnavailable(
-                f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.",
-                {"service": self.service_name})
+            raise self._unavailable(f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.")
 
     def _forget(self, reply):
         events = self.reply_listener._reply_events
@@ -83,13 +132,42 @@ class Services(RpcProxy):
 
 
 class KcRpc(Rpc):
-    """``@rpc`` whose typed errors are logged as expected, not as crashes."""
+    """``@rpc`` whose typed errors are logged as expected, not as crashes, that drops requests
+    whose caller has already given up, and that survives a broker outage while replying."""
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \
             else (expected_exceptions,) if expected_exceptions else ()
         super().__init__(expected_exceptions=expected + (KcError,),
                          sensitive_arguments=sensitive_arguments, **kwargs)
+
+    def handle_message(self, body, message):
+        deadline = (message.headers or {}).get(f"nameko.{DEADLINE}")
+        try:
+            expired = deadline is not None and time.time() > float(deadline)
+        except (TypeError, ValueError):
+            expired = False
+        if expired:
+            log.warning("dropped %s: its caller gave up %.1fs ago", self.method_name,
+                        time.time() - float(deadline))
+            self.rpc_consumer.queue_consumer.ack_message(message)
+            return
+        super().handle_message(body, message)
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        try:
+            return super().handle_result(message, worker_ctx, result, exc_info)
+        except Exception as exc:  # noqa: BLE001 - never let a lost reply end the service
+            if not is_transient(exc):
+                log.exception("reply of %s could not be sent", self.method_name)
+            else:
+                log.warning("reply of %s could not be sent (%r); the caller times out",
+                            self.method_name, exc)
+            try:
+                self.rpc_consumer.queue_consumer.ack_message(message)
+            except Exception:  # noqa: BLE001
+                pass
+            return result, exc_info
 
 
 rpc = KcRpc.decorator

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 
 import requests
 
+from kc_common.txguard import assert_no_transaction
+
 SIGNATURE_HEADER = "X-PSP-Signature"
 FINAL = ("succeeded", "failed")
 
@@ -79,6 +81,7 @@ class SimulatorProvider(PaymentProvider):
         self.webhook_secret, self.tolerance, self.timeout = webhook_secret, tolerance, timeout
 
     def _call(self, method, path, **kwargs):
+        assert_no_transaction(f"PSP {method} {path}")
         try:
             resp = requests.request(method, self.base_url + path, timeout=self.timeout,
                                     headers={"Authorization": f"Bearer {self.api_key}",

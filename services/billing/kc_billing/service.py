@@ -14,7 +14,7 @@ from kc_common.db import Database, utcnow
 from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
                               ValidationFailed)
 from kc_common.events import event_handler
-from kc_common.mail import Mailer
+from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_billing import camt, details, domain, dunning, payments, schedule, schemas
@@ -95,35 +95,39 @@ class BillingService(PingMixin):
         if data.get("kind") != "invoice":
             return
 
-        def send(uow, data):
+        def prepare(uow, data):
             try:
                 number = int(data["ref"])
             except (KeyError, TypeError, ValueError):
                 log.warning("document_stored without an invoice number ignored: %r", data.get("ref"))
-                return
+                return None
             inv = uow.session.execute(invoices.select().where(invoices.c.number == number)).first()
             if inv is None or inv.customer_id != int(data["customer_id"]):
                 log.warning("document_stored for unknown invoice %s ignored", data.get("ref"))
-                return
+                return None
             if inv.by_post or not inv.invoice_email:
-                return
+                return None
+            return inv
+
+        def deliver(inv):
             doc = self.documents.get_document(document_id=data["document_id"])
             self.mailer.send(
                 to=inv.invoice_email, subject=f"Ihre Rechnung {inv.number}",
-                body=invoice_mail_text(inv),
+                body=invoice_mail_text(inv), message_id=message_id_for(event["id"], "billing"),
                 attachments=[(doc.get("filename") or f"Rechnung-{inv.number}.pdf",
                               doc.get("content_type") or "application/pdf",
                               base64.b64decode(doc["content_b64"]))])
-        self.db.handle_once(event, send)
+        self.db.deliver_once(event, prepare, deliver)
 
     @event_handler("billing", "dunning_notice")
     def on_dunning_notice(self, event):
-        def send(uow, data):
-            if data.get("invoice_email"):
-                self.mailer.send(to=data["invoice_email"],
-                                 subject=f"Zahlungserinnerung zu Rechnung {data['number']}",
-                                 body=dunning_mail_text(data, self.settings))
-        self.db.handle_once(event, send)
+        def deliver(data):
+            self.mailer.send(to=data["invoice_email"],
+                             subject=f"Zahlungserinnerung zu Rechnung {data['number']}",
+                             body=dunning_mail_text(data, self.settings),
+                             message_id=message_id_for(event["id"], "billing"))
+        self.db.deliver_once(event, lambda uow, data: data if data.get("invoice_email") else None,
+                             deliver)
 
     # --- timers -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
 from kc_common.events import event_handler
-from kc_common.mail import Mailer
+from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, rpc
 from kc_common.schemas import PageQuerySchema, load
 from kc_identity import domain, mails, schemas
@@ -188,13 +188,16 @@ class IdentityService(PingMixin):
         data = load(schemas.PhonePasswordVerifySchema(), data)
         return self.verify_phone_password(customer_id, data["password"])
 
+    def _mail_for(self, event):
+        """Sends a prepared mail (after commit) with a Message-ID stable per event."""
+        return lambda mail: self.mailer.send(message_id=message_id_for(event["id"], "identity"), **mail)
+
     @event_handler("identity", "password_changed")
     def on_password_changed(self, event):
         """Notice mail to the customer after a password change (mandatory security mail)."""
-        def send(uow, data):
-            row = domain.get_customer_row(uow.session, data["customer_id"])
-            self.mailer.send(**mails.password_changed(row, data))
-        self.db.handle_once(event, send)
+        def prepare(uow, data):
+            return mails.password_changed(domain.get_customer_row(uow.session, data["customer_id"]), data)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
 
     # --- two-factor login -------------------------------------------------------------------
 
@@ -248,10 +251,9 @@ class IdentityService(PingMixin):
     @event_handler("identity", "email_changed")
     def on_email_changed(self, event):
         """Notice to the previous e-mail address (mandatory security mail)."""
-        def send(uow, data):
-            row = domain.get_customer_row(uow.session, data["customer_id"])
-            self.mailer.send(**mails.email_changed(row, data))
-        self.db.handle_once(event, send)
+        def prepare(uow, data):
+            return mails.email_changed(domain.get_customer_row(uow.session, data["customer_id"]), data)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
 
     # --- IP whitelist -----------------------------------------------------------------------
 

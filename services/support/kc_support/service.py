@@ -11,7 +11,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.events import event_handler
-from kc_common.mail import Mailer
+from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_common.settings import Settings
@@ -289,14 +289,14 @@ class SupportService(PingMixin):
             to.append(request.author_email)  # a contact person who wrote gets the mail too
         return to
 
-    def _send(self, request, subject, body):
+    def _send(self, request, subject, body, message_id=None):
         to = self._recipients(request)
         if not to:
             log.warning("no e-mail address for customer %s; mail for %s not sent",
                         request.customer_id, request.number)
             return
         reply_to = domain.reply_address(self.settings["SUPPORT_REPLY_ADDRESS"], request.reply_token)
-        self.mailer.send(to=to, subject=subject, body=body, reply_to=reply_to,
+        self.mailer.send(to=to, subject=subject, body=body, reply_to=reply_to, message_id=message_id,
                          headers={"X-KC-Support-Request": request.number})
 
     @staticmethod
@@ -308,37 +308,49 @@ class SupportService(PingMixin):
     def _replies_by_mail(self):
         return bool(self.settings["SUPPORT_REPLY_ADDRESS"])
 
+    def _deliver(self, event):
+        """The mail prepared from the database, sent after the read has committed."""
+        def deliver(prepared):
+            request, subject, body = prepared
+            self._send(request, subject, body, message_id_for(event["id"], "support"))
+        return deliver
+
     @event_handler("support", domain.OPENED)
     def mail_request_opened(self, event):
         """Confirmation to the customer (mandatory: it is the answer to their own action)."""
-        def send(uow, data):
+        def prepare(uow, data):
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            self._send(request, *mails.opened(request, message, self._files_of(uow, message),
-                                              self._replies_by_mail))
-        self.db.handle_once(event, send)
+            return (request, *mails.opened(request, message, self._files_of(uow, message),
+                                           self._replies_by_mail))
+        self.db.deliver_once(event, prepare, self._deliver(event))
 
     @event_handler("support", domain.REPLIED)
     def mail_staff_reply(self, event):
         """Every staff reply goes to the customer (mandatory: the request is handled by e-mail)."""
-        def send(uow, data):
+        def prepare(uow, data):
             if data.get("author") != "staff":  # the customer's own words are not mailed back
-                return
+                return None
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            self._send(request, *mails.staff_replied(request, message, self._files_of(uow, message),
-                                                     self._replies_by_mail))
-        self.db.handle_once(event, send)
+            return (request, *mails.staff_replied(request, message, self._files_of(uow, message),
+                                                  self._replies_by_mail))
+        self.db.deliver_once(event, prepare, self._deliver(event))
 
     @event_handler("support", domain.STATE_CHANGED)
     def mail_state_changed(self, event):
         """Optional mail: only when the customer wants support updates (Mitteilungen)."""
-        def send(uow, data):
+        data = event["data"]
+
+        def prepare(uow, data):
+            request = domain.request_by_id(uow.session, data["request_id"])
+            return (request, *mails.state_changed(request, data["old_state"], data["state"],
+                                                  self._replies_by_mail))
+
+        def deliver(prepared):
             if not self.identity.notification_allowed(customer_id=data["customer_id"], topic=TOPIC):
                 log.info("customer %s does not want %s; no mail for %s", data["customer_id"], TOPIC,
                          data["number"])
                 return
-            request = domain.request_by_id(uow.session, data["request_id"])
-            self._send(request, *mails.state_changed(request, data["old_state"], data["state"],
-                                                      self._replies_by_mail))
-        self.db.handle_once(event, send)
+            self._deliver(event)(prepared)
+        self.db.deliver_once(event, prepare, deliver)
