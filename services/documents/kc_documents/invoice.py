@@ -28,6 +28,7 @@ PAYMENT_CODES = {"transfer": "58", "card": "54", "instant": "68", "sepa": "59"}
 REVERSE_CHARGE_NOTE = ("Steuerschuldnerschaft des Leistungsempfängers (Reverse Charge): "
                        "Die Umsatzsteuer schuldet der Leistungsempfänger (§ 13b UStG, Art. 196 MwStSystRL).")
 REVERSE_CHARGE_REASON = "Steuerschuldnerschaft des Leistungsempfängers"
+CARRY = "Übertrag: {}"
 
 
 def D(value):
@@ -77,16 +78,31 @@ def girocode(inv):
     return qr.png_data_uri(scale=4, border=0)
 
 
+def carried_rows(lines, currency):
+    """(line, carry before it, carry after it): the running net total of the lines, as the page
+    margins show it where a page ends and the next begins ("Übertrag: 1.234,56 €"). Decimal
+    throughout; nothing is carried into the first line."""
+    rows, total = [], Decimal("0")
+    for line in lines:
+        before = CARRY.format(money_de(total, currency)) if rows else ""
+        total += D(line["net"])
+        rows.append((line, before, CARRY.format(money_de(total, currency))))
+    return rows, CARRY.format(money_de(total, currency))
+
+
 def invoice_context(inv):
     """Everything the template shows; amounts stay Decimal, formatting is the template's."""
     lines = sorted(inv["lines"], key=lambda line: int(line.get("position") or 0))
     buyer = inv["buyer"]
+    rows, carry_total = carried_rows(lines, inv.get("currency") or "EUR")
     return {
         "inv": inv,
         "seller": inv["seller"],
         "buyer": buyer,
         "buyer_name": buyer.get("company") or buyer.get("name") or "",
         "lines": lines,
+        "rows": rows,
+        "carry_total": carry_total,
         "breakdown": sorted(inv["vat_breakdown"], key=lambda b: D(b["rate"]), reverse=True),
         "payment_label": PAYMENT_LABELS.get(inv["payment_method"], inv["payment_method"]),
         "payment_terms": payment_terms_text(inv),
