@@ -95,6 +95,7 @@ def invoice_context(inv):
     lines = sorted(inv["lines"], key=lambda line: int(line.get("position") or 0))
     buyer = inv["buyer"]
     rows, carry_total = carried_rows(lines, inv.get("currency") or "EUR")
+    digits = max(len(str(line.get("position") or "")) for line in lines)
     return {
         "inv": inv,
         "seller": inv["seller"],
@@ -103,6 +104,8 @@ def invoice_context(inv):
         "lines": lines,
         "rows": rows,
         "carry_total": carry_total,
+        # "Pos." wide enough for the longest number (1.5 mm padding each side, ~2.2 mm a digit)
+        "pos_width": f"{max(Decimal('9'), Decimal('3.2') + Decimal('2.2') * digits)}mm",
         "breakdown": sorted(inv["vat_breakdown"], key=lambda b: D(b["rate"]), reverse=True),
         "payment_label": PAYMENT_LABELS.get(inv["payment_method"], inv["payment_method"]),
         "payment_terms": payment_terms_text(inv),
