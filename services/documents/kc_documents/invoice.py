@@ -28,6 +28,10 @@ PAYMENT_CODES = {"transfer": "58", "card": "54", "instant": "68", "sepa": "59"}
 REVERSE_CHARGE_NOTE = ("Steuerschuldnerschaft des Leistungsempfängers (Reverse Charge): "
                        "Die Umsatzsteuer schuldet der Leistungsempfänger (§ 13b UStG, Art. 196 MwStSystRL).")
 REVERSE_CHARGE_REASON = "Steuerschuldnerschaft des Leistungsempfängers"
+# The most lines of an invoice that is rendered: a hard bound on one job's work (measured:
+# 2,000 lines ~22 s CPU and 0.4 GB in the worker, 5,000 lines ~55 s and 0.9 GB; see
+# bench/bench_render.py). An invoice_issued event with more is parked naming why.
+MAX_LINES = 5000
 CARRY = "Übertrag: {}"
 
 
