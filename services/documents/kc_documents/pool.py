@@ -100,9 +100,13 @@ def _dump(path, outcome):
         pickle.dump(outcome, file, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _worker_main(inbox, outbox):
-    """A worker's life: warm up, say ready, then one job at a time until told to stop (or EOF)."""
+def _worker_main(inbox, outbox, tmpdir):
+    """A worker's life: warm up, say ready, then one job at a time until told to stop (or EOF).
+
+    Its temporary files (weasyprint's copies of the fonts) go to ``tmpdir``, which the service
+    removes with the worker: a killed worker leaves nothing behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the service's; it stops us
+    tempfile.tempdir = tmpdir
     _warm_up()
     outbox.send(("ready", os.getpid()))
     while True:
@@ -147,10 +151,11 @@ def _readable(objects, timeout):
 class _Worker:
     """One worker process and its two one-way pipes (the service holds one end of each)."""
 
-    def __init__(self):
+    def __init__(self, workdir):
+        self.tmpdir = tempfile.mkdtemp(prefix="worker-", dir=workdir)
         inbox_r, self.inbox = SPAWN.Pipe(duplex=False)
         self.outbox, outbox_w = SPAWN.Pipe(duplex=False)
-        self.process = SPAWN.Process(target=_worker_main, args=(inbox_r, outbox_w),
+        self.process = SPAWN.Process(target=_worker_main, args=(inbox_r, outbox_w, self.tmpdir),
                                      name="kc-render-worker", daemon=True)
         try:
             self.process.start()
@@ -201,6 +206,7 @@ class _Worker:
         self.process.join(5)
         for conn in (self.inbox, self.outbox):
             conn.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 class ProcessRenderer:
@@ -217,15 +223,20 @@ class ProcessRenderer:
         self._all = [[None] for _ in range(self.workers)]  # a slot holds its worker (or None)
         for slot in self._all:
             self._slots.put(slot)
-        self._tmp = None
+        self._workdir = None
         self._generation = 0  # counts shutdowns
 
     # -- the job's files --
 
+    @property
+    def workdir(self):
+        """The pool's private directory: jobs, results and each worker's temporary files."""
+        if self._workdir is None or not os.path.isdir(self._workdir):
+            self._workdir = tempfile.mkdtemp(prefix="kc-render-")  # 0700: only this user reads jobs
+        return self._workdir
+
     def _paths(self):
-        if self._tmp is None or not os.path.isdir(self._tmp):
-            self._tmp = tempfile.mkdtemp(prefix="kc-render-")  # 0700: only this user reads jobs
-        stem = os.path.join(self._tmp, uuid.uuid4().hex)
+        stem = os.path.join(self.workdir, uuid.uuid4().hex)
         return stem + ".job", stem + ".result"
 
     # -- workers --
@@ -243,7 +254,7 @@ class ProcessRenderer:
         if worker is None or not worker.process.is_alive():
             if worker is not None:
                 worker.kill()
-            worker = slot[0] = _Worker()
+            worker = slot[0] = _Worker(self.workdir)
         return worker
 
     def _replace(self, slot, generation):
@@ -251,7 +262,7 @@ class ProcessRenderer:
         unless the pool was shut down in the meantime."""
         self._discard(slot)
         if generation == self._generation:
-            slot[0] = _Worker()
+            slot[0] = _Worker(self.workdir)
 
     def _discard(self, slot):
         worker, slot[0] = slot[0], None
@@ -346,9 +357,9 @@ class ProcessRenderer:
             worker, slot[0] = slot[0], None
             if worker is not None:
                 worker.stop(grace=max(0.0, deadline - time.monotonic()))
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
 
 class RendererPool(DependencyProvider):

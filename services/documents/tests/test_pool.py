@@ -117,6 +117,9 @@ def test_a_job_over_the_time_limit_has_its_worker_killed_and_the_pool_works_agai
         fresh = renderer.run(os.getpid)
         assert fresh != stuck and renderer.pids() == [fresh]
         assert renderer.run(rendering.warm_up) is True
+        # The killed worker's temporary files (weasyprint's fonts) went with it.
+        assert len([name for name in os.listdir(renderer.workdir) if name.startswith("worker-")]) == 1
+        workdir = renderer.workdir
     finally:
         renderer.shutdown()
-    assert renderer.pids() == []
+    assert renderer.pids() == [] and not os.path.exists(workdir)
