@@ -190,23 +190,45 @@ class _Worker:
                 raise TimeoutError("the render worker did not start in time")
             self.ready = True
 
+    def _reaped(self, seconds):
+        """Wait up to ``seconds`` for the process to end, polling (``waitpid(WNOHANG)``), not
+        selecting on its sentinel, so it never competes with a green thread waiting there."""
+        deadline = time.monotonic() + seconds
+        while self.process.is_alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)  # eventlet's sleep in the service: the others run
+        return True
+
     def stop(self, grace=1.0):
         """Ask an idle worker to exit, kill it if it does not."""
         try:
             self.send(None)
         except OSError:
             pass
-        self.process.join(grace)
+        self._reaped(grace)
         self.kill()
+
+    def signal_kill(self):
+        if self.process.is_alive():
+            self.process.kill()
 
     def kill(self):
         """SIGKILL and reap: a stuck worker (in weasyprint's C code, in a loop) ends here for sure."""
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
+        self.signal_kill()
+        if not self._reaped(5):
+            log.error("render worker %s did not end after SIGKILL", self.pid)
         for conn in (self.inbox, self.outbox):
             conn.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+class _Slot:
+    """A place for one worker; ``busy`` while a job (or the warm-up) holds it."""
+
+    def __init__(self):
+        self.worker = None
+        self.busy = False
 
 
 class ProcessRenderer:
@@ -220,7 +242,7 @@ class ProcessRenderer:
         self.timeout = float(timeout)
         self.start_timeout = float(start_timeout)
         self._slots = queue.Queue()
-        self._all = [[None] for _ in range(self.workers)]  # a slot holds its worker (or None)
+        self._all = [_Slot() for _ in range(self.workers)]
         for slot in self._all:
             self._slots.put(slot)
         self._workdir = None
@@ -243,18 +265,24 @@ class ProcessRenderer:
 
     def _acquire(self):
         try:
-            return self._slots.get(timeout=self.timeout)
+            slot = self._slots.get(timeout=self.timeout)
         except queue.Empty:
             log.error("no render worker free within %.0fs", self.timeout)
             raise ServiceUnavailable("Das Dokument kann gerade nicht erzeugt werden (ausgelastet).",
                                      {"reason": BUSY_REASON})
+        slot.busy = True
+        return slot
+
+    def _release(self, slot):
+        slot.busy = False
+        self._slots.put(slot)
 
     def _started(self, slot):
-        worker = slot[0]
+        worker = slot.worker
         if worker is None or not worker.process.is_alive():
             if worker is not None:
                 worker.kill()
-            worker = slot[0] = _Worker(self.workdir)
+            worker = slot.worker = _Worker(self.workdir)
         return worker
 
     def _replace(self, slot, generation):
@@ -262,10 +290,10 @@ class ProcessRenderer:
         unless the pool was shut down in the meantime."""
         self._discard(slot)
         if generation == self._generation:
-            slot[0] = _Worker(self.workdir)
+            slot.worker = _Worker(self.workdir)
 
     def _discard(self, slot):
-        worker, slot[0] = slot[0], None
+        worker, slot.worker = slot.worker, None
         if worker is not None:
             worker.kill()
 
@@ -288,7 +316,7 @@ class ProcessRenderer:
         try:
             return self._run_in(slot, fn, args)
         finally:
-            self._slots.put(slot)
+            self._release(slot)
 
     def _run_in(self, slot, fn, args):
         generation = self._generation
@@ -313,14 +341,18 @@ class ProcessRenderer:
             with open(result_path, "rb") as file:
                 outcome = pickle.load(file)
         except WorkerGone:
-            log.error("render worker %s died while rendering with %s; replaced", worker.pid, name)
+            log.error("render worker %s died while rendering with %s", worker.pid, name)
             self._replace(slot, generation)
             raise ServiceUnavailable("Das Dokument konnte gerade nicht erzeugt werden.",
                                      {"reason": CRASH_REASON})
-        except BaseException:
-            if sent and not answered and slot[0] is worker:
+        except BaseException as exc:
+            if sent and not answered and slot.worker is worker:
                 # e.g. the green thread was killed while waiting: the worker's state is unknown
                 self._discard(slot)
+            if isinstance(exc, Exception) and generation != self._generation:
+                # the pool was shut down under the job (its pipes closed): transient, retried
+                raise ServiceUnavailable("Das Dokument konnte gerade nicht erzeugt werden.",
+                                         {"reason": CRASH_REASON}) from exc
             raise
         finally:
             for path in (job_path, result_path):
@@ -343,18 +375,25 @@ class ProcessRenderer:
                 self._ready_worker(slot)  # ...and are waited for one by one
         finally:
             for slot in slots:
-                self._slots.put(slot)
+                self._release(slot)
 
     def pids(self):
         """Process ids of the running workers (operations, tests)."""
-        return [slot[0].pid for slot in self._all if slot[0] is not None and slot[0].process.is_alive()]
+        return [slot.worker.pid for slot in self._all if slot.worker is not None and slot.worker.process.is_alive()]
 
     def shutdown(self):
-        """Stop every worker (a busy one is killed); the pool starts new ones if used again."""
+        """Stop every worker; the pool starts new ones if used again.
+
+        An idle worker is asked to exit (killed if it does not); a busy one is killed and its
+        job, which is waiting for it, cleans up and fails with ServiceUnavailable."""
         self._generation += 1
         deadline = time.monotonic() + 2.0
         for slot in self._all:
-            worker, slot[0] = slot[0], None
+            if slot.busy:
+                if slot.worker is not None:
+                    slot.worker.signal_kill()
+                continue
+            worker, slot.worker = slot.worker, None
             if worker is not None:
                 worker.stop(grace=max(0.0, deadline - time.monotonic()))
         if self._workdir is not None:

@@ -123,3 +123,23 @@ def test_a_job_over_the_time_limit_has_its_worker_killed_and_the_pool_works_agai
     finally:
         renderer.shutdown()
     assert renderer.pids() == [] and not os.path.exists(workdir)
+
+
+def test_shutting_down_under_a_running_job_fails_the_job_as_unavailable():
+    """nameko stopping or killing the service while a document renders: the worker is killed,
+    the job fails as transient (its event is retried), and the pool can start over."""
+    renderer = ProcessRenderer(workers=1, timeout=60)
+    try:
+        renderer.warm_up()
+        [busy] = renderer.pids()
+        job = eventlet.spawn(renderer.run, time.sleep, 60)
+        eventlet.sleep(0.5)  # the job is in the worker
+        renderer.shutdown()
+        with pytest.raises(ServiceUnavailable) as err:
+            job.wait()
+        assert not timed_out(err.value)
+        with pytest.raises(ProcessLookupError):
+            os.kill(busy, 0)
+        assert renderer.run(operator.add, 1, 2) == 3 and busy not in renderer.pids()
+    finally:
+        renderer.shutdown()
