@@ -9,11 +9,12 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select, update
 
 from kc_common.db import as_utc, dialect_insert, utcnow
-from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from kc_common.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, ValidationFailed
 from kc_common.schemas import _flatten
 from kc_documents import library
-from kc_documents.formatting import as_date
+from kc_documents.formatting import as_date, number_de
 from kc_documents.models import documents, library_documents, library_versions
+from kc_documents.pool import timed_out
 from kc_documents.storage import checked_get, sha256
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,37 @@ def parse_event(schema, data, event_type):
         log.warning("%s event incomplete or malformed, not rendered (fields: %s)", event_type,
                     ", ".join(sorted(fields)))
         raise Unprocessable(f"{event_type}: Daten unvollständig", {"fields": fields})
+
+
+def check_invoice_size(data, max_lines):
+    """An invoice with more lines than ``max_lines`` is not rendered: the event is parked naming
+    why (checked on the raw event, before validating thousands of lines)."""
+    lines = (data or {}).get("lines") if isinstance(data, dict) else None
+    if isinstance(lines, list) and len(lines) > max_lines:
+        number = data.get("number")
+        log.warning("invoice %s has %d lines (at most %d are rendered); parked", number, len(lines),
+                    max_lines)
+        raise Unprocessable(
+            f"Rechnung {number}: {number_de(len(lines))} Positionen – als PDF werden höchstens "
+            f"{number_de(max_lines)} Positionen erzeugt.",
+            {"reason": "too_many_lines", "lines": len(lines), "max_lines": max_lines})
+
+
+def render_or_park(renderer, what, fn, *args):
+    """Render for an event handler. A document that did not render within the pool's time limit
+    (its worker is killed) would not render the next time either: it raises Unprocessable naming
+    the reason, so the event is parked in the dead-letter queue instead of occupying a worker
+    for RENDER_TIMEOUT again on every retry. A crashed worker or a busy pool stays
+    ServiceUnavailable (transient: retried)."""
+    try:
+        return renderer.run(fn, *args)
+    except ServiceUnavailable as exc:
+        if not timed_out(exc):
+            raise
+        seconds = exc.details.get("timeout")
+        raise Unprocessable(f"{what}: Das PDF konnte nicht innerhalb von {number_de(seconds)} s erzeugt "
+                            f"werden (zu umfangreich).",
+                            {"reason": "render_timeout", "timeout": seconds}) from exc
 
 
 # --- the customer's own documents ------------------------------------------------------------

@@ -14,7 +14,7 @@ from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_documents import av, domain, invoice, library, schemas, storage
-from kc_documents.formatting import as_date
+from kc_documents.formatting import as_date, number_de
 from kc_documents.models import metadata
 from kc_documents.pool import RendererPool
 
@@ -51,14 +51,19 @@ class DocumentsService(PingMixin):
     def on_invoice_issued(self, event):
         """Render and store the invoice PDF (PDF/A-3 + EN 16931 XML) once per invoice number.
 
-        An event without the full contract payload (seller, buyer, lines…) raises: it is
-        retried and then parked in the dead-letter queue (``python -m kc_common.dlq``)."""
+        An event without the full contract payload (seller, buyer, lines…), with more than
+        ``invoice.MAX_LINES`` lines or too large to render within ``RENDER_TIMEOUT`` raises
+        Unprocessable naming why: it is parked in the dead-letter queue
+        (``python -m kc_common.dlq``)."""
+        domain.check_invoice_size(event.get("data"), invoice.MAX_LINES)
         inv = domain.parse_event(schemas.InvoiceIssuedSchema(), event.get("data"), "invoice_issued")
         with self.db.unit_of_work() as uow:
             if domain.find_document(uow.session, "invoice", inv["number"]) is not None:
                 log.info("invoice %s has its PDF already; event %s ignored", inv["number"], event.get("id"))
                 return
-        pdf, _xml = self.renderer.run(invoice.render_invoice, inv)
+        pdf, _xml = domain.render_or_park(
+            self.renderer, f"Rechnung {inv['number']} ({number_de(len(inv['lines']))} Positionen)",
+            invoice.render_invoice, inv)
 
         def store(uow, _data):
             return domain.store_document(
@@ -76,7 +81,8 @@ class DocumentsService(PingMixin):
         with self.db.unit_of_work() as uow:
             if domain.find_document(uow.session, "av_agreement", ref) is not None:
                 return
-        pdf = self.renderer.run(av.render_av, agreement, self.cfg.provider)
+        pdf = domain.render_or_park(self.renderer, f"AV-Vereinbarung {ref}", av.render_av, agreement,
+                                    self.cfg.provider)
 
         def store(uow, _data):
             return domain.store_document(

@@ -1,5 +1,6 @@
 """Rendering without the bus: invoice fields, the embedded e-invoice, AV, library, safety."""
 import io
+import re
 from decimal import Decimal
 
 import facturx
@@ -7,6 +8,7 @@ import pytest
 from pypdf import PdfReader
 
 from kc_documents import av, invoice, library, rendering
+from kc_documents.formatting import money_de
 from kc_documents.rendering import pdf_text
 
 
@@ -140,3 +142,48 @@ def test_incomplete_invoice_event_is_refused_naming_the_fields():
     with pytest.raises(Unprocessable) as err:
         domain.parse_event(schemas.InvoiceIssuedSchema(), minimal, "invoice_issued")
     assert {"seller", "buyer", "lines", "due_date"} <= set(err.value.details["fields"])
+
+
+def _euro(amount):
+    return money_de(amount).replace("\u00a0", " ")  # as the text reads
+
+
+def _page_texts(pdf):
+    return [(page.extract_text() or "").replace("\u00a0", " ") for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def test_long_invoice_runs_over_pages_with_header_page_numbers_and_carry_over():
+    inv = invoice.sample_invoice(number="RE-LANG-1", lines=60)
+    nets = {line["position"]: Decimal(line["net"]) for line in inv["lines"]}
+    pdf, xml = invoice.render_invoice(inv)
+    pages = _page_texts(pdf)
+    count = len(pages)
+    assert count >= 4
+    seen = []
+    for number, text in enumerate(pages, 1):
+        assert f"Seite {number} von {count}" in text
+        positions = [int(p) for p in re.findall(r"^(\d+) businesshosting \(Paket", text, re.M)]
+        seen += positions
+        carries = re.findall(r"Übertrag: ([\d.]+,\d\d €)", text)
+        expected = []
+        if positions and positions[0] > 1:  # carried in: the lines before this page
+            expected.append(_euro(sum(nets[p] for p in nets if p < positions[0])))
+        if number < count:  # carried on: the lines up to the end of this page
+            assert "Pos. Beschreibung Menge Einzelpreis netto USt. Betrag netto" in pages[number]
+            expected.append(_euro(sum(nets[p] for p in nets if p <= positions[-1])))
+        assert sorted(carries) == sorted(expected), (number, carries, expected)
+    assert seen == list(range(1, 61))  # every line once, in order, none split over two pages
+    last = pages[-1]
+    assert "Summe netto" in last and _euro(inv["net"]) in last and "Offener Betrag" in last
+    assert xml.count(b"<ram:IncludedSupplyChainTradeLineItem>") == 60
+    raw = PdfReader(io.BytesIO(pdf)).xmp_metadata.stream.get_data().decode()
+    assert "<pdfaid:part>3</pdfaid:part>" in raw and facturx.get_xml_from_pdf(pdf, check_xsd=False)[1] == xml
+
+
+def test_carried_totals_are_exact_decimal_sums():
+    lines = [{"net": "0.10"}, {"net": "0.20"}, {"net": "1234.56"}]
+    rows, total = invoice.carried_rows(lines, "EUR")
+    assert [(before, after) for _, before, after in rows] == [
+        ("", "Übertrag: 0,10\u00a0€"), ("Übertrag: 0,10\u00a0€", "Übertrag: 0,30\u00a0€"),
+        ("Übertrag: 0,30\u00a0€", "Übertrag: 1.234,86\u00a0€")]
+    assert total == "Übertrag: 1.234,86\u00a0€"

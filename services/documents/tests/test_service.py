@@ -1,5 +1,7 @@
 """documents on the real bus and PostgreSQL: invoice and AV events, own documents, the library."""
 import base64
+import io
+import os
 import uuid
 
 import facturx
@@ -7,11 +9,14 @@ import pytest
 from kombu import Connection
 from nameko.rpc import rpc as nameko_rpc
 from nameko.testing.services import entrypoint_hook
+from pypdf import PdfReader
 
 from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.events import declare_topology
 from kc_common.testing import wait_for
 from kc_documents import invoice
+from kc_documents.formatting import money_de
+from kc_documents.pool import RendererPool
 from kc_documents.rendering import pdf_text
 from kc_documents.service import DocumentsService
 
@@ -187,3 +192,91 @@ def test_library_lists_downloads_and_versions(documents, container_factory, conf
         call(documents, "download_library", "gibt-es-nicht")
     with pytest.raises(Unprocessable):
         call(documents, "download_library", "servercon-onlinehandbuch")
+
+
+# --- large invoices: rendered over many pages, or parked with their reason ----------------------
+
+def started(container_factory, config):
+    declare_topology(config["AMQP_URI"], [DocumentsService])
+    container = container_factory(DocumentsService, config)
+    container.start()
+    return container
+
+
+def renderer_of(container):
+    return next(d for d in container.dependencies if isinstance(d, RendererPool)).renderer
+
+
+def parked_error(config, handler="on_invoice_issued", source="billing", event_type="invoice_issued"):
+    """The x-kc-error of the first message in the handler's dead-letter queue (None while empty)."""
+    dead = f"evt-{source}-{event_type}--documents.{handler}.dead"
+    with Connection(config["AMQP_URI"]) as conn:
+        message = conn.default_channel.basic_get(dead, no_ack=True)
+        return message and message.headers.get("x-kc-error")
+
+
+def test_invoice_with_2000_lines_is_rendered_over_pages_and_stored(service_config_factory, tmp_path,
+                                                                   container_factory, capture_events):
+    """The incident's invoice, twice the size. The time limit is generous here: this machine is
+    shared, and the speed is the benchmark's business (bench/bench_render.py), not this test's."""
+    config = service_config_factory("kc_documents", DOCUMENTS_STORAGE_PATH=str(tmp_path / "files"),
+                                    RENDER_WORKERS=1, RENDER_TIMEOUT=600)
+    documents = started(container_factory, config)
+    stored = capture_events("documents", "document_stored")
+    big = invoice.sample_invoice(number=f"RE-GROSS-{uuid.uuid4().hex[:6]}", lines=2000)
+    small = invoice.sample_invoice(number=f"RE-KLEIN-{uuid.uuid4().hex[:6]}")
+    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", big))
+    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", small))
+    events = {e["data"]["ref"]: e["data"] for e in stored.wait(2, timeout=600)}
+    assert set(events) == {big["number"], small["number"]}  # the small one did not stay stuck behind
+
+    pdf = base64.b64decode(call(documents, "download_invoice", big["number"])["content_b64"])
+    reader = PdfReader(io.BytesIO(pdf))
+    count = len(reader.pages)
+    assert count > 50
+
+    def text(index):
+        return reader.pages[index].extract_text().replace("\u00a0", " ")
+    first, second, last = text(0), text(1), text(count - 1)
+    assert f"Seite 1 von {count}" in first and "Übertrag: " in first and big["number"] in first
+    assert f"Seite 2 von {count}" in second and second.count("Übertrag: ") == 2
+    assert second.startswith("Pos. Beschreibung Menge Einzelpreis netto USt. Betrag netto")
+    assert f"Seite {count} von {count}" in last and "Offener Betrag" in last
+    gross = money_de(big["gross"]).replace("\u00a0", " ")
+    assert gross in last and "2000 businesshosting (Paket 2000)" in "\n".join(
+        text(i) for i in range(count - 3, count))
+    _, xml = facturx.get_xml_from_pdf(pdf, check_xsd=False)
+    assert xml.count(b"<ram:IncludedSupplyChainTradeLineItem>") == 2000
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+
+
+def test_invoice_over_the_line_limit_is_parked_with_its_reason(documents, config):
+    too_big = invoice.sample_invoice(number="RE-ZU-GROSS", lines=invoice.MAX_LINES + 1)
+    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", too_big))
+    # Parked at once: rendering it would take minutes (and it is refused before validation).
+    error = wait_for(lambda: parked_error(config), timeout=30, message="the event in the dead-letter queue")
+    assert error.startswith("Unprocessable")
+    assert "Rechnung RE-ZU-GROSS: 5.001 Positionen – als PDF werden höchstens 5.000 Positionen erzeugt" in error
+    assert call(documents, "list_my_documents")["total"] == 0
+
+
+def test_invoice_too_large_to_render_in_time_is_parked_and_the_pool_recovers(
+        service_config_factory, tmp_path, container_factory, capture_events):
+    config = service_config_factory("kc_documents", DOCUMENTS_STORAGE_PATH=str(tmp_path / "files"),
+                                    RENDER_WORKERS=1, RENDER_TIMEOUT=5, EVENT_MAX_ATTEMPTS=1)
+    documents = started(container_factory, config)
+    [stuck] = renderer_of(documents).pids()
+    stored = capture_events("documents", "document_stored")
+    slow = invoice.sample_invoice(number="RE-LANGSAM", lines=1000)  # ~10 s CPU, limit 5 s
+    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", slow))
+    error = wait_for(lambda: parked_error(config), timeout=60, message="the event in the dead-letter queue")
+    assert error.startswith("Unprocessable")
+    assert ("Rechnung RE-LANGSAM (1.000 Positionen): Das PDF konnte nicht innerhalb von 5 s erzeugt "
+            "werden (zu umfangreich)") in error
+    with pytest.raises(ProcessLookupError):
+        os.kill(stuck, 0)  # the worker stuck on it was killed (and reaped)
+    # A fresh worker took its place and renders the next invoice.
+    fine = invoice.sample_invoice(number="RE-DANACH")
+    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", fine))
+    assert stored.wait(1, timeout=60)[0]["data"]["ref"] == "RE-DANACH"
+    assert stuck not in renderer_of(documents).pids()
