@@ -7,10 +7,14 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 # eventlet prints a deprecation banner on import in every process (and in documents' render
 # workers); we know (see docs/architecture.md).
-export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:nameko.cli.commands,ignore::Warning:nameko.extensions,ignore::Warning:kc_common.db}"
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:nameko.cli.commands,ignore::Warning:nameko.extensions,ignore::Warning:nameko.messaging,ignore::Warning:kc_common.db}"
 export AMQP_URI="${AMQP_URI:-pyamqp://guest:guest@127.0.0.1:5672/}"
 export GATEWAY_ADDRESS="${GATEWAY_ADDRESS:-127.0.0.1:8000}"
 mkdir -p var
+if [ -S var/supervisor.sock ] && supervisorctl -c var/supervisord.conf pid >/dev/null 2>&1; then
+  echo "make run is already running here (.venv/bin/supervisorctl -c var/supervisord.conf status); stop it first." >&2
+  exit 1
+fi
 
 for cfg in services/*/config.yaml; do
   python -m kc_common.manage "$cfg" migrate
