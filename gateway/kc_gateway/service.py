@@ -141,8 +141,9 @@ class GatewayService:
 
         The answer takes at most about HEALTH_TIMEOUT seconds however many services
         are frozen or gone. An unanswered ping is dropped from the proxy's pending
-        replies and expires in the service's queue (no backlog of stale pings for a
-        frozen service to work through when it resumes).
+        replies, and a ping nobody took expires in the service's RPC queue (a service
+        that is down does not collect a backlog of stale pings; a frozen one still
+        answers those it had already received when it resumes).
         """
         timeout = float(self.config.get("HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT))
 
