@@ -3,13 +3,22 @@
 Every process of deploy/Procfile runs with the test run's own vhost and
 PostgreSQL databases (never the data of `make run`) and the gateway on a free
 port; the demo data is seeded the same way `make run` seeds it.
+
+``system`` (session) starts the processes directly, so a process that exits
+fails the run; ``supervised_system`` (per module that asks for it) runs them
+under supervisord with the configuration `make run` generates, for tests that
+kill or freeze processes.
 """
+import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
+import xmlrpc.client
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +29,19 @@ SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
 SUPPORT_INBOUND_SECRET = "e2e-inbound-secret"  # switches support's inbound-mail webhook on
 
 
+def _deploy_module(name):
+    """A module of deploy/ (scripts, not an installed package)."""
+    if f"kc_deploy_{name}" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(f"kc_deploy_{name}", ROOT / "deploy" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[f"kc_deploy_{name}"]
+
+
+supervisord_conf = _deploy_module("supervisord_conf")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,39 +49,50 @@ def free_port():
 
 
 def procfile():
-    for line in (ROOT / "deploy" / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, command = line.split(":", 1)
-            yield name.strip(), command.strip()
+    """``(name, command)`` of every program of deploy/Procfile (the one list of programs)."""
+    return supervisord_conf.procfile()
+
+
+def venv_env(env):
+    """``env`` with this interpreter's directory (the venv) first on PATH, as deploy/run.sh does."""
+    return dict(env, PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
 
 
 class System:
+    """Every Procfile process, started directly; one that exits is an error."""
+
     def __init__(self, url, env, logs):
         self.url, self.env, self.logs = url, env, logs
         self.processes = {}
 
     def start(self):
-        # As honcho does: each Procfile line through the shell (${VAR:-default}), venv first on PATH.
-        env = dict(self.env, PATH=f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}")
+        # As deploy/run.sh does: each Procfile line through the shell (${VAR:-default}).
         for name, command in procfile():
             log = open(self.logs / f"{name}.log", "w")
             self.processes[name] = (subprocess.Popen(["bash", "-c", "exec " + command], cwd=ROOT,
-                                                     env=env, stdout=log, stderr=subprocess.STDOUT), log)
+                                                     env=venv_env(self.env), stdout=log,
+                                                     stderr=subprocess.STDOUT), log)
+
+    def check_running(self):
+        for name, (proc, _) in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+
+    def names(self):
+        return [name for name, _ in procfile()]
 
     def wait_healthy(self, timeout=90):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name, (proc, _) in self.processes.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-3000:]}")
+            self.check_running()
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                if requests.get(self.url + "/health", timeout=5).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.3)
         raise RuntimeError("system not healthy in time:\n" + "\n".join(
-            f"--- {n}\n{self.log(n)[-1500:]}" for n in self.processes))
+            f"--- {n}\n{self.log(n)[-1500:]}" for n in self.names()))
 
     def mails(self, to=None):
         """Every message the system's real SMTP server (the `mail` process) received."""
@@ -85,40 +118,140 @@ class System:
             log.close()
 
 
+class Supervisor:
+    """supervisord in the foreground with a configuration from deploy/supervisord_conf.py."""
+
+    def __init__(self, run_dir, env, procfile_path=supervisord_conf.PROCFILE, **options):
+        self.run_dir, self.env = Path(run_dir), env
+        self.conf = supervisord_conf.write(run_dir, procfile_path, **options)
+        self.output_path = self.run_dir / "supervisord.out"
+        self.proc = None
+
+    def start(self):
+        # Append mode: the console listener's lines reach this file through a second
+        # open of supervisord's /dev/stdout (see deploy/run.sh).
+        self._output = open(self.output_path, "ab")
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "supervisord"), "-n", "-c",
+                                      str(self.conf)], cwd=ROOT, env=venv_env(self.env),
+                                     stdout=self._output, stderr=subprocess.STDOUT)
+        from kc_common.testing import wait_for
+        wait_for(lambda: self._answers(), timeout=20, message="supervisord's control socket")
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"supervisord exited with {self.proc.returncode}:\n{self.output()}")
+        try:
+            return self.rpc().supervisor.getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def rpc(self):
+        """supervisord's XML-RPC interface (what supervisorctl uses), over its unix socket."""
+        from supervisor.xmlrpc import SupervisorTransport
+        return xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", SupervisorTransport(None, None, f"unix://{self.run_dir.resolve()}/supervisor.sock"))
+
+    def info(self, name):
+        """supervisord's view of program ``name``: ``statename``, ``pid``, ..."""
+        return self.rpc().supervisor.getProcessInfo(f"{supervisord_conf.GROUP}:{name}")
+
+    def pids(self):
+        """Program name -> pid of every program that has a process now."""
+        return {i["name"]: i["pid"] for i in self.rpc().supervisor.getAllProcessInfo()
+                if i["group"] == supervisord_conf.GROUP and i["pid"]}
+
+    def output(self):
+        """What supervisord printed (its own log lines and every program's, name-prefixed)."""
+        return self.output_path.read_text(errors="replace")
+
+    def interrupt(self, timeout=30):
+        """Ctrl-C: SIGINT to supervisord, which stops every program; its exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc and self.proc.returncode
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        finally:
+            self._output.close()
+
+
+class SupervisedSystem(System):
+    """Every Procfile process under supervisord, configured as `make run` configures it."""
+
+    def __init__(self, url, env, logs):
+        super().__init__(url, env, logs)
+        self.supervisor = Supervisor(logs, env)
+
+    def start(self):
+        self.supervisor.start()
+
+    def check_running(self):
+        self.supervisor._answers()
+
+    def log(self, name):
+        path = self.logs / "log" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        self.supervisor.interrupt()
+
+
 def run(argv, env):
     subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, check=True,
                    stdout=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="session")
-def system(rabbit_manager, request, database_factory, tmp_path_factory):
+@contextmanager
+def running_system(kind, request, **env_overrides):
+    """A whole healthy system of class ``kind`` with its own vhost, databases and ports."""
+    rabbit_manager = request.getfixturevalue("rabbit_manager")
+    database_factory = request.getfixturevalue("database_factory")
+    tmp_path_factory = request.getfixturevalue("tmp_path_factory")
     amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
     vhost = f"kct_e2e_{uuid.uuid4().hex[:8]}"
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
-    port = free_port()
-    mail_dir = tmp_path_factory.mktemp("mail")
-    env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
-               RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
-               MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
-               SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")),
-               PSP_PORT=str(free_port()),
-               # Every e2e request comes from 127.0.0.1: the suites must not share one
-               # per-address login budget (identity's interface tests cover that limit).
-               LOGIN_MAX_FAILURES_PER_ADDRESS="1000")
-    for svc in SERVICES:
-        env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
-    for svc in SERVICES:
-        run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
-    run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
-    system = System(f"http://127.0.0.1:{port}", env, tmp_path_factory.mktemp("logs"))
-    system.start()
     try:
-        system.wait_healthy()
-        yield system
+        port = free_port()
+        mail_dir = tmp_path_factory.mktemp("mail")
+        env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+                   RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
+                   MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
+                   SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")),
+                   PSP_PORT=str(free_port()),
+                   # Every e2e request comes from 127.0.0.1: the suites must not share one
+                   # per-address login budget (identity's interface tests cover that limit).
+                   LOGIN_MAX_FAILURES_PER_ADDRESS="1000", **env_overrides)
+        for svc in SERVICES:
+            env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
+        for svc in SERVICES:
+            run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
+        run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
+        system = kind(f"http://127.0.0.1:{port}", env, tmp_path_factory.mktemp("logs"))
+        system.start()
+        try:
+            system.wait_healthy()
+            yield system
+        finally:
+            system.stop()
     finally:
-        system.stop()
         rabbit_manager.delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def system(request):
+    with running_system(System, request) as system:
+        yield system
+
+
+@pytest.fixture(scope="module")
+def supervised_system(request):
+    """A second, separate system under supervisord (``HEALTH_TIMEOUT`` 3 s), for killing processes."""
+    with running_system(SupervisedSystem, request, HEALTH_TIMEOUT="3") as system:
+        yield system
 
 
 DEMO = {"login": "demo@kundencenter.example", "password": "Demo-Passwort-2026"}

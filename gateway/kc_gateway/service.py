@@ -8,6 +8,7 @@ import json
 import logging
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -22,6 +23,7 @@ from kc_gateway.routes import ROUTES
 log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
+DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
 
 
 class RequestState(DependencyProvider):
@@ -94,6 +96,7 @@ class GatewayService:
 
     services = Services()
     state = RequestState()
+    config = Config()
     context = CallContext()
 
     def handle(self, request, **path_values):
@@ -134,10 +137,23 @@ class GatewayService:
     @route(Route("GET", "/health", auth=PUBLIC, tag="system",
                  summary="Health of the gateway and of every service (each answers a ping)"))
     def health(self, request):
+        """Ping every service at once; one that does not answer within HEALTH_TIMEOUT is unavailable.
+
+        The answer takes at most about HEALTH_TIMEOUT seconds however many services
+        are frozen or gone. An unanswered ping is dropped from the proxy's pending
+        replies, and a ping nobody took expires in the service's RPC queue (a service
+        that is down does not collect a backlog of stale pings; a frozen one still
+        answers those it had already received when it resumes).
+        """
+        timeout = float(self.config.get("HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT))
+
         def ping(name):
+            proxy = self.services[name]
+            proxy.options.update(timeout=timeout, expiration=timeout)  # this proxy only
             try:
-                with eventlet.Timeout(2):
-                    self.services[name].ping()
+                # The proxy's timeout covers the reply; this one, a hanging publish.
+                with eventlet.Timeout(timeout + 0.5):
+                    proxy.ping()
                 return name, "ok"
             except (ServiceUnavailable, eventlet.Timeout):
                 return name, "unavailable"
