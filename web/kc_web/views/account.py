@@ -49,9 +49,10 @@ def invoice_pdf(number):
 def girocode(details):
     """The GiroCode (EPC QR) for the transfer, as inline SVG."""
     amount = to_decimal(details["amount"]) or Decimal(0)
-    qr = helpers.make_epc_qr(name=details["account_holder"][:70], iban=details["iban"],
-                             amount=float(amount) if amount > 0 else None, text=details["reference"],
-                             bic=details["bic"])
+    if amount <= 0:
+        return None  # nothing to transfer
+    qr = helpers.make_epc_qr(name=details["account_holder"][:70], iban=details["iban"], amount=amount,
+                             text=details["reference"], bic=details["bic"])
     svg = qr.svg_inline(scale=4, dark="#111", light="#fff")
     return Markup(svg.replace("<svg ", '<svg role="img" aria-label="GiroCode für die Überweisung" ', 1))
 
