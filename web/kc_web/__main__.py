@@ -10,6 +10,7 @@ eventlet.monkey_patch()
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 
 from eventlet import wsgi  # noqa: E402
@@ -37,6 +38,8 @@ def main(argv=None):
     app = create_app(args.gateway, secret_key)
     host, _, port = args.address.rpartition(":")
     sock = eventlet.listen((host or "127.0.0.1", int(port)))
+    # Accepted connections inherit it: no Nagle delay between the headers and the body.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     log.info("KundenCenter web on http://%s (gateway %s)", args.address, args.gateway)
     wsgi.server(sock, app, log=logging.getLogger("kc_web.access"), log_output=False,
                 max_size=int(os.environ.get("WEB_MAX_CONNECTIONS", "200")))
