@@ -2,8 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml | sha1sum | cut -c1-12)
-PACKAGES := libs/kc_common $(wildcard services/*) gateway
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml web/pyproject.toml | sha1sum | cut -c1-12)
+PACKAGES := libs/kc_common $(wildcard services/*) gateway web
 
 .PHONY: run test install lock clean
 
@@ -15,7 +15,7 @@ test: install
 	@bash deploy/ensure-services.sh --postgres --management
 	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
-	@$(BIN)/ruff check libs gateway services tests
+	@$(BIN)/ruff check libs gateway services tests web
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Command-line tools the test suite needs (idempotent): named-checkzone checks
-# the zone files dns exports (Debian's bind9-utils).
+# the zone files dns exports (Debian's bind9-utils); the web front end's browser
+# tests drive Debian's Chromium (/usr/bin/chromium) through Playwright, because
+# Playwright's own browser download cannot work here.
 set -euo pipefail
 if ! command -v named-checkzone >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq bind9-utils >/dev/null
+fi
+if ! [ -x /usr/bin/chromium ]; then
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi

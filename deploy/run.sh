@@ -10,6 +10,11 @@ export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:nameko.cli.commands,ignore::Warning:nameko.extensions,ignore::Warning:nameko.messaging,ignore::Warning:kc_common.db}"
 export AMQP_URI="${AMQP_URI:-pyamqp://guest:guest@127.0.0.1:5672/}"
 export GATEWAY_ADDRESS="${GATEWAY_ADDRESS:-127.0.0.1:8000}"
+export WEB_ADDRESS="${WEB_ADDRESS:-127.0.0.1:8080}"
+# The PSP sends the customer back to the web front end's "Zahlung vornehmen" page.
+export PSP_RETURN_URL="${PSP_RETURN_URL:-http://$WEB_ADDRESS/zahlung}"
+# The web front end forwards the customer's address (X-Forwarded-For) for throttling and the IP whitelist.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1/32}"
 mkdir -p var
 if [ -S var/supervisor.sock ] && supervisorctl -c var/supervisord.conf pid >/dev/null 2>&1; then
   echo "make run is already running here (.venv/bin/supervisorctl -c var/supervisord.conf status); stop it first." >&2
@@ -27,17 +32,19 @@ color=""
 conf=$(python deploy/supervisord_conf.py --procfile deploy/Procfile --run-dir var $color)
 
 url="http://$GATEWAY_ADDRESS"
+web="http://$WEB_ADDRESS"
 supervisord_pid=$$   # this shell becomes supervisord (exec below)
 # The banner waits in the background. Started twice removed, so that it is not
 # supervisord's child; it ends as soon as supervisord is gone (Ctrl-C).
 ( (
   for _ in $(seq 1 90); do
     kill -0 "$supervisord_pid" 2>/dev/null || exit 0
-    if curl -fs --max-time 5 "$url/health" >/dev/null 2>&1; then
+    if curl -fs --max-time 5 "$url/health" >/dev/null 2>&1 && curl -fs --max-time 5 "$web/health" >/dev/null 2>&1; then
       cat <<BANNER
 
-  KundenCenter is up:  $url   (health: $url/health, API: $url/api/openapi.json)
+  KundenCenter (web):  $web   (German customer center in the browser)
   Demo login:          demo@kundencenter.example / Demo-Passwort-2026   (Kundennummer 100001)
+  API:                 $url   (health: $url/health, OpenAPI: $url/api/openapi.json)
   Try:                 see README.md, "Walk through the skeleton flow"
   Programs:            .venv/bin/supervisorctl -c $conf status   (logs: var/log/<name>.log)
 

@@ -215,9 +215,12 @@ def running_system(kind, request, **env_overrides):
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     try:
-        port = free_port()
+        port, web_port = free_port(), free_port()
         mail_dir = tmp_path_factory.mktemp("mail")
         env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+                   # the web front end (deploy/Procfile `web`), and the PSP sending customers back to it
+                   WEB_ADDRESS=f"127.0.0.1:{web_port}",
+                   PSP_RETURN_URL=f"http://127.0.0.1:{web_port}/zahlung",
                    RPC_TIMEOUT="5", PYTHONWARNINGS="ignore", SMTP_PORT=str(free_port()),
                    MAIL_DIR=str(mail_dir), SUPPORT_INBOUND_SECRET=SUPPORT_INBOUND_SECRET,
                    SUPPORT_ATTACHMENT_DIR=str(tmp_path_factory.mktemp("support-attachments")),
@@ -231,6 +234,7 @@ def running_system(kind, request, **env_overrides):
             run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
         run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
         system = kind(f"http://127.0.0.1:{port}", env, tmp_path_factory.mktemp("logs"))
+        system.web_url = f"http://127.0.0.1:{web_port}"
         system.start()
         try:
             system.wait_healthy()

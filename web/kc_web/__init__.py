@@ -1,0 +1,1 @@
+"""KundenCenter web front end: German, server-rendered, a client of the gateway's public API."""
