@@ -12,6 +12,7 @@ import logging
 import time
 
 import eventlet
+from eventlet.semaphore import Semaphore
 from nameko.exceptions import UnknownService
 from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
 
@@ -30,6 +31,64 @@ PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step"
                         "interval_max": 0.5}
 PUBLISH_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3,
                              "interval_max": 0.5}
+
+
+class _Listeners:
+    """How many instances consume a service's RPC queue, asked of the broker at most once a
+    second per service and process (a passive declare on a kept connection).
+
+    A durable ``rpc-<service>`` queue outlives its last instance, so the mandatory publish
+    alone cannot tell that nobody will answer; with this a call to a service with no running
+    instance fails at once instead of after the whole timeout.
+    """
+
+    TTL = 1.0
+
+    def __init__(self):
+        self._cache = {}
+        self._connections = {}
+        self._lock = Semaphore(1)
+
+    def count(self, amqp_uri, service_name):
+        key = (amqp_uri, service_name)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        with self._lock:
+            count = self._ask(amqp_uri, f"rpc-{service_name}")
+        self._cache[key] = (time.monotonic() + self.TTL, count)
+        return count
+
+    def _ask(self, amqp_uri, queue):
+        from amqp.exceptions import NotFound
+        from kombu import Connection
+        try:
+            connection = self._connections.get(amqp_uri)
+            if connection is None:
+                connection = Connection(amqp_uri, connect_timeout=2)
+                connection.connect()
+                self._connections[amqp_uri] = connection
+            channel = connection.channel()
+            try:
+                return channel.queue_declare(queue=queue, passive=True).consumer_count
+            except NotFound:
+                return 0
+            finally:
+                try:
+                    channel.close()
+                except Exception:  # noqa: BLE001 - a channel closed by the 404 is fine
+                    pass
+        except Exception:  # noqa: BLE001 - unknown: let the call itself find out
+            stale = self._connections.pop(amqp_uri, None)
+            if stale is not None:
+                try:
+                    stale.release()
+                except Exception:  # noqa: BLE001
+                    pass
+            return None
+
+
+_listeners = _Listeners()
 
 
 def deadline_margin(timeout):
@@ -66,6 +125,8 @@ class _TimedMethodProxy(MethodProxy):
 
     def __call__(self, *args, **kwargs):
         assert_no_transaction(f"RPC {self.service_name}.{self.method_name}")
+        if _listeners.count(self.amqp_uri, self.service_name) == 0:
+            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.")
         try:
             reply = self._call(*args, **kwargs)
         except UnknownService:

@@ -75,6 +75,7 @@ class Caller:
     name = "rcaller"
     db = Database(metadata, relay=False)
     writer = TimedRpcProxy("rwriter", timeout=0.6)
+    patient_writer = TimedRpcProxy("rwriter", timeout=8)
 
     @rpc
     def write(self, text):
@@ -83,6 +84,10 @@ class Caller:
     @rpc
     def write_slowly(self, text, seconds):
         return self.writer.write_slowly(text, seconds)
+
+    @rpc
+    def patient_write(self, text):
+        return self.patient_writer.write(text)
 
     @rpc
     def ping_inside_a_transaction(self):
@@ -317,3 +322,20 @@ def test_broker_outage_quick_503_and_every_service_serves_again(broker_proxy, co
     finally:
         if proxy._listener is None:  # let the containers stop cleanly after a failure
             proxy.restore()
+
+
+def test_a_call_to_a_service_with_no_running_instance_fails_at_once(container_factory, config):
+    writer = container_factory(Writer, config)
+    writer.start()
+    caller = container_factory(Caller, config)
+    caller.start()
+    with entrypoint_hook(caller, "patient_write") as write:
+        write("while running")
+    writer.stop()  # its durable queue stays: the publish alone would wait out the 8 s
+    eventlet.sleep(1.1)
+    started = time.monotonic()
+    with entrypoint_hook(caller, "patient_write") as write:
+        with pytest.raises(ServiceUnavailable):
+            write("nobody there")
+    assert time.monotonic() - started < 2
+    assert count(config["DATABASE_URL"], "nobody there") == 0
