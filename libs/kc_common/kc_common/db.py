@@ -471,14 +471,27 @@ class Database(DependencyProvider):
     def start(self):
         if self.relay_enabled:
             self._running = True
-            self.container.spawn_managed_thread(self._relay_loop)
+            self._relay_thread = self.container.spawn_managed_thread(self._relay_loop)
 
     def stop(self):
+        """Graceful: the relay finishes the batch in hand (never killed inside a database
+        call, which would leave a half-used connection behind), then the pool closes."""
         self._running = False
         self._kick.put_nowait(None)
+        thread = getattr(self, "_relay_thread", None)
+        if thread is not None and not thread.dead:
+            with eventlet.Timeout(10, False):
+                thread.wait()
+        if self.engine is not None:
+            self.engine.dispose()
 
     def kill(self):
-        self.stop()
+        self._running = False
+        self._kick.put_nowait(None)
+        thread = getattr(self, "_relay_thread", None)
+        if thread is not None and not thread.dead:
+            with eventlet.Timeout(2, False):
+                thread.wait()
 
     def kick_relay(self):
         self._kick.put_nowait(1)
@@ -501,7 +514,12 @@ class Database(DependencyProvider):
             except Exception:  # broker or database down: keep the rows, try again later
                 log.warning("outbox relay of %s failed; retrying in %.1fs", self.service_name,
                             backoff, exc_info=True)
-                eventlet.sleep(backoff)
+                deadline = time.monotonic() + backoff
+                while self._running and deadline > time.monotonic():  # stop() ends the wait
+                    try:
+                        self._kick.get(timeout=deadline - time.monotonic())
+                    except Empty:
+                        break
                 backoff = min(backoff * 2, 5.0)
                 continue
             try:

@@ -217,21 +217,20 @@ def smtp_server():
 class TcpProxy:
     """A TCP proxy on a free local port in front of a real server (broker, database).
 
-    ``cut()`` is an outage as clients see it: every open connection is reset and new
-    ones are refused (nothing listens); ``restore()`` listens again on the same port.
-    Runs in green threads of the test process (the root conftest monkey-patches).
+    ``cut()`` is an outage as clients see it: the proxy process is killed, so every
+    open connection is reset and new ones are refused; ``restore()`` starts it again on
+    the same port. A separate process (:mod:`kc_common.tcpproxy`), so that the sockets
+    it closes never disturb the test process's own event loop.
     """
 
     def __init__(self, target_host, target_port):
         import socket
-        self.target = (target_host, target_port)
+        self.target = (target_host, int(target_port))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self._listener = None
-        self._conns = set()
-        self._acceptor = None
+        self._proc = None
 
     def url_for(self, url):
         """``url`` with its host:port replaced by the proxy's."""
@@ -241,76 +240,30 @@ class TcpProxy:
         netloc = (auth + "@" if auth else "") + f"127.0.0.1:{self.port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
+    @property
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self):
-        import eventlet
-        import socket
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(128)
-        self._listener = listener
-        self._acceptor = eventlet.spawn(self._accept, listener)
+        import subprocess
+        import sys
+        if self.running:
+            return self
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "kc_common.tcpproxy", str(self.port), *map(str, self.target)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self._proc.stdout.readline()
+        if line.strip() != b"ready":
+            raise RuntimeError("the TCP proxy did not start")
         return self
 
     restore = start
 
-    def _accept(self, listener):
-        import eventlet
-        import socket
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            pair = (client, upstream)
-            self._conns.add(pair)
-            eventlet.spawn(self._pipe, client, upstream, pair)
-            eventlet.spawn(self._pipe, upstream, client, pair)
-
-    def _pipe(self, src, dst, pair):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except Exception:  # noqa: BLE001 - the other direction closed the pair
-            pass
-        finally:
-            self._close(pair)
-
-    def _close(self, pair):
-        import socket
-        import struct
-        if pair not in self._conns:
-            return
-        self._conns.discard(pair)
-        for sock in pair:
-            try:  # RST, as a dying server's kernel would send
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for sock in pair:
-            try:
-                sock.close()
-            except OSError:
-                pass
-
     def cut(self):
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        if self._acceptor is not None:
-            self._acceptor.kill()
-            self._acceptor = None
-        for pair in list(self._conns):
-            self._close(pair)
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc.stdout.close()
+            self._proc = None
 
     stop = cut
