@@ -3,9 +3,10 @@
 A run's state is derived from its row, never left to the process that may have died:
 
 * ``finished``: ``finished_at`` is set (the counts are final);
-* ``aborted``: ``aborted_at`` is set (stopped, or found dead by a later run), or the run has
-  not recorded a heartbeat for ``RUN_STALE_AFTER`` seconds, or its process is gone for sure
-  (same host, pid no longer running; or this very process, which no longer runs it);
+* ``aborted``: ``aborted_at`` is set (stopped, or found dead by a later run), or its process
+  is gone for sure (same host and the pid no longer runs; or this very process, which no
+  longer runs it), or — when that cannot be told (another host) — the run has not recorded a
+  heartbeat for ``RUN_STALE_AFTER`` seconds;
 * ``running``: otherwise (the counts are the progress at the last heartbeat).
 
 Every run starts by taking over the aborted runs whose ``as_of`` is not later than its own:
@@ -62,23 +63,24 @@ def check_as_of(as_of, settings, today=None, field="as_of"):
 
 
 def owner_alive(owner, run_id):
-    """False when the process that ran ``run_id`` is gone for sure; True if alive or unknown."""
+    """Whether the process that owns ``run_id`` still runs it: True, False, or None (unknown:
+    another host, or no owner recorded; only the heartbeat can tell)."""
     try:
         host, pid, token = owner.rsplit(":", 2)
         pid = int(pid)
     except (AttributeError, ValueError):
-        return True  # no owner recorded: only the heartbeat can tell
+        return None
     if host != socket.gethostname():
-        return True
-    if pid == os.getpid():
+        return None
+    if pid == os.getpid():  # this process, or a predecessor with the same pid (container pid 1)
         return token == _TOKEN and run_id in ACTIVE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return None  # a process with that pid runs: the heartbeat tells whether it is ours
 
 
 def state(row, settings, now=None):
@@ -86,11 +88,12 @@ def state(row, settings, now=None):
         return FINISHED
     if row.aborted_at is not None:
         return ABORTED
+    alive = owner_alive(row.owner, row.id)
+    if alive is not None:
+        return RUNNING if alive else ABORTED
     now = now or utcnow()
     beat = as_utc(row.heartbeat_at or row.started_at)
-    if (now - beat).total_seconds() > settings.run_stale_after:
-        return ABORTED
-    return RUNNING if owner_alive(row.owner, row.id) else ABORTED
+    return ABORTED if (now - beat).total_seconds() > settings.run_stale_after else RUNNING
 
 
 def _serialise_starts(session):

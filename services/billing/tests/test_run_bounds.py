@@ -68,11 +68,16 @@ def test_a_run_is_running_only_while_its_owner_shows_signs_of_life():
     host = runs.owner_id().split(":")[0]
     assert runs.state(run_row(owner=f"{host}:{gone.pid}:feedface"), SETTINGS) == runs.ABORTED
     assert runs.state(run_row(owner=f"{host}:1:feedface"), SETTINGS) == runs.RUNNING  # alive
+    # its pid runs (maybe reused by another program): the heartbeat tells
+    assert runs.state(run_row(owner=f"{host}:1:feedface", heartbeat_at=stale), SETTINGS) == runs.ABORTED
     # this very process: running only while it executes the run
     mine = run_row(owner=runs.owner_id())
     assert runs.state(mine, SETTINGS) == runs.ABORTED
     runs.ACTIVE.add(mine.id)
     try:
+        assert runs.state(mine, SETTINGS) == runs.RUNNING
+        # a long step (a customer waiting for a lock) without heartbeat: still running here
+        mine.heartbeat_at = stale
         assert runs.state(mine, SETTINGS) == runs.RUNNING
         # a predecessor with the same pid (a restarted container's pid 1) is not this process
         predecessor = run_row(owner=runs.owner_id().rsplit(":", 1)[0] + ":0123456789ab")

@@ -269,10 +269,10 @@ def upload(content):
 def test_statement_uploads_are_bounded_in_size_and_entries(start_billing, run_db):
     billing = start_billing()
     overdue(run_db, [100001])
-    too_many = statement_of([(f"T-{i}", "KC100001", "0.01") for i in range(1001)])
+    too_many = statement_of([(f"T-{i}", "KC100001", "0.01") for i in range(501)])
     with pytest.raises(ValidationFailed) as err:
         call(billing, "import_statement", too_many)
-    assert list(err.value.fields) == ["file"] and "mehr als 1000 Gutschriften" in err.value.fields["file"][0]
+    assert list(err.value.fields) == ["file"] and "mehr als 500 Gutschriften" in err.value.fields["file"][0]
     too_big = upload(b"<Document>" + b" " * (5 * 1024 * 1024) + b"</Document>")
     with pytest.raises(ValidationFailed) as err:
         call(billing, "import_statement", too_big)
