@@ -107,3 +107,33 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
         assert resp.status_code == 200, resp.text
         assert (resp.json()["booked"], resp.json()["already_booked"]) == expected
     assert account(system, me)["balance_text"] == "0.00€ Guthaben"
+
+
+def test_a_staff_billing_run_is_bounded_started_in_the_background_and_polled(system, demo_headers,
+                                                                              staff_headers):
+    staff = staff_headers("billing")
+    runs_url = system.url + "/api/v1/staff/billing/runs"
+    # as of 4454-04-01 it once billed 172,336 periods into one invoice: now a 400 naming the field
+    far = requests.post(runs_url, headers=staff, json={"as_of": "4454-04-01"})
+    assert far.status_code == 400, far.text
+    assert far.json()["error"] == "validation_failed" and "Stichtag" in far.json()["fields"]["as_of"][0]
+    assert requests.post(runs_url, headers=demo_headers, json={}).status_code == 401
+
+    started = requests.post(runs_url, headers=staff, json={})
+    assert started.status_code == 202, started.text  # accepted: the run goes on in the background
+    run = started.json()
+    assert run["state"] in ("running", "finished") and run["run_id"]
+
+    def poll():
+        resp = requests.get(f"{runs_url}/{run['run_id']}", headers=staff)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["state"] == "finished" and resp.json()
+    done = wait_for(poll, timeout=60, message="the billing run to finish")
+    assert done["finished_at"] and done["errors"] == 0 and done["invoices"] >= 0
+    assert {"customers", "invoices", "contracts", "gross", "resumed_runs"} <= set(done)
+    listed = requests.get(runs_url, headers=staff, params={"per_page": 100}).json()
+    assert run["run_id"] in [r["run_id"] for r in listed["items"]]
+    assert requests.get(f"{runs_url}/99999999", headers=staff).status_code == 404
+    paths = requests.get(system.url + "/api/openapi.json").json()["paths"]
+    assert "202" in paths["/api/v1/staff/billing/runs"]["post"]["responses"]
+    assert "/api/v1/staff/billing/runs/{run_id}" in paths

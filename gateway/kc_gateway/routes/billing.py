@@ -50,6 +50,19 @@ ROUTES = [
           body=s.RefundInputSchema, response=s.RefundSchema, status=201,
           errors=(ValidationFailed, Unprocessable)),
     Route("POST", "/api/v1/staff/billing/runs", "billing", "run_billing", auth=STAFF,
-          tag="Staff: billing", summary="Start a billing run now (as of a date, default today)",
-          body=s.RunBillingSchema, response=s.RunSummarySchema, status=201),
+          tag="Staff: billing",
+          summary="Start a billing run as of a date (default today; at most 7 days ahead): answers "
+                  "at once with the run, which goes on in the background (poll "
+                  "/api/v1/staff/billing/runs/{run_id}); while a run for that date is running, "
+                  "that run (already_running)",
+          body=s.RunBillingSchema, response=s.BillingRunStartedSchema, status=202,
+          errors=(ValidationFailed,)),
+    Route("GET", "/api/v1/staff/billing/runs", "billing", "list_billing_runs", auth=STAFF,
+          tag="Staff: billing", summary="Recent billing runs, newest first (state and counts)",
+          query=s.BillingRunQuerySchema, response=s.BillingRunPageSchema, errors=(ValidationFailed,)),
+    Route("GET", "/api/v1/staff/billing/runs/<int:run_id>", "billing", "get_billing_run", auth=STAFF,
+          tag="Staff: billing",
+          summary="A billing run: running, finished (final counts) or aborted (resumed_by: the run "
+                  "that completed its work)",
+          response=s.BillingRunSchema, errors=(NotFound,)),
 ]

@@ -36,8 +36,11 @@ def _iter(node, name):
     return (el for el in node.iter() if _local(el.tag) == name)
 
 
-def parse(xml_bytes):
-    """Credit entries of a CAMT.053 document: transaction_id, amount, value_date, reference, payer."""
+def parse(xml_bytes, max_entries=None):
+    """Credit entries of a CAMT.053 document: transaction_id, amount, value_date, reference, payer.
+
+    More than ``max_entries`` credit entries: :class:`StatementInvalid` (split the statement).
+    """
     try:
         root = ElementTree.fromstring(xml_bytes)
     except ElementTree.ParseError as exc:
@@ -64,6 +67,9 @@ def parse(xml_bytes):
                               or _text(details, "Refs", "EndToEndId")
                               or f"{stmt_id}-{n}")
             value_date = _text(entry, "ValDt", "Dt") or _text(entry, "BookgDt", "Dt")
+            if max_entries is not None and len(entries) >= max_entries:
+                raise StatementInvalid(f"Der Kontoauszug enthält mehr als {max_entries} Gutschriften; "
+                                       "bitte teilen Sie ihn auf.")
             entries.append({
                 "transaction_id": transaction_id[:100], "amount": amount,
                 "value_date": dt.date.fromisoformat(value_date[:10]) if value_date else None,

@@ -4,10 +4,13 @@ Level n is reached ``DUNNING_DAYS[n-1]`` days after the due date while the
 invoice is still open; each level is recorded once (unique invoice + level)
 and announced by the ``dunning_notice`` event (mail sent from its handler).
 """
+import time
+
 from sqlalchemy import func, select
 
 from kc_common.db import utcnow
 from kc_billing import domain
+from kc_billing.runs import check_as_of
 from kc_billing.models import dunning_notices, invoices
 
 
@@ -52,11 +55,23 @@ def remind_customer(uow, customer_id, today, settings):
     return sent
 
 
-def run_dunning(db, today, settings):
+def run_dunning(db, today, settings, stop_at=None):
+    """Remind every customer with an overdue invoice as of ``today`` (bounded, see
+    ``runs.check_as_of``); one transaction per customer, each level once.
+
+    ``stop_at`` (epoch seconds): stop before it (the deadline of the RPC caller) and say how
+    far it got, rather than be cut off mid-way after the caller has given up; running again
+    does the rest (each level is recorded once).
+    """
+    check_as_of(today, settings)
     with db.unit_of_work() as uow:
         todo = customers_with_overdue(uow.session, today)
-    sent = 0
+    sent = done = 0
     for customer_id in todo:
+        if stop_at is not None and time.time() >= stop_at:
+            break
         with db.unit_of_work() as uow:
             sent += remind_customer(uow, customer_id, today, settings)
-    return sent
+        done += 1
+    return {"sent": sent, "customers": len(todo), "customers_done": done,
+            "complete": done == len(todo)}

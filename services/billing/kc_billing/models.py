@@ -139,6 +139,9 @@ billed_periods = Table(
     UniqueConstraint("contract_id", "period_start", name="uq_billed_period"),
 )
 
+# One row per billing run. Its state is derived (see ``runs.state``): finished (finished_at),
+# aborted (aborted_at, or no heartbeat for RUN_STALE_AFTER s, or its process is gone), else
+# running. The counts are the progress at the last heartbeat, final once finished.
 billing_runs = Table(
     "billing_runs", metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
@@ -149,6 +152,14 @@ billing_runs = Table(
     Column("contracts", Integer, nullable=False, server_default="0"),
     Column("skipped", Integer, nullable=False, server_default="0"),
     Column("errors", Integer, nullable=False, server_default="0"),
+    Column("started_by", String(100), nullable=True),       # staff:<id>, timer, cli
+    Column("owner", String(200), nullable=True),            # host:pid:token of the process
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True),
+    Column("aborted_at", DateTime(timezone=True), nullable=True),
+    Column("resumed_by", BigInteger, nullable=True),        # the run that completed its work
+    Column("customers", Integer, nullable=False, server_default="0"),
+    Column("customers_done", Integer, nullable=False, server_default="0"),
+    Column("gross", Numeric(14, 2), nullable=False, server_default="0"),
 )
 
 payments = Table(

@@ -4,8 +4,15 @@
 
 Safe to start while the scheduled run (nameko timer) or another command runs:
 customers another run holds are skipped (and billed by that run), and a run
-that is killed is resumed by simply running again. Customers billing has no
-address replica for are fetched from identity over the bus (``identity.get_customer``).
+that is killed is resumed by simply running again: the run lists the aborted
+runs whose work it completed. Customers billing has no address replica for are
+fetched from identity over the bus (``identity.get_customer``).
+
+The as_of is bounded as for the staff route and the timer: at most
+``RUN_MAX_DAYS_AHEAD`` (7) days ahead of today and ``RUN_MAX_DAYS_BACK`` (31) back
+(exit code 2 otherwise). An operator who really means a date further out sets the
+bound for that one command: ``BILLING_RUN_MAX_DAYS_AHEAD=40 python -m kc_billing.run ...``.
+Ctrl-C rolls back the current customer and records the run as aborted (exit code 130).
 """
 import argparse
 import datetime as dt
@@ -17,8 +24,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from kc_common.db import StandaloneDatabase
+from kc_common.errors import ValidationFailed
 from kc_common.manage import load_config
-from kc_billing import domain, schedule
+from kc_billing import domain, runs, schedule
 from kc_billing.models import metadata
 from kc_billing.settings import BillingSettings
 
@@ -56,6 +64,12 @@ def main(argv=None):
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
     as_of = args.as_of or domain.today_local()
     console = Console(stderr=True)
+    try:
+        runs.check_as_of(as_of, settings)
+    except ValidationFailed as exc:
+        db.engine.dispose()
+        console.print(f"[red]{exc.message}[/red] " + " ".join(exc.fields.get("as_of", [])))
+        return 2
     fetch, close = identity_fetcher(config)
     committed = {"n": 0}
 
@@ -72,8 +86,12 @@ def main(argv=None):
 
             def on_progress(done, total):
                 progress.update(task, completed=done, total=total)
-            summary = schedule.run_billing(db, as_of, settings, fetch_customer=fetch,
-                                           progress=on_progress, before_commit=before_commit)
+            summary = schedule.run_billing(db, as_of, settings, started_by="cli",
+                                           fetch_customer=fetch, progress=on_progress,
+                                           before_commit=before_commit)
+    except KeyboardInterrupt:
+        console.print("[yellow]Abrechnungslauf abgebrochen; der nächste Lauf schließt ihn ab.[/yellow]")
+        return 130
     finally:
         close()
         db.engine.dispose()
@@ -84,6 +102,8 @@ def main(argv=None):
                        ("Vertragsperioden", "contracts"), ("Summe brutto (EUR)", "gross"),
                        ("von anderem Lauf abgerechnet", "skipped"), ("Fehler", "errors")):
         table.add_row(label, str(summary[key]))
+    table.add_row("abgebrochene Läufe abgeschlossen",
+                  ", ".join(str(r) for r in summary["resumed_runs"]) or "–")
     Console().print(table)
     return 1 if summary["errors"] else 0
 

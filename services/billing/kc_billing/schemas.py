@@ -170,18 +170,54 @@ class BookedTransferSchema(BaseSchema):
 
 
 class RunBillingSchema(BaseSchema):
-    as_of = fields.Date(load_default=None)
+    as_of = fields.Date(load_default=None, metadata={
+        "description": "Stichtag: bill every period starting on or before it (default today, "
+                       "Europe/Berlin); at most RUN_MAX_DAYS_AHEAD (7) days ahead and "
+                       "RUN_MAX_DAYS_BACK (31) days back, else 400 naming as_of"})
 
 
-class RunSummarySchema(BaseSchema):
+class BillingRunSchema(BaseSchema):
     run_id = fields.Integer(required=True)
     as_of = fields.Date(required=True)
-    customers = fields.Integer(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("running", "finished", "aborted")),
+                          metadata={"description": "running; finished (counts final); aborted (its "
+                                                   "process died or stopped: see resumed_by)"})
+    started_by = fields.String(allow_none=True, metadata={"description": "staff:<id>, timer or cli"})
+    started_at = UtcDateTime(required=True)
+    heartbeat_at = UtcDateTime(allow_none=True, metadata={"description": "last sign of life"})
+    finished_at = UtcDateTime(allow_none=True)
+    aborted_at = UtcDateTime(allow_none=True)
+    customers = fields.Integer(required=True, metadata={"description": "customers due at the start"})
+    customers_done = fields.Integer(required=True)
     invoices = fields.Integer(required=True)
-    contracts = fields.Integer(required=True)
+    contracts = fields.Integer(required=True, metadata={"description": "contract periods billed"})
     gross = Money(required=True)
-    skipped = fields.Integer(required=True)
-    errors = fields.Integer(required=True)
+    skipped = fields.Integer(required=True, metadata={"description": "billed by another run meanwhile"})
+    errors = fields.Integer(required=True, metadata={"description": "customers that failed (still due)"})
+    resumed_runs = fields.List(fields.Integer(), required=True, metadata={
+        "description": "aborted runs whose work this run completed"})
+    resumed_by = fields.Integer(allow_none=True, metadata={
+        "description": "aborted: the run that completed its work"})
+
+
+class BillingRunStartedSchema(BillingRunSchema):
+    already_running = fields.Boolean(required=True, metadata={
+        "description": "true: a run for this as_of was running already; this is that run"})
+
+
+BillingRunPageSchema = page_of(BillingRunSchema, "BillingRunPageSchema")
+
+
+class BillingRunQuerySchema(PageQuerySchema):
+    pass
+
+
+class DunningRunSchema(BaseSchema):
+    sent = fields.Integer(required=True, metadata={"description": "reminders recorded"})
+    customers = fields.Integer(required=True)
+    customers_done = fields.Integer(required=True)
+    complete = fields.Boolean(required=True, metadata={
+        "description": "false: stopped before the caller's deadline; run again for the rest"})
 
 
 class RefundInputSchema(BaseSchema):
@@ -226,5 +262,9 @@ class StatementImportSchema(BaseSchema):
     entries = fields.Integer(required=True, metadata={"description": "credit entries in the statement"})
     booked = fields.Integer(required=True)
     already_booked = fields.Integer(required=True)
+    not_processed = fields.Integer(required=True, metadata={
+        "description": "entries not looked at before the request's deadline (upload the same "
+                       "statement again: what is booked stays booked once)"})
+    complete = fields.Boolean(required=True)
     unmatched = fields.List(fields.Dict(), required=True, metadata={
         "description": "entries without a known KC<Kundennummer> reference (book by hand)"})

@@ -4,20 +4,22 @@ import base64
 import datetime as dt
 import logging
 import os
+import time
 
+import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
-from kc_common.context import CallContext
-from kc_common.db import Database, utcnow
+from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
+from kc_common.db import Database, UnitOfWork, utcnow
 from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
                               ValidationFailed)
 from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_billing import camt, details, domain, dunning, payments, schedule, schemas
+from kc_billing import camt, details, domain, dunning, payments, runs, schedule, schemas
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import BillingSettings
@@ -38,6 +40,84 @@ class Settings(DependencyProvider):
         return self
 
 
+# Work in an RPC call stops this long before the caller's deadline, to answer in time.
+DEADLINE_RESERVE = 1.5
+
+
+class _BackgroundDb:
+    """Units of work of a background run: no RPC caller, so no caller's deadline."""
+
+    def __init__(self, database, correlation_id=None):
+        self._database, self._correlation_id = database, correlation_id
+
+    def unit_of_work(self):
+        return UnitOfWork(self._database, self._correlation_id)
+
+
+class BillingRuns(DependencyProvider):
+    """Billing runs in managed green threads of the container, not inside an RPC call.
+
+    Starting a run answers at once (the run's id and state); the run itself may take
+    minutes, far beyond any caller's deadline. On a graceful stop the running runs end
+    after their current customer and are marked aborted (the next run completes them);
+    if the process dies instead, the heartbeat and the owner tell (see ``runs``).
+    """
+
+    STOP_GRACE = 10.0
+
+    def setup(self):
+        self.database = next(d for d in self.container.dependencies if isinstance(d, Database))
+        self.settings = BillingSettings(self.container.config)
+        self.stopping = False
+        self.threads = set()
+
+    def stop(self):
+        self.stopping = True
+        with eventlet.Timeout(self.STOP_GRACE, False):
+            for gt in list(self.threads):
+                gt.wait()
+
+    def kill(self):
+        self.stopping = True
+
+    def get_dependency(self, worker_ctx):
+        return _RunsAccess(self, worker_ctx)
+
+
+class _RunsAccess:
+    def __init__(self, provider, worker_ctx):
+        self._provider, self._worker_ctx = provider, worker_ctx
+
+    @property
+    def deadline(self):
+        """Epoch seconds after which the RPC caller has given up (None: no caller waits)."""
+        value = self._worker_ctx.data.get(DEADLINE)
+        return float(value) if value else None
+
+    def stop_at(self):
+        """When work in this call stops so that its answer is still in time (None: never)."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - DEADLINE_RESERVE
+
+    def spawn(self, run_id, as_of, fetch_customer):
+        provider = self._provider
+        db = _BackgroundDb(provider.database, self._worker_ctx.data.get(CORRELATION_ID))
+
+        def execute():
+            try:
+                summary = schedule.execute_run(db, run_id, as_of, provider.settings,
+                                               fetch_customer=fetch_customer,
+                                               should_stop=lambda: provider.stopping)
+                log.info("billing run %s: %s", run_id, summary)
+            except Exception:  # noqa: BLE001 - a managed thread that raises kills the service
+                log.exception("billing run %s failed (recorded as aborted)", run_id)
+
+        gt = provider.container.spawn_managed_thread(execute, identifier=f"billing_run:{run_id}")
+        provider.threads.add(gt)
+        gt.link(lambda _gt: provider.threads.discard(_gt))
+        return gt
+
+
 class BillingService(PingMixin):
     name = "billing"
 
@@ -47,6 +127,7 @@ class BillingService(PingMixin):
     identity = TimedRpcProxy("identity")
     documents = TimedRpcProxy("documents")
     mailer = Mailer()
+    runs = BillingRuns()
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -133,8 +214,10 @@ class BillingService(PingMixin):
 
     @timer(interval=RUN_EVERY)
     def scheduled_billing_run(self):
-        summary = self._run(domain.today_local())
-        log.info("scheduled billing run: %s", summary)
+        run, created = self._start_run(domain.today_local(), "timer")
+        if not created:
+            log.info("scheduled billing run: run %s for %s is still running", run["run_id"],
+                     run["as_of"])
 
     @timer(interval=RECONCILE_EVERY)
     def reconcile_payments(self):
@@ -148,9 +231,15 @@ class BillingService(PingMixin):
     def scheduled_dunning(self):
         dunning.run_dunning(self.db, domain.today_local(), self.settings)
 
-    def _run(self, as_of):
-        return schedule.run_billing(self.db, as_of, self.settings,
-                                    fetch_customer=lambda cid: self.identity.get_customer(customer_id=cid))
+    def _start_run(self, as_of, started_by):
+        """Record a run (or find the one running for this as_of) and execute it in the
+        background; returns ``(run view, created)`` at once."""
+        with self.db.unit_of_work() as uow:
+            run, created = runs.start(uow.session, as_of, self.settings, started_by=started_by)
+        if created:
+            self.runs.spawn(run["run_id"], as_of,
+                            lambda cid: self.identity.get_customer(customer_id=cid))
+        return run, created
 
     def _reconcile(self, payment_id, psp_payment_id):
         try:
@@ -288,16 +377,35 @@ class BillingService(PingMixin):
 
     @rpc
     def import_statement(self, data):
-        """Staff (billing) upload a CAMT.053 statement: credit entries booked by reference."""
+        """Staff (billing) upload a CAMT.053 statement: credit entries booked by reference.
+
+        Bounded: at most ``STATEMENT_MAX_BYTES`` and ``STATEMENT_MAX_ENTRIES`` credit entries
+        (400 naming ``file``). One short transaction per entry; the import stops before the
+        caller's deadline and says how many entries it did not reach (``complete`` false):
+        uploading the same statement again books those, and nothing twice.
+        """
         self.context.require_staff("billing")
         data = load(schemas.StatementUploadSchema(), data)
+        settings = self.settings
+        content_b64 = data["files"][0].get("content_b64") or ""
+        if not isinstance(content_b64, str) or len(content_b64) * 3 // 4 > settings.statement_max_bytes:
+            raise ValidationFailed("Der Kontoauszug ist zu groß.", fields={"file": [
+                f"Höchstens {settings.statement_max_bytes // 1024} KiB."]})
         try:
-            entries = camt.parse(base64.b64decode(data["files"][0].get("content_b64") or ""))
+            entries = camt.parse(base64.b64decode(content_b64, validate=True),
+                                 max_entries=settings.statement_max_entries)
         except (camt.StatementInvalid, ValueError) as exc:
             raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
-        result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": []}
+        stop_at = self.runs.stop_at()
+        result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": [],
+                  "not_processed": 0, "complete": True}
         settled_up_to = {}  # customer -> latest value date booked from this statement
-        for entry in entries:  # one transaction per entry: a bad line never blocks the others
+        for n, entry in enumerate(entries):  # one transaction per entry: a bad line never blocks the others
+            if stop_at is not None and time.time() >= stop_at:
+                result["not_processed"], result["complete"] = len(entries) - n, False
+                log.warning("statement import stopped before the caller's deadline: %d of %d "
+                            "entries not processed", len(entries) - n, len(entries))
+                break
             try:
                 with self.db.unit_of_work() as uow:
                     booked = payments.book_transfer(uow, entry)
@@ -338,17 +446,44 @@ class BillingService(PingMixin):
 
     @rpc
     def run_billing(self, data=None):
-        """Staff (billing) start a billing run now (the timer runs it on schedule)."""
-        self.context.require_staff("billing")
+        """Staff (billing) start a billing run now (the timer runs it on schedule).
+
+        Answers at once with the run (state ``running``); the run goes on in the background
+        (``get_billing_run`` to follow it). A run for the same as_of still running is
+        answered instead of starting a second (``already_running``).
+        """
+        staff_id = self.context.require_staff("billing")
         data = load(schemas.RunBillingSchema(), data)
-        return schemas.RunSummarySchema().dump(self._run(data.get("as_of") or domain.today_local()))
+        as_of = runs.check_as_of(data.get("as_of") or domain.today_local(), self.settings)
+        run, created = self._start_run(as_of, f"staff:{staff_id}")
+        return schemas.BillingRunStartedSchema().dump(dict(run, already_running=not created))
+
+    @rpc
+    def get_billing_run(self, run_id):
+        self.context.require_staff("billing")
+        try:
+            run_id = int(run_id)
+        except (TypeError, ValueError):
+            raise NotFound("Abrechnungslauf nicht gefunden.")
+        with self.db.unit_of_work() as uow:
+            return schemas.BillingRunSchema().dump(runs.get(uow.session, run_id, self.settings))
+
+    @rpc
+    def list_billing_runs(self, params=None):
+        self.context.require_staff("billing")
+        params = load(schemas.BillingRunQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.BillingRunPageSchema().dump(runs.page(uow.session, self.settings, **params))
 
     @rpc
     def run_dunning(self, data=None):
+        """Staff (billing) remind overdue customers now; stops before the caller's deadline
+        (``complete`` false: run again for the rest, each reminder level is sent once)."""
         self.context.require_staff("billing")
         data = load(schemas.RunBillingSchema(), data)
-        return {"sent": dunning.run_dunning(self.db, data.get("as_of") or domain.today_local(),
-                                            self.settings)}
+        as_of = runs.check_as_of(data.get("as_of") or domain.today_local(), self.settings)
+        return schemas.DunningRunSchema().dump(
+            dunning.run_dunning(self.db, as_of, self.settings, stop_at=self.runs.stop_at()))
 
 
 def invoice_mail_text(inv):

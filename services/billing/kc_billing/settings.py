@@ -25,6 +25,16 @@ DEFAULTS = {
     "PSP_WEBHOOK_TOLERANCE": 300,
     "PSP_RETURN_URL": "http://127.0.0.1:8000/zahlung",
     "PSP_RECONCILE_AFTER": 60,
+    # Bounded work from one request: a run's as_of (Stichtag) at most this many days ahead of
+    # / behind today (Europe/Berlin); a bank statement at most this large.
+    "RUN_MAX_DAYS_AHEAD": 7,
+    "RUN_MAX_DAYS_BACK": 31,
+    # A billing run records a heartbeat this often; one without a heartbeat for RUN_STALE_AFTER
+    # seconds (or whose process is gone) is shown as aborted and resumed by the next run.
+    "RUN_HEARTBEAT_EVERY": 5,
+    "RUN_STALE_AFTER": 60,
+    "STATEMENT_MAX_BYTES": 5 * 1024 * 1024,
+    "STATEMENT_MAX_ENTRIES": 500,
 }
 
 
@@ -44,10 +54,22 @@ class BillingSettings:
             self.dunning_days = sorted(int(d) for d in str(get("DUNNING_DAYS")).split(",") if d.strip())
             self.psp_webhook_tolerance = int(get("PSP_WEBHOOK_TOLERANCE"))
             self.psp_reconcile_after = int(get("PSP_RECONCILE_AFTER"))
+            self.run_max_days_ahead = int(get("RUN_MAX_DAYS_AHEAD"))
+            self.run_max_days_back = int(get("RUN_MAX_DAYS_BACK"))
+            self.run_heartbeat_every = float(get("RUN_HEARTBEAT_EVERY"))
+            self.run_stale_after = float(get("RUN_STALE_AFTER"))
+            self.statement_max_bytes = int(get("STATEMENT_MAX_BYTES"))
+            self.statement_max_entries = int(get("STATEMENT_MAX_ENTRIES"))
         except (ValueError, InvalidOperation) as exc:
             raise RuntimeError(f"billing: invalid configuration: {exc}") from None
         if not self.dunning_days or self.dunning_days[0] < 0:
             raise RuntimeError("billing: DUNNING_DAYS must list non-negative day counts")
+        if self.run_max_days_ahead < 0 or self.run_max_days_back < 0:
+            raise RuntimeError("billing: RUN_MAX_DAYS_AHEAD/RUN_MAX_DAYS_BACK must not be negative")
+        if not 0 < self.run_heartbeat_every < self.run_stale_after:
+            raise RuntimeError("billing: RUN_HEARTBEAT_EVERY must be positive and below RUN_STALE_AFTER")
+        if self.statement_max_bytes < 1 or self.statement_max_entries < 1:
+            raise RuntimeError("billing: STATEMENT_MAX_BYTES/STATEMENT_MAX_ENTRIES must be positive")
         self.psp_url = str(get("PSP_URL")).rstrip("/")
         self.psp_api_key = str(get("PSP_API_KEY"))
         self.psp_webhook_secret = str(get("PSP_WEBHOOK_SECRET"))

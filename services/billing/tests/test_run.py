@@ -8,28 +8,32 @@ import sys
 
 import pytest
 import yaml
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
-from kc_billing import domain, schedule
-from kc_billing.models import billable_contracts, billed_periods, bookings, invoice_lines, invoices
+from kc_billing import domain, runs, schedule
+from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings,
+                               invoice_lines, invoices)
 from kc_billing.settings import BillingSettings
 
 from .conftest import ROOT, customer, order_event
 
-AS_OF = dt.date(2026, 3, 15)
+# A run's as_of is bounded around today (runs.check_as_of): the dates are relative to today.
+AS_OF = domain.today_local()
+MONTHS = [AS_OF.replace(day=1) - relativedelta(months=n) for n in (3, 2, 1, 0)]
 CUSTOMERS = range(200001, 200021)      # 20 customers
-CONTRACTS_EACH = 3                     # monthly, invoiced until Dec: Jan, Feb, Mar due
+CONTRACTS_EACH = 3                     # monthly, first month invoiced on order: 3 more months due
 
 
 @pytest.fixture
 def due(db):
-    """30 customers x 3 monthly contracts whose first period (Dec 2025) is invoiced."""
+    """20 customers x 3 monthly contracts whose first period (3 months ago) is invoiced."""
     settings = BillingSettings({})
     for cid in CUSTOMERS:
         with db.unit_of_work() as uow:
             domain.upsert_customer(uow.session, customer(cid))
             for n in range(CONTRACTS_EACH):
-                schedule.register_order(uow, order_event(cid, cid * 10 + n, dt.date(2025, 12, 1),
+                schedule.register_order(uow, order_event(cid, cid * 10 + n, MONTHS[0],
                                                          months=1, price=f"{n + 1}.33"), settings)
     return db
 
@@ -60,8 +64,9 @@ def assert_everything_billed_exactly_once(db):
         periods = s.execute(select(billed_periods.c.contract_id, billed_periods.c.period_start)).all()
         assert len(periods) == len(set(periods)) == len(CUSTOMERS) * CONTRACTS_EACH * 4
         starts = {p for _, p in periods}
-        assert starts == {dt.date(2025, 12, 1), dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)}
-        assert set(s.execute(select(billable_contracts.c.next_invoice_date)).scalars()) == {dt.date(2026, 4, 1)}
+        assert starts == set(MONTHS)
+        assert set(s.execute(select(billable_contracts.c.next_invoice_date)).scalars()) == {
+            MONTHS[-1] + relativedelta(months=1)}
         numbers = s.execute(select(invoices.c.number).order_by(invoices.c.number)).scalars().all()
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # dense, no gap
         lines = s.execute(select(func.count()).select_from(invoice_lines).join(
@@ -104,25 +109,54 @@ def test_a_run_killed_mid_way_is_resumed_by_the_next(due, cli_config):
     with due.unit_of_work() as uow:  # the 8th customer's half-done work was rolled back
         assert uow.session.execute(select(func.count()).select_from(bookings).where(
             bookings.c.customer_id == CUSTOMERS[7])).scalar() == CONTRACTS_EACH
+    with due.unit_of_work() as uow:  # no finish time, but shown as aborted: its process is gone
+        dead = uow.session.execute(select(billing_runs)).one()
+        assert dead.finished_at is None and dead.customers == len(CUSTOMERS)
+        assert runs.state(dead, BillingSettings({})) == runs.ABORTED
     resumed = start_run(cli_config)
     out, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out
     assert_everything_billed_exactly_once(due)
+    with due.unit_of_work() as uow:
+        latest = uow.session.execute(select(func.max(billing_runs.c.id))).scalar()
+        done = runs.get(uow.session, latest, BillingSettings({}))
+        killed = runs.get(uow.session, dead.id, BillingSettings({}))
+    assert done["state"] == "finished" and done["resumed_runs"] == [dead.id]
+    assert done["invoices"] == len(CUSTOMERS) - 7
+    assert killed["state"] == "aborted" and killed["resumed_by"] == done["run_id"]
+    row = next(line for line in out.splitlines() if "abgebrochene Läufe abgeschlossen" in line)
+    assert row.split()[-2] == str(dead.id), out
 
 
 def test_cancelled_contract_stops_after_its_end_date(db):
     settings = BillingSettings({})
+    first = AS_OF.replace(day=1) - relativedelta(months=5)
+    second_end = first + relativedelta(months=2) - dt.timedelta(days=1)
     with db.unit_of_work() as uow:
         domain.upsert_customer(uow.session, customer(100001))
-        schedule.register_order(uow, order_event(100001, 1, dt.date(2026, 1, 1), months=1, price="5.00"),
-                                settings)
-        schedule.cancel_contract(uow, {"contract_id": 1, "customer_id": 100001, "end_date": "2026-02-28"})
-        schedule.register_order(uow, order_event(100001, 2, dt.date(2026, 1, 1), months=1, price="7.00"),
-                                settings)
-        schedule.terminate_contract(uow, {"contract_id": 2, "customer_id": 100001, "terminated_on": "2026-01-20"})
-    summary = schedule.run_billing(db, dt.date(2026, 6, 1), settings)
-    assert (summary["invoices"], summary["contracts"]) == (1, 1)  # only February of contract 1
+        schedule.register_order(uow, order_event(100001, 1, first, months=1, price="5.00"), settings)
+        schedule.cancel_contract(uow, {"contract_id": 1, "customer_id": 100001,
+                                       "end_date": second_end.isoformat()})
+        schedule.register_order(uow, order_event(100001, 2, first, months=1, price="7.00"), settings)
+        schedule.terminate_contract(uow, {"contract_id": 2, "customer_id": 100001,
+                                          "terminated_on": (first + dt.timedelta(days=19)).isoformat()})
+    summary = schedule.run_billing(db, AS_OF, settings)
+    assert (summary["invoices"], summary["contracts"]) == (1, 1)  # only the second month of contract 1
     with db.unit_of_work() as uow:
         lines = uow.session.execute(select(invoice_lines.c.text).join(invoices).where(
             invoices.c.run_id == summary["run_id"])).scalars().all()
-    assert lines == ["Domain .de 01.02.2026-28.02.2026"]
+    second = first + relativedelta(months=1)
+    assert lines == [f"Domain .de {second:%d.%m.%Y}-{second_end:%d.%m.%Y}"]
+
+
+def test_the_command_refuses_a_far_as_of_before_it_records_anything(due, cli_config):
+    proc = subprocess.Popen([sys.executable, "-m", "kc_billing.run", "--config", cli_config,
+                             "--as-of", "4454-04-01", "--no-progress"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "Stichtag" in out and "7 Tage" in out
+    with due.unit_of_work() as uow:
+        assert uow.session.execute(select(func.count()).select_from(billing_runs)).scalar() == 0
+        assert uow.session.execute(select(func.count()).select_from(billed_periods)).scalar() == \
+            len(CUSTOMERS) * CONTRACTS_EACH  # only the first months, from the orders

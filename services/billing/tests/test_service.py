@@ -8,8 +8,10 @@ import eventlet
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
+from sqlalchemy import update
 
 from kc_billing import domain
+from kc_billing.models import invoices
 from kc_billing.psp import sign
 from kc_billing.settings import BillingSettings
 from kc_common.errors import NotFound, Unauthenticated, Unprocessable, ValidationFailed
@@ -237,9 +239,11 @@ def test_overdue_invoice_gets_reminders_and_the_customer_is_in_arrears(billing, 
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)
     assert call(billing, "account_standing") == {"in_arrears": False, "open_amount": "11.78"}
     staff = {"staff_id": 1, "staff_roles": ["billing"]}
-    later = (TODAY + dt.timedelta(days=14 + 8)).isoformat()
-    assert call(billing, "run_dunning", {"as_of": later}, context=staff) == {"sent": 1}
-    assert call(billing, "run_dunning", {"as_of": later}, context=staff) == {"sent": 0}
+    with db.unit_of_work() as uow:  # 22 days later (a run's as_of is bounded around today)
+        uow.session.execute(update(invoices).values(due_date=TODAY - dt.timedelta(days=8)))
+    done = {"customers": 1, "customers_done": 1, "complete": True}
+    assert call(billing, "run_dunning", {"as_of": TODAY.isoformat()}, context=staff) == dict(done, sent=1)
+    assert call(billing, "run_dunning", None, context=staff) == dict(done, sent=0)
     mail = smtp_server.wait(1, to="max@example.org")[0]
     assert "Zahlungserinnerung" in mail["Subject"] and "11.78" in mail.get_content()
     with db.unit_of_work() as uow:
