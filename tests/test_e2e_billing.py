@@ -137,3 +137,38 @@ def test_a_staff_billing_run_is_bounded_started_in_the_background_and_polled(sys
     paths = requests.get(system.url + "/api/openapi.json").json()["paths"]
     assert "202" in paths["/api/v1/staff/billing/runs"]["post"]["responses"]
     assert "/api/v1/staff/billing/runs/{run_id}" in paths
+
+def test_the_demo_account_tells_the_guides_story(system, demo_headers):
+    """make run's demo customer: a year of paid invoices, a KONTOAUSGLEICH, one small open amount;
+    the invoices' PDFs rendered by documents from billing's seeded events; catalog's next invoice
+    dates those of the guide. (Other tests order with the demo customer too: their bookings are newer.)"""
+    items = account(system, demo_headers, per_page=100)["bookings"]["items"]
+    small = next(i for i, b in enumerate(items) if b["text"].startswith("Zusätzliche IPv4-Adresse "))
+    assert (items[small]["type"], items[small]["amount"], items[small]["open_amount"]) == ("RE", "-2.38", "2.38")
+    settlement = items[small + 1]
+    assert settlement["type"] == "KONTOAUSGLEICH" and settlement["amount"] == "0.00"
+    assert settlement["text"].startswith("Überweisungen/Gutschriften bis zum ")
+    history = items[small + 2:]
+    invoices = [b for b in history if b["type"] == "RE"]
+    transfers = {b["text"].rsplit("-", 1)[1]: b["amount"] for b in history if b["type"] == "ZAHLUNG"}
+    assert len(history) == 34 and len(invoices) == 17
+    assert transfers == {str(b["invoice_number"]): b["amount"].lstrip("-") for b in invoices}
+    assert {(b["payment_method"], b["open_amount"]) for b in invoices} == {("U", "0.00")}
+    domain = next(b for b in invoices if b["text"].startswith("Domain profihost-demo.de 24.05."))
+
+    def pdf():
+        resp = requests.get(f"{system.url}/api/v1/me/documents/invoices/{domain['invoice_number']}",
+                            headers=demo_headers)
+        return resp.status_code == 200 and resp.content[:5] == b"%PDF-"
+    wait_for(pdf, timeout=60, message="the PDF of a seeded invoice")
+
+    rows = requests.get(system.url + "/api/v1/me/products/webhosting", headers=demo_headers,
+                        params={"q": "profihost-demo", "per_page": 50}).json()["items"]
+    rows += requests.get(system.url + "/api/v1/me/products/webhosting", headers=demo_headers,
+                         params={"q": "partnercenter", "per_page": 50}).json()["items"]
+    next_days = {(r["name"], r["package"]): r["next_invoice_date"][5:] for r in rows}
+    assert {k: v for k, v in next_days.items() if k in GUIDE_NEXT_INVOICE} == GUIDE_NEXT_INVOICE
+
+
+GUIDE_NEXT_INVOICE = {("partnercenter.de", "businesshosting"): "04-07", ("profihost-demo.de", "shophosting"): "11-30",
+                      ("profihost-demo.com", "Domainaufschaltung"): "03-13", ("profihost-demo.de", "Domain .de"): "05-24"}

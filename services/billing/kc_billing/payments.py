@@ -174,10 +174,11 @@ def transfer_details(session, customer_id, settings):
             "bank": seller["bank"], "reference": customer_reference(customer_id)}
 
 
-def book_transfer(uow, data):
+def book_transfer(uow, data, now=None):
     """Staff book an incoming bank transfer, matched to the customer by its reference.
 
     Idempotent per bank transaction id: the same statement line twice is booked once.
+    ``now``: the booking instant (default: now; the demo seed books past transfers with it).
     """
     session = uow.session
     transaction_id = data["transaction_id"]
@@ -196,7 +197,7 @@ def book_transfer(uow, data):
                             {"fields": {"reference": ["Unbekannte Kundennummer."]}})
     domain.lock_customer(session, customer_id)
     payment_id = str(uuid.uuid4())
-    now = utcnow()
+    now = now or utcnow()
     session.execute(payments.insert().values(
         id=payment_id, customer_id=customer_id, method="transfer", amount=money(data["amount"]),
         currency="EUR", status=SUCCEEDED, created_at=now, completed_at=now))

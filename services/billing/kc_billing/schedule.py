@@ -31,11 +31,17 @@ def period_end(start, months):
 
 
 def register_order(uow, order, settings):
-    """``order_placed``: schedule every contract and invoice its first period at once."""
+    """``order_placed``: schedule every contract and invoice its first period at once.
+
+    A contract billing schedules already is left to its schedule (not invoiced again): the
+    demo seed (``kc_billing.demo``) bills the demo contracts itself before their order arrives.
+    """
     session = uow.session
     now = utcnow()
     insert = dialect_insert(session)
     lines = domain.invoice_lines_of_order(order)
+    known = set(session.execute(select(billable_contracts.c.contract_id).where(
+        billable_contracts.c.contract_id.in_([item["contract_id"] for item in order["items"]]))).scalars())
     for item, line in zip(order["items"], lines):
         session.execute(insert(billable_contracts).values(
             contract_id=item["contract_id"], customer_id=order["customer_id"],
@@ -46,6 +52,9 @@ def register_order(uow, order, settings):
             vat_rate=Decimal(item.get("vat_rate") or settings.default_vat_rate),
             next_invoice_date=line["period_end"] + dt.timedelta(days=1), status=ACTIVE,
             updated_at=now).on_conflict_do_nothing())
+    lines = [line for line in lines if line["contract_id"] not in known]
+    if not lines:
+        return None
     invoice = domain.issue_invoice(uow, order["customer_id"], lines, settings)
     session.execute(billed_periods.insert(), [
         {"contract_id": line["contract_id"], "period_start": line["period_start"],
@@ -144,11 +153,13 @@ def due_customers(session, as_of):
     ).scalars().all()
 
 
-def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=None, wait=False):
+def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=None, wait=False,
+                  now=None):
     """Invoice every due period of the customer's contracts: one invoice, one line per period.
 
     Returns ``None`` when nothing was due any more, ``"locked"`` when another transaction
     holds the customer (unless ``wait``), else the invoice dict (plus ``periods``).
+    ``now``: the issue instant (default: now; the demo seed bills past dates with it).
     """
     session = uow.session
     if domain.lock_customer(session, customer_id, skip_locked=not wait) is None:
@@ -174,7 +185,7 @@ def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=
         advances.append((c.contract_id, start))
     if not lines:
         return None
-    invoice = domain.issue_invoice(uow, customer_id, lines, settings, run_id=run_id, locked=True)
+    invoice = domain.issue_invoice(uow, customer_id, lines, settings, run_id=run_id, now=now, locked=True)
     # The unique (contract, period start) makes a double bill impossible even if the
     # locking above were bypassed: the whole transaction would fail.
     session.execute(billed_periods.insert(), [
@@ -186,7 +197,7 @@ def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=
     for next_date, contract_ids in by_date.items():
         session.execute(update(billable_contracts).where(
             billable_contracts.c.contract_id.in_(contract_ids)).values(
-            next_invoice_date=next_date, updated_at=utcnow()))
+            next_invoice_date=next_date, updated_at=now or utcnow()))
     if invoice["method"] == "sepa" and invoice["open_amount"] > 0:
         from kc_billing import payments
         payments.collect_debit(uow, customer_id, invoice)

@@ -5,6 +5,7 @@ The runs are real operator-command processes (``python -m kc_billing.run``).
 import datetime as dt
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 import yaml
@@ -160,3 +161,22 @@ def test_the_command_refuses_a_far_as_of_before_it_records_anything(due, cli_con
         assert uow.session.execute(select(func.count()).select_from(billing_runs)).scalar() == 0
         assert uow.session.execute(select(func.count()).select_from(billed_periods)).scalar() == \
             len(CUSTOMERS) * CONTRACTS_EACH  # only the first months, from the orders
+
+
+def test_an_order_event_bills_no_contract_that_billing_schedules_already(db):
+    """The demo seed bills its contracts before catalog's order of them arrives."""
+    settings = BillingSettings({})
+    with db.unit_of_work() as uow:
+        domain.upsert_customer(uow.session, customer(100001))
+        first = schedule.register_order(uow, order_event(100001, 1, dt.date(2026, 1, 1), months=1, price="5.00"),
+                                        settings)
+        assert schedule.register_order(uow, order_event(100001, 1, dt.date(2026, 1, 1), months=1, price="5.00"),
+                                       settings) is None
+        both = order_event(100001, 1, dt.date(2026, 1, 1), months=1, price="5.00")
+        both["items"] += order_event(100001, 2, dt.date(2026, 1, 1), months=1, price="7.00")["items"]
+        second = schedule.register_order(uow, both, settings)
+        lines = uow.session.execute(select(invoice_lines.c.invoice_id, invoice_lines.c.contract_id)
+                                    .order_by(invoice_lines.c.id)).all()
+        assert uow.session.execute(select(func.count()).select_from(billed_periods)).scalar_one() == 2
+    assert lines == [(first["invoice_id"], 1), (second["invoice_id"], 2)]
+    assert (first["gross"], second["gross"]) == (Decimal("5.95"), Decimal("8.33"))

@@ -1,5 +1,7 @@
 """Demo data for ``make run`` (idempotent): a realistic catalog and the demo customer's
-contracts as the guide's screenshots show them, plus generated server traffic.
+contracts as the guide's screenshots show them, plus generated server traffic. billing's
+demo (``kc_billing.demo``) has invoiced and booked the payments of these contracts for a
+year already, under the same contract ids.
 
 Prices are EUR net per month (domains: per year); VAT 19 %.
 """
@@ -8,7 +10,7 @@ import random
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from kc_common.db import utcnow
 from kc_catalog.domain.common import business_today
@@ -108,20 +110,29 @@ PRODUCTS = [
 
 DEMO_CUSTOMER = 100001
 DEMO_ORDER_KEY = "demo-seed"
+SERVER_A, SERVER_B = "flex-demo-01.kundencenter-server.de", "root-demo-01.kundencenter-server.de"
 # As in the guide's screenshots: product, label/domain, period, start date, options, IPs, usage.
+# The ids are fixed: billing's demo (kc_billing.demo) has billed these contracts for a year
+# already, under these ids (tests/test_demo_data.py checks that the two lists agree). The last
+# one, an additional IP address, is ordered on the day of the seed ("start": None): its first
+# month is the demo customer's small open amount.
 DEMO_CONTRACTS = [
-    {"product_id": "hosting-business", "label": "partnercenter.de", "period": 12, "start": dt.date(2019, 4, 7)},
-    {"product_id": "hosting-shop", "label": "profihost-demo.de", "period": 12, "start": dt.date(2017, 11, 30)},
-    {"product_id": "domain-connect", "domain": "profihost-demo.com", "period": 12, "start": dt.date(2019, 3, 13)},
-    {"product_id": "domain-de", "domain": "profihost-demo.de", "period": 12, "start": dt.date(2018, 5, 24)},
-    {"product_id": "managed-business", "label": "flex-demo-01.kundencenter-server.de", "period": 1,
+    {"id": 1, "product_id": "hosting-business", "label": "partnercenter.de", "period": 12,
+     "start": dt.date(2019, 4, 7)},
+    {"id": 2, "product_id": "hosting-shop", "label": "profihost-demo.de", "period": 12,
+     "start": dt.date(2017, 11, 30)},
+    {"id": 3, "product_id": "domain-connect", "domain": "profihost-demo.com", "period": 12,
+     "start": dt.date(2019, 3, 13)},
+    {"id": 4, "product_id": "domain-de", "domain": "profihost-demo.de", "period": 12, "start": dt.date(2018, 5, 24)},
+    {"id": 5, "product_id": "managed-business", "label": SERVER_A, "period": 1,
      "start": dt.date(2019, 2, 20), "options": ["opt-hdd-speed-3", "opt-disk-20"],
      "usage": "Testserver Webhosting", "ips": ["178.250.9.79"]},
-    {"product_id": "root-s", "label": "root-demo-01.kundencenter-server.de", "period": 1,
-     "start": dt.date(2018, 7, 20), "ips": ["178.250.8.83"]},
-    {"product_id": "ssl-dv", "label": "www.profihost-demo.de", "period": 12, "start": dt.date(2020, 2, 10)},
-    {"product_id": "backup-daily", "label": "flex-demo-01.kundencenter-server.de", "period": 1,
-     "start": dt.date(2019, 2, 20)},
+    {"id": 6, "product_id": "root-s", "label": SERVER_B, "period": 1, "start": dt.date(2018, 7, 20),
+     "ips": ["178.250.8.83"]},
+    {"id": 7, "product_id": "ssl-dv", "label": "www.profihost-demo.de", "period": 12, "start": dt.date(2020, 2, 10)},
+    {"id": 8, "product_id": "backup-daily", "label": SERVER_A, "period": 1, "start": dt.date(2019, 2, 20)},
+    {"id": 9, "product_id": "ip-additional", "label": SERVER_A, "period": 1, "start": None,
+     "ips": ["178.250.9.80"]},
 ]
 
 
@@ -156,13 +167,18 @@ def current_period(start, period, today):
 
 
 def seed_demo_contracts(uow, today):
-    """The demo customer's contracts in one order, with ``order_placed`` (billing and dns
-    pick it up when they start), and daily traffic of the demo servers."""
+    """The demo customer's contracts in one order, with ``order_placed``: dns creates the zones
+    of the domains when it starts; billing knows the contracts already (its demo billed them)."""
     from kc_catalog.domain import orders as ordering  # noqa: PLC0415 (demo only)
     session = uow.session
     if session.execute(select(orders.c.id).where(orders.c.customer_id == DEMO_CUSTOMER,
                                                  orders.c.idempotency_key == DEMO_ORDER_KEY)).first():
         return
+    ids = [spec["id"] for spec in DEMO_CONTRACTS]
+    taken = session.execute(select(contracts.c.id).where(contracts.c.id.in_(ids))).scalars().all()
+    if taken:
+        raise RuntimeError(f"kc_catalog.demo: contract ids {sorted(taken)} are in use; the demo contracts "
+                           "(billed under ids 1-9 by billing's demo) need a fresh catalog database")
     now = utcnow()
     order_id = session.execute(orders.insert().values(
         customer_id=DEMO_CUSTOMER, idempotency_key=DEMO_ORDER_KEY, request_hash="demo",
@@ -172,20 +188,24 @@ def seed_demo_contracts(uow, today):
     for spec in DEMO_CONTRACTS:
         product = catalog[spec["product_id"]]
         options = [catalog[o] for o in spec.get("options", [])]
-        period_start, next_invoice = current_period(spec["start"], spec["period"], today)
+        start = spec["start"] or today
+        period_start, next_invoice = current_period(start, spec["period"], today)
         terms = ordering.contract_terms(product, spec["period"], options, spec.get("usage"))
         contract_id = session.execute(contracts.insert().values(
-            customer_id=DEMO_CUSTOMER, order_id=order_id, product_id=product.id, kind=product.kind,
+            id=spec["id"], customer_id=DEMO_CUSTOMER, order_id=order_id, product_id=product.id, kind=product.kind,
             domain=spec.get("domain"), label=spec.get("label"), description=terms["description"],
             options=terms["options"], period_months=spec["period"], price_net=terms["price_net"],
             vat_rate=product.vat_rate, notice_days=product.notice_days, status="active",
-            start_date=spec["start"], next_invoice_date=next_invoice, created_at=now,
+            start_date=start, next_invoice_date=next_invoice, created_at=now,
         ).returning(contracts.c.id)).scalar_one()
         for address in spec.get("ips", []):
             session.execute(ip_addresses.insert().values(address=address, contract_id=contract_id,
                                                          assigned_at=now))
         items.append(ordering.event_item(contract_id, product, spec, terms, "active", period_start,
                                          next_invoice - dt.timedelta(days=1), spec.get("ips", [])))
+    if session.get_bind().dialect.name == "postgresql":  # the ids were given: move the sequence past them
+        session.execute(text("SELECT setval(pg_get_serial_sequence('contracts', 'id'), "
+                             "(SELECT max(id) FROM contracts))"))
     uow.emit("order_placed", {"order_id": order_id, "customer_id": DEMO_CUSTOMER, "items": items})
 
 

@@ -389,10 +389,14 @@ def test_demo_seed_matches_the_guide_and_is_idempotent(config, db):
                                    .order_by(contracts.c.id)).all()
         events = uow.session.execute(select(db.outbox.c.payload)).scalars().all()
         page = lifecycle.list_contracts(uow.session, 100001, page=1, per_page=20, category="server")
-    assert len(rows) == len(demo.DEMO_CONTRACTS)
+    # the ids billing's demo billed them under (kc_billing.demo; tests/test_demo_data.py)
+    assert [r.id for r in rows] == [c["id"] for c in demo.DEMO_CONTRACTS] == list(range(1, 10))
     assert [e["type"] for e in events] == ["order_placed"]
     shop = next(r for r in rows if r.product_id == "hosting-shop")
     assert shop.label == "profihost-demo.de" and shop.next_invoice_date == dt.date(2026, 11, 30)
+    ip = rows[-1]   # ordered on the day of the seed: the demo's small open amount
+    assert (ip.product_id, ip.start_date, ip.next_invoice_date) == (
+        "ip-additional", dt.date(2026, 11, 26), dt.date(2026, 12, 26))
     managed, root = page["items"][1], page["items"][0]
     assert managed["description"].startswith("FlexServer - Business - HDD Speed Upgrade III - + 20 GB HDD")
     assert managed["ip_addresses"] == ["178.250.9.79"] and managed["traffic_included_gb"] == 20000
