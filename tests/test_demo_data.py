@@ -28,7 +28,8 @@ from kc_identity.models import metadata as identity_metadata
 
 BERLIN = billing.BERLIN
 CUSTOMER = 100001
-SETTINGS = BillingSettings({})
+# The runs below simulate days months ahead: a wide Stichtag window for this test only.
+SETTINGS = BillingSettings({"RUN_MAX_DAYS_AHEAD": 800, "RUN_MAX_DAYS_BACK": 800})
 # An ordinary day; the 20th before the nightly run (the servers renew that day); a month's end.
 NOWS = [dt.datetime(2026, 11, 29, 10, 0, tzinfo=BERLIN), dt.datetime(2026, 12, 20, 1, 30, tzinfo=BERLIN),
         dt.datetime(2027, 2, 28, 23, 50, tzinfo=BERLIN)]
