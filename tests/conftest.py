@@ -204,11 +204,27 @@ def run(argv, env):
                    stdout=subprocess.DEVNULL)
 
 
+def sqlite_url(directory, service):
+    """The embedded default's URL for ``service`` (as config.yaml's ``sqlite:///var/<svc>.db``)."""
+    return f"sqlite:///{Path(directory).resolve() / f'{service}.db'}"
+
+
 @contextmanager
-def running_system(kind, request, **env_overrides):
-    """A whole healthy system of class ``kind`` with its own vhost, databases and ports."""
+def running_system(kind, request, *, database="postgresql", broker_proxy=None, database_proxies=None,
+                   **env_overrides):
+    """A whole healthy system of class ``kind`` with its own vhost, databases and ports.
+
+    ``database``: "postgresql" (a fresh database per service, as in production) or "sqlite"
+    (the embedded default of `make run`: a file per service in a directory of the test,
+    migrated and seeded as deploy/run.sh does). ``broker_proxy``: a started
+    :class:`kc_common.testing.TcpProxy` in front of RabbitMQ; every process talks to the
+    broker through it (the test, the topology and the seeds go direct), so the test can
+    cut the broker off. ``database_proxies``: ``{service: TcpProxy}`` in front of
+    PostgreSQL for that service's processes. The system knows ``vhost``, ``amqp_uri``
+    (direct) and ``database_urls`` (direct).
+    """
+    assert database in ("postgresql", "sqlite"), database
     rabbit_manager = request.getfixturevalue("rabbit_manager")
-    database_factory = request.getfixturevalue("database_factory")
     tmp_path_factory = request.getfixturevalue("tmp_path_factory")
     amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
     vhost = f"kct_e2e_{uuid.uuid4().hex[:8]}"
@@ -217,7 +233,8 @@ def running_system(kind, request, **env_overrides):
     try:
         port, web_port = free_port(), free_port()
         mail_dir = tmp_path_factory.mktemp("mail")
-        env = dict(os.environ, AMQP_URI=f"{amqp}/{vhost}", GATEWAY_ADDRESS=f"127.0.0.1:{port}",
+        amqp_uri = f"{amqp}/{vhost}"
+        env = dict(os.environ, AMQP_URI=amqp_uri, GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                    # the web front end (deploy/Procfile `web`), and the PSP sending customers back to it
                    WEB_ADDRESS=f"127.0.0.1:{web_port}",
                    PSP_RETURN_URL=f"http://127.0.0.1:{web_port}/zahlung",
@@ -228,13 +245,31 @@ def running_system(kind, request, **env_overrides):
                    # Every e2e request comes from 127.0.0.1: the suites must not share one
                    # per-address login budget (identity's interface tests cover that limit).
                    LOGIN_MAX_FAILURES_PER_ADDRESS="1000", **env_overrides)
+        database_urls = {}
+        if database == "sqlite":
+            db_dir = tmp_path_factory.mktemp("sqlite")
+            for svc in SERVICES:
+                database_urls[svc] = env[f"{svc.upper()}_DATABASE_URL"] = sqlite_url(db_dir, svc)
+        else:
+            database_factory = request.getfixturevalue("database_factory")
+            for svc in SERVICES:
+                database_urls[svc] = env[f"{svc.upper()}_DATABASE_URL"] = database_factory(
+                    f"kc_{svc}", fresh=True)
         for svc in SERVICES:
-            env[f"{svc.upper()}_DATABASE_URL"] = database_factory(f"kc_{svc}", fresh=True)
-        for svc in SERVICES:
+            if database == "sqlite":
+                run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "migrate"], env)
             run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
         run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
+        # What the processes use (through the proxies, if any); the test itself goes direct.
+        if broker_proxy is not None:
+            env["AMQP_URI"] = broker_proxy.url_for(amqp_uri)
+        for svc, proxy in (database_proxies or {}).items():
+            assert database == "postgresql", "database proxies are for PostgreSQL"
+            env[f"{svc.upper()}_DATABASE_URL"] = proxy.url_for(database_urls[svc])
         system = kind(f"http://127.0.0.1:{port}", env, tmp_path_factory.mktemp("logs"))
         system.web_url = f"http://127.0.0.1:{web_port}"
+        system.vhost, system.amqp_uri, system.database_urls = vhost, amqp_uri, database_urls
+        system.database = database
         system.start()
         try:
             system.wait_healthy()
@@ -273,19 +308,18 @@ def demo_headers(system):
     return login(system)
 
 
-@pytest.fixture(scope="session")
-def make_customer(system):
-    """Create another customer (directly in identity's test database) and log them in.
-
-    Returns ``(customer_id, headers)``. Test setup only: services never do this.
-    """
+def customer_maker(system):
+    """``make(email=None, password=..., **fields) -> (customer_id, headers)`` for ``system``:
+    a customer created directly in identity's database (test setup only: services never do
+    this) and logged in through the gateway."""
     from kc_common.db import StandaloneDatabase
     from kc_identity import domain
     from kc_identity.models import metadata
 
     def make(email=None, password="Kunden-Passwort-2026", **fields):
         email = email or f"kunde-{uuid.uuid4().hex[:8]}@example.org"
-        db = StandaloneDatabase(metadata, system.env["IDENTITY_DATABASE_URL"], "identity")
+        url = getattr(system, "database_urls", {}).get("identity") or system.env["IDENTITY_DATABASE_URL"]
+        db = StandaloneDatabase(metadata, url, "identity")
         with db.unit_of_work() as uow:
             customer_id = domain.create_customer(
                 uow, email=email, password=password,
@@ -296,12 +330,23 @@ def make_customer(system):
     return make
 
 
+def staff_login(system, role="admin"):
+    """Headers of the demo staff member with ``role``, freshly logged in to ``system``."""
+    from kc_identity.demo import STAFF, STAFF_PASSWORD
+    email = next(e for e, _, roles in STAFF if role in roles)
+    return login(system, {"login": email, "password": STAFF_PASSWORD}, path="/api/v1/staff/session")
+
+
+@pytest.fixture(scope="session")
+def make_customer(system):
+    """Create another customer (directly in identity's test database) and log them in.
+
+    Returns ``(customer_id, headers)``. Test setup only: services never do this.
+    """
+    return customer_maker(system)
+
+
 @pytest.fixture(scope="session")
 def staff_headers(system):
     """``staff_headers("support")`` -> headers of the demo staff member with that role."""
-    from kc_identity.demo import STAFF, STAFF_PASSWORD
-
-    def make(role="admin"):
-        email = next(e for e, _, roles in STAFF if role in roles)
-        return login(system, {"login": email, "password": STAFF_PASSWORD}, path="/api/v1/staff/session")
-    return make
+    return lambda role="admin": staff_login(system, role)
