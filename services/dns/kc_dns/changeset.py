@@ -51,9 +51,8 @@ class MemorySource:
         suffix = "." + rel
         return [k for k in self.sets if rel != "@" and k[0].endswith(suffix)]
 
-    def referrers(self, target):
-        return [(k, c) for k, v in self.sets.items() if k[1] in TARGET_TYPES for c in v.records
-                if target in rules.rdata_targets(k[1], c)]
+    def target_records(self):
+        return [(k, c) for k, v in self.sets.items() if k[1] in TARGET_TYPES for c in v.records]
 
     def keys(self):
         return list(self.sets)
@@ -141,12 +140,16 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
     known = {}
 
     def in_zone(rel):
-        """Whether the zone has (or this change set writes) the relative name ``rel``."""
-        if rel in owners:
-            return True
-        if rel not in known:
-            known[rel] = bool(source.rows_at({rel}))
-        return known[rel]
+        """Whether the zone has (or this change set writes) ``rel`` or a name above it
+        (``ns1.neu`` for a delegation ``neu`` made in the same change set)."""
+        for name in [rel, *ancestors(rel)]:
+            if name in owners:
+                return True
+            if name not in known:
+                known[name] = bool(source.rows_at({name}))
+            if known[name]:
+                return True
+        return False
 
     parsed = [p for i, ch in enumerate(changes)
               if (p := _parse_change(i, ch, zone, policy, problems, in_zone)) is not None]
@@ -158,6 +161,7 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
     targets = {rules.relative(t, zone) for p in parsed if p[3] in TARGET_TYPES for c in p[5]
                for t in rules.rdata_targets(p[3], c)} - {None}
     to_load = touched_names | targets | {a for n in touched_names | targets for a in ancestors(n)}
+    to_load |= {"*" if a == "@" else f"*.{a}" for t in targets for a in ancestors(t) + ["@"]}
     current = source.rows_at(to_load)
 
     state, touched = {}, {}
@@ -202,37 +206,22 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
     if problems:
         return Plan(current, {}, problems, warnings)
 
-    by_name = {}
-    for source_sets in (current, state):     # the state after the change set, by name
-        for (n, t), v in source_sets.items():
-            by_name.setdefault(n, {})[t] = v
-
-    def sets_at(name):
-        return {t: v for t, v in by_name.get(name, {}).items() if v}
+    view = _View(zone, source, current, state)
+    touched_by_name = {}
+    for key, i in touched.items():
+        touched_by_name.setdefault(key[0], {})[key[1]] = i
 
     def change_at(name, prefer=()):
         for t in prefer:
-            if (name, t) in touched:
-                return touched[(name, t)]
-        return min(i for k, i in touched.items() if k[0] == name)
+            if t in touched_by_name[name]:
+                return touched_by_name[name][t]
+        return min(touched_by_name[name].values())
 
-    def err(i, message, suffix="name"):
-        problems.append(Problem(f"changes.{i}.{suffix}", message))
-
-    below_cache = {}
-
-    def below(name):
-        """Existing (name, type) pairs below ``name`` after the change set."""
-        if name not in below_cache:
-            found = {k for k in source.descendants(name)}
-            suffix = "." + name
-            found |= {k for k, v in state.items() if k[0].endswith(suffix) and v}
-            found -= {k for k, v in state.items() if v is None}
-            below_cache[name] = found
-        return below_cache[name]
+    def err(i, message, suffix="name", stage=2):
+        problems.append(Problem(f"changes.{i}.{suffix}", message, stage=stage))
 
     for name in sorted(touched_names):
-        sets = sets_at(name)
+        sets = view.sets_at(name)
         where = display(fqdn(name, zone))
         types = set(sets)
         for exclusive in ("CNAME", "DNAME"):
@@ -247,13 +236,15 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
         if "MX" in types and "0 ." in sets["MX"].records and len(sets["MX"].records) > 1:
             err(change_at(name, ("MX",)), f"{where}: Ein „kein Mailempfang“-Eintrag (0 .) muss der "
                                           f"einzige MX-Eintrag sein.", "records")
-        if name != "@" and "NS" in types and len(types) > 1:
-            others = ", ".join(sorted(types - {"NS"}))
+        self_glue = name != "@" and "NS" in types and fqdn(name, zone) in sets["NS"].records
+        if name != "@" and "NS" in types and types - {"NS"} - (ADDRESS_TYPES if self_glue else set()):
+            others = ", ".join(sorted(types - {"NS"} - (ADDRESS_TYPES if self_glue else set())))
             err(change_at(name, ("NS",)),
                 f"{where}: Diese Subdomain ist per NS an andere Nameserver delegiert; daneben sind "
-                f"keine weiteren Einträge ({others}) möglich.")
+                f"keine weiteren Einträge ({others}) möglich (A/AAAA nur als Glue, wenn der "
+                f"Nameserver selbst so heißt).")
         for parent in ancestors(name):
-            psets = sets_at(parent)
+            psets = view.sets_at(parent)
             if "NS" in psets and not types <= ADDRESS_TYPES:
                 err(change_at(name), (
                     f"{where} liegt unterhalb der delegierten Subdomain {display(fqdn(parent, zone))}; "
@@ -266,21 +257,20 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
                 break
         if name != "@" and types & {"NS", "DNAME"}:
             kind = "NS" if "NS" in types else "DNAME"
-            bad = sorted(f"{display(fqdn(n, zone))} {t}" for n, t in below(name)
+            bad = sorted(f"{display(fqdn(n, zone))} {t}" for n, t in view.below(name)
                          if kind == "DNAME" or t not in ADDRESS_TYPES)
             if bad:
                 err(change_at(name, (kind,)), (
                     f"{where}: Unter diesem Namen gibt es Einträge ({', '.join(bad[:5])}), die mit "
                     f"einem {kind}-Eintrag nicht mehr erreichbar wären."))
-        if "CNAME" in types:
-            target = fqdn(name, zone)
-            users = {k for k, _ in source.referrers(target) if k not in state}
-            if users:
-                first = sorted(users)[0]
-                err(change_at(name, ("CNAME",)), (
-                    f"{where} wird von {display(fqdn(first[0], zone))} {first[1]} als Ziel "
-                    f"verwendet; Ziele von MX-, NS- und SRV-Einträgen dürfen keine CNAMEs sein."))
+        if "SRV" in types and ("SRV" in touched_by_name[name]):
+            note = rules.srv_owner_warning(name, zone)
+            if note:
+                warnings.append(Problem(f"changes.{touched_by_name[name]['SRV']}.name", note,
+                                        warning=True))
 
+    # Where the targets of MX/SRV/NS lead once the change set is applied (named-checkzone
+    # -i full -m fail -M fail -S fail): first the records this change set writes ...
     for key, new in state.items():
         if not new or key[1] not in TARGET_TYPES:
             continue
@@ -291,16 +281,135 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
                 rel = rules.relative(target, zone)
                 if rel is None:
                     continue
-                tsets = sets_at(rel)
-                field = f"changes.{i}.records"
-                if "CNAME" in tsets:
-                    problems.append(Problem(field, (
-                        f"{where} „{content}“: Das Ziel {display(target)} ist ein CNAME-Eintrag. "
-                        f"Tragen Sie den Namen ein, auf den der CNAME zeigt.")))
-                elif not tsets.keys() & ADDRESS_TYPES:
-                    warnings.append(Problem(field, (
-                        f"{where} „{content}“: Für das Ziel {display(target)} gibt es in dieser Zone "
-                        f"(noch) keinen A- oder AAAA-Eintrag."), warning=True))
+                fault = view.target_fault(rel, key[1], key[0])
+                if fault:
+                    problems.append(Problem(f"changes.{i}.records.{j}",
+                                            f"{where} „{content}“: {fault}", stage=3))
+    # ... then the records elsewhere in the zone that point at a name this change set makes
+    # worse (an address removed, a CNAME/DNAME/NS added, a name that shadows a wildcard).
+    blame = {}      # target name (exact) or ("below", name) -> the touched name to blame
+    for name in touched_names:
+        kinds = touched_by_name[name]
+        sets = view.sets_at(name)
+        existed = any(k[0] == name and v for k, v in current.items())
+        if any(t in ADDRESS_TYPES and state.get((name, t)) is None for t in kinds) \
+                or "CNAME" in sets or (not existed and sets and not sets.keys() & ADDRESS_TYPES):
+            blame[name] = name
+        if kinds.keys() & {"NS", "DNAME"}:
+            blame[("below", name)] = name
+        if name.startswith("*"):
+            blame[("below", "@" if name == "*" else name[2:])] = name
+    if blame:
+        bases = [k[1] for k in blame if isinstance(k, tuple)]
+        seen = set()
+        for (owner, rtype), content in source.target_records():
+            if (owner, rtype) in state or (owner, rtype, content) in seen:
+                continue
+            seen.add((owner, rtype, content))
+            for target in rules.rdata_targets(rtype, content):
+                rel = rules.relative(target, zone)
+                if rel is None:
+                    continue
+                cause = blame.get(rel) or next((blame[("below", b)] for b in bases
+                                                if rel != b and (b == "@" or rel.endswith("." + b))),
+                                               None)
+                if cause is None:
+                    continue
+                fault = view.target_fault(rel, rtype, owner)
+                if fault:
+                    err(change_at(cause, ("CNAME", "DNAME", "NS", "A", "AAAA")), (
+                        f"{display(target)} ist das Ziel von {display(fqdn(owner, zone))} {rtype} "
+                        f"„{content}“; nach dieser Änderung: {fault}"), stage=3)
     if problems:
         return Plan(current, {}, problems, warnings)
     return Plan(current, state, problems, warnings)
+
+
+class _View:
+    """The zone as it would be after the change set (the source overlaid with ``state``)."""
+
+    def __init__(self, zone, source, current, state):
+        self.zone, self.source, self.state = zone, source, state
+        self.loaded = dict(current)
+        self.names_loaded = {n for n, _ in current}
+        self.below_cache = {}
+
+    def _load(self, names):
+        missing = set(names) - self.names_loaded
+        if missing:
+            self.loaded.update(self.source.rows_at(missing))
+            self.names_loaded |= missing
+
+    def sets_at(self, name):
+        self._load({name})
+        found = {t: v for (n, t), v in self.loaded.items() if n == name and v}
+        for (n, t), v in self.state.items():
+            if n == name:
+                if v:
+                    found[t] = v
+                else:
+                    found.pop(t, None)
+        return found
+
+    def below(self, name):
+        """(name, type) pairs strictly below ``name`` after the change set."""
+        if name not in self.below_cache:
+            if name == "@":
+                found = set(self.source.keys())
+            else:
+                found = set(self.source.descendants(name))
+            found |= {k for k, v in self.state.items() if v and
+                      (name == "@" and k[0] != "@" or k[0].endswith("." + name))}
+            found -= {k for k, v in self.state.items() if v is None}
+            self.below_cache[name] = found
+        return self.below_cache[name]
+
+    def show(self, rel):
+        return display(fqdn(rel, self.zone))
+
+    def exists(self, name):
+        return name == "@" or bool(self.sets_at(name)) or bool(self.below(name))
+
+    def target_fault(self, rel, rtype, owner):
+        """Why the in-zone target ``rel`` of an ``rtype`` record at ``owner`` is broken, or None.
+
+        Like BIND's integrity checks: MX/SRV targets must end at an A/AAAA (not a CNAME, also
+        not through a wildcard CNAME, not below a DNAME); at or below a delegation the child
+        zone answers. NS targets inside the zone need addresses here, below a delegation as
+        glue (BIND: "has no REQUIRED GLUE address records").
+        """
+        self._load({rel, *ancestors(rel)})
+        delegated = None
+        for anc in reversed(ancestors(rel)):
+            asets = self.sets_at(anc)
+            if "DNAME" in asets:
+                return (f"Das Ziel liegt unterhalb des DNAME-Eintrags von {self.show(anc)} und ist damit "
+                        f"nicht erreichbar.")
+            if "NS" in asets:
+                delegated = anc
+                break
+        sets = self.sets_at(rel)
+        if rtype != "NS":
+            if delegated or (rel != "@" and "NS" in sets):
+                return None          # the delegated zone answers for it
+        if "CNAME" in sets:
+            return ("Das Ziel ist ein CNAME-Eintrag; MX-, SRV- und NS-Einträge müssen auf einen "
+                    "Namen mit A-/AAAA-Eintrag zeigen. Tragen Sie den Namen ein, auf den der CNAME "
+                    "zeigt.")
+        if sets.keys() & ADDRESS_TYPES:
+            return None
+        if delegated and rtype == "NS":
+            return (f"Für das Ziel in der delegierten Subdomain {self.show(delegated)} fehlt die "
+                    f"Glue-Adresse (A- oder AAAA-Eintrag); ohne sie ist die Delegation nicht "
+                    f"erreichbar.")
+        if not sets and not self.below(rel):
+            closest = next((a for a in ancestors(rel) if self.exists(a)), "@")
+            wildcard = "*" if closest == "@" else f"*.{closest}"
+            wsets = self.sets_at(wildcard)
+            if "CNAME" in wsets:
+                return (f"Das Ziel gibt es nur über den Platzhalter-CNAME {self.show(wildcard)}; MX-, SRV- und "
+                        f"NS-Einträge dürfen nicht auf CNAMEs zeigen.")
+            if wsets.keys() & ADDRESS_TYPES and rtype != "NS":
+                return None
+        return ("Für das Ziel gibt es in dieser Zone keinen A- oder AAAA-Eintrag. Legen Sie ihn an "
+                "(auch in derselben Änderung möglich) oder tragen Sie einen anderen Namen ein.")

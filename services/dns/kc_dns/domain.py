@@ -185,13 +185,13 @@ class SqlSource:
                 records.c.zone_id == self.zone_id,
                 records.c.name.like(pattern, escape="\\"))).all()}
 
-    def referrers(self, target):
+    def target_records(self):
+        """All MX/NS/SRV records of the zone (who points where): their number, not the zone's size,
+        bounds this read."""
         return [((r.name, r.type), r.content) for r in self.session.execute(
             select(records.c.name, records.c.type, records.c.content).where(
-                records.c.zone_id == self.zone_id, records.c.type.in_(changeset.TARGET_TYPES),
-                records.c.content.like("%" + target.replace("\\", "\\\\").replace("%", "\\%")
-                                       .replace("_", "\\_"), escape="\\"))).all()
-            if target in rules.rdata_targets(r.type, r.content)]
+                records.c.zone_id == self.zone_id,
+                records.c.type.in_(sorted(changeset.TARGET_TYPES)))).all()]
 
     def keys(self):
         return {(r.name, r.type) for r in self.session.execute(
@@ -284,9 +284,6 @@ def export_zone(session, customer_id, name):
             "version": zone.version}
 
 
-_FIELD = re.compile(r"^changes\.(\d+)(?:\.records\.(\d+))?")
-
-
 def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=False, dry_run=False,
                 today=None):
     """A zone file as one change set: each record set in the file replaces the zone's set.
@@ -319,7 +316,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
         ttl = r["ttl"] if r["ttl"] is not None else policy.ttl_default
         group = groups.setdefault((rel, r["type"]), {"ttl": ttl, "items": []})
         if ttl != group["ttl"]:
-            notes.append({"field": f"line {r['line']}", "message": (
+            notes.append({"field": f"line {r['line']}", "line": r["line"], "message": (
                 f"Zeile {r['line']}: {display(r['owner'])} {r['type']} bekommt die TTL "
                 f"{group['ttl']} der anderen Einträge (eine TTL je Name und Typ).")})
         if r["content"] not in [c for c, _ in group["items"]]:
@@ -330,7 +327,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
         deletions = sorted(k for k in source.keys() if k not in groups
                            and not (k[1] == "SOA" or (k[1] == "NS" and k[0] == "@")))
     plan = None
-    for _ in range(50):
+    for _ in range(200):
         keys = [k for k in groups if groups[k]["items"]]
         changes = [{"action": "replace", "name": rules.fqdn(k[0], zone.name), "type": k[1],
                     "ttl": groups[k]["ttl"], "records": [c for c, _ in groups[k]["items"]]}
@@ -343,12 +340,15 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
         plan = changeset.plan(zone.name, changes, source, policy)
         if plan.ok:
             break
+        # Drop only what fails on its own first (stage 1), then what clashes at a name (a
+        # CNAME beside other data: the CNAME goes, the rest stays), then what points at
+        # something broken — re-planned after each step, so a record is only rejected for
+        # its own fault, with its own message.
+        stage = min(p.stage for p in plan.problems)
         drop = {}
         for p in plan.problems:
-            m = _FIELD.match(p.field)
-            index = int(m.group(1)) if m else 0
-            record = int(m.group(2)) if m and m.group(2) is not None else None
-            drop.setdefault(index, {})[record] = p.message
+            if p.stage == stage:
+                drop.setdefault(p.change or 0, {}).setdefault(p.record, p.message)
         for index, by_record in sorted(drop.items(), reverse=True):
             if index >= len(keys):   # a deletion the rules refuse: keep that set
                 deletions.pop(index - len(keys))
@@ -362,6 +362,15 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
     else:
         raise ValidationFailed("Die Zonendatei konnte nicht verarbeitet werden.",
                                fields={"zone_file": ["Zu viele voneinander abhängige Fehler."]})
+    if plan and plan.ok:
+        for w in plan.warnings:
+            lines = groups[keys[w.change]]["items"] if w.change is not None \
+                and w.change < len(keys) else []
+            if w.record is not None and w.record < len(lines):
+                lines = [lines[w.record]]
+            for _, r in lines[:1] if w.record is None else lines:
+                notes.append({"field": f"line {r['line']}", "line": r["line"],
+                              "message": f"Zeile {r['line']}: {w.message}"})
     applied = bool(plan and plan.ok and not dry_run)
     if applied:
         _commit(uow, zone, plan, today or utcnow().date())
@@ -370,5 +379,5 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
     return {"applied": applied, "dry_run": dry_run, "accepted": accepted,
             "deleted_sets": len(deletions) if plan and plan.ok else 0,
             "rejected": sorted(rejected, key=lambda r: r["line"]),
-            "ignored": ignored, "warnings": notes + (_warnings(plan) if plan else []),
+            "ignored": ignored, "warnings": sorted(notes, key=lambda n: n.get("line") or 0),
             "version": fresh.version, "serial": fresh.serial, "etag": f'"{fresh.version}"'}

@@ -35,6 +35,7 @@ SRV_PROTOCOLS = ("_tcp", "_udp", "_tls", "_sctp")
 ROOT = dns.name.root
 _LABEL = re.compile(r"^[a-z0-9_-]+$")
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_FIELD = re.compile(r"^changes\.(\d+)(?:\.records\.(\d+))?")
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,21 @@ class Policy:
 
 @dataclass
 class Problem:
+    """One problem; ``change``/``record`` say which change (and which of its records) caused
+    it (the import maps them to lines); ``stage``: 1 one record or set on its own, 2 what
+    stands at a name (CNAME beside data, occlusion), 3 where a target leads."""
     field: str
     message: str
     warning: bool = False
+    change: int = None
+    record: int = None
+    stage: int = 1
+
+    def __post_init__(self):
+        m = _FIELD.match(self.field)
+        if m and self.change is None:
+            self.change = int(m.group(1))
+            self.record = int(m.group(2)) if m.group(2) is not None else None
 
 
 class RuleError(Exception):
@@ -72,11 +85,15 @@ class RuleError(Exception):
 
 def display(fqdn):
     """An absolute name (A-labels) as the customer reads it: U-labels, no trailing dot."""
-    text = fqdn.rstrip(".")
-    try:
-        return idna.decode(text) if "xn--" in text else text
-    except idna.IDNAError:
-        return text
+    labels = []
+    for label in fqdn.rstrip(".").split("."):
+        if label.startswith("xn--"):
+            try:
+                label = idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                pass
+        labels.append(label)
+    return ".".join(labels)
 
 
 def zone_name(text):
@@ -404,10 +421,16 @@ def check_owner_for_type(rel, rtype, zone):
                                 f"(nur Buchstaben, Ziffern und Bindestrich, kein Unterstrich).")
     if rtype in ("NS", "DNAME") and rel.startswith("*"):
         raise RuleError(f"Ein {rtype}-Eintrag darf keinen Platzhalter-Namen („*“) haben.")
-    if rtype == "SRV":
-        labels = rel.split(".") if rel != "@" else []
-        if len(labels) < 2 or not labels[0].startswith("_") or labels[1] not in SRV_PROTOCOLS \
-                or len(labels[0]) < 2:
-            raise RuleError(f"Ein SRV-Eintrag braucht einen Namen der Form _dienst._protokoll "
-                            f"(z. B. _sip._tcp oder _imaps._tcp.mail); „{rel}“ passt nicht. "
-                            f"Protokolle: {', '.join(SRV_PROTOCOLS)}.")
+
+
+def srv_owner_warning(rel, zone):
+    """SRV owners are ``_service._proto[.name]`` (RFC 2782); BIND loads any owner, so a
+    different one (``sip``, ``s._tcp``, ``_sip._xyz``) is a warning, not an error."""
+    labels = rel.split(".") if rel != "@" else []
+    if len(labels) >= 2 and labels[0].startswith("_") and len(labels[0]) > 1 \
+            and labels[1] in SRV_PROTOCOLS:
+        return None
+    return (f"{display(fqdn(rel, zone))} SRV: Der Name hat nicht die übliche Form "
+            f"_dienst._protokoll (z. B. _sip._tcp oder _imaps._tcp.mail; Protokolle: "
+            f"{', '.join(SRV_PROTOCOLS)}); Programme, die den Dienst suchen, finden ihn so "
+            f"vermutlich nicht.")

@@ -101,6 +101,12 @@ class ImportLineSchema(BaseSchema):
     message = fields.String(required=True)
 
 
+class ImportWarningSchema(BaseSchema):
+    field = fields.String(required=True, metadata={"description": "\"line N\""})
+    line = fields.Integer(required=True, metadata={"description": "die Zeile, die den Hinweis auslöst"})
+    message = fields.String(required=True)
+
+
 class ImportResultSchema(BaseSchema):
     applied = fields.Boolean(required=True)
     dry_run = fields.Boolean(required=True)
@@ -108,7 +114,7 @@ class ImportResultSchema(BaseSchema):
     deleted_sets = fields.Integer(required=True)
     rejected = fields.List(fields.Nested(ImportLineSchema), required=True)
     ignored = fields.List(fields.Nested(ImportLineSchema), required=True)
-    warnings = fields.List(fields.Nested(ProblemSchema), required=True)
+    warnings = fields.List(fields.Nested(ImportWarningSchema), required=True)
     version = fields.Integer(required=True)
     serial = fields.Integer(required=True)
     etag = fields.String(required=True)

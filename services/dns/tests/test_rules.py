@@ -73,19 +73,23 @@ INVALID = [
     (change("add", "@", "MX", "zehn mail.example.net."), "changes.0.records.0.preference",
      "ganze Zahl"),
     (change("add", "@", "MX", "mail.example.net."), "changes.0.records.0", "2 Angaben"),
-    (change("add", "@", "MX", "20 alias"), "changes.0.records", "CNAME"),
+    (change("add", "@", "MX", "20 alias"), "changes.0.records.1", "CNAME"),
+    (change("add", "@", "MX", "20 nomail"), "changes.0.records.1", "keinen A- oder AAAA-Eintrag"),
+    (change("add", "_sip._tcp", "SRV", "10 5 5060 nix"), "changes.0.records.0", "keinen A- oder AAAA"),
+    (change("add", "neu", "NS", "ns1.neu", "ns.example.net."), "changes.0.records.0", "Glue"),
+    (change("add", "neu", "NS", "nix.intern"), "changes.0.records.0", "Glue"),
+    (change("add", "neu", "NS", "nix"), "changes.0.records.0", "keinen A- oder AAAA"),
+    (change("delete", "ns1.intern", "A"), "changes.0.name", "ist das Ziel von intern.müller.de NS"),
     (change("add", "@", "MX", "10 mail_server.example.net."), "changes.0.records.0.exchange",
      "Hostname"),
     (change("add", "x", "MX", "5 ."), "changes.0.records.0.preference", "Priorität 0"),
-    (change("add", "sip", "SRV", "10 5 5060 sip.example.net."), "changes.0.name", "_dienst._protokoll"),
-    (change("add", "_sip._xyz", "SRV", "10 5 5060 sip.example.net."), "changes.0.name", "_protokoll"),
     (change("add", "_sip._tcp", "SRV", "10 5 70000 sip.example.net."), "changes.0.records.0.port",
      "außerhalb"),
     (change("add", "_sip._tcp", "SRV", "10 -1 5060 sip.example.net."), "changes.0.records.0.weight",
      "außerhalb"),
     (change("add", "_sip._tcp", "SRV", "10 5 5060 2001:db8::5"), "changes.0.records.0.target",
      "keine IP-Adresse"),
-    (change("add", "_sip._tcp", "SRV", "10 5 5060 alias"), "changes.0.records", "CNAME"),
+    (change("add", "_sip._tcp", "SRV", "10 5 5060 alias"), "changes.0.records.0", "CNAME"),
     (change("add", "@", "CAA", '0 issuer "letsencrypt.org"'), "changes.0.records.0.tag", "unbekannt"),
     (change("add", "@", "CAA", '7 issue "letsencrypt.org"'), "changes.0.records.0.flags", "0 oder 128"),
     (change("add", "@", "CAA", '0 iodef "security@example.de"'), "changes.0.records.0.value",
@@ -125,7 +129,8 @@ def test_a_new_delegation_over_existing_names_is_refused():
 def test_a_name_an_mx_points_at_cannot_become_a_cname():
     result = plan(change("delete", "www", "A"), change("add", "www", "CNAME", "web.example.net."),
                   sets={**base_zone(), ("@", "MX"): Rrset(3600, [f"10 www.{ZONE}."])})
-    assert "als Ziel verwendet" in result.problems[0].message
+    assert [p.field for p in result.problems] == ["changes.1.name"]
+    assert "ist das Ziel von müller.de MX" in result.problems[0].message
 
 
 def test_valid_changes_are_canonical():
@@ -163,9 +168,73 @@ def test_dotted_targets_are_in_the_zone_when_the_zone_has_that_name():
     assert result.writes[("@", "MX")].records == ["10 mx.provider.net.", f"20 ns1.intern.{ZONE}."]
 
 
-def test_mx_target_without_address_is_a_warning_not_an_error():
-    result = plan(change("add", "@", "MX", "20 mail"))
-    assert result.ok and "keinen A- oder AAAA-Eintrag" in result.warnings[0].message
+def test_an_in_zone_mx_target_needs_an_address_in_the_same_change_set_at_the_latest():
+    result = plan(change("add", "@", "MX", "20 mail"))       # named-checkzone -m fail refuses it
+    assert [p.field for p in result.problems] == ["changes.0.records.1"]
+    assert "keinen A- oder AAAA-Eintrag" in result.problems[0].message
+    assert plan(change("add", "@", "MX", "20 mail"), change("add", "mail", "AAAA", "2001:db8::25")).ok
+
+
+def test_adding_to_an_mx_set_checks_the_existing_targets_as_they_are():
+    sets = {**base_zone(), ("@", "MX"): Rrset(3600, [f"10 mail.{ZONE}."]),
+            ("mail", "A"): Rrset(3600, ["192.0.2.25"]), ("mail", "AAAA"): Rrset(3600, ["2001:db8::25"])}
+    result = plan(change("add", "@", "MX", "20 mx.provider.net."), sets=sets)
+    assert result.ok and result.warnings == [], (result.problems, result.warnings)
+
+
+def wild_zone():
+    return {**base_zone(), ("*.wc", "CNAME"): Rrset(3600, [f"www.{ZONE}."]),
+            ("*.wa", "A"): Rrset(3600, ["192.0.2.80"]), ("x.ent.wc", "A"): Rrset(3600, ["192.0.2.81"])}
+
+
+@pytest.mark.parametrize("target, fault", [
+    ("host.wc", "Platzhalter-CNAME *.wc.müller.de"),   # exists only through a wildcard CNAME
+    ("a.b.wc", "Platzhalter-CNAME"),
+    ("host.wa", None),                                  # a wildcard A answers (as in BIND)
+    ("ent.wc", "keinen A- oder AAAA"),                  # an empty non-terminal: no wildcard match
+    ("x.ent.wc", None),
+    ("deep.x.intern", None),                            # the delegated zone answers for it
+    ("alias", "ist ein CNAME"),
+])
+def test_mx_and_srv_targets_are_followed_like_bind_does(target, fault):
+    for ch in (change("replace", "@", "MX", f"10 {target}.{ZONE}."),
+               change("replace", "_smtp._tcp", "SRV", f"0 0 25 {target}.{ZONE}.")):
+        result = changeset.plan(ZONE, [ch], MemorySource(wild_zone()), POLICY)
+        if fault is None:
+            assert result.ok, result.problems
+        else:
+            assert [p.field for p in result.problems] == ["changes.0.records.0"]
+            assert fault in result.problems[0].message
+
+
+def test_changes_that_break_a_target_elsewhere_are_refused():
+    sets = {**wild_zone(), ("@", "MX"): Rrset(3600, [f"10 host.wa.{ZONE}."]),
+            ("_x._tcp", "SRV"): Rrset(3600, [f"0 0 1 x.ent.wc.{ZONE}."])}
+    for ch, words in [
+        (change("delete", "*.wa", "A"), "host.wa.müller.de ist das Ziel von müller.de MX"),
+        (change("replace", "host.wa", "TXT", "shadows the wildcard"), "keinen A- oder AAAA"),
+        (change("replace", "*.wa", "CNAME", "www"), "Platzhalter-CNAME"),
+        (change("delete", "x.ent.wc", "A"), "ist das Ziel von _x._tcp.müller.de SRV"),
+        (change("replace", "ent.wc", "DNAME", "example.net."), "DNAME"),
+    ]:
+        result = changeset.plan(ZONE, [ch], MemorySource(sets), POLICY)
+        assert not result.ok and words in " ".join(p.message for p in result.problems), \
+            (ch, result.problems)
+        assert {p.field for p in result.problems} == {"changes.0.name"}, result.problems
+
+
+def test_srv_owner_outside_the_usual_form_is_accepted_with_a_warning_as_bind_does():
+    for owner in ("s._tcp", "sip", "_sip._xyz"):
+        result = plan(change("add", owner, "SRV", "10 5 5060 sip.example.net."))
+        assert result.ok, result.problems
+        assert [w.field for w in result.warnings] == ["changes.0.name"]
+        assert "_dienst._protokoll" in result.warnings[0].message
+    assert plan(change("add", "_sip._tcp", "SRV", "10 5 5060 sip.example.net.")).warnings == []
+
+
+def test_glue_may_stand_at_the_delegated_name_itself():
+    result = plan(change("replace", "blah", "NS", "blah"), change("replace", "blah", "A", "192.0.2.6"))
+    assert result.ok, result.problems
 
 
 @pytest.mark.parametrize("text, strings", [
