@@ -262,7 +262,7 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
             if bad:
                 err(change_at(name, (kind,)), (
                     f"{where}: Unter diesem Namen gibt es Einträge ({', '.join(bad[:5])}), die mit "
-                    f"einem {kind}-Eintrag nicht mehr erreichbar wären."))
+                    f"einem {kind}-Eintrag nicht mehr erreichbar wären."), stage=3)
         if "SRV" in types and ("SRV" in touched_by_name[name]):
             note = rules.srv_owner_warning(name, zone)
             if note:
@@ -284,7 +284,7 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
                 fault = view.target_fault(rel, key[1], key[0])
                 if fault:
                     problems.append(Problem(f"changes.{i}.records.{j}",
-                                            f"{where} „{content}“: {fault}", stage=3))
+                                            f"{where} „{content}“: {fault}", stage=4))
     # ... then the records elsewhere in the zone that point at a name this change set makes
     # worse (an address removed, a CNAME/DNAME/NS added, a name that shadows a wildcard).
     blame = {}      # target name (exact) or ("below", name) -> the touched name to blame
@@ -319,7 +319,7 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
                 if fault:
                     err(change_at(cause, ("CNAME", "DNAME", "NS", "A", "AAAA")), (
                         f"{display(target)} ist das Ziel von {display(fqdn(owner, zone))} {rtype} "
-                        f"„{content}“; nach dieser Änderung: {fault}"), stage=3)
+                        f"„{content}“; nach dieser Änderung: {fault}"), stage=4)
     if problems:
         return Plan(current, {}, problems, warnings)
     return Plan(current, state, problems, warnings)

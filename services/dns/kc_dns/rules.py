@@ -57,7 +57,8 @@ class Policy:
 class Problem:
     """One problem; ``change``/``record`` say which change (and which of its records) caused
     it (the import maps them to lines); ``stage``: 1 one record or set on its own, 2 what
-    stands at a name (CNAME beside data, occlusion), 3 where a target leads."""
+    stands at a name (a CNAME beside data, data below a delegation), 3 a new delegation or
+    DNAME over existing names, 4 where a target leads. The import drops the lowest stage first."""
     field: str
     message: str
     warning: bool = False
@@ -201,7 +202,10 @@ def target_name(text, zone, *, host, what, allow_root=False, in_zone=None):
     text = (text or "").strip()
     if text == "." and allow_root:
         return "."
-    if not text or text == ".":
+    if text == ".":
+        raise RuleError(f"{what} „.“ (die DNS-Wurzel) ist hier nicht möglich; tragen Sie einen "
+                        f"Hostnamen ein.")
+    if not text:
         raise RuleError(f"{what} fehlt.")
     if _is_address(text):
         raise RuleError(f"{what} muss ein Hostname sein, keine IP-Adresse. Legen Sie für die "
@@ -402,6 +406,18 @@ def check_ttl(ttl, policy):
     return ttl
 
 
+def _bind_owner_exception(rel, rtype):
+    """BIND's check-names exceptions for A/AAAA owners: Active Directory's ``gc._msdcs.<host>``
+    and SPF ``exists`` targets below a label ``_spf``, ``_spf_verify`` or ``_spf_rate``
+    (RFC 7208 5.7, appendix D.1)."""
+    if rtype not in ("A", "AAAA"):
+        return False
+    labels = rel.split(".")
+    if labels[:2] == ["gc", "_msdcs"]:
+        return all(_HOST_LABEL.match(x) for x in labels[2:])
+    return bool({"_spf", "_spf_verify", "_spf_rate"} & set(labels))
+
+
 def check_owner_for_type(rel, rtype, zone):
     """Rules that depend on the owner name and type alone."""
     where = display(fqdn(rel, zone))
@@ -414,7 +430,7 @@ def check_owner_for_type(rel, rtype, zone):
     if rtype in ("CNAME", "DNAME") and rel == "@":
         raise RuleError(f"Ein {rtype}-Eintrag ist für die Domain selbst ({where}) nicht erlaubt, "
                         f"weil dort SOA und NS stehen müssen. Verwenden Sie A/AAAA-Einträge.")
-    if rtype in HOST_OWNER_TYPES and rel != "@":
+    if rtype in HOST_OWNER_TYPES and rel != "@" and not _bind_owner_exception(rel, rtype):
         for label in rel.split("."):
             if label != "*" and not _HOST_LABEL.match(label):
                 raise RuleError(f"Der Name „{rel}“ ist für {rtype}-Einträge kein gültiger Hostname "
