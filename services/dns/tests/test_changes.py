@@ -327,3 +327,58 @@ def test_contract_terminated_removes_the_zone_once(dns, config, capture_events):
         call(dns, "get_zone", "müller.de")
     assert len(removed.drain(0.3)) == 1
     assert call(dns, "get_zone", "zweite.de")["name"] == "zweite.de"
+
+
+def test_import_problems_belong_to_their_own_lines(dns, db):
+    """A bad record in a set takes only its own line with it; a CNAME beside an A goes, the A (and
+    an MX that needs that A) stays; a delegation without glue is refused; warnings name their line."""
+    zone_file = """$ORIGIN xn--mller-kva.de.
+$TTL 3600
+mail    IN A     192.0.2.25
+mail    IN AAAA  2001:db8::25
+web     IN A     192.0.2.80
+web     IN CNAME www
+mx2     IN CNAME mail
+@       IN MX    20 mx2
+@       IN MX    30 web
+@       IN MX    10 mail
+kaputt  IN NS    ns1.kaputt
+s._tcp  IN SRV   0 5 5060 mail
+_sip._tcp IN SRV 0 5 5060 mail
+@       IN MX    40 nirgends
+"""
+    version = snapshot(db)[0]
+    report = call(dns, "import_zone", "müller.de", headers=v(version), data={"zone_file": zone_file})
+    assert report["applied"], report
+    rejected = {r["line"]: r["message"] for r in report["rejected"]}
+    assert sorted(rejected) == [6, 8, 11, 14], rejected
+    assert "CNAME-Eintrag muss allein stehen" in rejected[6]
+    assert "„20 mx2.xn--mller-kva.de.“" in rejected[8] and "ist ein CNAME" in rejected[8]
+    assert "Glue" in rejected[11] and "kaputt.müller.de NS" in rejected[11]
+    assert "„40 nirgends.xn--mller-kva.de.“" in rejected[14] and "keinen A- oder AAAA" in rejected[14]
+    assert [(w["line"], "_dienst._protokoll" in w["message"]) for w in report["warnings"]] == [(12, True)]
+    got = {(r["name"], r["type"]): r for r in call(dns, "get_zone", "müller.de")["records"]}
+    zone = call(dns, "get_zone", "müller.de")
+    mx = sorted(r["content"] for r in zone["records"] if r["type"] == "MX")
+    assert mx == [f"10 mail.{ZONE}.", f"30 web.{ZONE}."]     # line 10 is taken, not dropped with 8
+    assert ("web", "A") in got and ("web", "CNAME") not in got
+    assert ("s._tcp", "SRV") in got and ("kaputt", "NS") not in got
+
+
+def test_adding_to_an_mx_set_whose_targets_have_addresses_warns_nothing(dns, db):
+    version = snapshot(db)[0]
+    first = call(dns, "apply_changes", "müller.de", headers=v(version), data={"changes": [
+        {"action": "replace", "name": "mail", "type": "A", "records": ["192.0.2.25"]},
+        {"action": "replace", "name": "mail", "type": "AAAA", "records": ["2001:db8::25"]},
+        {"action": "replace", "name": "@", "type": "MX", "records": ["10 mail"]}]})
+    assert first["warnings"] == []
+    for n in range(3):
+        result = call(dns, "apply_changes", "müller.de", headers=v(first["version"] + n), data={
+            "changes": [{"action": "add", "name": "@", "type": "MX",
+                         "records": [f"{20 + n} mx{n}.provider.net."]}]})
+        assert result["warnings"] == [], result["warnings"]
+    with pytest.raises(ValidationFailed) as err:     # the address of a target cannot go
+        call(dns, "apply_changes", "müller.de", headers=v(first["version"] + 3), data={"changes": [
+            {"action": "delete", "name": "mail", "type": "A"},
+            {"action": "delete", "name": "mail", "type": "AAAA"}]})
+    assert "ist das Ziel von müller.de MX" in " ".join(err.value.fields["changes.0.name"])
