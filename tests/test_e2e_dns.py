@@ -90,7 +90,8 @@ def test_export_is_a_valid_zone_file_and_imports(system, demo_headers, ordered, 
     path = tmp_path / "zone.db"
     path.write_bytes(resp.content)
     assert "xn--bro-hoa\t" in resp.text and 'CAA\t0 issue "letsencrypt.org"' in resp.text
-    proc = subprocess.run([NAMED_CHECKZONE, "-k", "fail", "-S", "fail", "-M", "fail", domain, str(path)],
+    proc = subprocess.run([NAMED_CHECKZONE, "-k", "fail", "-n", "fail", "-m", "fail", "-M", "fail",
+                           "-S", "fail", "-r", "fail", "-i", "full", domain, str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + resp.text
 

@@ -288,10 +288,11 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
     # ... then the records elsewhere in the zone that point at a name this change set makes
     # worse (an address removed, a CNAME/DNAME/NS added, a name that shadows a wildcard).
     blame = {}      # target name (exact) or ("below", name) -> the touched name to blame
+    names_before = {k[0] for k, v in current.items() if v}
     for name in touched_names:
         kinds = touched_by_name[name]
         sets = view.sets_at(name)
-        existed = any(k[0] == name and v for k, v in current.items())
+        existed = name in names_before
         if any(t in ADDRESS_TYPES and state.get((name, t)) is None for t in kinds) \
                 or "CNAME" in sets or (not existed and sets and not sets.keys() & ADDRESS_TYPES):
             blame[name] = name
@@ -330,25 +331,33 @@ class _View:
 
     def __init__(self, zone, source, current, state):
         self.zone, self.source, self.state = zone, source, state
-        self.loaded = dict(current)
-        self.names_loaded = {n for n, _ in current}
+        self.loaded = {}                  # name -> {type: Rrset} as stored
+        self.names_loaded = set()
+        self._add(current)
+        self.names_loaded |= {n for n, _ in current}
+        self.state_by_name = {}
+        for (n, t), v in state.items():
+            self.state_by_name.setdefault(n, {})[t] = v
         self.below_cache = {}
+
+    def _add(self, sets):
+        for (n, t), v in sets.items():
+            self.loaded.setdefault(n, {})[t] = v
 
     def _load(self, names):
         missing = set(names) - self.names_loaded
         if missing:
-            self.loaded.update(self.source.rows_at(missing))
+            self._add(self.source.rows_at(missing))
             self.names_loaded |= missing
 
     def sets_at(self, name):
         self._load({name})
-        found = {t: v for (n, t), v in self.loaded.items() if n == name and v}
-        for (n, t), v in self.state.items():
-            if n == name:
-                if v:
-                    found[t] = v
-                else:
-                    found.pop(t, None)
+        found = {t: v for t, v in self.loaded.get(name, {}).items() if v}
+        for t, v in self.state_by_name.get(name, {}).items():
+            if v:
+                found[t] = v
+            else:
+                found.pop(t, None)
         return found
 
     def below(self, name):
