@@ -301,6 +301,12 @@ def tricky_zone():
         change("replace", "ns1.shop", "AAAA", "2001:db8::54"),
         change("replace", "alt", "DNAME", "example.net."),
         change("replace", "nomail", "MX", "0 ."),
+        change("replace", "@", "MX", "10 mx.kc.example.", "20 host.bücher"),   # via the wildcard AAAA
+        change("replace", "self", "NS", "self", "ns.example.net."),   # glue at the delegation itself
+        change("replace", "self", "A", "192.0.2.55"),
+        change("replace", "s._tcp", "SRV", "0 0 1 bücher"),      # an owner BIND takes (a warning)
+        change("replace", "gc._msdcs", "A", "192.0.2.56"),       # BIND's check-names exceptions
+        change("replace", "a._spf", "A", "192.0.2.57"),
         change("replace", "blog", "CNAME", "myblog.example.com."),
     ], MemorySource(sets), POLICY)
     assert result.ok, result.problems
@@ -375,3 +381,28 @@ x   CH  A 192.0.2.3
         (11, f"host.sub.{ZONE}.", "A", 3600, "192.0.2.2"),
     ]
     assert [r["line"] for r in rejected] == [12, 13, 14]
+
+
+BIND_REFUSES = [   # records added to base_zone(): named-checkzone (strict) and the rules both refuse
+    [("@", "MX", f"20 nomail.{ZONE}.")],
+    [("@", "MX", f"20 x.wc.{ZONE}."), ("*.wc", "CNAME", f"www.{ZONE}.")],
+    [("_s._tcp", "SRV", f"0 0 1 alias.{ZONE}.")],
+    [("@", "MX", f"20 x.deep.wc.{ZONE}."), ("*.wc", "CNAME", f"www.{ZONE}.")],
+    [("www", "CNAME", "web.example.net.")],
+]
+
+
+@pytest.mark.skipif(NAMED_CHECKZONE is None, reason="named-checkzone missing: run deploy/ensure-tools.sh")
+@pytest.mark.parametrize("extra", BIND_REFUSES, ids=[" + ".join(f"{n} {t}" for n, t, _ in e)
+                                                     for e in BIND_REFUSES])
+def test_what_named_checkzone_refuses_the_rules_refuse(extra, tmp_path):
+    records = [{"name": n, "type": t, "ttl": v.ttl, "content": c}
+               for (n, t), v in base_zone().items() for c in v.records]
+    assert_checkzone(ZONE, zonefile.export_text(ZONE, 1, records, "now"), tmp_path)   # base loads
+    records += [{"name": n, "type": t, "ttl": 3600, "content": c} for n, t, c in extra]
+    path = tmp_path / "bad.db"
+    path.write_text(zonefile.export_text(ZONE, 1, records, "now"), encoding="utf-8")
+    proc = subprocess.run([NAMED_CHECKZONE, *STRICT, ZONE, str(path)], capture_output=True, text=True)
+    assert proc.returncode != 0, proc.stdout
+    result = plan(*[change("add", n, t, c) for n, t, c in extra])
+    assert not result.ok and result.problems[0].change is not None
