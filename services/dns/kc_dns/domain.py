@@ -327,7 +327,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
         deletions = sorted(k for k in source.keys() if k not in groups
                            and not (k[1] == "SOA" or (k[1] == "NS" and k[0] == "@")))
     plan = None
-    for _ in range(200):
+    for _ in range(50):
         keys = [k for k in groups if groups[k]["items"]]
         changes = [{"action": "replace", "name": rules.fqdn(k[0], zone.name), "type": k[1],
                     "ttl": groups[k]["ttl"], "records": [c for c, _ in groups[k]["items"]]}
