@@ -296,8 +296,8 @@ def plan(zone, changes, source, policy, *, default_ttl=None):
         if any(t in ADDRESS_TYPES and state.get((name, t)) is None for t in kinds) \
                 or "CNAME" in sets or (not existed and sets and not sets.keys() & ADDRESS_TYPES):
             blame[name] = name
-        if kinds.keys() & {"NS", "DNAME"}:
-            blame[("below", name)] = name
+        if kinds.keys() & {"NS", "DNAME"} or (not existed and sets):
+            blame[("below", name)] = name     # a new name is a new closest encloser below it
         if name.startswith("*"):
             blame[("below", "@" if name == "*" else name[2:])] = name
     if blame:

@@ -212,13 +212,14 @@ def test_mx_and_srv_targets_are_followed_like_bind_does(target, fault):
 
 
 def test_changes_that_break_a_target_elsewhere_are_refused():
-    sets = {**wild_zone(), ("@", "MX"): Rrset(3600, [f"10 host.wa.{ZONE}."]),
+    sets = {**wild_zone(), ("@", "MX"): Rrset(3600, [f"10 host.wa.{ZONE}.", f"20 x.a.wa.{ZONE}."]),
             ("_x._tcp", "SRV"): Rrset(3600, [f"0 0 1 x.ent.wc.{ZONE}."])}
     for ch, words in [
         (change("delete", "*.wa", "A"), "host.wa.müller.de ist das Ziel von müller.de MX"),
         (change("replace", "host.wa", "TXT", "shadows the wildcard"), "keinen A- oder AAAA"),
         (change("replace", "*.wa", "CNAME", "www"), "Platzhalter-CNAME"),
         (change("delete", "x.ent.wc", "A"), "ist das Ziel von _x._tcp.müller.de SRV"),
+        (change("replace", "a.wa", "A", "192.0.2.9"), "x.a.wa.müller.de ist das Ziel"),  # no *.a.wa
         (change("replace", "ent.wc", "DNAME", "example.net."), "DNAME"),
     ]:
         result = changeset.plan(ZONE, [ch], MemorySource(sets), POLICY)
@@ -389,6 +390,7 @@ BIND_REFUSES = [   # records added to base_zone(): named-checkzone (strict) and 
     [("_s._tcp", "SRV", f"0 0 1 alias.{ZONE}.")],
     [("@", "MX", f"20 x.deep.wc.{ZONE}."), ("*.wc", "CNAME", f"www.{ZONE}.")],
     [("www", "CNAME", "web.example.net.")],
+    [("@", "MX", f"20 x.a.wa.{ZONE}."), ("*.wa", "A", "192.0.2.8"), ("a.wa", "A", "192.0.2.9")],
 ]
 
 
