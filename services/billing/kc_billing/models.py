@@ -4,7 +4,7 @@ The ledger (``bookings``) is append-only: a correction is a new booking. What an
 invoice still owes is derived from the ledger (payments settle the oldest debit
 first), never stored and edited.
 """
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
                         MetaData, Numeric, String, Table, Text, UniqueConstraint)
 
 from kc_common.db import add_messaging_tables
@@ -67,6 +67,10 @@ bookings = Table(
     # A payment is booked at most once; a bank statement line at most once.
     Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True, unique=True),
     Column("external_ref", String(100), nullable=True, unique=True),
+    # A payment whose remittance named an invoice settles that invoice first (then oldest first).
+    Column("applies_to_invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=True),
+    # A return debit (Rücklastschrift) cancels the payment booking it reverses; at most once.
+    Column("reverses_booking_id", BigInteger, nullable=True, unique=True),
 )
 
 counters = Table(
@@ -190,5 +194,28 @@ dunning_notices = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("invoice_id", "level", name="uq_dunning_level"),
 )
+
+# Klärfälle: credit transactions of the seller's own account that could not be matched to a
+# customer. Never dropped: staff assign them to a customer (booked then, once).
+bank_clarifications = Table(
+    "bank_clarifications", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(100), nullable=False, unique=True),
+    Column("account", String(34), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("value_date", Date, nullable=True),
+    Column("reference", Text, nullable=False),
+    Column("payer", String(140), nullable=True),
+    Column("payer_iban", String(34), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),          # open / assigned
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customer_id", BigInteger, nullable=True),
+    Column("payment_id", String(36), nullable=True),
+    Column("assigned_by", String(100), nullable=True),
+    Column("assigned_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_bank_clarifications_status", bank_clarifications.c.status, bank_clarifications.c.id)
 
 add_messaging_tables(metadata)

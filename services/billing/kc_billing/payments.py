@@ -80,15 +80,19 @@ def attach_psp(uow, payment_id, psp):
                                                payments.c.status == CREATED).values(status=PENDING))
 
 
-def book_payment(uow, customer_id, amount, method, text, *, payment_id, external_ref=None, now=None):
-    """The ledger booking of a received payment + ``payment_received`` (settles oldest first)."""
+def book_payment(uow, customer_id, amount, method, text, *, payment_id, external_ref=None, now=None,
+                 applies_to_invoice_id=None):
+    """The ledger booking of a received payment + ``payment_received``.
+
+    It settles ``applies_to_invoice_id`` first (the invoice its remittance named), the rest
+    oldest first (``domain.open_items``)."""
     session = uow.session
     now = now or utcnow()
     before = domain.invoice_open_amounts(session, customer_id)
     session.execute(bookings.insert().values(
         customer_id=customer_id, booked_at=now, type=domain.PAYMENT, text=text, amount=money(amount),
         payment_method=domain.METHOD_LETTER[method], payment_id=payment_id,
-        external_ref=external_ref))
+        external_ref=external_ref, applies_to_invoice_id=applies_to_invoice_id))
     after = domain.invoice_open_amounts(session, customer_id)
     settled = sorted(i for i, open_ in before.items() if open_ > 0 and after.get(i, 0) == 0)
     uow.emit("payment_received", {"payment_id": payment_id, "customer_id": customer_id,

@@ -19,7 +19,7 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_billing import camt, details, domain, dunning, payments, runs, schedule, schemas
+from kc_billing import camt, details, domain, dunning, payments, runs, schedule, schemas, statements
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import BillingSettings
@@ -377,12 +377,15 @@ class BillingService(PingMixin):
 
     @rpc
     def import_statement(self, data):
-        """Staff (billing) upload a CAMT.053 statement: credit entries booked by reference.
+        """Staff (billing) upload a bank statement (camt.053) or notification (camt.054).
 
-        Bounded: at most ``STATEMENT_MAX_BYTES`` and ``STATEMENT_MAX_ENTRIES`` credit entries
-        (400 naming ``file``). One short transaction per entry; the import stops before the
-        caller's deadline and says how many entries it did not reach (``complete`` false):
-        uploading the same statement again books those, and nothing twice.
+        Validated against the ISO 20022 XSD of its version (400 naming ``file`` otherwise).
+        Only booked credit transactions of the seller's own accounts are booked, each once
+        (``statements``); each transaction is reported with its outcome. Bounded: at most
+        ``STATEMENT_MAX_BYTES`` and ``STATEMENT_MAX_ENTRIES`` transactions. One short
+        transaction per statement line; the import stops before the caller's deadline and
+        says how many it did not reach (``complete`` false): uploading the same statement
+        again books those, and nothing twice.
         """
         self.context.require_staff("billing")
         data = load(schemas.StatementUploadSchema(), data)
@@ -392,38 +395,84 @@ class BillingService(PingMixin):
             raise ValidationFailed("Der Kontoauszug ist zu groß.", fields={"file": [
                 f"Höchstens {settings.statement_max_bytes // 1024} KiB."]})
         try:
-            entries = camt.parse(base64.b64decode(content_b64, validate=True),
-                                 max_entries=settings.statement_max_entries)
-        except (camt.StatementInvalid, ValueError) as exc:
+            raw = base64.b64decode(content_b64, validate=True)
+        except ValueError:
+            raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [
+                "Die Datei ist nicht lesbar (Base64)."]})
+        try:
+            transactions = camt.parse(raw, max_entries=settings.statement_max_entries)
+        except camt.StatementInvalid as exc:
             raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
         stop_at = self.runs.stop_at()
-        result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": [],
-                  "not_processed": 0, "complete": True}
+        counts = {statements.BOOKED: 0, statements.ALREADY: 0, statements.CLARIFICATION: 0,
+                  statements.NOT_BOOKED: 0}
+        items = []
+        result = {"entries": len(transactions), "not_processed": 0, "complete": True}
         settled_up_to = {}  # customer -> latest value date booked from this statement
-        for n, entry in enumerate(entries):  # one transaction per entry: a bad line never blocks the others
+        for n, tx in enumerate(transactions):  # one transaction per line: a bad line never blocks the others
             if stop_at is not None and time.time() >= stop_at:
-                result["not_processed"], result["complete"] = len(entries) - n, False
+                result["not_processed"], result["complete"] = len(transactions) - n, False
                 log.warning("statement import stopped before the caller's deadline: %d of %d "
-                            "entries not processed", len(entries) - n, len(entries))
+                            "transactions not processed", len(transactions) - n, len(transactions))
                 break
-            try:
-                with self.db.unit_of_work() as uow:
-                    booked = payments.book_transfer(uow, entry)
-                result["booked" if booked["created"] else "already_booked"] += 1
-                if booked["created"]:
-                    day = entry.get("value_date") or domain.today_local()
-                    customer = booked["customer_id"]
-                    settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
-            except Unprocessable as exc:
-                result["unmatched"].append({"transaction_id": entry["transaction_id"],
-                                            "amount": str(entry["amount"]),
-                                            "reference": entry["reference"], "reason": exc.message})
-            except IntegrityError:  # a concurrent import booked it
-                result["already_booked"] += 1
+            for attempt in (1, 2):
+                try:
+                    with self.db.unit_of_work() as uow:
+                        report = statements.import_transaction(uow, tx, settings.own_accounts)
+                    break
+                except IntegrityError:  # a concurrent import booked or recorded it: now it is found
+                    if attempt == 2:
+                        raise
+            counts[report["outcome"]] += 1
+            items.append(report)
+            if report["outcome"] == statements.BOOKED:
+                day = tx.get("value_date") or domain.today_local()
+                customer = report["customer_id"]
+                settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
         for customer_id, up_to in settled_up_to.items():
             with self.db.unit_of_work() as uow:
                 domain.book_settlement(uow.session, customer_id, up_to)
+        result.update(booked=counts[statements.BOOKED], already_booked=counts[statements.ALREADY],
+                      clarifications=counts[statements.CLARIFICATION],
+                      not_booked=counts[statements.NOT_BOOKED], items=items,
+                      unmatched=[i for i in items if i["outcome"] == statements.CLARIFICATION])
         return schemas.StatementImportSchema().dump(result)
+
+    @rpc
+    def list_clarifications(self, params=None):
+        """Staff (billing): the Klärfälle, newest first (filter by status open/assigned)."""
+        self.context.require_staff("billing")
+        params = load(schemas.ClarificationQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.ClarificationPageSchema().dump(statements.clarifications(uow.session, **params))
+
+    @rpc
+    def assign_clarification(self, clarification_id, data):
+        """Staff (billing) assign a Klärfall to a customer: the payment is booked then, once."""
+        staff_id = self.context.require_staff("billing")
+        try:
+            clarification_id = int(clarification_id)
+        except (TypeError, ValueError):
+            raise NotFound("Klärfall nicht gefunden.")
+        data = load(schemas.AssignClarificationSchema(), data)
+        self._ensure_known_customer(data["customer_id"])
+        for attempt in (1, 2):
+            try:
+                with self.db.unit_of_work() as uow:
+                    view, created = statements.assign(uow, clarification_id, data["customer_id"],
+                                                      data.get("invoice_number"), f"staff:{staff_id}")
+                return schemas.ClarificationSchema().dump(dict(view, created=created))
+            except IntegrityError:  # raced with an import of the same line
+                if attempt == 2:
+                    raise
+
+    def _ensure_known_customer(self, customer_id):
+        """A customer staff name: billing's replica, else identity (404 when there is none)."""
+        try:
+            self._ensure_customer(customer_id)
+        except NotFound:
+            raise Unprocessable(f"Kunde {customer_id} ist unbekannt.",
+                                {"fields": {"customer_id": ["Unbekannte Kundennummer."]}})
 
     @rpc
     def refund_credit(self, data):

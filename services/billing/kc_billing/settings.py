@@ -15,6 +15,9 @@ DEFAULTS = {
     "SELLER_IBAN": "DE89370400440532013000",
     "SELLER_BIC": "COBADEFFXXX",
     "SELLER_BANK": "Commerzbank",
+    # The seller's own bank accounts (comma-separated IBANs) whose statements are booked;
+    # empty: SELLER_IBAN alone.
+    "SELLER_ACCOUNTS": "",
     "PAYMENT_TERM_DAYS": 14,
     "POSTAGE_NET": "2.00",
     "DEFAULT_VAT_RATE": "19.00",
@@ -47,6 +50,11 @@ class BillingSettings:
             "vat_id": get("SELLER_VAT_ID"), "iban": get("SELLER_IBAN"), "bic": get("SELLER_BIC"),
             "bank": get("SELLER_BANK"),
         }
+        accounts = config.get("SELLER_ACCOUNTS") or DEFAULTS["SELLER_ACCOUNTS"] or self.seller["iban"]
+        self.own_accounts = frozenset(a.replace(" ", "").upper() for a in str(accounts).split(",")
+                                      if a.strip())
+        if not self.own_accounts:
+            raise RuntimeError("billing: SELLER_ACCOUNTS/SELLER_IBAN must name the seller's account")
         try:
             self.payment_term_days = int(get("PAYMENT_TERM_DAYS"))
             self.postage_net = Decimal(str(get("POSTAGE_NET"))).quantize(Decimal("0.01"))
