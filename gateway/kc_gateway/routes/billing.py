@@ -56,6 +56,13 @@ ROUTES = [
                   "409 when it is already assigned to another customer",
           body=s.AssignClarificationSchema, response=s.ClarificationSchema,
           errors=(ValidationFailed, NotFound, Conflict, Unprocessable)),
+    Route("POST", "/api/v1/staff/billing/sepa-collections", "billing", "run_sepa_collection",
+          auth=STAFF, tag="Staff: billing",
+          summary="SEPA collection run for a due date (default today): collects the open, due "
+                  "invoices of customers paying by Lastschrift once and answers the pain.008 file "
+                  "(FRST/RCUR); the same due date again answers the same collection",
+          body=s.RunCollectionSchema, response=s.SepaCollectionSchema, status=201,
+          errors=(ValidationFailed,)),
     Route("POST", "/api/v1/staff/billing/credit-notes", "billing", "issue_credit_note", auth=STAFF,
           tag="Staff: billing", summary="Issue a credit note (Gutschrift) to a customer",
           body=s.CreditNoteSchema, response=s.IssuedInvoiceSchema, status=201,

@@ -245,7 +245,8 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
         "seller": seller, "buyer": {k: v for k, v in buyer.items() if k not in ("email", "is_business")},
         "lines": event_lines, "vat_breakdown": breakdown,
         "sepa": ({"mandate_reference": details["mandate_reference"],
-                  "mandate_date": details["mandate_date"], "iban": details["iban"]}
+                  "mandate_date": details["mandate_date"], "iban": details["iban"],
+                  "creditor_id": getattr(settings, "sepa_creditor_id", None)}
                  if details["method"] == "sepa" else None),
     }
     uow.emit("invoice_issued", payload)

@@ -218,4 +218,36 @@ bank_clarifications = Table(
 )
 Index("ix_bank_clarifications_status", bank_clarifications.c.status, bank_clarifications.c.id)
 
+# SEPA direct debit: one collection per due date (idempotent), one debit per invoice (never
+# collected twice); the pain.008 file is kept as written.
+sepa_collections = Table(
+    "sepa_collections", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("due_date", Date, nullable=False, unique=True),
+    Column("message_id", String(35), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_by", String(100), nullable=True),
+    Column("count", Integer, nullable=False),
+    Column("total", Numeric(14, 2), nullable=False),
+    Column("pain008", Text, nullable=True),                  # null: nothing was due
+)
+
+sepa_debits = Table(
+    "sepa_debits", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("collection_id", BigInteger, ForeignKey("sepa_collections.id"), nullable=False, index=True),
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=False, unique=True),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False, unique=True),
+    Column("mandate_reference", String(35), nullable=False),
+    Column("mandate_date", Date, nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("sequence_type", String(4), nullable=False),      # FRST / RCUR
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=False),
+    Column("status", String(20), nullable=False),            # collected / returned
+    Column("return_reason", String(4), nullable=True),
+    Column("returned_at", DateTime(timezone=True), nullable=True),
+)
+
 add_messaging_tables(metadata)

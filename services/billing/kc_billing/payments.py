@@ -141,27 +141,6 @@ def reconcilable(session, older_than):
         payments.c.created_at <= older_than).order_by(payments.c.created_at).limit(500)).all()
 
 
-def collect_debit(uow, customer_id, invoice):
-    """SEPA direct debit of an invoice in the billing run (same transaction as the invoice).
-
-    The debit is submitted with the mandate and booked as received; a return
-    (Rücklastschrift) would be booked by staff as a new debit (not built yet).
-    """
-    details = invoice["details"]
-    if not details.get("mandate_reference") or not details.get("iban"):
-        return None
-    payment_id = str(uuid.uuid4())
-    now = utcnow()
-    amount = invoice["open_amount"]
-    uow.session.execute(payments.insert().values(
-        id=payment_id, customer_id=customer_id, method="sepa", amount=amount, currency="EUR",
-        status=SUCCEEDED, created_at=now, completed_at=now))
-    book_payment(uow, customer_id, amount, "sepa",
-                 f"Lastschrift Rechnung {invoice['number']} Mandat {details['mandate_reference']}",
-                 payment_id=payment_id, now=now)
-    return payment_id
-
-
 REFERENCE = re.compile(r"KC\s*-?\s*(\d{6,})", re.IGNORECASE)
 
 

@@ -5,7 +5,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 
 from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
 
-BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG")
+BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLASTSCHRIFT", "GEBUEHR")
 
 
 def amount_between(low, high):
@@ -103,8 +103,10 @@ class PaymentDetailsSchema(BaseSchema):
     bic = fields.String(allow_none=True)
     bank_name = fields.String(allow_none=True)
     account_holder = fields.String(allow_none=True)
-    mandate_reference = fields.String(allow_none=True)
-    mandate_date = fields.Date(allow_none=True)
+    mandate_reference = fields.String(allow_none=True, metadata={"description": "Mandatsreferenz"})
+    mandate_date = fields.Date(allow_none=True, metadata={"description": "date the mandate was signed"})
+    creditor_id = fields.String(allow_none=True, metadata={
+        "description": "Gläubiger-Identifikationsnummer of the seller (SEPA method)"})
 
 
 class UpdatePaymentDetailsSchema(BaseSchema):
@@ -261,7 +263,7 @@ class StatementUploadSchema(BaseSchema):
 
 STATEMENT_OUTCOMES = ("booked", "already_booked", "clarification", "not_booked")
 NOT_BOOKED_REASONS = ("foreign_account", "not_booked_status", "debit", "reversal", "currency",
-                      "amount", "unmatched")
+                      "amount", "unmatched", "return", "return_unknown")
 
 
 class StatementItemSchema(BaseSchema):
@@ -276,7 +278,8 @@ class StatementItemSchema(BaseSchema):
     reference = fields.String(required=True, metadata={"description": "remittance text"})
     outcome = fields.String(required=True, validate=validate.OneOf(STATEMENT_OUTCOMES))
     reason = fields.String(allow_none=True, validate=validate.OneOf(NOT_BOOKED_REASONS), metadata={
-        "description": "why it was not booked (not_booked, clarification)"})
+        "description": "why it was not booked (not_booked, clarification); return: a return "
+                       "debit (Rücklastschrift) of one of our SEPA debits, reversed"})
     message = fields.String(allow_none=True, metadata={"description": "the reason in German"})
     customer_id = fields.Integer(allow_none=True)
     invoice_number = fields.Integer(allow_none=True, metadata={
@@ -338,3 +341,35 @@ class AssignClarificationSchema(BaseSchema):
     customer_id = fields.Integer(required=True, validate=validate.Range(min=1, max=10**12))
     invoice_number = fields.Integer(validate=validate.Range(min=1, max=10**12), allow_none=True,
                                     metadata={"description": "the invoice to settle first"})
+
+
+class RunCollectionSchema(BaseSchema):
+    due_date = fields.Date(metadata={"description": "Fälligkeitstag of the debits (default today; "
+                                                    "at most 7 days ahead)"})
+
+
+class SepaDebitSchema(BaseSchema):
+    invoice_number = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    amount = Money(required=True)
+    end_to_end_id = fields.String(required=True)
+    mandate_reference = fields.String(required=True)
+    sequence_type = fields.String(required=True, validate=validate.OneOf(("FRST", "RCUR")))
+    status = fields.String(required=True, validate=validate.OneOf(("collected", "returned")))
+    return_reason = fields.String(allow_none=True)
+
+
+class SepaCollectionSchema(BaseSchema):
+    collection_id = fields.Integer(required=True)
+    due_date = fields.Date(required=True)
+    message_id = fields.String(required=True)
+    created_at = UtcDateTime(required=True)
+    started_by = fields.String(allow_none=True)
+    count = fields.Integer(required=True)
+    total = Money(required=True)
+    pain008_version = fields.String(required=True)
+    pain008 = fields.String(allow_none=True, metadata={
+        "description": "the pain.008 XML for the bank (null: nothing was due)"})
+    debits = fields.List(fields.Nested(SepaDebitSchema), required=True)
+    created = fields.Boolean(metadata={"description": "false: the collection for this due date "
+                                                     "existed already (idempotent)"})

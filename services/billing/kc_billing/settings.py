@@ -18,6 +18,11 @@ DEFAULTS = {
     # The seller's own bank accounts (comma-separated IBANs) whose statements are booked;
     # empty: SELLER_IBAN alone.
     "SELLER_ACCOUNTS": "",
+    # SEPA direct debit: the creditor identifier (Gläubiger-ID; default: the Bundesbank's
+    # example id, replace it in production) and what a return debit (Rücklastschrift) costs
+    # the customer (the bank's fee, passed on; 0: none).
+    "SEPA_CREDITOR_ID": "DE98ZZZ09999999999",
+    "SEPA_RETURN_FEE": "3.00",
     "PAYMENT_TERM_DAYS": 14,
     "POSTAGE_NET": "2.00",
     "DEFAULT_VAT_RATE": "19.00",
@@ -68,6 +73,7 @@ class BillingSettings:
             self.run_stale_after = float(get("RUN_STALE_AFTER"))
             self.statement_max_bytes = int(get("STATEMENT_MAX_BYTES"))
             self.statement_max_entries = int(get("STATEMENT_MAX_ENTRIES"))
+            self.sepa_return_fee = Decimal(str(get("SEPA_RETURN_FEE"))).quantize(Decimal("0.01"))
         except (ValueError, InvalidOperation) as exc:
             raise RuntimeError(f"billing: invalid configuration: {exc}") from None
         if not self.dunning_days or self.dunning_days[0] < 0:
@@ -78,6 +84,9 @@ class BillingSettings:
             raise RuntimeError("billing: RUN_HEARTBEAT_EVERY must be positive and below RUN_STALE_AFTER")
         if self.statement_max_bytes < 1 or self.statement_max_entries < 1:
             raise RuntimeError("billing: STATEMENT_MAX_BYTES/STATEMENT_MAX_ENTRIES must be positive")
+        if self.sepa_return_fee < 0:
+            raise RuntimeError("billing: SEPA_RETURN_FEE must not be negative")
+        self.sepa_creditor_id = str(get("SEPA_CREDITOR_ID")).replace(" ", "").upper()
         self.psp_url = str(get("PSP_URL")).rstrip("/")
         self.psp_api_key = str(get("PSP_API_KEY"))
         self.psp_webhook_secret = str(get("PSP_WEBHOOK_SECRET"))

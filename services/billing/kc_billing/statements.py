@@ -24,7 +24,7 @@ from sqlalchemy import func, select, update
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable
 from kc_common.schemas import money
-from kc_billing import domain
+from kc_billing import domain, sepa
 from kc_billing.models import bank_clarifications, bookings, invoices, payment_details, payments
 from kc_billing.payments import SUCCEEDED, book_payment
 
@@ -159,13 +159,37 @@ def _book(uow, customer_id, tx, invoice, now, text_suffix=""):
     return payment_id
 
 
-def import_transaction(uow, tx, own_accounts, now=None):
+def _return_debit(uow, tx, own_accounts, settings, now):
+    """A booked debit of our account naming one of our SEPA debits: a Rücklastschrift."""
+    if (settings is None or tx["account"] not in own_accounts or tx["status"] != "BOOK"
+            or tx["direction"] != "DBIT" or tx["reversal"]):
+        return None
+    debit = sepa.find_debit(uow.session, tx)
+    if debit is None:
+        if tx.get("return_reason"):
+            return _report(tx, NOT_BOOKED, reason="return_unknown", message=(
+                f"Rücklastschrift ({tx['return_reason']}) zu unbekannter Lastschrift "
+                f"{tx.get('end_to_end_id') or '-'}: bitte von Hand prüfen."))
+        return None
+    if uow.session.execute(select(bookings.c.id).where(
+            bookings.c.external_ref == tx["transaction_id"])).first() is not None:
+        return _report(tx, ALREADY, customer_id=debit.customer_id, reason="return")
+    created, number = sepa.book_return(uow, debit, tx, settings, now)
+    return _report(tx, BOOKED if created else ALREADY, customer_id=debit.customer_id,
+                   invoice_number=number, reason="return",
+                   message=f"Rücklastschrift: {sepa.reason_text(tx.get('return_reason'))}")
+
+
+def import_transaction(uow, tx, own_accounts, now=None, settings=None):
     """Book one statement transaction (once), or record it as a Klärfall, or report why not.
 
     Returns the per-transaction report (``outcome``: booked, already_booked, clarification,
-    not_booked).
+    not_booked). With ``settings``, return debits of our SEPA debits are booked (``sepa``).
     """
     session = uow.session
+    returned = _return_debit(uow, tx, own_accounts, settings, now)
+    if returned is not None:
+        return returned
     reason = _skip_reason(tx, own_accounts)
     if reason is not None:
         return _report(tx, NOT_BOOKED, reason=reason, message=NOT_BOOKED_TEXT[reason].format(**tx))

@@ -1,4 +1,4 @@
-"""bank statements: payments aimed at an invoice, reversals, Klärfälle
+"""bank statements and SEPA: payments aimed at an invoice, reversals, Klärfälle, collections
 
 Revision ID: 0005
 Revises: 0004
@@ -42,9 +42,47 @@ def upgrade():
         sa.Column('assigned_at', sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index('ix_bank_clarifications_status', 'bank_clarifications', ['status', 'id'])
+    op.create_table(
+        'sepa_collections',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True,
+                  autoincrement=True),
+        sa.Column('due_date', sa.Date(), nullable=False, unique=True),
+        sa.Column('message_id', sa.String(length=35), nullable=False, unique=True),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('started_by', sa.String(length=100), nullable=True),
+        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('total', sa.Numeric(precision=14, scale=2), nullable=False),
+        sa.Column('pain008', sa.Text(), nullable=True),
+    )
+    op.create_table(
+        'sepa_debits',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), primary_key=True,
+                  autoincrement=True),
+        sa.Column('collection_id', sa.BigInteger(), sa.ForeignKey('sepa_collections.id'),
+                  nullable=False),
+        sa.Column('invoice_id', sa.BigInteger(), sa.ForeignKey('invoices.id'), nullable=False,
+                  unique=True),
+        sa.Column('customer_id', sa.BigInteger(), nullable=False),
+        sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=False),
+        sa.Column('end_to_end_id', sa.String(length=35), nullable=False, unique=True),
+        sa.Column('mandate_reference', sa.String(length=35), nullable=False),
+        sa.Column('mandate_date', sa.Date(), nullable=False),
+        sa.Column('iban', sa.String(length=34), nullable=False),
+        sa.Column('sequence_type', sa.String(length=4), nullable=False),
+        sa.Column('payment_id', sa.String(length=36), sa.ForeignKey('payments.id'), nullable=False),
+        sa.Column('status', sa.String(length=20), nullable=False),
+        sa.Column('return_reason', sa.String(length=4), nullable=True),
+        sa.Column('returned_at', sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_index('ix_sepa_debits_collection_id', 'sepa_debits', ['collection_id'])
+    op.create_index('ix_sepa_debits_customer_id', 'sepa_debits', ['customer_id'])
 
 
 def downgrade():
+    op.drop_index('ix_sepa_debits_customer_id', 'sepa_debits')
+    op.drop_index('ix_sepa_debits_collection_id', 'sepa_debits')
+    op.drop_table('sepa_debits')
+    op.drop_table('sepa_collections')
     op.drop_index('ix_bank_clarifications_status', 'bank_clarifications')
     op.drop_table('bank_clarifications')
     with op.batch_alter_table('bookings') as batch:
