@@ -1,11 +1,14 @@
 """Property: across random sequences of statements (re-imported, overlapping camt.053/054),
+SEPA collection runs, return debits (Rücklastschriften, reported twice),
 Klärfall assignments and new invoices, on PostgreSQL,
 
 - every customer's balance equals the sum of their bookings, and the open items agree with it
   (open invoices - credit = -balance);
 - every real payment (booked credit on the seller's account) is booked exactly once or is an
   open Klärfall: never twice, never lost; nothing of another account or pending is booked;
-- what was booked equals the sum of the distinct real payments booked.
+- what was booked equals the sum of the distinct real payments booked;
+- SEPA: an invoice is collected once; a debit is reversed at most once (with one fee), and
+  exactly the returned debits are reversed.
 """
 import datetime as dt
 import itertools
@@ -14,8 +17,8 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
-from kc_billing import camt, domain, statements
-from kc_billing.models import bank_clarifications, bookings
+from kc_billing import camt, domain, sepa, statements
+from kc_billing.models import bank_clarifications, bookings, sepa_debits
 from kc_billing.settings import BillingSettings
 
 from .camt_files import OTHER_IBAN, SELLER_IBAN, Tx, statement
@@ -36,6 +39,8 @@ step = st.one_of(
     st.tuples(st.just("import"), st.integers(min_value=0, max_value=3)),
     st.tuples(st.just("assign"), st.integers(min_value=0, max_value=2)),
     st.tuples(st.just("invoice"), st.integers(min_value=0, max_value=2)),
+    st.tuples(st.just("collect"), st.integers(min_value=0, max_value=3)),   # SEPA collection run
+    st.tuples(st.just("return"), st.integers(min_value=0, max_value=5)),    # a Rücklastschrift
 )
 
 
@@ -70,10 +75,14 @@ def test_no_payment_is_booked_twice_or_lost_and_the_balance_is_the_ledger(db, co
     ibans = {}
     for i, cid in enumerate(ids):
         ibans[cid] = f"DE{run % 90 + 10:02d}5001051700000{run:05d}{i}"[:22]
-        with db.unit_of_work() as uow:
+        with db.unit_of_work() as uow:  # the third customer pays by Lastschrift
             uow.session.execute(domain.payment_details.insert().values(
-                customer_id=cid, by_post=False, with_contact_person=False, method="transfer",
-                iban=ibans[cid], updated_at=NOW))
+                customer_id=cid, by_post=False, with_contact_person=False,
+                method="sepa" if i == 2 else "transfer", iban=ibans[cid], bic="COBADEFFXXX",
+                account_holder="Max", mandate_reference=f"KC{cid}-M001" if i == 2 else None,
+                mandate_date=NOW.date(), updated_at=NOW))
+    invoices[ids[2]].append(_invoice(db, cfg, ids[2], 1))  # a SEPA invoice to collect
+    returns = 0
 
     # The bank's files: each real payment appears in one file; one with a bank reference may
     # also appear in a second file (camt.054 notification, then the day-end camt.053).
@@ -123,6 +132,26 @@ def test_no_payment_is_booked_twice_or_lost_and_the_balance_is_the_ledger(db, co
                     statements.assign(uow, case, ids[arg], None, "staff:1")
         elif kind == "invoice":
             invoices[ids[arg]].append(_invoice(db, cfg, ids[arg], len(invoices[ids[arg]])))
+        elif kind == "collect":  # due dates of this example only (one collection per due date)
+            with db.unit_of_work() as uow:
+                sepa.collect(uow, dt.date(2030, 1, 1) + dt.timedelta(days=run * 10 + arg), cfg)
+        elif kind == "return":
+            with db.unit_of_work() as uow:
+                debits = uow.session.execute(select(sepa_debits.c.end_to_end_id, sepa_debits.c.amount)
+                                             .where(sepa_debits.c.customer_id.in_(ids))
+                                             .order_by(sepa_debits.c.id)).all()
+            if debits:
+                e2e, amount = debits[arg % len(debits)]
+                returns += 1   # the bank reports it under one of two references (053, then 054)
+                xml = statement([Tx(f"{amount:.2f}", "RUECKLASTSCHRIFT", direction="DBIT",
+                                    return_reason="AM04", end_to_end=e2e,
+                                    acct_svcr_ref=f"RL{run}-{e2e}-{arg % 2}")],
+                                stmt_id=f"RL{run}-{returns}")
+                for tx in camt.parse(xml):
+                    with db.unit_of_work() as uow:
+                        report = statements.import_transaction(uow, tx, cfg.own_accounts, now=NOW,
+                                                               settings=cfg)
+                    assert report["outcome"] in ("booked", "already_booked") and report["reason"] == "return"
 
         with db.unit_of_work() as uow:
             s = uow.session
@@ -144,8 +173,10 @@ def test_no_payment_is_booked_twice_or_lost_and_the_balance_is_the_ledger(db, co
                                                         and cases.get(identity) == "open"), identity
                 if cases.get(identity) == "assigned":
                     assert booked.get(identity) == 1
+            transfers = [bookings.c.customer_id.in_(ids), bookings.c.type == domain.PAYMENT,
+                         bookings.c.payment_method == "U"]
             paid = s.execute(select(func.coalesce(func.sum(bookings.c.amount), 0)).where(
-                bookings.c.customer_id.in_(ids), bookings.c.type == domain.PAYMENT)).scalar_one()
+                *transfers)).scalar_one()
             assert paid == sum((real[i] for i in booked), Decimal("0"))
             # counted independently of the identities: every real payment of the files imported is
             # one booking or one open Klärfall
@@ -157,5 +188,18 @@ def test_no_payment_is_booked_twice_or_lost_and_the_balance_is_the_ledger(db, co
             assert paid + open_cases[1] == sum(want, Decimal("0"))
             # nothing of another account or pending: every payment booked is a real one
             assert s.execute(select(func.count()).select_from(bookings).where(
-                bookings.c.customer_id.in_(ids), bookings.c.type == domain.PAYMENT)).scalar_one() == \
-                len(booked)
+                *transfers)).scalar_one() == len(booked)
+            # SEPA: an invoice is collected once, a debit returned at most once, and exactly the
+            # returned ones are reversed
+            debits = s.execute(select(sepa_debits).where(sepa_debits.c.customer_id.in_(ids))).all()
+            assert len({d.invoice_id for d in debits}) == len(debits)
+            for d in debits:
+                original = s.execute(select(bookings.c.id, bookings.c.amount).where(
+                    bookings.c.payment_id == d.payment_id)).one()
+                assert original.amount == d.amount
+                reversals = s.execute(select(bookings.c.amount).where(
+                    bookings.c.reverses_booking_id == original.id)).scalars().all()
+                assert reversals == ([-d.amount] if d.status == "returned" else [])
+            fees = s.execute(select(func.count()).select_from(bookings).where(
+                bookings.c.customer_id.in_(ids), bookings.c.type == sepa.FEE)).scalar_one()
+            assert fees == sum(1 for d in debits if d.status == "returned")
