@@ -119,6 +119,14 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
     missing = requests.post(system.url + "/api/v1/staff/billing/clarifications/999999999/assign",
                             headers=staff, json={"customer_id": customer_id})
     assert missing.status_code == 404, missing.text
+    collection = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff, json={})
+    assert collection.status_code == 201 and collection.json()["pain008_version"] == "pain.008.001.02", \
+        collection.text
+    again = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff, json={})
+    assert again.json()["collection_id"] == collection.json()["collection_id"]  # once per due date
+    far = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff,
+                        json={"due_date": "2999-01-01"})
+    assert far.status_code == 400 and "due_date" in far.json()["fields"], far.text
 
 
 def test_a_staff_billing_run_is_bounded_started_in_the_background_and_polled(system, demo_headers,

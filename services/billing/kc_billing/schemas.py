@@ -24,7 +24,8 @@ class BookingSchema(BaseSchema):
         "description": "Rnr; the PDF is served by documents under this number"})
     date = fields.Date(required=True, metadata={"description": "Datum (Europe/Berlin)"})
     type = fields.String(required=True, metadata={
-        "description": "Typ: RE = Rechnung, GU = Gutschrift, ZAHLUNG, KONTOAUSGLEICH"})
+        "description": "Typ: RE = Rechnung, GU = Gutschrift, ZAHLUNG, KONTOAUSGLEICH, ERSTATTUNG, "
+                       "RUECKLASTSCHRIFT (returned SEPA debit), GEBUEHR (its fee)"})
     text = fields.String(required=True, metadata={"description": "Erste Position der Rechnung"})
     amount = Money(required=True, metadata={"description": "Betrag in EUR (negativ = Forderung)"})
     payment_method = fields.String(allow_none=True, metadata={

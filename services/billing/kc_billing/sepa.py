@@ -28,8 +28,8 @@ from kc_billing.payments import SUCCEEDED, book_payment
 
 PAIN008_VERSION = "pain.008.001.02"   # the newest version sepaxml writes and validates
 COLLECTED, RETURNED = "collected", "returned"
-RETURN = "RUECKLASTSCHRIFT"
-FEE = "GEBUEHR"
+RETURN = domain.RETURN_DEBIT
+FEE = domain.RETURN_FEE
 REASONS = {
     "AC01": "IBAN fehlerhaft", "AC04": "Konto erloschen", "AC06": "Konto gesperrt",
     "AG01": "Lastschrift auf diesem Konto nicht erlaubt", "AG02": "ungültiger Vorgang",
