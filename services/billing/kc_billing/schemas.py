@@ -345,8 +345,9 @@ class AssignClarificationSchema(BaseSchema):
 
 
 class RunCollectionSchema(BaseSchema):
-    due_date = fields.Date(metadata={"description": "Fälligkeitstag of the debits (default today; "
-                                                    "at most 7 days ahead)"})
+    due_date = fields.Date(metadata={
+        "description": "collection date of the debits: invoices due by then are collected "
+                       "(default today + SEPA_LEAD_DAYS, 2; at most 7 days ahead)"})
 
 
 class SepaDebitSchema(BaseSchema):

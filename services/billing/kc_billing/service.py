@@ -250,8 +250,8 @@ class BillingService(PingMixin):
 
     @timer(interval=SEPA_COLLECT_EVERY)
     def scheduled_sepa_collection(self):
-        """Today's collection (once per due date: later ticks find it)."""
-        self._collect(domain.today_local(), "timer")
+        """The collection for today + SEPA_LEAD_DAYS (once per due date: later ticks find it)."""
+        self._collect(domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days), "timer")
 
     def _collect(self, due_date, started_by):
         for attempt in (1, 2):
@@ -565,8 +565,8 @@ class BillingService(PingMixin):
         """
         staff_id = self.context.require_staff("billing")
         data = load(schemas.RunCollectionSchema(), data)
-        due_date = runs.check_as_of(data.get("due_date") or domain.today_local(), self.settings,
-                                    field="due_date")
+        default = domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days)
+        due_date = runs.check_as_of(data.get("due_date") or default, self.settings, field="due_date")
         view, created = self._collect(due_date, f"staff:{staff_id}")
         return schemas.SepaCollectionSchema().dump(dict(view, created=created))
 

@@ -23,6 +23,9 @@ DEFAULTS = {
     # the customer (the bank's fee, passed on; 0: none).
     "SEPA_CREDITOR_ID": "DE98ZZZ09999999999",
     "SEPA_RETURN_FEE": "3.00",
+    # Days between submitting a collection and its collection date (SEPA CORE: at least one
+    # TARGET2 business day): the timer's collection is for today + this.
+    "SEPA_LEAD_DAYS": 2,
     "PAYMENT_TERM_DAYS": 14,
     "POSTAGE_NET": "2.00",
     "DEFAULT_VAT_RATE": "19.00",
@@ -74,6 +77,7 @@ class BillingSettings:
             self.statement_max_bytes = int(get("STATEMENT_MAX_BYTES"))
             self.statement_max_entries = int(get("STATEMENT_MAX_ENTRIES"))
             self.sepa_return_fee = Decimal(str(get("SEPA_RETURN_FEE"))).quantize(Decimal("0.01"))
+            self.sepa_lead_days = int(get("SEPA_LEAD_DAYS"))
         except (ValueError, InvalidOperation) as exc:
             raise RuntimeError(f"billing: invalid configuration: {exc}") from None
         if not self.dunning_days or self.dunning_days[0] < 0:
@@ -86,6 +90,8 @@ class BillingSettings:
             raise RuntimeError("billing: STATEMENT_MAX_BYTES/STATEMENT_MAX_ENTRIES must be positive")
         if self.sepa_return_fee < 0:
             raise RuntimeError("billing: SEPA_RETURN_FEE must not be negative")
+        if not 0 <= self.sepa_lead_days <= self.run_max_days_ahead:
+            raise RuntimeError("billing: SEPA_LEAD_DAYS must lie within 0..RUN_MAX_DAYS_AHEAD")
         self.sepa_creditor_id = str(get("SEPA_CREDITOR_ID")).replace(" ", "").upper()
         self.psp_url = str(get("PSP_URL")).rstrip("/")
         self.psp_api_key = str(get("PSP_API_KEY"))
