@@ -96,10 +96,17 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
     order(system, me, f"auszug-{uuid.uuid4().hex[:6]}.de")
     wait_for(lambda: account(system, me)["balance"] == "-11.78", message="the invoice")
     ref = f"BANK-{uuid.uuid4().hex[:10]}"
+    # a minimal camt.053.001.02 statement of the seller's account, valid against the ISO XSD
     xml = (f'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">'
-           f'<BkToCstmrStmt><Stmt><Id>S</Id><Ntry><Amt Ccy="EUR">11.78</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-           f'<AcctSvcrRef>{ref}</AcctSvcrRef><NtryDtls><TxDtls><RmtInf><Ustrd>KC{customer_id}</Ustrd>'
-           f'</RmtInf></TxDtls></NtryDtls></Ntry></Stmt></BkToCstmrStmt></Document>')
+           f'<BkToCstmrStmt><GrpHdr><MsgId>M-{ref}</MsgId><CreDtTm>2026-11-26T22:00:00</CreDtTm></GrpHdr>'
+           f'<Stmt><Id>S-{ref}</Id><CreDtTm>2026-11-26T22:00:00</CreDtTm>'
+           f'<Acct><Id><IBAN>DE89370400440532013000</IBAN></Id></Acct>'
+           f'<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy="EUR">11.78</Amt>'
+           f'<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>2026-11-26</Dt></Dt></Bal>'
+           f'<Ntry><Amt Ccy="EUR">11.78</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>'
+           f'<AcctSvcrRef>{ref}</AcctSvcrRef><BkTxCd><Prtry><Cd>NTRF+166</Cd><Issr>DK</Issr></Prtry>'
+           f'</BkTxCd><NtryDtls><TxDtls><RmtInf><Ustrd>KC{customer_id}</Ustrd></RmtInf></TxDtls>'
+           f'</NtryDtls></Ntry></Stmt></BkToCstmrStmt></Document>')
     staff = staff_headers("billing")
     for expected in ((1, 0), (0, 1)):  # the same statement twice: booked once
         resp = requests.post(system.url + "/api/v1/staff/billing/statements", headers=staff,
@@ -107,6 +114,19 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
         assert resp.status_code == 200, resp.text
         assert (resp.json()["booked"], resp.json()["already_booked"]) == expected
     assert account(system, me)["balance_text"] == "0.00€ Guthaben"
+    cases = requests.get(system.url + "/api/v1/staff/billing/clarifications?status=open", headers=staff)
+    assert cases.status_code == 200 and "items" in cases.json(), cases.text
+    missing = requests.post(system.url + "/api/v1/staff/billing/clarifications/999999999/assign",
+                            headers=staff, json={"customer_id": customer_id})
+    assert missing.status_code == 404, missing.text
+    collection = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff, json={})
+    assert collection.status_code == 201 and collection.json()["pain008_version"] == "pain.008.001.02", \
+        collection.text
+    again = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff, json={})
+    assert again.json()["collection_id"] == collection.json()["collection_id"]  # once per due date
+    far = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff,
+                        json={"due_date": "2999-01-01"})
+    assert far.status_code == 400 and "due_date" in far.json()["fields"], far.text
 
 
 def test_a_staff_billing_run_is_bounded_started_in_the_background_and_polled(system, demo_headers,

@@ -1,5 +1,5 @@
 """Public routes served by billing."""
-from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
+from kc_common.errors import (Conflict, NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
                               ValidationFailed)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_billing import schemas as s
@@ -38,8 +38,30 @@ ROUTES = [
           body=s.BookTransferSchema, response=s.BookedTransferSchema, status=201,
           errors=(ValidationFailed, Unprocessable)),
     Route("POST", "/api/v1/staff/billing/statements", "billing", "import_statement", auth=STAFF,
-          tag="Staff: billing", summary="Import a CAMT.053 bank statement (credit entries booked by reference, once)",
+          tag="Staff: billing",
+          summary="Import a bank statement (camt.053) or notification (camt.054), validated "
+                  "against the ISO 20022 XSD: booked credits of the seller's own accounts are "
+                  "booked once (the invoice named first, then oldest first), unmatched ones become "
+                  "Klärfälle, everything else is reported per transaction",
           multipart=True, body=s.StatementUploadSchema, response=s.StatementImportSchema,
+          errors=(ValidationFailed,)),
+    Route("GET", "/api/v1/staff/billing/clarifications", "billing", "list_clarifications",
+          auth=STAFF, tag="Staff: billing",
+          summary="Klärfälle: bank credits no customer could be matched to (newest first)",
+          query=s.ClarificationQuerySchema, response=s.ClarificationPageSchema,
+          errors=(ValidationFailed,)),
+    Route("POST", "/api/v1/staff/billing/clarifications/<int:clarification_id>/assign", "billing",
+          "assign_clarification", auth=STAFF, tag="Staff: billing",
+          summary="Assign a Klärfall to a customer (optionally an invoice): booked then, once; "
+                  "409 when it is already assigned to another customer",
+          body=s.AssignClarificationSchema, response=s.ClarificationSchema,
+          errors=(ValidationFailed, NotFound, Conflict, Unprocessable)),
+    Route("POST", "/api/v1/staff/billing/sepa-collections", "billing", "run_sepa_collection",
+          auth=STAFF, tag="Staff: billing",
+          summary="SEPA collection run for a due date (default today): collects the open, due "
+                  "invoices of customers paying by Lastschrift once and answers the pain.008 file "
+                  "(FRST/RCUR); the same due date again answers the same collection",
+          body=s.RunCollectionSchema, response=s.SepaCollectionSchema, status=201,
           errors=(ValidationFailed,)),
     Route("POST", "/api/v1/staff/billing/credit-notes", "billing", "issue_credit_note", auth=STAFF,
           tag="Staff: billing", summary="Issue a credit note (Gutschrift) to a customer",

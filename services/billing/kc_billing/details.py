@@ -24,7 +24,7 @@ def mandate_reference(customer_id, number):
     return f"KC{customer_id}-M{number:03d}"
 
 
-def update_details(uow, customer_id, data):
+def update_details(uow, customer_id, data, settings=None):
     """Validate and store; a new IBAN gets a new SEPA mandate (reference + date). Applies to
     the next invoice."""
     session = uow.session
@@ -68,11 +68,13 @@ def update_details(uow, customer_id, data):
             payment_details.c.customer_id == customer_id).values(**values))
     else:
         session.execute(payment_details.insert().values(customer_id=customer_id, **values))
-    return view(session, customer_id)
+    return view(session, customer_id, settings)
 
 
-def view(session, customer_id):
+def view(session, customer_id, settings=None):
     details = domain.get_details(session, customer_id)
+    details["creditor_id"] = (settings.sepa_creditor_id if settings is not None
+                              and details["method"] == "sepa" else None)
     if details["iban"]:
         details["iban_masked"] = details["iban"][:4] + " **** " + details["iban"][-4:]
     else:

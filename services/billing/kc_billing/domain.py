@@ -26,7 +26,9 @@ CREDIT_NOTE = "GU"
 PAYMENT = "ZAHLUNG"
 SETTLEMENT = "KONTOAUSGLEICH"
 REFUND = "ERSTATTUNG"
-BOOKING_TYPES = (INVOICE, CREDIT_NOTE, PAYMENT, SETTLEMENT, REFUND)
+RETURN_DEBIT = "RUECKLASTSCHRIFT"   # a returned SEPA debit (reverses the payment booking)
+RETURN_FEE = "GEBUEHR"             # the bank's return fee, passed on
+BOOKING_TYPES = (INVOICE, CREDIT_NOTE, PAYMENT, SETTLEMENT, REFUND, RETURN_DEBIT, RETURN_FEE)
 METHODS = ("transfer", "card", "instant", "sepa")
 METHOD_LETTER = {"transfer": "U", "card": "K", "instant": "S", "sepa": "L"}
 METHOD_TEXT = {"transfer": "Überweisung", "card": "Kreditkarte", "instant": "Sofortüberweisung",
@@ -245,7 +247,8 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
         "seller": seller, "buyer": {k: v for k, v in buyer.items() if k not in ("email", "is_business")},
         "lines": event_lines, "vat_breakdown": breakdown,
         "sepa": ({"mandate_reference": details["mandate_reference"],
-                  "mandate_date": details["mandate_date"], "iban": details["iban"]}
+                  "mandate_date": details["mandate_date"], "iban": details["iban"],
+                  "creditor_id": getattr(settings, "sepa_creditor_id", None)}
                  if details["method"] == "sepa" else None),
     }
     uow.emit("invoice_issued", payload)
@@ -279,19 +282,40 @@ def balance_of(session, customer_id):
 def open_items(session, customer_id):
     """Debits (negative bookings) with what is still open, oldest first; and unused credit.
 
-    Every credit (payment, credit note, settlement) settles the oldest open debit
-    first; what is left over is credit (Guthaben) that settles the next invoice.
+    A payment whose remittance named an invoice (``applies_to_invoice_id``) settles that
+    invoice first; every other credit (payment, credit note, settlement) and what is left of
+    a named payment settles the oldest open debit first; what is left over is credit
+    (Guthaben) that settles the next invoice. A return debit (``reverses_booking_id``)
+    cancels the credit of the payment it reverses, so the invoice is open again.
     """
-    rows = session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount)
+    rows = session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
+                                  bookings.c.applies_to_invoice_id, bookings.c.reverses_booking_id)
                            .where(bookings.c.customer_id == customer_id)
                            .order_by(bookings.c.booked_at, bookings.c.id)).all()
-    credit = sum((r.amount for r in rows if r.amount > 0), Decimal("0"))
-    items = []
+    reversed_ = {}
     for r in rows:
-        if r.amount < 0:
-            applied = min(credit, -r.amount)
-            credit -= applied
-            items.append((r.id, r.invoice_id, money(-r.amount - applied)))
+        if r.reverses_booking_id is not None and r.amount < 0:
+            reversed_[r.reverses_booking_id] = reversed_.get(r.reverses_booking_id, 0) - r.amount
+    debits = [[r.id, r.invoice_id, -r.amount] for r in rows
+              if r.amount < 0 and r.reverses_booking_id is None]
+    by_invoice = {d[1]: d for d in debits if d[1] is not None}
+    credit = Decimal("0")
+    for r in rows:
+        if r.amount <= 0:
+            continue
+        amount = r.amount - reversed_.pop(r.id, 0)
+        target = by_invoice.get(r.applies_to_invoice_id)
+        if target is not None and amount > 0:
+            applied = min(amount, target[2])
+            target[2] -= applied
+            amount -= applied
+        credit += amount
+    credit -= sum(reversed_.values(), Decimal("0"))  # a reversal of nothing known: a debit
+    items = []
+    for booking_id, invoice_id, open_ in debits:
+        applied = max(min(credit, open_), Decimal("0"))
+        credit -= applied
+        items.append((booking_id, invoice_id, money(open_ - applied)))
     return items, money(credit)
 
 

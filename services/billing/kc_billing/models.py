@@ -4,7 +4,7 @@ The ledger (``bookings``) is append-only: a correction is a new booking. What an
 invoice still owes is derived from the ledger (payments settle the oldest debit
 first), never stored and edited.
 """
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Integer,
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
                         MetaData, Numeric, String, Table, Text, UniqueConstraint)
 
 from kc_common.db import add_messaging_tables
@@ -67,6 +67,10 @@ bookings = Table(
     # A payment is booked at most once; a bank statement line at most once.
     Column("payment_id", String(36), ForeignKey("payments.id"), nullable=True, unique=True),
     Column("external_ref", String(100), nullable=True, unique=True),
+    # A payment whose remittance named an invoice settles that invoice first (then oldest first).
+    Column("applies_to_invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=True),
+    # A return debit (Rücklastschrift) cancels the payment booking it reverses; at most once.
+    Column("reverses_booking_id", BigInteger, nullable=True, unique=True),
 )
 
 counters = Table(
@@ -189,6 +193,61 @@ dunning_notices = Table(
     Column("open_amount", Numeric(12, 2), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("invoice_id", "level", name="uq_dunning_level"),
+)
+
+# Klärfälle: credit transactions of the seller's own account that could not be matched to a
+# customer. Never dropped: staff assign them to a customer (booked then, once).
+bank_clarifications = Table(
+    "bank_clarifications", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(100), nullable=False, unique=True),
+    Column("account", String(34), nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("value_date", Date, nullable=True),
+    Column("reference", Text, nullable=False),
+    Column("payer", String(140), nullable=True),
+    Column("payer_iban", String(34), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),          # open / assigned
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customer_id", BigInteger, nullable=True),
+    Column("payment_id", String(36), nullable=True),
+    Column("assigned_by", String(100), nullable=True),
+    Column("assigned_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_bank_clarifications_status", bank_clarifications.c.status, bank_clarifications.c.id)
+
+# SEPA direct debit: one collection per due date (idempotent), one debit per invoice (never
+# collected twice); the pain.008 file is kept as written.
+sepa_collections = Table(
+    "sepa_collections", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("due_date", Date, nullable=False, unique=True),
+    Column("message_id", String(35), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_by", String(100), nullable=True),
+    Column("count", Integer, nullable=False),
+    Column("total", Numeric(14, 2), nullable=False),
+    Column("pain008", Text, nullable=True),                  # null: nothing was due
+)
+
+sepa_debits = Table(
+    "sepa_debits", metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("collection_id", BigInteger, ForeignKey("sepa_collections.id"), nullable=False, index=True),
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), nullable=False, unique=True),
+    Column("customer_id", BigInteger, nullable=False, index=True),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False, unique=True),
+    Column("mandate_reference", String(35), nullable=False),
+    Column("mandate_date", Date, nullable=False),
+    Column("iban", String(34), nullable=False),
+    Column("sequence_type", String(4), nullable=False),      # FRST / RCUR
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=False),
+    Column("status", String(20), nullable=False),            # collected / returned
+    Column("return_reason", String(4), nullable=True),
+    Column("returned_at", DateTime(timezone=True), nullable=True),
 )
 
 add_messaging_tables(metadata)

@@ -80,15 +80,19 @@ def attach_psp(uow, payment_id, psp):
                                                payments.c.status == CREATED).values(status=PENDING))
 
 
-def book_payment(uow, customer_id, amount, method, text, *, payment_id, external_ref=None, now=None):
-    """The ledger booking of a received payment + ``payment_received`` (settles oldest first)."""
+def book_payment(uow, customer_id, amount, method, text, *, payment_id, external_ref=None, now=None,
+                 applies_to_invoice_id=None):
+    """The ledger booking of a received payment + ``payment_received``.
+
+    It settles ``applies_to_invoice_id`` first (the invoice its remittance named), the rest
+    oldest first (``domain.open_items``)."""
     session = uow.session
     now = now or utcnow()
     before = domain.invoice_open_amounts(session, customer_id)
     session.execute(bookings.insert().values(
         customer_id=customer_id, booked_at=now, type=domain.PAYMENT, text=text, amount=money(amount),
         payment_method=domain.METHOD_LETTER[method], payment_id=payment_id,
-        external_ref=external_ref))
+        external_ref=external_ref, applies_to_invoice_id=applies_to_invoice_id))
     after = domain.invoice_open_amounts(session, customer_id)
     settled = sorted(i for i, open_ in before.items() if open_ > 0 and after.get(i, 0) == 0)
     uow.emit("payment_received", {"payment_id": payment_id, "customer_id": customer_id,
@@ -135,27 +139,6 @@ def reconcilable(session, older_than):
     return session.execute(select(payments.c.id, payments.c.psp_payment_id).where(
         payments.c.status == PENDING, payments.c.psp_payment_id.isnot(None),
         payments.c.created_at <= older_than).order_by(payments.c.created_at).limit(500)).all()
-
-
-def collect_debit(uow, customer_id, invoice):
-    """SEPA direct debit of an invoice in the billing run (same transaction as the invoice).
-
-    The debit is submitted with the mandate and booked as received; a return
-    (Rücklastschrift) would be booked by staff as a new debit (not built yet).
-    """
-    details = invoice["details"]
-    if not details.get("mandate_reference") or not details.get("iban"):
-        return None
-    payment_id = str(uuid.uuid4())
-    now = utcnow()
-    amount = invoice["open_amount"]
-    uow.session.execute(payments.insert().values(
-        id=payment_id, customer_id=customer_id, method="sepa", amount=amount, currency="EUR",
-        status=SUCCEEDED, created_at=now, completed_at=now))
-    book_payment(uow, customer_id, amount, "sepa",
-                 f"Lastschrift Rechnung {invoice['number']} Mandat {details['mandate_reference']}",
-                 payment_id=payment_id, now=now)
-    return payment_id
 
 
 REFERENCE = re.compile(r"KC\s*-?\s*(\d{6,})", re.IGNORECASE)

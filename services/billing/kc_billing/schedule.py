@@ -198,9 +198,7 @@ def bill_customer(uow, customer_id, as_of, settings, run_id=None, before_commit=
         session.execute(update(billable_contracts).where(
             billable_contracts.c.contract_id.in_(contract_ids)).values(
             next_invoice_date=next_date, updated_at=now or utcnow()))
-    if invoice["method"] == "sepa" and invoice["open_amount"] > 0:
-        from kc_billing import payments
-        payments.collect_debit(uow, customer_id, invoice)
+    # SEPA invoices are collected on their due date by the collection run (``sepa.collect``).
     if before_commit is not None:
         before_commit(customer_id)
     invoice["periods"] = len(periods)

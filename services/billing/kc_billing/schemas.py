@@ -5,7 +5,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 
 from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
 
-BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG")
+BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLASTSCHRIFT", "GEBUEHR")
 
 
 def amount_between(low, high):
@@ -24,7 +24,8 @@ class BookingSchema(BaseSchema):
         "description": "Rnr; the PDF is served by documents under this number"})
     date = fields.Date(required=True, metadata={"description": "Datum (Europe/Berlin)"})
     type = fields.String(required=True, metadata={
-        "description": "Typ: RE = Rechnung, GU = Gutschrift, ZAHLUNG, KONTOAUSGLEICH"})
+        "description": "Typ: RE = Rechnung, GU = Gutschrift, ZAHLUNG, KONTOAUSGLEICH, ERSTATTUNG, "
+                       "RUECKLASTSCHRIFT (returned SEPA debit), GEBUEHR (its fee)"})
     text = fields.String(required=True, metadata={"description": "Erste Position der Rechnung"})
     amount = Money(required=True, metadata={"description": "Betrag in EUR (negativ = Forderung)"})
     payment_method = fields.String(allow_none=True, metadata={
@@ -103,8 +104,10 @@ class PaymentDetailsSchema(BaseSchema):
     bic = fields.String(allow_none=True)
     bank_name = fields.String(allow_none=True)
     account_holder = fields.String(allow_none=True)
-    mandate_reference = fields.String(allow_none=True)
-    mandate_date = fields.Date(allow_none=True)
+    mandate_reference = fields.String(allow_none=True, metadata={"description": "Mandatsreferenz"})
+    mandate_date = fields.Date(allow_none=True, metadata={"description": "date the mandate was signed"})
+    creditor_id = fields.String(allow_none=True, metadata={
+        "description": "Gläubiger-Identifikationsnummer of the seller (SEPA method)"})
 
 
 class UpdatePaymentDetailsSchema(BaseSchema):
@@ -255,16 +258,120 @@ class IssuedInvoiceSchema(BaseSchema):
 
 class StatementUploadSchema(BaseSchema):
     files = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1),
-                        metadata={"description": "one CAMT.053 XML file (multipart field 'file')"})
+                        metadata={"description": "one camt.053 (.001.02/.001.08) or camt.054 "
+                                                 "(.001.02/.001.08) XML file (multipart field 'file')"})
+
+
+STATEMENT_OUTCOMES = ("booked", "already_booked", "clarification", "not_booked")
+NOT_BOOKED_REASONS = ("foreign_account", "not_booked_status", "debit", "reversal", "currency",
+                      "amount", "unmatched", "return", "return_unknown")
+
+
+class StatementItemSchema(BaseSchema):
+    transaction_id = fields.String(required=True, metadata={
+        "description": "the transaction's identity: the bank's account servicer reference (scoped "
+                       "by the account), else the entry reference, else a hash of the whole entry"})
+    position = fields.String(required=True, metadata={"description": "statement id / entry number"})
+    amount = fields.String(required=True)
+    currency = fields.String(allow_none=True)
+    status = fields.String(allow_none=True, metadata={"description": "BOOK, PDNG, INFO ..."})
+    direction = fields.String(allow_none=True, metadata={"description": "CRDT or DBIT"})
+    reference = fields.String(required=True, metadata={"description": "remittance text"})
+    outcome = fields.String(required=True, validate=validate.OneOf(STATEMENT_OUTCOMES))
+    reason = fields.String(allow_none=True, validate=validate.OneOf(NOT_BOOKED_REASONS), metadata={
+        "description": "why it was not booked (not_booked, clarification); return: a return "
+                       "debit (Rücklastschrift) of one of our SEPA debits, reversed"})
+    message = fields.String(allow_none=True, metadata={"description": "the reason in German"})
+    customer_id = fields.Integer(allow_none=True)
+    invoice_number = fields.Integer(allow_none=True, metadata={
+        "description": "booked: the invoice the remittance named (settled first)"})
+    clarification_id = fields.Integer(allow_none=True, metadata={"description": "the Klärfall"})
+    known = fields.Boolean(metadata={"description": "clarification: already recorded before"})
 
 
 class StatementImportSchema(BaseSchema):
-    entries = fields.Integer(required=True, metadata={"description": "credit entries in the statement"})
+    entries = fields.Integer(required=True, metadata={
+        "description": "transactions in the file (entries; batch entries split per transaction)"})
     booked = fields.Integer(required=True)
     already_booked = fields.Integer(required=True)
+    clarifications = fields.Integer(required=True, metadata={
+        "description": "own-account credits that matched no customer: Klärfälle"})
+    not_booked = fields.Integer(required=True, metadata={
+        "description": "foreign account, pending/info, debit, reversal, other currency"})
     not_processed = fields.Integer(required=True, metadata={
         "description": "entries not looked at before the request's deadline (upload the same "
                        "statement again: what is booked stays booked once)"})
     complete = fields.Boolean(required=True)
-    unmatched = fields.List(fields.Dict(), required=True, metadata={
-        "description": "entries without a known KC<Kundennummer> reference (book by hand)"})
+    items = fields.List(fields.Nested(StatementItemSchema), required=True, metadata={
+        "description": "every transaction processed, with its outcome"})
+    unmatched = fields.List(fields.Nested(StatementItemSchema), required=True, metadata={
+        "description": "the items that are Klärfälle (assign them to a customer)"})
+
+
+CLARIFICATION_STATUSES = ("open", "assigned")
+
+
+class ClarificationSchema(BaseSchema):
+    clarification_id = fields.Integer(required=True)
+    transaction_id = fields.String(required=True)
+    account = fields.String(required=True, metadata={"description": "the seller's account (IBAN)"})
+    amount = Money(required=True)
+    currency = fields.String(required=True)
+    value_date = fields.Date(allow_none=True)
+    reference = fields.String(required=True, metadata={"description": "remittance text"})
+    payer = fields.String(allow_none=True)
+    payer_iban = fields.String(allow_none=True)
+    reason = fields.String(required=True, metadata={"description": "why it was not matched"})
+    status = fields.String(required=True, validate=validate.OneOf(CLARIFICATION_STATUSES))
+    created_at = UtcDateTime(required=True)
+    customer_id = fields.Integer(allow_none=True)
+    payment_id = fields.String(allow_none=True)
+    assigned_by = fields.String(allow_none=True)
+    assigned_at = UtcDateTime(allow_none=True)
+    created = fields.Boolean(metadata={"description": "assign: false when it was already assigned"})
+
+
+ClarificationPageSchema = page_of(ClarificationSchema, "ClarificationPageSchema")
+
+
+class ClarificationQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(CLARIFICATION_STATUSES))
+
+
+class AssignClarificationSchema(BaseSchema):
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1, max=10**12))
+    invoice_number = fields.Integer(validate=validate.Range(min=1, max=10**12), allow_none=True,
+                                    metadata={"description": "the invoice to settle first"})
+
+
+class RunCollectionSchema(BaseSchema):
+    due_date = fields.Date(metadata={
+        "description": "collection date of the debits: invoices due by then are collected "
+                       "(default today + SEPA_LEAD_DAYS, 2; at most 7 days ahead)"})
+
+
+class SepaDebitSchema(BaseSchema):
+    invoice_number = fields.Integer(required=True)
+    customer_id = fields.Integer(required=True)
+    amount = Money(required=True)
+    end_to_end_id = fields.String(required=True)
+    mandate_reference = fields.String(required=True)
+    sequence_type = fields.String(required=True, validate=validate.OneOf(("FRST", "RCUR")))
+    status = fields.String(required=True, validate=validate.OneOf(("collected", "returned")))
+    return_reason = fields.String(allow_none=True)
+
+
+class SepaCollectionSchema(BaseSchema):
+    collection_id = fields.Integer(required=True)
+    due_date = fields.Date(required=True)
+    message_id = fields.String(required=True)
+    created_at = UtcDateTime(required=True)
+    started_by = fields.String(allow_none=True)
+    count = fields.Integer(required=True)
+    total = Money(required=True)
+    pain008_version = fields.String(required=True)
+    pain008 = fields.String(allow_none=True, metadata={
+        "description": "the pain.008 XML for the bank (null: nothing was due)"})
+    debits = fields.List(fields.Nested(SepaDebitSchema), required=True)
+    created = fields.Boolean(metadata={"description": "false: the collection for this due date "
+                                                     "existed already (idempotent)"})

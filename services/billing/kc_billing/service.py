@@ -19,7 +19,8 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_billing import camt, details, domain, dunning, payments, runs, schedule, schemas
+from kc_billing import (camt, details, domain, dunning, payments, runs, schedule, schemas, sepa,
+                        statements)
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import BillingSettings
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 RUN_EVERY = float(os.environ.get("BILLING_RUN_EVERY", 3600))
 RECONCILE_EVERY = float(os.environ.get("PSP_RECONCILE_EVERY", 30))
 DUNNING_EVERY = float(os.environ.get("DUNNING_EVERY", 3600))
+SEPA_COLLECT_EVERY = float(os.environ.get("SEPA_COLLECT_EVERY", 3600))
 
 
 class Settings(DependencyProvider):
@@ -188,13 +190,17 @@ class BillingService(PingMixin):
                 return None
             if inv.by_post or not inv.invoice_email:
                 return None
-            return inv
+            if inv.payment_method == "sepa":  # the pre-notification needs the mandate
+                mandate = domain.get_details(uow.session, inv.customer_id)["mandate_reference"]
+                return inv, mandate
+            return inv, None
 
-        def deliver(inv):
+        def deliver(prepared):
+            inv, mandate = prepared
             doc = self.documents.get_document(document_id=data["document_id"])
             self.mailer.send(
                 to=inv.invoice_email, subject=f"Ihre Rechnung {inv.number}",
-                body=invoice_mail_text(inv), message_id=message_id_for(event["id"], "billing"),
+                body=invoice_mail_text(inv, mandate, self.settings), message_id=message_id_for(event["id"], "billing"),
                 attachments=[(doc.get("filename") or f"Rechnung-{inv.number}.pdf",
                               doc.get("content_type") or "application/pdf",
                               base64.b64decode(doc["content_b64"]))])
@@ -206,6 +212,17 @@ class BillingService(PingMixin):
             self.mailer.send(to=data["invoice_email"],
                              subject=f"Zahlungserinnerung zu Rechnung {data['number']}",
                              body=dunning_mail_text(data, self.settings),
+                             message_id=message_id_for(event["id"], "billing"))
+        self.db.deliver_once(event, lambda uow, data: data if data.get("invoice_email") else None,
+                             deliver)
+
+    @event_handler("billing", "debit_returned")
+    def on_debit_returned(self, event):
+        """A Rücklastschrift was booked: tell the customer (German mail, after commit, once)."""
+        def deliver(data):
+            self.mailer.send(to=data["invoice_email"],
+                             subject=f"Rücklastschrift zu Rechnung {data['invoice_number']}",
+                             body=sepa.mail_text(data, self.settings),
                              message_id=message_id_for(event["id"], "billing"))
         self.db.deliver_once(event, lambda uow, data: data if data.get("invoice_email") else None,
                              deliver)
@@ -230,6 +247,20 @@ class BillingService(PingMixin):
     @timer(interval=DUNNING_EVERY)
     def scheduled_dunning(self):
         dunning.run_dunning(self.db, domain.today_local(), self.settings)
+
+    @timer(interval=SEPA_COLLECT_EVERY)
+    def scheduled_sepa_collection(self):
+        """The collection for today + SEPA_LEAD_DAYS (once per due date: later ticks find it)."""
+        self._collect(domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days), "timer")
+
+    def _collect(self, due_date, started_by):
+        for attempt in (1, 2):
+            try:
+                with self.db.unit_of_work() as uow:
+                    return sepa.collect(uow, due_date, self.settings, started_by=started_by)
+            except IntegrityError:  # a collection for this due date raced in: now it is found
+                if attempt == 2:
+                    raise
 
     def _start_run(self, as_of, started_by):
         """Record a run (or find the one running for this as_of) and execute it in the
@@ -283,14 +314,14 @@ class BillingService(PingMixin):
     def get_payment_details(self):
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
-            return schemas.PaymentDetailsSchema().dump(details.view(uow.session, customer_id))
+            return schemas.PaymentDetailsSchema().dump(details.view(uow.session, customer_id, self.settings))
 
     @rpc
     def update_payment_details(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.UpdatePaymentDetailsSchema(), data)
         with self.db.unit_of_work() as uow:
-            return schemas.PaymentDetailsSchema().dump(details.update_details(uow, customer_id, data))
+            return schemas.PaymentDetailsSchema().dump(details.update_details(uow, customer_id, data, self.settings))
 
     # --- Zahlung vornehmen ------------------------------------------------------------------
 
@@ -377,12 +408,15 @@ class BillingService(PingMixin):
 
     @rpc
     def import_statement(self, data):
-        """Staff (billing) upload a CAMT.053 statement: credit entries booked by reference.
+        """Staff (billing) upload a bank statement (camt.053) or notification (camt.054).
 
-        Bounded: at most ``STATEMENT_MAX_BYTES`` and ``STATEMENT_MAX_ENTRIES`` credit entries
-        (400 naming ``file``). One short transaction per entry; the import stops before the
-        caller's deadline and says how many entries it did not reach (``complete`` false):
-        uploading the same statement again books those, and nothing twice.
+        Validated against the ISO 20022 XSD of its version (400 naming ``file`` otherwise).
+        Only booked credit transactions of the seller's own accounts are booked, each once
+        (``statements``); each transaction is reported with its outcome. Bounded: at most
+        ``STATEMENT_MAX_BYTES`` and ``STATEMENT_MAX_ENTRIES`` transactions. One short
+        transaction per statement line; the import stops before the caller's deadline and
+        says how many it did not reach (``complete`` false): uploading the same statement
+        again books those, and nothing twice.
         """
         self.context.require_staff("billing")
         data = load(schemas.StatementUploadSchema(), data)
@@ -392,38 +426,85 @@ class BillingService(PingMixin):
             raise ValidationFailed("Der Kontoauszug ist zu groß.", fields={"file": [
                 f"Höchstens {settings.statement_max_bytes // 1024} KiB."]})
         try:
-            entries = camt.parse(base64.b64decode(content_b64, validate=True),
-                                 max_entries=settings.statement_max_entries)
-        except (camt.StatementInvalid, ValueError) as exc:
+            raw = base64.b64decode(content_b64, validate=True)
+        except ValueError:
+            raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [
+                "Die Datei ist nicht lesbar (Base64)."]})
+        try:
+            transactions = camt.parse(raw, max_entries=settings.statement_max_entries)
+        except camt.StatementInvalid as exc:
             raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
         stop_at = self.runs.stop_at()
-        result = {"entries": len(entries), "booked": 0, "already_booked": 0, "unmatched": [],
-                  "not_processed": 0, "complete": True}
+        counts = {statements.BOOKED: 0, statements.ALREADY: 0, statements.CLARIFICATION: 0,
+                  statements.NOT_BOOKED: 0}
+        items = []
+        result = {"entries": len(transactions), "not_processed": 0, "complete": True}
         settled_up_to = {}  # customer -> latest value date booked from this statement
-        for n, entry in enumerate(entries):  # one transaction per entry: a bad line never blocks the others
+        for n, tx in enumerate(transactions):  # one transaction per line: a bad line never blocks the others
             if stop_at is not None and time.time() >= stop_at:
-                result["not_processed"], result["complete"] = len(entries) - n, False
+                result["not_processed"], result["complete"] = len(transactions) - n, False
                 log.warning("statement import stopped before the caller's deadline: %d of %d "
-                            "entries not processed", len(entries) - n, len(entries))
+                            "transactions not processed", len(transactions) - n, len(transactions))
                 break
-            try:
-                with self.db.unit_of_work() as uow:
-                    booked = payments.book_transfer(uow, entry)
-                result["booked" if booked["created"] else "already_booked"] += 1
-                if booked["created"]:
-                    day = entry.get("value_date") or domain.today_local()
-                    customer = booked["customer_id"]
-                    settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
-            except Unprocessable as exc:
-                result["unmatched"].append({"transaction_id": entry["transaction_id"],
-                                            "amount": str(entry["amount"]),
-                                            "reference": entry["reference"], "reason": exc.message})
-            except IntegrityError:  # a concurrent import booked it
-                result["already_booked"] += 1
+            for attempt in (1, 2):
+                try:
+                    with self.db.unit_of_work() as uow:
+                        report = statements.import_transaction(uow, tx, settings.own_accounts,
+                                                                settings=settings)
+                    break
+                except IntegrityError:  # a concurrent import booked or recorded it: now it is found
+                    if attempt == 2:
+                        raise
+            counts[report["outcome"]] += 1
+            items.append(report)
+            if report["outcome"] == statements.BOOKED:
+                day = tx.get("value_date") or domain.today_local()
+                customer = report["customer_id"]
+                settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
         for customer_id, up_to in settled_up_to.items():
             with self.db.unit_of_work() as uow:
                 domain.book_settlement(uow.session, customer_id, up_to)
+        result.update(booked=counts[statements.BOOKED], already_booked=counts[statements.ALREADY],
+                      clarifications=counts[statements.CLARIFICATION],
+                      not_booked=counts[statements.NOT_BOOKED], items=items,
+                      unmatched=[i for i in items if i["outcome"] == statements.CLARIFICATION])
         return schemas.StatementImportSchema().dump(result)
+
+    @rpc
+    def list_clarifications(self, params=None):
+        """Staff (billing): the Klärfälle, newest first (filter by status open/assigned)."""
+        self.context.require_staff("billing")
+        params = load(schemas.ClarificationQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            return schemas.ClarificationPageSchema().dump(statements.clarifications(uow.session, **params))
+
+    @rpc
+    def assign_clarification(self, clarification_id, data):
+        """Staff (billing) assign a Klärfall to a customer: the payment is booked then, once."""
+        staff_id = self.context.require_staff("billing")
+        try:
+            clarification_id = int(clarification_id)
+        except (TypeError, ValueError):
+            raise NotFound("Klärfall nicht gefunden.")
+        data = load(schemas.AssignClarificationSchema(), data)
+        self._ensure_known_customer(data["customer_id"])
+        for attempt in (1, 2):
+            try:
+                with self.db.unit_of_work() as uow:
+                    view, created = statements.assign(uow, clarification_id, data["customer_id"],
+                                                      data.get("invoice_number"), f"staff:{staff_id}")
+                return schemas.ClarificationSchema().dump(dict(view, created=created))
+            except IntegrityError:  # raced with an import of the same line
+                if attempt == 2:
+                    raise
+
+    def _ensure_known_customer(self, customer_id):
+        """A customer staff name: billing's replica, else identity (404 when there is none)."""
+        try:
+            self._ensure_customer(customer_id)
+        except NotFound:
+            raise Unprocessable(f"Kunde {customer_id} ist unbekannt.",
+                                {"fields": {"customer_id": ["Unbekannte Kundennummer."]}})
 
     @rpc
     def refund_credit(self, data):
@@ -476,6 +557,20 @@ class BillingService(PingMixin):
             return schemas.BillingRunPageSchema().dump(runs.page(uow.session, self.settings, **params))
 
     @rpc
+    def run_sepa_collection(self, data=None):
+        """Staff (billing) collect the SEPA direct debits due by a date: the pain.008 file.
+
+        Idempotent per due date: a second call for the same date answers the same collection
+        (``created`` false); an invoice is never collected twice.
+        """
+        staff_id = self.context.require_staff("billing")
+        data = load(schemas.RunCollectionSchema(), data)
+        default = domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days)
+        due_date = runs.check_as_of(data.get("due_date") or default, self.settings, field="due_date")
+        view, created = self._collect(due_date, f"staff:{staff_id}")
+        return schemas.SepaCollectionSchema().dump(dict(view, created=created))
+
+    @rpc
     def run_dunning(self, data=None):
         """Staff (billing) remind overdue customers now; stops before the caller's deadline
         (``complete`` false: run again for the rest, each reminder level is sent once)."""
@@ -486,11 +581,18 @@ class BillingService(PingMixin):
             dunning.run_dunning(self.db, as_of, self.settings, stop_at=self.runs.stop_at()))
 
 
-def invoice_mail_text(inv):
+def invoice_mail_text(inv, mandate_reference=None, settings=None):
+    """The invoice mail; for SEPA the pre-notification (amount, due date, mandate, creditor id)."""
+    sepa_note = ""
+    if inv.payment_method == "sepa" and mandate_reference and settings is not None:
+        sepa_note = (f"Den Betrag von {inv.gross:.2f} EUR ziehen wir am {inv.due_date:%d.%m.%Y} "
+                     f"per SEPA-Lastschrift von Ihrem Konto ein (Mandatsreferenz "
+                     f"{mandate_reference}, Gläubiger-ID {settings.sepa_creditor_id}).\n")
     return (f"Guten Tag,\n\nanbei erhalten Sie Ihre Rechnung {inv.number} über "
             f"{inv.gross:.2f} EUR.\n"
             + (f"Bitte überweisen Sie den Betrag bis zum {inv.due_date:%d.%m.%Y} unter Angabe "
                f"von {inv.payment_reference}.\n" if inv.payment_method == "transfer" else "")
+            + sepa_note
             + "\nMit freundlichen Grüßen\nIhr KundenCenter-Team\n")
 
 

@@ -15,6 +15,17 @@ DEFAULTS = {
     "SELLER_IBAN": "DE89370400440532013000",
     "SELLER_BIC": "COBADEFFXXX",
     "SELLER_BANK": "Commerzbank",
+    # The seller's own bank accounts (comma-separated IBANs) whose statements are booked;
+    # empty: SELLER_IBAN alone.
+    "SELLER_ACCOUNTS": "",
+    # SEPA direct debit: the creditor identifier (Gläubiger-ID; default: the Bundesbank's
+    # example id, replace it in production) and what a return debit (Rücklastschrift) costs
+    # the customer (the bank's fee, passed on; 0: none).
+    "SEPA_CREDITOR_ID": "DE98ZZZ09999999999",
+    "SEPA_RETURN_FEE": "3.00",
+    # Days between submitting a collection and its collection date (SEPA CORE: at least one
+    # TARGET2 business day): the timer's collection is for today + this.
+    "SEPA_LEAD_DAYS": 2,
     "PAYMENT_TERM_DAYS": 14,
     "POSTAGE_NET": "2.00",
     "DEFAULT_VAT_RATE": "19.00",
@@ -47,6 +58,11 @@ class BillingSettings:
             "vat_id": get("SELLER_VAT_ID"), "iban": get("SELLER_IBAN"), "bic": get("SELLER_BIC"),
             "bank": get("SELLER_BANK"),
         }
+        accounts = config.get("SELLER_ACCOUNTS") or DEFAULTS["SELLER_ACCOUNTS"] or self.seller["iban"]
+        self.own_accounts = frozenset(a.replace(" ", "").upper() for a in str(accounts).split(",")
+                                      if a.strip())
+        if not self.own_accounts:
+            raise RuntimeError("billing: SELLER_ACCOUNTS/SELLER_IBAN must name the seller's account")
         try:
             self.payment_term_days = int(get("PAYMENT_TERM_DAYS"))
             self.postage_net = Decimal(str(get("POSTAGE_NET"))).quantize(Decimal("0.01"))
@@ -60,6 +76,8 @@ class BillingSettings:
             self.run_stale_after = float(get("RUN_STALE_AFTER"))
             self.statement_max_bytes = int(get("STATEMENT_MAX_BYTES"))
             self.statement_max_entries = int(get("STATEMENT_MAX_ENTRIES"))
+            self.sepa_return_fee = Decimal(str(get("SEPA_RETURN_FEE"))).quantize(Decimal("0.01"))
+            self.sepa_lead_days = int(get("SEPA_LEAD_DAYS"))
         except (ValueError, InvalidOperation) as exc:
             raise RuntimeError(f"billing: invalid configuration: {exc}") from None
         if not self.dunning_days or self.dunning_days[0] < 0:
@@ -70,6 +88,11 @@ class BillingSettings:
             raise RuntimeError("billing: RUN_HEARTBEAT_EVERY must be positive and below RUN_STALE_AFTER")
         if self.statement_max_bytes < 1 or self.statement_max_entries < 1:
             raise RuntimeError("billing: STATEMENT_MAX_BYTES/STATEMENT_MAX_ENTRIES must be positive")
+        if self.sepa_return_fee < 0:
+            raise RuntimeError("billing: SEPA_RETURN_FEE must not be negative")
+        if not 0 <= self.sepa_lead_days <= self.run_max_days_ahead:
+            raise RuntimeError("billing: SEPA_LEAD_DAYS must lie within 0..RUN_MAX_DAYS_AHEAD")
+        self.sepa_creditor_id = str(get("SEPA_CREDITOR_ID")).replace(" ", "").upper()
         self.psp_url = str(get("PSP_URL")).rstrip("/")
         self.psp_api_key = str(get("PSP_API_KEY"))
         self.psp_webhook_secret = str(get("PSP_WEBHOOK_SECRET"))

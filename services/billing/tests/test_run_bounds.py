@@ -87,14 +87,11 @@ def test_a_run_is_running_only_while_its_owner_shows_signs_of_life():
 
 
 def camt_with(n):
-    entry = ('<Ntry><Amt Ccy="EUR">1.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><AcctSvcrRef>B-{i}</AcctSvcrRef>'
-             '<NtryDtls><TxDtls><RmtInf><Ustrd>KC100001</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>')
-    return ('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt>'
-            '<Id>S</Id>' + "".join(entry.format(i=i) for i in range(n))
-            + '</Stmt></BkToCstmrStmt></Document>').encode()
+    from .camt_files import Tx, statement
+    return statement([Tx("1.00", f"KC100001 {i}", acct_svcr_ref=f"R{i}") for i in range(n)])
 
 
 def test_a_statement_with_too_many_credit_entries_is_refused():
     assert len(camt.parse(camt_with(5), max_entries=5)) == 5
-    with pytest.raises(camt.StatementInvalid, match="mehr als 5 Gutschriften"):
+    with pytest.raises(camt.StatementInvalid, match="mehr als 5 Umsätze"):
         camt.parse(camt_with(6), max_entries=5)

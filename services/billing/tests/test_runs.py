@@ -252,13 +252,8 @@ def test_dunning_and_a_statement_import_stop_before_the_callers_deadline_and_say
 
 
 def statement_of(lines):
-    entries = "".join(
-        f'<Ntry><Amt Ccy="EUR">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><AcctSvcrRef>{ref}</AcctSvcrRef>'
-        f'<NtryDtls><TxDtls><RmtInf><Ustrd>{text}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>'
-        for ref, text, amount in lines)
-    xml = ('<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt><Stmt>'
-           f'<Id>S</Id>{entries}</Stmt></BkToCstmrStmt></Document>')
-    return upload(xml.encode())
+    from .camt_files import Tx, statement
+    return upload(statement([Tx(amount, text, acct_svcr_ref=ref) for ref, text, amount in lines]))
 
 
 def upload(content):
@@ -272,7 +267,7 @@ def test_statement_uploads_are_bounded_in_size_and_entries(start_billing, run_db
     too_many = statement_of([(f"T-{i}", "KC100001", "0.01") for i in range(501)])
     with pytest.raises(ValidationFailed) as err:
         call(billing, "import_statement", too_many)
-    assert list(err.value.fields) == ["file"] and "mehr als 500 Gutschriften" in err.value.fields["file"][0]
+    assert list(err.value.fields) == ["file"] and "mehr als 500 Umsätze" in err.value.fields["file"][0]
     too_big = upload(b"<Document>" + b" " * (5 * 1024 * 1024) + b"</Document>")
     with pytest.raises(ValidationFailed) as err:
         call(billing, "import_statement", too_big)

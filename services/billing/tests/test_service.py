@@ -303,30 +303,20 @@ def test_staff_correct_an_invoice_with_a_credit_note(billing, publish, capture_e
     assert acc["balance"] == "0.00" and [b["type"] for b in acc["bookings"]["items"]] == ["GU", "RE"]
 
 
-CAMT = """<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"><BkToCstmrStmt>
- <GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-11-26T08:00:00</CreDtTm></GrpHdr>
- <Stmt><Id>STMT-1</Id>
-  <Ntry><Amt Ccy="EUR">11.78</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
-   <BookgDt><Dt>2026-11-26</Dt></BookgDt><ValDt><Dt>2026-11-26</Dt></ValDt><AcctSvcrRef>BANK-0001</AcctSvcrRef>
-   <NtryDtls><TxDtls><RltdPties><Dbtr><Nm>Max Mustermann</Nm></Dbtr></RltdPties>
-    <RmtInf><Ustrd>Rechnung KC100001-1000001</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>
-  <Ntry><Amt Ccy="EUR">50.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><AcctSvcrRef>BANK-0002</AcctSvcrRef>
-   <NtryDtls><TxDtls><RmtInf><Ustrd>Spende ohne Nummer</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>
-  <Ntry><Amt Ccy="EUR">99.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><AcctSvcrRef>BANK-0003</AcctSvcrRef></Ntry>
- </Stmt></BkToCstmrStmt></Document>"""
-
-
 def test_camt053_statement_is_booked_by_reference_once(billing, publish):
     import base64
+    from .camt_files import Tx, statement
     staff = {"staff_id": 1, "staff_roles": ["billing"]}
     publish("catalog", "order_placed", order_event(100001, 50, TODAY))
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)
+    xml = statement([Tx("11.78", "Rechnung KC100001-1000001", acct_svcr_ref="BANK-0001"),
+                     Tx("50.00", "Spende ohne Nummer", acct_svcr_ref="BANK-0002"),
+                     Tx("99.00", "Abbuchung", direction="DBIT", acct_svcr_ref="BANK-0003")])
     upload = {"files": [{"field": "file", "filename": "auszug.xml", "content_type": "application/xml",
-                         "content_b64": base64.b64encode(CAMT.encode()).decode()}]}
+                         "content_b64": base64.b64encode(xml).decode()}]}
     first = call(billing, "import_statement", upload, context=staff)
-    assert (first["entries"], first["booked"], first["already_booked"]) == (2, 1, 0)
-    assert [u["transaction_id"] for u in first["unmatched"]] == ["BANK-0002"]
+    assert (first["entries"], first["booked"], first["already_booked"]) == (3, 1, 0)
+    assert [u["transaction_id"] for u in first["unmatched"]] == ["DE89370400440532013000|BANK-0002"]
     again = call(billing, "import_statement", upload, context=staff)
     assert (again["booked"], again["already_booked"]) == (0, 1)
     acc = account(billing)

@@ -13,7 +13,7 @@ from kc_web.views import api, get, new_key, page_args, parallel
 bp = Blueprint("account", __name__)
 
 TYPES = {"RE": "Rechnung", "GU": "Gutschrift", "ZAHLUNG": "Zahlung", "KONTOAUSGLEICH": "Kontoausgleich",
-         "ERSTATTUNG": "Erstattung"}
+         "ERSTATTUNG": "Erstattung", "RUECKLASTSCHRIFT": "Rücklastschrift", "GEBUEHR": "Gebühr"}
 METHODS = {"U": "Überweisung", "K": "Kreditkarte", "S": "Sofortüberweisung", "L": "Lastschrift"}
 PAY_METHODS = {"card": "Kreditkarte (VISA, Mastercard)", "instant": "Sofortüberweisung"}
 
