@@ -46,7 +46,7 @@ import requests
 from kc_common.testing import TcpProxy, wait_for
 from tests.conftest import SupervisedSystem, customer_maker, running_system
 from tests.soak_workload import (Customer, Recorder, bad_log_lines, dead_letters, pages,
-                                 problems_of, settle)
+                                 settle)
 
 RPC_TIMEOUT = 5.0           # running_system's setting
 QUICK_503 = 3.0             # a caller's answer while the broker is down
@@ -187,53 +187,51 @@ def test_a_request_that_timed_out_is_not_carried_out_later(faulty, sup, rabbit_m
     assert sup.pids()["catalog"] == catalog  # frozen and resumed, never restarted
 
 
-@pytest.mark.parametrize("victim", ["billing", "catalog"])
-def test_a_service_killed_under_orders_is_restarted_and_loses_nothing(faulty, sup, rabbit_manager,
-                                                                       victim):
+def test_services_killed_under_orders_are_restarted_and_lose_nothing(faulty, sup, rabbit_manager):
+    """billing (asked by catalog for every order, consumer of order_placed), then catalog
+    (which takes the orders), each killed with SIGKILL under a stream of orders."""
     system = faulty
     recorder = Recorder(system.url)
-    customers = customers_of(system, recorder, 3, seed=hash(victim) % 1000)
+    customers = customers_of(system, recorder, 3, seed=9)
     before = sup.pids()
-    state = {"restarted_at": None}
-
-    def stop():
-        # orders keep coming until the victim has served several orders after its restart
-        at = state["restarted_at"]
-        return at is not None and time.monotonic() > at + 3 and len(
-            [c for c in orders(recorder) if c.ok and c.started > at]) >= 3 \
-            or time.monotonic() > started + 90
-    started = time.monotonic()
-    threads = order_stream(customers, stop)
-    eventlet.sleep(4.0)
-    assert any(c.ok for c in orders(recorder)), [(c.status, c.body) for c in orders(recorder)][:5]
-    killed_at = time.monotonic()
-    os.kill(before[victim], signal.SIGKILL)
-    new = wait_for(lambda: sup.info(victim)["statename"] == "RUNNING"
-                   and sup.info(victim)["pid"] != before[victim] and sup.info(victim)["pid"],
-                   timeout=60, interval=0.3, message=f"{victim} restarted")
-    wait_for(lambda: all_ok(system), timeout=60, interval=0.5, message="every service ok again")
-    state["restarted_at"] = time.monotonic()
-    for t in threads:
-        t.wait()
+    state = {"done": False}
+    threads = order_stream(customers, lambda: state["done"])
+    kills = []
+    try:
+        eventlet.sleep(4.0)
+        assert any(c.ok for c in orders(recorder)), [(c.status, c.body) for c in orders(recorder)][:5]
+        for victim in ("billing", "catalog"):
+            killed_at = time.monotonic()
+            os.kill(before[victim], signal.SIGKILL)
+            new = wait_for(lambda: sup.info(victim)["statename"] == "RUNNING"
+                           and sup.info(victim)["pid"] != before[victim] and sup.info(victim)["pid"],
+                           timeout=60, interval=0.3, message=f"{victim} restarted")
+            # orders are accepted again (the restarted service serves)
+            wait_for(lambda: any(c.ok and c.started > killed_at for c in orders(recorder)),
+                     timeout=60, interval=0.3, message=f"orders accepted after {victim}'s restart")
+            first_ok = min(c.started + c.elapsed for c in orders(recorder)
+                           if c.ok and c.started > killed_at)
+            kills.append((victim, killed_at, new, round(first_ok - killed_at, 1)))
+            eventlet.sleep(2.0)
+    finally:
+        state["done"] = True
+        for t in threads:
+            t.wait()
     calls = orders(recorder)
-    recovered = min((c.started + c.elapsed for c in calls if c.ok and c.started > killed_at),
-                    default=None)
-    FIGURES[f"kill_{victim}"] = {
+    FIGURES["kills"] = {
         "orders": len(calls), "accepted": sum(c.ok for c in calls),
         "statuses": sorted({c.status for c in calls}),
-        "first_accepted_after_kill_s": recovered and round(recovered - killed_at, 1)}
-    print(f"\nSIGKILL {victim}: {FIGURES[f'kill_{victim}']}")
+        "first_order_accepted_after_kill_s": {v: s for v, _, _, s in kills}}
+    print(f"\nSIGKILL billing, then catalog: {FIGURES['kills']}")
 
     # refused orders are refused cleanly (503 while it was away), never a 500 or no answer
-    assert {c.status for c in calls} <= {200, 201, 503, 504}, \
-        [(c.status, c.body, c.error) for c in calls if c.status not in (200, 201, 503, 504)][:5]
-    assert any(c.ok and c.started > state["restarted_at"] for c in calls)
+    assert {c.status for c in calls} <= {200, 201, 503}, \
+        [(c.status, c.body, c.error) for c in calls if c.status not in (200, 201, 503)][:5]
+    # in flight when catalog died: it may have committed and not answered
     assert_consistent(system, recorder, customers, rabbit_manager,
-                      uncertain=in_flight_at(calls, killed_at))
+                      uncertain=[c for _, at, _, _ in kills for c in in_flight_at(calls, at)])
     after = sup.pids()
-    assert after[victim] == new
-    assert {n: p for n, p in after.items() if n != victim} == \
-        {n: p for n, p in before.items() if n != victim}
+    assert after == dict(before, billing=kills[0][2], catalog=kills[1][2])
 
 
 def test_broker_cut_for_20s_quick_503_no_exit_serves_again_nothing_lost(faulty, sup, rabbit_manager):
@@ -247,7 +245,7 @@ def test_broker_cut_for_20s_quick_503_no_exit_serves_again_nothing_lost(faulty, 
 
     def stop():
         at = state["restored_at"]
-        return at is not None and len([c for c in orders(recorder) if c.ok and c.started > at]) >= 6 \
+        return at is not None and len([c for c in orders(recorder) if c.ok and c.started > at]) >= 3 \
             or time.monotonic() > started + BROKER_CUT + 90
     started = time.monotonic()
     threads = order_stream(customers, stop)
@@ -264,10 +262,10 @@ def test_broker_cut_for_20s_quick_503_no_exit_serves_again_nothing_lost(faulty, 
     finally:
         proxy.restore()
     restored_at = state["restored_at"] = time.monotonic()
-    for t in threads:
-        t.wait()
     serving = wait_for(lambda: serves(system, watcher) and time.monotonic(), timeout=60,
                        interval=0.5, message="every service serving again")
+    for t in threads:
+        t.wait()
 
     calls = orders(recorder)
     during = [c for c in recorder.calls
