@@ -172,8 +172,13 @@ def test_a_request_that_timed_out_is_not_carried_out_later(faulty, sup, rabbit_m
     assert call.status in (503, 504), (call.status, call.body)
     assert RPC_TIMEOUT - 0.5 <= call.elapsed < RPC_TIMEOUT + 3, call.elapsed
     wait_for(lambda: all_ok(system), timeout=30, interval=0.5, message="catalog answering again")
-    wait_for(lambda: "dropped place_order" in system.log("catalog"), timeout=10, interval=0.5,
-             message="catalog dropping the expired request")
+    # catalog had the request in hand when it froze (prefetched): it drops it now; had the
+    # request still been in the queue, the broker would have dropped it (its expiration)
+    try:
+        wait_for(lambda: "dropped place_order" in system.log("catalog"), timeout=10, interval=0.5)
+        print("catalog dropped the expired request")
+    except AssertionError:
+        print("catalog never saw the request (expired in the queue)")
     eventlet.sleep(2.0)  # anything it would still do, it has done by now
     contracts = pages(customer.http, system.url + "/api/v1/me/contracts", customer.headers)
     assert [c for c in contracts if domain in (c.get("domain"), c.get("label"), c.get("name"))] == []
