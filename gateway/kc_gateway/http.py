@@ -16,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 from kc_common.context import CLIENT_IP, CORRELATION_ID, new_correlation_id
 from kc_common.db import json_default
 from kc_common.errors import KcError
+from kc_common.events import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def error_response(status, error, message, **extra):
 
 
 def response_from_error(exc, correlation_id=None):
-    """Typed service errors map to their status; anything else is a bare 500."""
+    """Typed service errors map to their status, an outage (:func:`is_transient`) to 503;
+    anything else is a bare 500."""
     if isinstance(exc, KcError):
         resp = json_response(exc.to_body(), status=exc.status)
         retry_after = exc.details.get("retry_after")
@@ -88,6 +90,12 @@ def response_from_error(exc, correlation_id=None):
         return resp
     if isinstance(exc, HTTPException):
         return error_response(exc.code, _slug(exc.name), exc.description or exc.name)
+    if is_transient(exc):  # the broker or a connection lost in the gateway itself: retry later
+        log.warning("dependency unavailable: %r", exc)
+        return error_response(503, "service_unavailable",
+                              "Ein benötigter Dienst ist vorübergehend nicht erreichbar; bitte "
+                              "später erneut versuchen.", reason="dependency_unavailable",
+                              correlation_id=correlation_id)
     log.error("unexpected error %s", type(exc).__name__, exc_info=exc)
     return error_response(500, "internal_error",
                           "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut.",

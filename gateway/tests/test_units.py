@@ -36,3 +36,14 @@ def test_error_bodies_never_echo_internal_text():
     assert response_from_error(NotFound("weg")).status_code == 404
     limited = response_from_error(TooManyRequests("langsam", {"retry_after": 30}))
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "30"
+
+
+def test_an_outage_in_the_gateway_itself_is_a_503_not_a_500():
+    import sqlalchemy.exc
+    from kombu.exceptions import OperationalError
+    for exc in (OperationalError("[Errno 111] Connection refused"),
+                sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionError("secret host"))):
+        resp = response_from_error(exc, "cid")
+        assert resp.status_code == 503, exc
+        assert b"secret" not in resp.get_data() and b"Errno" not in resp.get_data()
+        assert resp.get_json()["reason"] == "dependency_unavailable"

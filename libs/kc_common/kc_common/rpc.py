@@ -55,8 +55,12 @@ class _Listeners:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         with self._lock:
+            # Those who waited for the lock take the answer the first one got.
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return hit[1]
             count = self._ask(amqp_uri, f"rpc-{service_name}")
-        self._cache[key] = (time.monotonic() + self.TTL, count)
+            self._cache[key] = (time.monotonic() + self.TTL, count)
         return count
 
     def _ask(self, amqp_uri, queue):
@@ -66,7 +70,9 @@ class _Listeners:
             connection = self._connections.get(amqp_uri)
             if connection is None:
                 connection = Connection(amqp_uri, connect_timeout=2)
-                connection.connect()
+                # One attempt: kombu's connect() retries a refused connection after 2 s,
+                # which every caller would wait out while the broker is down.
+                connection.ensure_connection(max_retries=0)
                 self._connections[amqp_uri] = connection
             channel = connection.channel()
             try:
@@ -216,6 +222,16 @@ class KcRpc(Rpc):
         super().handle_message(body, message)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
+        if exc_info is not None and not isinstance(exc_info[1], KcError) and is_transient(exc_info[1]):
+            # A dependency's outage (its database, the broker, the mail server) is not a
+            # failure of this service: the caller gets the typed 503 (retry later), not an
+            # unexpected error that the gateway answers 500.
+            log.warning("%s failed on an outage, answered as unavailable: %r",
+                        self.method_name, exc_info[1])
+            unavailable = ServiceUnavailable(
+                "Ein benötigter Dienst ist vorübergehend nicht erreichbar; bitte später erneut "
+                "versuchen.", {"reason": "dependency_unavailable"})
+            exc_info = (ServiceUnavailable, unavailable, exc_info[2])
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)
         except Exception as exc:  # noqa: BLE001 - never let a lost reply end the service

@@ -57,6 +57,10 @@ class Writer(PingMixin):
     def slow(self, seconds):
         eventlet.sleep(seconds)
 
+    @rpc
+    def write_to_a_lost_database(self, text):
+        raise sqlalchemy.exc.OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
 
 class Reader:
     name = "rreader"
@@ -363,3 +367,29 @@ def test_a_call_to_a_service_with_no_running_instance_fails_at_once(container_fa
             write("nobody there")
     assert time.monotonic() - started < 2
     assert count(config["DATABASE_URL"], "nobody there") == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_lost_database_connection_answers_a_typed_503_not_an_unexpected_error(container_factory,
+                                                                                 config):
+    """A service whose database is away answers ServiceUnavailable (the gateway's 503), never
+    an unexpected error (a RemoteError, the gateway's 500)."""
+    container_factory(Writer, config).start()
+    with ServiceRpcProxy("rwriter", config) as writer:
+        with pytest.raises(ServiceUnavailable) as raised:
+            writer.write_to_a_lost_database("x")
+        assert raised.value.details == {"reason": "dependency_unavailable"}
+        assert writer.ping()["status"] == "ok"  # and the service goes on
+
+
+def test_the_listener_count_fails_fast_while_the_broker_refuses_connections():
+    """Regression: kombu's connect() waits 2 s before its retry of a refused connection, and
+    callers queued behind one another for the count: 503s took 7 s during a broker cut."""
+    from kc_common.rpc import _Listeners
+    listeners = _Listeners()
+    started = time.monotonic()
+    pool = eventlet.GreenPool(10)
+    counts = list(pool.imap(lambda _: listeners.count("pyamqp://guest:guest@127.0.0.1:1/", "x"),
+                            range(10)))
+    assert counts == [None] * 10  # unknown: the call itself finds out (and fails fast too)
+    assert time.monotonic() - started < 0.5
