@@ -1,20 +1,13 @@
 """billing's settings, read from the nameko config (``${VAR:default}`` from the environment).
 
-The seller data printed on every invoice, payment terms, postage, dunning
+The seller (kc_common.seller, the one source of every document), payment terms, postage, dunning
 intervals and the payment service provider. Fail fast on nonsense.
 """
 from decimal import Decimal, InvalidOperation
 
+from kc_common.seller import seller_from_config
+
 DEFAULTS = {
-    "SELLER_NAME": "KundenCenter Hosting GmbH",
-    "SELLER_STREET": "Musterstraße 1",
-    "SELLER_ZIP": "30159",
-    "SELLER_CITY": "Hannover",
-    "SELLER_COUNTRY": "DE",
-    "SELLER_VAT_ID": "DE123456789",
-    "SELLER_IBAN": "DE89370400440532013000",
-    "SELLER_BIC": "COBADEFFXXX",
-    "SELLER_BANK": "Commerzbank",
     "PAYMENT_TERM_DAYS": 14,
     "POSTAGE_NET": "2.00",
     "DEFAULT_VAT_RATE": "19.00",
@@ -41,12 +34,7 @@ DEFAULTS = {
 class BillingSettings:
     def __init__(self, config):
         get = lambda key: config.get(key) if config.get(key) not in (None, "") else DEFAULTS[key]  # noqa: E731
-        self.seller = {
-            "name": get("SELLER_NAME"), "street": get("SELLER_STREET"), "zip": str(get("SELLER_ZIP")),
-            "city": get("SELLER_CITY"), "country": get("SELLER_COUNTRY"),
-            "vat_id": get("SELLER_VAT_ID"), "iban": get("SELLER_IBAN"), "bic": get("SELLER_BIC"),
-            "bank": get("SELLER_BANK"),
-        }
+        self.seller = seller_from_config(config)
         try:
             self.payment_term_days = int(get("PAYMENT_TERM_DAYS"))
             self.postage_net = Decimal(str(get("POSTAGE_NET"))).quantize(Decimal("0.01"))
