@@ -24,8 +24,10 @@ PAYMENT_LABELS = {
     "instant": "Sofortüberweisung",
     "sepa": "Lastschrift (SEPA)",
 }
-# UNTDID 4461 payment means codes (EN 16931 BT-81).
-PAYMENT_CODES = {"transfer": "58", "card": "54", "instant": "68", "sepa": "59"}
+# UNTDID 4461 payment means codes (EN 16931 BT-81). Card payments run through the payment
+# service provider, which alone knows the card: 68 (online payment service), since 54 would need
+# the card's number (BG-18, mandatory with 48/54/55 in XRechnung, BR-DE-24-a).
+PAYMENT_CODES = {"transfer": "58", "card": "68", "instant": "68", "sepa": "59"}
 REVERSE_CHARGE_NOTE = ("Steuerschuldnerschaft des Leistungsempfängers (Reverse Charge): "
                        "Die Umsatzsteuer schuldet der Leistungsempfänger (§ 13b UStG, Art. 196 MwStSystRL).")
 REVERSE_CHARGE_REASON = "Steuerschuldnerschaft des Leistungsempfängers"
@@ -195,7 +197,7 @@ def invoice_context(inv):
         "credit_note": credit,
         "preceding": preceding,
         "seller": inv["seller"],
-        "legal_lines": legal_lines(inv["seller"]),
+        "hosts_nowrap": hosts_nowrap,
         "buyer": buyer,
         "buyer_name": buyer.get("company") or buyer.get("name") or "",
         "lines": shown,
@@ -427,9 +429,12 @@ def render_invoice(inv):
     seller = inv["seller"]["name"]
     pdf = facturx.generate_from_binary(
         base_pdf, xml, flavor="factur-x", level="en16931", check_xsd=False, lang="de-DE",
-        pdf_metadata={"author": seller, "keywords": "Rechnung, Factur-X, ZUGFeRD, EN 16931",
-                      "title": f"{seller}: Rechnung {inv['number']}",
-                      "subject": f"Rechnung {inv['number']} vom {date_de(inv['issued_at'])}"})
+        pdf_metadata={"author": seller,
+                      "keywords": ("Gutschrift, " if is_credit_note(inv) else "Rechnung, ")
+                      + ("XRechnung, EN 16931" if inv.get("einvoice_profile") == "xrechnung"
+                         else "Factur-X, ZUGFeRD, EN 16931"),
+                      "title": f"{seller}: {title(inv)}",
+                      "subject": f"{title(inv)} vom {date_de(inv['issued_at'])}"})
     return pdf, xml
 
 
