@@ -23,7 +23,7 @@ DEFAULTS = {
     "SELLER_CITY": "Hannover",
     "SELLER_COUNTRY": "DE",
     "SELLER_EMAIL": "service@kundencenter.example",
-    "SELLER_PHONE": "+49 511 123456-0",
+    "SELLER_PHONE": "+49 (0)511 5151 8181",
     "SELLER_WEBSITE": "www.kundencenter.example",
     "SELLER_VAT_ID": "DE123456789",
     "SELLER_TAX_NUMBER": "25/200/12345",
@@ -36,7 +36,7 @@ DEFAULTS = {
     "SELLER_BANK": "Commerzbank",
     "SELLER_CREDITOR_ID": "DE98ZZZ09999999999",
     "SELLER_CONTACT_NAME": "Buchhaltung",
-    "SELLER_CONTACT_PHONE": "+49 511 123456-20",
+    "SELLER_CONTACT_PHONE": "+49 (0)511 5151 8181",
     "SELLER_CONTACT_EMAIL": "buchhaltung@kundencenter.example",
     "SELLER_INVOICE_EMAIL": "rechnung@kundencenter.example",
 }
