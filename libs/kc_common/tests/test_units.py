@@ -50,3 +50,18 @@ def test_settings_fail_fast_naming_the_setting():
         "SELLER_VAT_ID": "DE123", "RETRIES": 3}
     with pytest.raises(SettingsError, match="SELLER_VAT_ID"):
         validate_settings(Needs, {"RETRIES": "x"})
+
+
+def test_one_seller_source_with_overrides_and_the_statutory_lines():
+    from kc_common.seller import legal_lines, mail_signature, seller_from_config
+    seller = seller_from_config({}, environ={})
+    assert seller["street"] == "Hosting-Allee 1" and seller["register_court"] == "Amtsgericht Hannover"
+    moved = seller_from_config({"SELLER_STREET": "Neue Straße 2"}, environ={"SELLER_STREET": "ignored",
+                                                                          "SELLER_IBAN": "DE89 3704 0044 0532 0130 00"})
+    assert moved["street"] == "Neue Straße 2" and moved["iban"] == "DE89370400440532013000"
+    lines = legal_lines(seller)
+    assert lines[1] == ("Sitz: Hannover · Amtsgericht Hannover HRB 123456 · "
+                        "Geschäftsführer: Max Mustermann, Erika Beispiel")
+    assert "USt-IdNr. DE123456789" in lines[2] and "Amtsgericht Hannover HRB 123456" in mail_signature(seller)
+    with pytest.raises(RuntimeError, match="SELLER_REGISTER_NUMBER"):
+        seller_from_config({}, environ={"SELLER_REGISTER_NUMBER": " "})

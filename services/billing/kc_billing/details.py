@@ -1,4 +1,6 @@
 """Zahlungsdetails: invoice by post, invoice e-mail, contact person, payment method (+ SEPA)."""
+import re
+
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select, update
@@ -18,6 +20,22 @@ def validate_iban(value):
     if iban.bank is None:
         raise ValueError("Die Bank dieser IBAN ist unbekannt.")
     return iban
+
+
+LEITWEG_ID = re.compile(r"^[0-9]{2,12}(-[0-9A-Z]{1,30})?-[0-9]{2}$")
+
+
+def validate_leitweg_id(value):
+    """A Leitweg-ID (KoSIT format): Grobadressierung (2–12 digits), optional Feinadressierung
+    (up to 30 letters/digits), two check digits (ISO 7064 MOD 97-10 over the rest)."""
+    from stdnum.iso7064 import mod_97_10
+    text = (value or "").strip().upper()
+    if not LEITWEG_ID.match(text):
+        raise ValueError("Die Leitweg-ID hat nicht das Format 04011000-1234512345-06 "
+                         "(Grobadressierung-Feinadressierung-Prüfziffer).")
+    if not mod_97_10.is_valid(text.replace("-", "")):
+        raise ValueError("Die Prüfziffer der Leitweg-ID stimmt nicht.")
+    return text
 
 
 def mandate_reference(customer_id, number):
@@ -49,11 +67,20 @@ def update_details(uow, customer_id, data, settings=None):
             iban = validate_iban(data["iban"])
         except ValueError as exc:
             errors["iban"] = [str(exc)]
+    leitweg_id = merged.get("leitweg_id") or None
+    if data.get("leitweg_id"):
+        try:
+            leitweg_id = validate_leitweg_id(data["leitweg_id"])
+        except ValueError as exc:
+            errors["leitweg_id"] = [str(exc)]
+    elif merged.get("einvoice_profile") == "xrechnung" and not leitweg_id:
+        errors["leitweg_id"] = ["Für XRechnung ist die Leitweg-ID des Auftraggebers nötig."]
     if errors:
         raise ValidationFailed("Die Zahlungsdetails sind ungültig.", fields=errors)
     values = {"by_post": merged["by_post"], "invoice_email": merged.get("invoice_email") or None,
               "with_contact_person": merged["with_contact_person"], "method": merged["method"],
               "account_holder": (merged.get("account_holder") or "").strip() or None,
+              "einvoice_profile": merged.get("einvoice_profile") or "en16931", "leitweg_id": leitweg_id,
               "updated_at": utcnow()}
     if iban is not None and iban.compact != current.get("iban"):
         count = 1 if not current.get("mandate_reference") else \

@@ -135,7 +135,8 @@ def upsert_customer(session, data, as_of=None):
 
 DEFAULT_DETAILS = {"by_post": False, "invoice_email": None, "with_contact_person": False,
                    "method": "transfer", "iban": None, "bic": None, "bank_name": None,
-                   "account_holder": None, "mandate_reference": None, "mandate_date": None}
+                   "account_holder": None, "mandate_reference": None, "mandate_date": None,
+                   "einvoice_profile": "en16931", "leitweg_id": None}
 
 
 def get_details(session, customer_id):
@@ -187,10 +188,34 @@ def lock_customer(session, customer_id, skip_locked=False):
     return row
 
 
-def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False):
+def preceding_invoice(session, customer_id, lines, number=None):
+    """The invoice a credit note corrects (EN 16931 BT-25): the one named, else the latest invoice
+    billing one of the credited contracts, else the customer's latest invoice; None if none."""
+    query = select(invoices.c.number, invoices.c.issued_at).where(
+        invoices.c.customer_id == customer_id, invoices.c.kind == "invoice")
+    if number is not None:
+        row = session.execute(query.where(invoices.c.number == number)).first()
+    else:
+        contracts = {line.get("contract_id") for line in lines if line["net"] < 0} - {None}
+        row = None
+        if contracts:
+            row = session.execute(query.where(invoices.c.id.in_(
+                select(invoice_lines.c.invoice_id).where(invoice_lines.c.contract_id.in_(contracts))))
+                .order_by(invoices.c.number.desc()).limit(1)).first()
+        if row is None:
+            row = session.execute(query.order_by(invoices.c.number.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return {"number": row.number, "issue_date": local_date(as_utc(row.issued_at))}
+
+
+def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False,
+                  preceding_number=None):
     """Issue one invoice (or credit note when negative) with its ledger booking and event.
 
     ``lines``: dicts with text, contract_id, period_start, period_end, net, vat_rate.
+    A credit note names the invoice it corrects (``preceding_number``, else found by
+    :func:`preceding_invoice`).
     """
     session = uow.session
     if not locked:
@@ -209,6 +234,10 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     net, vat, gross = totals(lines)
     breakdown = vat_breakdown(lines)
     kind = "credit_note" if gross < 0 else "invoice"
+    preceding = preceding_invoice(session, customer_id, lines, preceding_number) \
+        if kind == "credit_note" else None
+    profile = details.get("einvoice_profile") or "en16931"
+    buyer = dict(buyer, leitweg_id=details.get("leitweg_id") if profile == "xrechnung" else None)
     number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
     now = now or utcnow()  # after the number lock: dates never run backwards along the series
     issued_on = local_date(now)
@@ -220,7 +249,8 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
         kind=kind, due_date=due_date, currency="EUR", payment_method=details["method"],
         payment_reference=reference, by_post=details["by_post"], invoice_email=invoice_email,
         reverse_charge=reverse_charge, seller=seller, buyer=to_plain(buyer),
-        vat_breakdown=to_plain(breakdown), run_id=run_id,
+        vat_breakdown=to_plain(breakdown), run_id=run_id, einvoice_profile=profile,
+        preceding_number=preceding["number"] if preceding else None,
     ).returning(invoices.c.id)).scalar_one()
     event_lines = []
     for pos, line in enumerate(lines, start=1):
@@ -248,8 +278,9 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
         "lines": event_lines, "vat_breakdown": breakdown,
         "sepa": ({"mandate_reference": details["mandate_reference"],
                   "mandate_date": details["mandate_date"], "iban": details["iban"],
-                  "creditor_id": getattr(settings, "sepa_creditor_id", None)}
+                  "creditor_id": seller.get("creditor_id")}
                  if details["method"] == "sepa" else None),
+        "einvoice_profile": profile, "preceding_invoice": preceding,
     }
     uow.emit("invoice_issued", payload)
     return {"invoice_id": invoice_id, "number": number, "gross": gross, "open_amount": open_amount,
@@ -403,7 +434,8 @@ def credit_note(uow, data, settings):
               "net": -money(data["net"]),
               "vat_rate": Decimal(data["vat_rate"] if data.get("vat_rate") is not None
                                   else settings.default_vat_rate)}]
-    return issue_invoice(uow, data["customer_id"], lines, settings)
+    return issue_invoice(uow, data["customer_id"], lines, settings,
+                         preceding_number=data.get("invoice_number"))
 
 
 def book_settlement(session, customer_id, up_to, now=None):

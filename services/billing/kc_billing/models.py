@@ -35,6 +35,10 @@ invoices = Table(
     Column("buyer", JSON, nullable=True),
     Column("vat_breakdown", JSON, nullable=True),
     Column("run_id", BigInteger, nullable=True),
+    # e-invoice profile of the buyer at issue time (en16931 / xrechnung); a credit note names
+    # the invoice it corrects (EN 16931 BT-25).
+    Column("einvoice_profile", String(20), nullable=False, server_default="en16931"),
+    Column("preceding_number", BigInteger, nullable=True),
 )
 
 invoice_lines = Table(
@@ -110,6 +114,9 @@ payment_details = Table(
     Column("account_holder", String(200), nullable=True),
     Column("mandate_reference", String(35), nullable=True),
     Column("mandate_date", Date, nullable=True),
+    # e-invoice: en16931 (ZUGFeRD/Factur-X EN 16931) or xrechnung (public bodies, with Leitweg-ID)
+    Column("einvoice_profile", String(20), nullable=False, server_default="en16931"),
+    Column("leitweg_id", String(46), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -88,10 +88,14 @@ class InvoiceSchema(BaseSchema):
     seller = fields.Dict(allow_none=True)
     buyer = fields.Dict(allow_none=True)
     vat_breakdown = fields.List(fields.Dict(), allow_none=True)
+    einvoice_profile = fields.String(required=True, metadata={"description": "en16931 / xrechnung"})
+    preceding_number = fields.Integer(allow_none=True, metadata={
+        "description": "credit note: the invoice it corrects (BT-25)"})
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
 
 
 METHOD_CHOICES = ("card", "sepa", "transfer")
+EINVOICE_PROFILES = ("en16931", "xrechnung")
 
 
 class PaymentDetailsSchema(BaseSchema):
@@ -108,6 +112,11 @@ class PaymentDetailsSchema(BaseSchema):
     mandate_date = fields.Date(allow_none=True, metadata={"description": "date the mandate was signed"})
     creditor_id = fields.String(allow_none=True, metadata={
         "description": "Gläubiger-Identifikationsnummer of the seller (SEPA method)"})
+    einvoice_profile = fields.String(required=True, validate=validate.OneOf(EINVOICE_PROFILES), metadata={
+        "description": "E-Rechnung: en16931 = ZUGFeRD/Factur-X EN 16931, xrechnung = XRechnung "
+                       "(öffentliche Auftraggeber, mit Leitweg-ID)"})
+    leitweg_id = fields.String(allow_none=True, metadata={
+        "description": "Leitweg-ID of the public body (BT-10 in XRechnung)"})
 
 
 class UpdatePaymentDetailsSchema(BaseSchema):
@@ -117,6 +126,10 @@ class UpdatePaymentDetailsSchema(BaseSchema):
     method = fields.String(required=True, validate=validate.OneOf(METHOD_CHOICES))
     iban = fields.String(allow_none=True, validate=validate.Length(max=42))
     account_holder = fields.String(allow_none=True, validate=validate.Length(max=200))
+    einvoice_profile = fields.String(validate=validate.OneOf(EINVOICE_PROFILES), metadata={
+        "description": "default: unchanged (en16931); xrechnung needs a leitweg_id"})
+    leitweg_id = fields.String(allow_none=True, validate=validate.Length(max=46), metadata={
+        "description": "Leitweg-ID, e.g. 04011000-1234512345-06 (check digits ISO 7064 MOD 97-10)"})
     sepa_mandate_accepted = fields.Boolean(load_default=False, metadata={
         "description": "The customer grants the SEPA direct debit mandate (needed for a new IBAN)"})
 

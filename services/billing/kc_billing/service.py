@@ -19,6 +19,7 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
+from kc_common.seller import mail_signature
 from kc_billing import (camt, details, domain, dunning, payments, runs, schedule, schemas, sepa,
                         statements)
 from kc_billing.models import invoices, metadata
@@ -199,8 +200,8 @@ class BillingService(PingMixin):
             inv, mandate = prepared
             doc = self.documents.get_document(document_id=data["document_id"])
             self.mailer.send(
-                to=inv.invoice_email, subject=f"Ihre Rechnung {inv.number}",
-                body=invoice_mail_text(inv, mandate, self.settings), message_id=message_id_for(event["id"], "billing"),
+                to=inv.invoice_email, subject=invoice_mail_subject(inv),
+                body=invoice_mail_text(inv, self.settings, mandate), message_id=message_id_for(event["id"], "billing"),
                 attachments=[(doc.get("filename") or f"Rechnung-{inv.number}.pdf",
                               doc.get("content_type") or "application/pdf",
                               base64.b64decode(doc["content_b64"]))])
@@ -581,19 +582,34 @@ class BillingService(PingMixin):
             dunning.run_dunning(self.db, as_of, self.settings, stop_at=self.runs.stop_at()))
 
 
-def invoice_mail_text(inv, mandate_reference=None, settings=None):
-    """The invoice mail; for SEPA the pre-notification (amount, due date, mandate, creditor id)."""
-    sepa_note = ""
-    if inv.payment_method == "sepa" and mandate_reference and settings is not None:
-        sepa_note = (f"Den Betrag von {inv.gross:.2f} EUR ziehen wir am {inv.due_date:%d.%m.%Y} "
+def invoice_mail_subject(inv):
+    if inv.kind == "credit_note":
+        return f"Ihre Gutschrift {inv.number}" + (
+            f" (Rechnungskorrektur zu Rechnung {inv.preceding_number})" if inv.preceding_number else "")
+    return f"Ihre Rechnung {inv.number}"
+
+
+def invoice_mail_text(inv, settings, mandate_reference=None):
+    """The mail with the PDF; a credit note is worded as one; for SEPA the pre-notification
+    (amount, due date, mandate reference, creditor id). Signed with the seller's statutory
+    details (the invoice's own seller snapshot, else the configured one)."""
+    seller = inv.seller or settings.seller
+    if inv.kind == "credit_note":
+        body = (f"Guten Tag,\n\nanbei erhalten Sie Ihre Gutschrift {inv.number} über "
+                f"{-inv.gross:.2f} EUR"
+                + (f" (Rechnungskorrektur zu Rechnung {inv.preceding_number})" if inv.preceding_number else "")
+                + ".\nWir verrechnen den Betrag mit offenen Rechnungen; ein verbleibendes Guthaben "
+                  "erstatten wir Ihnen auf Wunsch.\n")
+    else:
+        body = (f"Guten Tag,\n\nanbei erhalten Sie Ihre Rechnung {inv.number} über "
+                f"{inv.gross:.2f} EUR.\n"
+                + (f"Bitte überweisen Sie den Betrag bis zum {inv.due_date:%d.%m.%Y} unter Angabe "
+                   f"von {inv.payment_reference}.\n" if inv.payment_method == "transfer" else ""))
+        if inv.payment_method == "sepa" and mandate_reference:
+            body += (f"Den Betrag von {inv.gross:.2f} EUR ziehen wir am {inv.due_date:%d.%m.%Y} "
                      f"per SEPA-Lastschrift von Ihrem Konto ein (Mandatsreferenz "
                      f"{mandate_reference}, Gläubiger-ID {settings.sepa_creditor_id}).\n")
-    return (f"Guten Tag,\n\nanbei erhalten Sie Ihre Rechnung {inv.number} über "
-            f"{inv.gross:.2f} EUR.\n"
-            + (f"Bitte überweisen Sie den Betrag bis zum {inv.due_date:%d.%m.%Y} unter Angabe "
-               f"von {inv.payment_reference}.\n" if inv.payment_method == "transfer" else "")
-            + sepa_note
-            + "\nMit freundlichen Grüßen\nIhr KundenCenter-Team\n")
+    return body + "\n" + mail_signature(seller)
 
 
 def dunning_mail_text(data, settings):
@@ -603,4 +619,4 @@ def dunning_mail_text(data, settings):
             f"ein Betrag von {data['open_amount']} EUR offen ({data['level']}. Erinnerung).\n"
             f"Bitte überweisen Sie ihn auf {seller['iban']} ({seller['bank']}) mit dem "
             f"Verwendungszweck {data['payment_reference']} oder zahlen Sie im KundenCenter.\n\n"
-            "Mit freundlichen Grüßen\nIhr KundenCenter-Team\n")
+            + mail_signature(seller))

@@ -1,27 +1,19 @@
 """billing's settings, read from the nameko config (``${VAR:default}`` from the environment).
 
-The seller data printed on every invoice, payment terms, postage, dunning
+The seller (kc_common.seller, the one source of every document), payment terms, postage, dunning
 intervals and the payment service provider. Fail fast on nonsense.
 """
 from decimal import Decimal, InvalidOperation
 
+from kc_common.seller import seller_from_config
+
 DEFAULTS = {
-    "SELLER_NAME": "KundenCenter Hosting GmbH",
-    "SELLER_STREET": "Musterstraße 1",
-    "SELLER_ZIP": "30159",
-    "SELLER_CITY": "Hannover",
-    "SELLER_COUNTRY": "DE",
-    "SELLER_VAT_ID": "DE123456789",
-    "SELLER_IBAN": "DE89370400440532013000",
-    "SELLER_BIC": "COBADEFFXXX",
-    "SELLER_BANK": "Commerzbank",
     # The seller's own bank accounts (comma-separated IBANs) whose statements are booked;
-    # empty: SELLER_IBAN alone.
+    # empty: SELLER_IBAN alone (kc_common.seller).
     "SELLER_ACCOUNTS": "",
-    # SEPA direct debit: the creditor identifier (Gläubiger-ID; default: the Bundesbank's
-    # example id, replace it in production) and what a return debit (Rücklastschrift) costs
-    # the customer (the bank's fee, passed on; 0: none).
-    "SEPA_CREDITOR_ID": "DE98ZZZ09999999999",
+    # SEPA direct debit: what a return debit (Rücklastschrift) costs the customer (the
+    # bank's fee, passed on; 0: none). The creditor identifier (Gläubiger-ID) is the
+    # seller's, SELLER_CREDITOR_ID in kc_common.seller.
     "SEPA_RETURN_FEE": "3.00",
     # Days between submitting a collection and its collection date (SEPA CORE: at least one
     # TARGET2 business day): the timer's collection is for today + this.
@@ -52,12 +44,7 @@ DEFAULTS = {
 class BillingSettings:
     def __init__(self, config):
         get = lambda key: config.get(key) if config.get(key) not in (None, "") else DEFAULTS[key]  # noqa: E731
-        self.seller = {
-            "name": get("SELLER_NAME"), "street": get("SELLER_STREET"), "zip": str(get("SELLER_ZIP")),
-            "city": get("SELLER_CITY"), "country": get("SELLER_COUNTRY"),
-            "vat_id": get("SELLER_VAT_ID"), "iban": get("SELLER_IBAN"), "bic": get("SELLER_BIC"),
-            "bank": get("SELLER_BANK"),
-        }
+        self.seller = seller_from_config(config)
         accounts = config.get("SELLER_ACCOUNTS") or DEFAULTS["SELLER_ACCOUNTS"] or self.seller["iban"]
         self.own_accounts = frozenset(a.replace(" ", "").upper() for a in str(accounts).split(",")
                                       if a.strip())
@@ -92,7 +79,7 @@ class BillingSettings:
             raise RuntimeError("billing: SEPA_RETURN_FEE must not be negative")
         if not 0 <= self.sepa_lead_days <= self.run_max_days_ahead:
             raise RuntimeError("billing: SEPA_LEAD_DAYS must lie within 0..RUN_MAX_DAYS_AHEAD")
-        self.sepa_creditor_id = str(get("SEPA_CREDITOR_ID")).replace(" ", "").upper()
+        self.sepa_creditor_id = (self.seller.get("creditor_id") or "").replace(" ", "").upper()
         self.psp_url = str(get("PSP_URL")).rstrip("/")
         self.psp_api_key = str(get("PSP_API_KEY"))
         self.psp_webhook_secret = str(get("PSP_WEBHOOK_SECRET"))

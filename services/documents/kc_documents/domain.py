@@ -98,8 +98,8 @@ def store_document(uow, *, customer_id, kind, ref, title, filename, data, docume
     return doc_id
 
 
-def invoice_filename(number):
-    return f"Rechnung_{safe_name(number)}.pdf"
+def invoice_filename(number, kind="invoice"):
+    return f"{'Gutschrift' if kind == 'credit_note' else 'Rechnung'}_{safe_name(number)}.pdf"
 
 
 def av_filename(agreement_id):

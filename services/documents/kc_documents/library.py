@@ -170,17 +170,9 @@ FORMS = {
 
 
 def provider_from_config(config):
-    """The provider's own letterhead (library documents, AV agreement)."""
-    return {
-        "name": config.get("PROVIDER_NAME") or "KundenCenter Hosting GmbH",
-        "street": config.get("PROVIDER_STREET") or "Hosting-Allee 1",
-        "zip": str(config.get("PROVIDER_ZIP") or "30159"),
-        "city": config.get("PROVIDER_CITY") or "Hannover",
-        "country": "DE",
-        "vat_id": config.get("PROVIDER_VAT_ID") or "DE123456789",
-        "email": config.get("PROVIDER_EMAIL") or "service@kundencenter.example",
-        "iban": None, "bic": None, "bank": None,
-    }
+    """The provider's own letterhead (library documents, AV agreement): the one seller source."""
+    from kc_common.seller import seller_from_config
+    return seller_from_config(config)
 
 
 def template_context(slug, version, valid_from):

@@ -40,6 +40,8 @@ def jinja_env():
                              autoescape=jinja2.select_autoescape(["html"]),
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
+    from kc_common.seller import legal_lines
+    env.globals["legal_lines"] = legal_lines  # the statutory footer of every document (§ 35a GmbHG)
     return env
 
 

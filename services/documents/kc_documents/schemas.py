@@ -97,6 +97,15 @@ class _Tolerant(Schema):
         unknown = EXCLUDE
 
 
+class TextOrNumber(fields.String):
+    """Text that publishers may send as an integer (invoice number, agreement version)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class SellerSchema(_Tolerant):
     name = fields.String(required=True, validate=validate.Length(min=1))
     street = fields.String(required=True)
@@ -108,6 +117,18 @@ class SellerSchema(_Tolerant):
     bic = fields.String(load_default=None, allow_none=True)
     bank = fields.String(load_default=None, allow_none=True)
     tax_number = fields.String(load_default=None, allow_none=True)
+    email = fields.String(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True)
+    website = fields.String(load_default=None, allow_none=True)
+    seat = fields.String(load_default=None, allow_none=True)
+    register_court = fields.String(load_default=None, allow_none=True)
+    register_number = fields.String(load_default=None, allow_none=True)
+    managing_directors = fields.String(load_default=None, allow_none=True)
+    creditor_id = fields.String(load_default=None, allow_none=True)
+    contact_name = fields.String(load_default=None, allow_none=True)
+    contact_phone = fields.String(load_default=None, allow_none=True)
+    contact_email = fields.String(load_default=None, allow_none=True)
+    invoice_email = fields.String(load_default=None, allow_none=True)
 
 
 class BuyerSchema(_Tolerant):
@@ -120,6 +141,19 @@ class BuyerSchema(_Tolerant):
     country = fields.String(load_default="DE", allow_none=True)
     vat_id = fields.String(load_default=None, allow_none=True)
     contact_person = fields.String(load_default=None, allow_none=True)
+    leitweg_id = fields.String(load_default=None, allow_none=True)
+
+
+class PrecedingInvoiceSchema(_Tolerant):
+    number = TextOrNumber(required=True)
+    issue_date = fields.Date(load_default=None, allow_none=True)
+
+
+class SepaSchema(_Tolerant):
+    mandate_reference = fields.String(load_default=None, allow_none=True)
+    mandate_date = fields.Date(load_default=None, allow_none=True)
+    iban = fields.String(load_default=None, allow_none=True)
+    creditor_id = fields.String(load_default=None, allow_none=True)
 
 
 class InvoiceLineSchema(_Tolerant):
@@ -139,15 +173,6 @@ class VatBreakdownSchema(_Tolerant):
     rate = fields.Decimal(required=True, as_string=True)
     base = Money(required=True)
     amount = Money(required=True)
-
-
-class TextOrNumber(fields.String):
-    """Text that publishers may send as an integer (invoice number, agreement version)."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class InvoiceIssuedSchema(_Tolerant):
@@ -174,6 +199,10 @@ class InvoiceIssuedSchema(_Tolerant):
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True, validate=validate.Length(min=1))
     vat_breakdown = fields.List(fields.Nested(VatBreakdownSchema), required=True,
                                 validate=validate.Length(min=1))
+    kind = fields.String(load_default="invoice", validate=validate.OneOf(["invoice", "credit_note"]))
+    einvoice_profile = fields.String(load_default="en16931", validate=validate.OneOf(["en16931", "xrechnung"]))
+    preceding_invoice = fields.Nested(PrecedingInvoiceSchema, load_default=None, allow_none=True)
+    sepa = fields.Nested(SepaSchema, load_default=None, allow_none=True)
 
 
 class AgreementCustomerSchema(_Tolerant):

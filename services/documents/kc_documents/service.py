@@ -68,7 +68,7 @@ class DocumentsService(PingMixin):
         def store(uow, _data):
             return domain.store_document(
                 uow, customer_id=inv["customer_id"], kind="invoice", ref=inv["number"],
-                title=f"Rechnung {inv['number']}", filename=domain.invoice_filename(inv["number"]),
+                title=invoice.title(inv), filename=domain.invoice_filename(inv["number"], inv.get("kind")),
                 data=pdf, document_date=as_date(inv["issued_at"]), storage=self.cfg.storage)
         self.db.handle_once(event, store)
 

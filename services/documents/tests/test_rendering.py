@@ -33,7 +33,7 @@ def test_invoice_pdf_shows_every_field_in_german_formats(big_invoice):
         "USt-IdNr. DE123456789", "Beispiel GmbH", "Erika Musterfrau", "Musterweg 5", "10115 Berlin",
         "businesshosting (Paket 1) für beispiel-1.de", "Managed FlexServer Business",
         "Leistungszeitraum 01.11.2026 – 30.11.2026", "1.037,45 €", "1.050,35 €", "199,57 €",
-        "1.249,92 €", "19 %", "Zahlungsart: Überweisung", "RE-2026-001234 KD 100001",
+        "1.249,92 €", "19 %", "Zahlungsart: Überweisung", "KC100001-RE-2026-001234",
         "IBAN: DE89 3704 0044 0532 0130 00", "BIC: COBADEFFXXX", "Offener Betrag",
         "bis zum 10.12.2026", "GiroCode",
     ]:

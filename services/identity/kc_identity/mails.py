@@ -3,7 +3,14 @@ from zoneinfo import ZoneInfo
 
 import dateutil.parser
 
+from kc_common.seller import legal_lines, seller_from_config
+
 BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _footer():
+    """The provider's statutory lines (§ 35a GmbHG), from the one seller source."""
+    return "-- \n" + "\n".join(legal_lines(seller_from_config())) + "\n"
 
 
 def password_changed(row, data):
@@ -15,10 +22,11 @@ das Service-Passwort Ihres KundenCenter-Zugangs (Kundennummer {row.id}) wurde am
 Alle anderen angemeldeten Sitzungen wurden dabei beendet.
 
 Wenn Sie das selbst waren, ist nichts weiter zu tun.
-Wenn nicht, wenden Sie sich bitte sofort an unseren Support: +49 (0)511 5151 8181.
+Wenn nicht, wenden Sie sich bitte sofort an unseren Support: {seller_from_config()["phone"]}.
 
 Ihr KundenCenter-Team
-"""
+
+""" + _footer()
     return {"to": row.email, "subject": "Ihr Service-Passwort wurde geändert", "body": body}
 
 
@@ -33,9 +41,10 @@ die E-Mail-Adresse Ihres KundenCenter-Zugangs (Kundennummer {row.id}) wurde am \
 von {data["old_email"]} auf {data["new_email"]}.
 
 Diese Nachricht geht an die bisherige Adresse. Wenn Sie die Änderung nicht selbst veranlasst haben,
-wenden Sie sich bitte sofort an unseren Support: +49 (0)511 5151 8181.
+wenden Sie sich bitte sofort an unseren Support: {seller_from_config()["phone"]}.
 
 Ihr KundenCenter-Team
-"""
+
+""" + _footer()
     return {"to": data["old_email"], "subject": "Die E-Mail-Adresse Ihres Kundenkontos wurde geändert",
             "body": body}

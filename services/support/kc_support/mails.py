@@ -2,10 +2,12 @@
 from zoneinfo import ZoneInfo
 
 from kc_common.db import as_utc
+from kc_common.seller import mail_signature, seller_from_config
 from kc_support.schemas import CATEGORIES, STATES
 
 BERLIN = ZoneInfo("Europe/Berlin")
-SIGNATURE = "Mit freundlichen Grüßen\nIhr KundenCenter Support-Team"
+# with the provider's statutory lines (§ 35a GmbHG: a mail to a customer is a business letter)
+SIGNATURE = mail_signature(seller_from_config(), team="Ihr KundenCenter Support-Team").rstrip("\n")
 
 
 def berlin(instant):

@@ -121,7 +121,10 @@ def payment_details():
         form = request.form
         body = {"by_post": form.get("by_post") == "ja", "with_contact_person": form.get("with_contact_person") == "ja",
                 "invoice_email": (form.get("invoice_email") or "").strip() or None,
-                "method": form.get("method", "")}
+                "method": form.get("method", ""),
+                "einvoice_profile": form.get("einvoice_profile") or details.get("einvoice_profile") or "en16931"}
+        if body["einvoice_profile"] == "xrechnung":
+            body["leitweg_id"] = (form.get("leitweg_id") or "").strip() or None
         if body["method"] == "sepa":
             iban = (form.get("iban") or "").replace(" ", "").upper()
             if iban:
