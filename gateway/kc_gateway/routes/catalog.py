@@ -1,6 +1,6 @@
 """Public routes served by catalog."""
-from kc_common.errors import (Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable,
-                              ValidationFailed)
+from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
+                              Unprocessable, ValidationFailed)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_catalog import schemas as s
 
@@ -19,7 +19,8 @@ ROUTES = [
     Route("POST", "/api/v1/me/orders/quote", "catalog", "quote_order", tag="Bestellen",
           summary="Net, VAT (the customer's VAT situation incl. reverse charge) and gross of an "
                   "order's first periods before placing it; priced by billing's invoicing code",
-          body=s.PlaceOrderSchema, response=s.OrderQuoteSchema, errors=(Conflict, NotFound)),
+          body=s.PlaceOrderSchema, response=s.OrderQuoteSchema,
+          errors=(Conflict, NotFound, ServiceUnavailable)),
     # Meine Produkte: the three tables and all contracts
     Route("GET", "/api/v1/me/contracts", "catalog", "list_contracts", tag=P,
           summary="All of the customer's contracts (search with q, filter, paged)",
@@ -50,7 +51,7 @@ ROUTES = [
     Route("GET", C + "/tariff-change/quote", "catalog", "quote_tariff_change", tag="Bestellen",
           summary="The prorated credit and charge a tariff change now would invoice (as billing "
                   "books it; a downgrade invoices nothing now)", query=s.TariffQuoteQuerySchema,
-          response=s.TariffQuoteSchema, errors=(NotFound, Conflict, Unprocessable)),
+          response=s.TariffQuoteSchema, errors=(NotFound, Conflict, Unprocessable, ServiceUnavailable)),
     Route("POST", C + "/tariff-change", "catalog", "change_tariff", tag="Bestellen",
           summary="Tarifwechsel within the product family", body=s.TariffChangeSchema,
           response=s.ContractSchema, errors=(NotFound, Conflict, Unprocessable)),
