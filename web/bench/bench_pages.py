@@ -23,6 +23,14 @@ PAGES = [
     "/daten/datenschutz", "/daten/ip-whitelist", "/daten/sicherheit", "/dokumente", "/support",
     "/vertraege/{contract}/tarifwechsel", "/vertraege/{contract}/kuendigung", "/anmeldung?_=public",
 ]
+# The previews before confirming (POST, nothing is booked): the order's quote and the
+# Tarifwechsel's proration, both priced by the API.
+PREVIEWS = [
+    ("/bestellen/domain-de (Angebot)", "/bestellen/domain-de",
+     {"step": "pruefen", "domain": "bench-angebot.de", "period_months": "12"}),
+    ("/vertraege/{contract}/tarifwechsel (anteilig)", "/vertraege/{contract}/tarifwechsel",
+     {"step": "pruefen", "product_id": "{tariff}"}),
+]
 TIMING = re.compile(r'app;dur=([\d.]+).*?desc="(\d+) calls"')
 
 
@@ -39,6 +47,24 @@ def login(session, web, user, password):
                         allow_redirects=False)
     if resp.status_code != 302:
         sys.exit(f"login failed: {resp.status_code}")
+
+
+def measure(runs, load):
+    """(server ms list, client ms list, call counts) of ``runs`` loads after 3 warm-ups."""
+    server, seen, calls = [], [], set()
+    for i in range(runs + 3):
+        started = time.perf_counter()
+        resp = load()
+        elapsed = (time.perf_counter() - started) * 1000
+        if resp.status_code != 200:
+            sys.exit(f"{resp.url}: HTTP {resp.status_code}")
+        match = TIMING.search(resp.headers.get("Server-Timing", ""))
+        if i < 3:  # warm-up
+            continue
+        server.append(float(match.group(1)))
+        seen.append(elapsed)
+        calls.add(int(match.group(2)))
+    return server, seen, calls
 
 
 def main(argv=None):
@@ -58,23 +84,23 @@ def main(argv=None):
         path = template.format(zone=args.zone, contract=args.contract)
         public = path.startswith("/anmeldung")
         client = requests.Session() if public else session
-        server, seen, calls = [], [], set()
-        for i in range(args.runs + 3):
-            started = time.perf_counter()
-            resp = client.get(args.web + path, allow_redirects=False)
-            elapsed = (time.perf_counter() - started) * 1000
-            if resp.status_code != 200:
-                sys.exit(f"{path}: HTTP {resp.status_code}")
-            match = TIMING.search(resp.headers.get("Server-Timing", ""))
-            if i < 3:  # warm-up
-                continue
-            server.append(float(match.group(1)))
-            seen.append(elapsed)
-            calls.add(int(match.group(2)))
+        server, seen, calls = measure(args.runs, lambda: client.get(args.web + path, allow_redirects=False))
         p50 = statistics.median(server)
         worst = max(worst, p50)
         print(f"{path:40} {p50:8.1f} {percentile(server, 99):8.1f} {statistics.median(seen):11.1f} "
               f"{'/'.join(map(str, sorted(calls))):>10}")
+    page = session.get(f"{args.web}/vertraege/{args.contract}/tarifwechsel").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    tariff = re.search(r'name="product_id" value="([^"]+)"(?![^>]*disabled)', page).group(1)
+    for name, template, form in PREVIEWS:
+        path = template.format(contract=args.contract)
+        data = {k: v.format(tariff=tariff) for k, v in form.items()} | {"csrf_token": token}
+        server, seen, calls = measure(args.runs, lambda: session.post(args.web + path, data=data,
+                                                                      allow_redirects=False))
+        p50 = statistics.median(server)
+        worst = max(worst, p50)
+        print(f"{name.format(contract=args.contract):40} {p50:8.1f} {percentile(server, 99):8.1f} "
+              f"{statistics.median(seen):11.1f} {'/'.join(map(str, sorted(calls))):>10}")
     print(f"\nworst p50: {worst:.1f} ms over {args.runs} loads per page")
 
 

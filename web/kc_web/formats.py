@@ -4,6 +4,7 @@ from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 from babel.numbers import format_decimal
+from markupsafe import Markup, escape
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -114,6 +115,12 @@ def iban(value):
     return " ".join(text[i:i + 4] for i in range(0, len(text), 4))
 
 
-FILTERS = {"iban": iban, "money": money, "number": number, "short_date": short_date, "long_date": long_date,
+def breakable(value):
+    """A host name that may wrap after its dots and hyphens (``srv1.<wbr>kundencenter-<wbr>…``), escaped."""
+    text = str(escape("" if value is None else str(value)))
+    return Markup(text.replace(".", ".<wbr>").replace("-", "-<wbr>"))
+
+
+FILTERS = {"breakable": breakable, "iban": iban, "money": money, "number": number, "short_date": short_date, "long_date": long_date,
            "date_time": date_time, "month_name": month_name, "file_size": file_size,
            "period": period, "period_text": period_text}

@@ -1,7 +1,5 @@
 """Unit tests of the web front end without the system: formats, change sets, security rules."""
 import re
-from datetime import date
-from decimal import Decimal
 
 import pytest
 
@@ -9,7 +7,6 @@ from kc_web import formats
 from kc_web.api import ApiError
 from kc_web.app import ConfigError, create_app, secret_key_from_env
 from kc_web.views.dns import build_change_set, errors_by_row
-from kc_web.views.order import proration, quote
 
 SECRET = "x" * 40
 
@@ -123,20 +120,6 @@ def test_secret_key_rules():
     with pytest.raises(ConfigError):
         secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": "kurz"})
     assert secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": SECRET}) == (SECRET, False)
-
-
-def test_quote_rounds_vat_once_per_rate():
-    lines = [{"text": "a", "net": Decimal("0.01"), "vat_rate": Decimal("19")}] * 1000
-    result = quote(lines)
-    assert result["net"] == Decimal("10.00") and result["total_vat"] == Decimal("1.90")
-    assert result["gross"] == Decimal("11.90")
-
-
-def test_proration_of_an_upgrade():
-    contract = {"next_invoice_date": "2027-01-01", "period_months": 12, "price_net": "120.00", "vat_rate": "19.00"}
-    result = proration(contract, {"price_net": "240.00"}, today=date(2026, 7, 2))
-    assert result["days"] == 365 and result["remaining"] == 183
-    assert result["net"] == Decimal("60.16") and result["vat"] == Decimal("11.43")
 
 
 RECORDS = [

@@ -1,5 +1,6 @@
 """Public routes served by catalog."""
-from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable
+from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
+                              Unprocessable, ValidationFailed)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_catalog import schemas as s
 
@@ -15,6 +16,11 @@ ROUTES = [
           summary="Place an order (all items or none); active at once, pending while in arrears",
           body=s.PlaceOrderSchema, response=s.OrderSchema, status=201, idempotent=True,
           errors=(Conflict, Unprocessable, NotFound)),
+    Route("POST", "/api/v1/me/orders/quote", "catalog", "quote_order", tag="Bestellen",
+          summary="Net, VAT (the customer's VAT situation incl. reverse charge) and gross of an "
+                  "order's first periods before placing it; priced by billing's invoicing code",
+          body=s.PlaceOrderSchema, response=s.OrderQuoteSchema,
+          errors=(Conflict, NotFound, ServiceUnavailable)),
     # Meine Produkte: the three tables and all contracts
     Route("GET", "/api/v1/me/contracts", "catalog", "list_contracts", tag=P,
           summary="All of the customer's contracts (search with q, filter, paged)",
@@ -42,6 +48,10 @@ ROUTES = [
     Route("GET", C + "/tariffs", "catalog", "tariff_options", tag="Bestellen",
           summary="Tariffs this contract can change to (upgrade at once, downgrade at period end)",
           response=s.TariffOptionsSchema, errors=(NotFound,)),
+    Route("GET", C + "/tariff-change/quote", "catalog", "quote_tariff_change", tag="Bestellen",
+          summary="The prorated credit and charge a tariff change now would invoice (as billing "
+                  "books it; a downgrade invoices nothing now)", query=s.TariffQuoteQuerySchema,
+          response=s.TariffQuoteSchema, errors=(NotFound, Conflict, Unprocessable, ServiceUnavailable)),
     Route("POST", C + "/tariff-change", "catalog", "change_tariff", tag="Bestellen",
           summary="Tarifwechsel within the product family", body=s.TariffChangeSchema,
           response=s.ContractSchema, errors=(NotFound, Conflict, Unprocessable)),
@@ -55,8 +65,10 @@ ROUTES = [
           errors=(Unauthenticated, Conflict)),
     # Traffic anzeigen
     Route("GET", "/api/v1/me/traffic", "catalog", "traffic_overview", tag=P,
-          summary="Traffic anzeigen: every server, this month's traffic against what is included",
-          response=s.TrafficOverviewSchema),
+          summary="Traffic anzeigen: every server, this month's traffic against what is included, "
+                  "and the last `months` months (1 to 36) of history per server",
+          query=s.TrafficOverviewQuerySchema, response=s.TrafficOverviewSchema,
+          errors=(ValidationFailed,)),
     Route("GET", C + "/traffic", "catalog", "traffic_usage", tag=P,
           summary="A server's traffic per month (used vs. included, over-use flagged), trend, last 30 days",
           query=s.TrafficQuerySchema, response=s.TrafficUsageSchema, errors=(NotFound, Unprocessable)),

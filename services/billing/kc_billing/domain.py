@@ -209,6 +209,46 @@ def preceding_invoice(session, customer_id, lines, number=None):
     return {"number": row.number, "issue_date": local_date(as_utc(row.issued_at))}
 
 
+def price_lines(session, customer_id, lines, settings):
+    """The amounts of an invoice of ``lines`` for this customer as it would be issued now.
+
+    The one place of the rules: the customer's VAT situation (reverse charge: VAT 0 on every
+    line), the postage line of invoices by post, VAT per rate, net/VAT/gross. ``issue_invoice``
+    books exactly this; ``quote`` shows it before anything is booked, so a quote and the
+    invoice it announces can never disagree. No lines: nothing would be issued.
+    """
+    details = get_details(session, customer_id)
+    buyer = buyer_snapshot(session, customer_id, details)
+    reverse_charge = is_reverse_charge(buyer, settings.seller["country"])
+    lines = [dict(line, net=money(line["net"]),
+                  vat_rate=Decimal("0.00") if reverse_charge else money(line["vat_rate"]))
+             for line in lines]
+    if lines and details["by_post"] and sum(line["net"] for line in lines) > 0:
+        lines.append({"text": POSTAGE_TEXT, "contract_id": None, "period_start": None,
+                      "period_end": None, "net": money(settings.postage_net),
+                      "vat_rate": Decimal("0.00") if reverse_charge else settings.default_vat_rate})
+    net, vat, gross = totals(lines)
+    return {"details": details, "buyer": buyer, "reverse_charge": reverse_charge, "lines": lines,
+            "vat_breakdown": vat_breakdown(lines), "net": net, "vat": vat, "gross": gross,
+            "kind": "credit_note" if gross < 0 else "invoice"}
+
+
+def quote(session, customer_id, lines, settings):
+    """What ``issue_invoice`` would book for ``lines`` now (nothing is written)."""
+    priced = price_lines(session, customer_id, lines, settings)
+    return {
+        "issued": bool(priced["lines"]), "kind": priced["kind"],
+        "lines": [{"text": line["text"], "period_start": line.get("period_start"),
+                   "period_end": line.get("period_end"), "net": line["net"],
+                   "vat_rate": line["vat_rate"], "vat": money(line["net"] * line["vat_rate"] / 100)}
+                  for line in priced["lines"]],
+        "vat_breakdown": priced["vat_breakdown"], "net": priced["net"], "vat": priced["vat"],
+        "gross": priced["gross"], "currency": "EUR", "reverse_charge": priced["reverse_charge"],
+        "reverse_charge_note": REVERSE_CHARGE_NOTE if priced["reverse_charge"] else None,
+        "by_post": priced["details"]["by_post"], "payment_method": priced["details"]["method"],
+    }
+
+
 def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False,
                   preceding_number=None):
     """Issue one invoice (or credit note when negative) with its ledger booking and event.
@@ -220,20 +260,12 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     session = uow.session
     if not locked:
         lock_customer(session, customer_id)
-    details = get_details(session, customer_id)
-    buyer = buyer_snapshot(session, customer_id, details)
+    priced = price_lines(session, customer_id, lines, settings)
+    details, buyer, reverse_charge = priced["details"], priced["buyer"], priced["reverse_charge"]
     seller = settings.seller
-    reverse_charge = is_reverse_charge(buyer, seller["country"])
-    lines = [dict(line, net=money(line["net"]),
-                  vat_rate=Decimal("0.00") if reverse_charge else money(line["vat_rate"]))
-             for line in lines]
-    if details["by_post"] and sum(line["net"] for line in lines) > 0:
-        lines.append({"text": POSTAGE_TEXT, "contract_id": None, "period_start": None,
-                      "period_end": None, "net": money(settings.postage_net),
-                      "vat_rate": Decimal("0.00") if reverse_charge else settings.default_vat_rate})
-    net, vat, gross = totals(lines)
-    breakdown = vat_breakdown(lines)
-    kind = "credit_note" if gross < 0 else "invoice"
+    lines, breakdown = priced["lines"], priced["vat_breakdown"]
+    net, vat, gross = priced["net"], priced["vat"], priced["gross"]
+    kind = priced["kind"]
     preceding = preceding_invoice(session, customer_id, lines, preceding_number) \
         if kind == "credit_note" else None
     profile = details.get("einvoice_profile") or "en16931"

@@ -5,6 +5,7 @@ from marshmallow import fields, validate, validates_schema, ValidationError
 
 from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
 
+RETURN_URL_MAX = 500
 BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLASTSCHRIFT", "GEBUEHR")
 
 
@@ -94,6 +95,41 @@ class InvoiceSchema(BaseSchema):
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
 
 
+class QuoteLineSchema(BaseSchema):
+    text = fields.String(required=True, metadata={"description": "the line as the invoice will show it"})
+    period_start = fields.Date(allow_none=True)
+    period_end = fields.Date(allow_none=True)
+    net = Money(required=True)
+    vat_rate = fields.Decimal(required=True, places=2, as_string=True)
+    vat = Money(required=True, metadata={"description": "informational; VAT is summed per rate"})
+
+
+class VatRateSchema(BaseSchema):
+    rate = fields.Decimal(required=True, places=2, as_string=True)
+    base = Money(required=True, metadata={"description": "sum of the nets of this rate"})
+    amount = Money(required=True, metadata={"description": "VAT of this rate, rounded half-up once"})
+
+
+class InvoiceQuoteSchema(BaseSchema):
+    """What billing would book now for an order or a tariff change (computed by the code that
+    books it: ``domain.price_lines``)."""
+    issued = fields.Boolean(required=True, metadata={
+        "description": "false: nothing would be invoiced now (e.g. a downgrade at period end)"})
+    kind = fields.String(required=True, metadata={"description": "invoice or credit_note"})
+    lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
+    vat_breakdown = fields.List(fields.Nested(VatRateSchema), required=True)
+    net = Money(required=True)
+    vat = Money(required=True)
+    gross = Money(required=True)
+    currency = fields.String(required=True)
+    reverse_charge = fields.Boolean(required=True, metadata={
+        "description": "EU business outside Germany with a VAT ID: VAT 0, the recipient owes it"})
+    reverse_charge_note = fields.String(allow_none=True)
+    by_post = fields.Boolean(required=True, metadata={
+        "description": "invoices by post carry the postage line"})
+    payment_method = fields.String(required=True)
+
+
 METHOD_CHOICES = ("card", "sepa", "transfer")
 EINVOICE_PROFILES = ("en16931", "xrechnung")
 
@@ -139,6 +175,10 @@ class CreatePaymentSchema(BaseSchema):
         "description": "card = Kreditkarte (VISA, Mastercard), instant = Sofortüberweisung"})
     amount = Money(validate=amount_between("0.01", "100000.00"), metadata={
         "description": "0.01 to 100000.00; default: the open amount"})
+    return_url = fields.String(validate=validate.Length(min=1, max=RETURN_URL_MAX), metadata={
+        "description": "where the PSP sends the customer back (http(s), at most 500 characters, "
+                       "an allowed origin: PSP_RETURN_URL's or PSP_RETURN_ORIGINS); "
+                       "default PSP_RETURN_URL. `payment_id` is added to its query"})
 
 
 class PaymentSchema(BaseSchema):

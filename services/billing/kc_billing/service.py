@@ -24,7 +24,7 @@ from kc_billing import (camt, details, domain, dunning, payments, runs, schedule
                         statements)
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
-from kc_billing.settings import BillingSettings
+from kc_billing.settings import BillingSettings, origin_of
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +309,31 @@ class BillingService(PingMixin):
         with self.db.unit_of_work() as uow:
             return domain.account_standing(uow.session, customer_id, self.settings)
 
+    # --- quotes (catalog asks before an order / a tariff change) ------------------------------
+
+    @rpc
+    def quote_order(self, order):
+        """What ``order_placed`` with these items would invoice now (first periods).
+
+        ``order``: catalog's ``order_placed`` data without contract ids, as JSON.
+        The calling customer's own; computed by the code that books it.
+        """
+        customer_id = self.context.require_customer()
+        lines = domain.invoice_lines_of_order(order)
+        return self._quote(customer_id, lines)
+
+    @rpc
+    def quote_tariff_change(self, change):
+        """What ``contract_changed`` with this change would invoice now (the proration)."""
+        customer_id = self.context.require_customer()
+        return self._quote(customer_id, schedule.proration_lines(change))
+
+    def _quote(self, customer_id, lines):
+        self._ensure_customer(customer_id)  # the VAT situation needs the address
+        with self.db.unit_of_work() as uow:
+            return schemas.InvoiceQuoteSchema().dump(
+                domain.quote(uow.session, customer_id, lines, self.settings))
+
     # --- Zahlungsdetails --------------------------------------------------------------------
 
     @rpc
@@ -340,6 +365,7 @@ class BillingService(PingMixin):
         data = load(schemas.CreatePaymentSchema(), data)
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise ValidationFailed(fields={"Idempotency-Key": ["1 bis 200 Zeichen."]})
+        return_url = checked_return_url(data.get("return_url"), self.settings)
         for attempt in (1, 2):
             try:
                 with self.db.unit_of_work() as uow:
@@ -354,7 +380,7 @@ class BillingService(PingMixin):
                 psp = self.cfg.provider.create_payment(
                     reference=row.id, amount=row.amount, currency=row.currency, method=row.method,
                     description=f"Kundenkonto KC{customer_id}", idempotency_key=row.id,
-                    return_url=f"{self.settings.psp_return_url}?payment_id={row.id}")
+                    return_url=with_payment_id(return_url, row.id))
             except PspError as exc:
                 log.warning("PSP create failed for payment %s: %s", row.id, exc)
                 raise ServiceUnavailable("Der Zahlungsdienstleister ist nicht erreichbar. "
@@ -580,6 +606,27 @@ class BillingService(PingMixin):
         as_of = runs.check_as_of(data.get("as_of") or domain.today_local(), self.settings)
         return schemas.DunningRunSchema().dump(
             dunning.run_dunning(self.db, as_of, self.settings, stop_at=self.runs.stop_at()))
+
+
+def checked_return_url(url, settings):
+    """A payment's own return URL: http(s), no user info or fragment, and on an allowed origin
+    (``PSP_RETURN_URL``'s or ``PSP_RETURN_ORIGINS``), else 400 naming ``return_url``: the PSP
+    never sends a customer anywhere else (no open redirect). None: ``PSP_RETURN_URL``."""
+    if url is None:
+        return settings.psp_return_url
+    if any(ch.isspace() or ord(ch) < 32 for ch in url) or "#" in url or "\\" in url:
+        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
+    origin = origin_of(url)
+    if origin is None:
+        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
+    if origin not in settings.psp_return_origins:
+        raise ValidationFailed(fields={"return_url": [
+            "Diese Rücksprungadresse ist nicht erlaubt (nur die Adressen des KundenCenters)."]})
+    return url
+
+
+def with_payment_id(url, payment_id):
+    return f"{url}{'&' if '?' in url else '?'}payment_id={payment_id}"
 
 
 def invoice_mail_subject(inv):

@@ -4,6 +4,7 @@ The seller (kc_common.seller, the one source of every document), payment terms, 
 intervals and the payment service provider. Fail fast on nonsense.
 """
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 from kc_common.seller import seller_from_config
 
@@ -27,6 +28,9 @@ DEFAULTS = {
     "PSP_WEBHOOK_SECRET": "whsec_dev_only_change_me",
     "PSP_WEBHOOK_TOLERANCE": 300,
     "PSP_RETURN_URL": "http://127.0.0.1:8000/zahlung",
+    # Origins a payment's own return_url may point to (comma-separated; the origin of
+    # PSP_RETURN_URL is always allowed). Anything else is refused: never an open redirect.
+    "PSP_RETURN_ORIGINS": "",
     "PSP_RECONCILE_AFTER": 60,
     # Bounded work from one request: a run's as_of (Stichtag) at most this many days ahead of
     # / behind today (Europe/Berlin); a bank statement at most this large.
@@ -84,3 +88,25 @@ class BillingSettings:
         self.psp_api_key = str(get("PSP_API_KEY"))
         self.psp_webhook_secret = str(get("PSP_WEBHOOK_SECRET"))
         self.psp_return_url = str(get("PSP_RETURN_URL"))
+        self.psp_return_origins = {origin_of(self.psp_return_url)} | {
+            origin_of(o.strip()) for o in str(get("PSP_RETURN_ORIGINS")).split(",") if o.strip()}
+        if None in self.psp_return_origins:
+            raise RuntimeError("billing: PSP_RETURN_URL/PSP_RETURN_ORIGINS must be http(s) URLs")
+
+
+def origin_of(url):
+    """``https://Web.Example:443/x`` -> ``https://web.example``; None unless a plain http(s) URL
+    (no user info)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None \
+            or parts.password is not None:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

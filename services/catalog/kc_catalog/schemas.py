@@ -248,6 +248,92 @@ class TariffOptionsSchema(BaseSchema):
     items = fields.List(fields.Nested(TariffOptionSchema), required=True)
 
 
+# ---------------------------------------------------------------- quotes (priced by billing)
+
+class QuoteLineSchema(BaseSchema):
+    text = fields.String(required=True, metadata={"description": "the line as the invoice will show it"})
+    period_start = fields.Date(allow_none=True)
+    period_end = fields.Date(allow_none=True)
+    net = Money(required=True)
+    vat_rate = fields.Decimal(required=True, places=2, as_string=True)
+    vat = Money(required=True, metadata={"description": "informational; VAT is summed per rate"})
+
+
+class QuoteVatRateSchema(BaseSchema):
+    rate = fields.Decimal(required=True, places=2, as_string=True)
+    base = Money(required=True, metadata={"description": "sum of the nets of this rate"})
+    amount = Money(required=True, metadata={"description": "VAT of this rate, rounded half-up once"})
+
+
+class InvoiceQuoteSchema(BaseSchema):
+    """billing's quote: what it would invoice now, computed by the code that books the invoice."""
+    issued = fields.Boolean(required=True, metadata={
+        "description": "false: nothing is invoiced now (a downgrade applies at the period's end)"})
+    kind = fields.String(required=True, metadata={"description": "invoice or credit_note"})
+    lines = fields.List(fields.Nested(QuoteLineSchema), required=True, metadata={
+        "description": "the invoice's lines (incl. the postage line of invoices by post)"})
+    vat_breakdown = fields.List(fields.Nested(QuoteVatRateSchema), required=True)
+    net = Money(required=True, metadata={"description": "Netto"})
+    vat = Money(required=True, metadata={"description": "USt. (0 with reverse charge)"})
+    gross = Money(required=True, metadata={"description": "Brutto"})
+    currency = fields.String(required=True)
+    reverse_charge = fields.Boolean(required=True, metadata={
+        "description": "EU business outside Germany with a VAT ID: VAT 0, the recipient owes it"})
+    reverse_charge_note = fields.String(allow_none=True)
+    by_post = fields.Boolean(required=True)
+    payment_method = fields.String(required=True)
+
+
+class QuotedOptionSchema(BaseSchema):
+    product_id = fields.String(required=True)
+    name = fields.String(required=True)
+    price_net = Money(required=True)
+
+
+class QuotedItemSchema(BaseSchema):
+    product_id = fields.String(required=True)
+    product_name = fields.String(required=True)
+    kind = fields.String(required=True)
+    domain = fields.String(allow_none=True)
+    label = fields.String(allow_none=True)
+    period_months = fields.Integer(required=True, metadata={"description": "Zahlungsperiode"})
+    price_net = Money(required=True, metadata={"description": "net price of one period incl. options"})
+    vat_rate = _rate(required=True)
+    period_start = fields.Date(required=True, metadata={"description": "first period: from"})
+    period_end = fields.Date(required=True, metadata={"description": "first period: to"})
+    options = fields.List(fields.Nested(QuotedOptionSchema), required=True)
+
+
+class OrderQuoteSchema(InvoiceQuoteSchema):
+    """Bestellen: net, VAT and gross of the first periods before the order is placed."""
+    items = fields.List(fields.Nested(QuotedItemSchema), required=True)
+
+
+class TariffTermsSchema(BaseSchema):
+    product_id = fields.String(required=True)
+    product_name = fields.String(required=True)
+    price_net = Money(required=True)
+    vat_rate = _rate(required=True)
+    period_months = fields.Integer(required=True)
+
+
+class TariffQuoteQuerySchema(BaseSchema):
+    product_id = fields.String(required=True, validate=validate.Length(min=1, max=50),
+                               metadata={"description": "the tariff to change to"})
+
+
+class TariffQuoteSchema(InvoiceQuoteSchema):
+    """Tarifwechsel: the prorated credit and charge billing books for the change."""
+    contract_id = fields.Integer(required=True)
+    change = fields.String(required=True, metadata={
+        "description": "upgrade (at once, prorated now) / downgrade (at the period's end, nothing now)"})
+    effective_date = fields.Date(required=True)
+    period_start = fields.Date(required=True, metadata={"description": "the running period"})
+    period_end = fields.Date(required=True)
+    old = fields.Nested(TariffTermsSchema, required=True)
+    new = fields.Nested(TariffTermsSchema, required=True)
+
+
 class JobRunSchema(BaseSchema):
     terminated = fields.Integer(required=True)
     downgraded = fields.Integer(required=True)
@@ -291,6 +377,11 @@ class TrafficReportSchema(BaseSchema):
 
 class TrafficReportResultSchema(BaseSchema):
     stored = fields.Integer(required=True)
+
+
+class TrafficOverviewQuerySchema(BaseSchema):
+    months = fields.Integer(load_default=2, validate=validate.Range(min=1, max=36), metadata={
+        "description": "how many months of history per server (1 to 36, default 2)"})
 
 
 class TrafficQuerySchema(BaseSchema):
@@ -341,6 +432,8 @@ class TrafficOverviewItemSchema(BaseSchema):
     current = fields.Nested(TrafficMonthSchema, required=True)
     previous = fields.Nested(TrafficMonthSchema, required=True)
     trend = fields.Nested(TrendSchema, required=True)
+    months = fields.List(fields.Nested(TrafficMonthSchema), required=True, metadata={
+        "description": "the last `months` months, newest first (the chart's history)"})
 
 
 class TrafficOverviewSchema(BaseSchema):

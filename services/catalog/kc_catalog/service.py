@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
 
 from kc_common.context import CallContext
-from kc_common.db import Database
+from kc_common.db import Database, to_json_safe
 from kc_common.errors import Conflict, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
@@ -123,6 +123,17 @@ class CatalogService(PingMixin):
         with self.db.unit_of_work() as uow:
             return schemas.OrderSchema().dump(contracts.order_contracts(uow.session, customer_id, existing))
 
+    @rpc
+    def quote_order(self, data):
+        """Net, VAT and gross of an order before it is placed: catalog resolves the items as
+        ``place_order`` would (same checks), billing prices them as it invoices them."""
+        customer_id = self.context.require_customer()
+        data = load(schemas.PlaceOrderSchema(), data)
+        with self.db.unit_of_work() as uow:
+            order = orders.quote_items(uow.session, customer_id, data["items"])
+        quote = schemas.InvoiceQuoteSchema().load(self.billing.quote_order(order=to_json_safe(order)))
+        return schemas.OrderQuoteSchema().dump(dict(quote, items=order["items"]))
+
     # ------------------------------------------------------------ Meine Produkte
 
     def _page(self, schema, page_schema, params, **fixed):
@@ -179,6 +190,19 @@ class CatalogService(PingMixin):
                 contracts.tariff_options(uow.session, customer_id, _id(contract_id)))
 
     @rpc
+    def quote_tariff_change(self, contract_id, params=None):
+        """The prorated amounts of a tariff change before it is made (billing's proration)."""
+        customer_id = self.context.require_customer()
+        params = load(schemas.TariffQuoteQuerySchema(), params)
+        with self.db.unit_of_work() as uow:
+            change = contracts.quote_tariff_change(uow.session, customer_id, _id(contract_id),
+                                                   params["product_id"])
+        quote = schemas.InvoiceQuoteSchema().load(
+            self.billing.quote_tariff_change(change=to_json_safe(change)))
+        return schemas.TariffQuoteSchema().dump(dict(quote, **{k: change[k] for k in (
+            "contract_id", "change", "effective_date", "period_start", "period_end", "old", "new")}))
+
+    @rpc
     def change_tariff(self, contract_id, data):
         customer_id = self.context.require_customer()
         data = load(schemas.TariffChangeSchema(), data)
@@ -226,10 +250,12 @@ class CatalogService(PingMixin):
                 traffic.usage(uow.session, customer_id, _id(contract_id), **params))
 
     @rpc
-    def traffic_overview(self):
+    def traffic_overview(self, params=None):
         customer_id = self.context.require_customer()
+        params = load(schemas.TrafficOverviewQuerySchema(), params)
         with self.db.unit_of_work() as uow:
-            return schemas.TrafficOverviewSchema().dump(traffic.overview(uow.session, customer_id))
+            return schemas.TrafficOverviewSchema().dump(
+                traffic.overview(uow.session, customer_id, months=params["months"]))
 
     # ------------------------------------------------------------ billing's events
 

@@ -65,7 +65,8 @@ def pay():
         if method not in PAY_METHODS:
             error = "Bitte wählen Sie eine Zahlungsart."
         else:
-            body = {"method": method}
+            # The PSP sends the customer back to this page (billing allows only its origins).
+            body = {"method": method, "return_url": url_for("account.pay", _external=True)}
             amount = (request.form.get("amount") or "").strip().replace(".", "").replace(",", ".")
             if amount:
                 body["amount"] = amount

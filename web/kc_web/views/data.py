@@ -241,18 +241,12 @@ def privacy():
             flash("Vielen Dank: die Vereinbarung zur Auftragsverarbeitung ist abgeschlossen. Das unterschriebene "
                   "PDF finden Sie gleich unter Meine Dokumente.", "success")
             return redirect(url_for("data.privacy"))
+    # The signed PDF: documents stores it as kind av_agreement with ref = the signature's id.
     av, documents = parallel(lambda: get("/api/v1/me/av-agreement"),
-                             lambda: get("/api/v1/me/documents", params={"per_page": 100}))
-    pdfs = [d for d in documents["items"] if d["kind"] == "av_agreement"]
-    pdf_of = {}
-    for signature in av["signatures"]:
-        match = next((d for d in pdfs if d["ref"] == signature["id"]), None)
-        if match is not None:
-            pdf_of[signature["id"]] = match
-    unmatched = [d for d in pdfs if d not in pdf_of.values()]
-    for signature in av["signatures"]:  # newest first on both sides
-        if signature["id"] not in pdf_of and unmatched:
-            pdf_of[signature["id"]] = unmatched.pop(0)
+                             lambda: get("/api/v1/me/documents",
+                                         params={"kind": "av_agreement", "per_page": 100}))
+    by_ref = {d["ref"]: d for d in documents["items"]}
+    pdf_of = {s["id"]: by_ref[s["id"]] for s in av["signatures"] if s["id"] in by_ref}
     return render_template("data/privacy.html", title="Datenschutz", av=av, pdf_of=pdf_of, errors=errors,
                            message=message, values=values), (400 if message else 200)
 

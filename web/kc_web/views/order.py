@@ -1,51 +1,20 @@
 """Bestellen: a new product (net, VAT, gross before confirming; one idempotency key per form),
 Tarifwechsel (prorated amounts before confirming) and Kündigung (end date before confirming)."""
-from collections import defaultdict
-from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
-
-from dateutil.relativedelta import relativedelta
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from kc_web.api import ApiError
-from kc_web.formats import long_date, parse_date, to_decimal
+from kc_web.formats import long_date
 from kc_web.views import api, get, new_key, parallel
 
 bp = Blueprint("order", __name__)
 
-CENT = Decimal("0.01")
 CATEGORIES = [("webhosting", "Webhosting & Domains"), ("server", "Server"), ("other", "Andere Produkte")]
 TABLE_OF_KIND = {"hosting": "products.webhosting", "domain": "products.webhosting",
                  "server": "products.servers", "addon": "products.other"}
 
 
-def _round(value):
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def _products():
     return get("/api/v1/products")["items"]
-
-
-def _period_price(product, months):
-    for entry in product.get("period_prices", []):
-        if int(entry["months"]) == int(months):
-            return to_decimal(entry["price_net"])
-    return None
-
-
-def quote(lines):
-    """Net per line, VAT per rate on the sum of that rate's nets (half-up, once), gross.
-
-    The same rule billing applies to an invoice (docs/services/billing.md, "Rounding").
-    """
-    per_rate = defaultdict(Decimal)
-    for line in lines:
-        per_rate[line["vat_rate"]] += line["net"]
-    vat = [(rate, _round(net * rate / 100)) for rate, net in sorted(per_rate.items())]
-    net = sum((line["net"] for line in lines), Decimal(0))
-    total_vat = sum((v for _, v in vat), Decimal(0))
-    return {"lines": lines, "net": net, "vat": vat, "total_vat": total_vat, "gross": net + total_vat}
 
 
 # --- product choice ------------------------------------------------------------------------
@@ -95,16 +64,18 @@ def _item(product, values):
     return item
 
 
-def _quote_for(product, options, values):
-    months = values["period_months"]
-    lines = [{"text": product["name"], "net": _period_price(product, months),
-              "vat_rate": to_decimal(product["vat_rate"])}]
-    by_id = {o["id"]: o for o in options}
-    for option_id in values["options"]:
-        option = by_id[option_id]
-        lines.append({"text": option["name"], "net": _period_price(option, months),
-                      "vat_rate": to_decimal(option["vat_rate"])})
-    return quote(lines)
+def _quote_for(product, values):
+    """Net, VAT and gross of the first period as billing will invoice it (the API's quote:
+    the customer's VAT situation, reverse charge, postage; the web computes no money)."""
+    return api("POST", "/api/v1/me/orders/quote", json={"items": [_item(product, values)]})
+
+
+def _api_errors(exc):
+    errors = exc.field_errors("items.0.")
+    for key_, text in exc.field_errors().items():
+        if not key_.startswith("items.0."):
+            errors.setdefault(key_, text)
+    return errors
 
 
 def _check(product, values):
@@ -128,9 +99,16 @@ def product(product_id):
         if errors:
             message = "Bitte prüfen Sie die markierten Felder."
         elif step == "pruefen":
-            return render_template("order/confirm.html", title="Bestellung prüfen", product=product,
-                                   values=values, options=options, quote=_quote_for(product, options, values),
-                                   idempotency_key=new_key())
+            try:
+                quote = _quote_for(product, values)
+            except ApiError as exc:
+                if exc.status not in (400, 404, 409, 422):
+                    raise
+                message, errors = exc.message, _api_errors(exc)
+            else:
+                return render_template("order/confirm.html", title="Bestellung prüfen", product=product,
+                                       values=values, options=options, quote=quote,
+                                       idempotency_key=new_key())
         else:
             key = request.form.get("idempotency_key") or new_key()
             try:
@@ -139,11 +117,7 @@ def product(product_id):
             except ApiError as exc:
                 if exc.status not in (400, 404, 409, 422):
                     raise
-                message = exc.message
-                errors = exc.field_errors("items.0.")
-                for key_, text in exc.field_errors().items():
-                    if not key_.startswith("items.0."):
-                        errors.setdefault(key_, text)
+                message, errors = exc.message, _api_errors(exc)
             else:
                 contract = order["contracts"][0]
                 what = contract.get("name") or contract.get("domain") or contract["product_name"]
@@ -157,27 +131,6 @@ def product(product_id):
 
 
 # --- Tarifwechsel --------------------------------------------------------------------------
-def proration(contract, option, today=None):
-    """The prorated difference for the rest of the running period (upgrade, effective today).
-
-    Same formula as billing (docs/services/billing.md, "Proration"): days remaining (today ..
-    period end, inclusive) of the period's days, applied to the new minus the old net price.
-    """
-    today = today or date.today()
-    next_invoice = parse_date(contract["next_invoice_date"])
-    months = int(contract["period_months"])
-    period_start = next_invoice - relativedelta(months=months)
-    period_end = next_invoice - relativedelta(days=1)
-    days = (period_end - period_start).days + 1
-    remaining = max(0, min(days, (period_end - today).days + 1))
-    old, new = to_decimal(contract["price_net"]), to_decimal(option["price_net"])
-    rate = to_decimal(contract["vat_rate"])
-    net = _round((new - old) * remaining / days) if days else Decimal(0)
-    vat = _round(net * rate / 100)
-    return {"period_start": period_start, "period_end": period_end, "days": days, "remaining": remaining,
-            "old": old, "new": new, "net": net, "vat": vat, "gross": net + vat, "vat_rate": rate}
-
-
 @bp.route("/vertraege/<int:contract_id>/tarifwechsel", methods=["GET", "POST"])
 def tariff(contract_id):
     contract, options = parallel(lambda: get(f"/api/v1/me/contracts/{contract_id}"),
@@ -191,8 +144,16 @@ def tariff(contract_id):
         if chosen is None:
             error = "Bitte wählen Sie einen neuen Tarif."
         elif step == "pruefen":
-            return render_template("order/tariff_confirm.html", title="Tarifwechsel prüfen", contract=contract,
-                                   option=chosen, proration=proration(contract, chosen))
+            try:  # the prorated credit and charge as billing books them (the API's quote)
+                quote = get(f"/api/v1/me/contracts/{contract_id}/tariff-change/quote",
+                            params={"product_id": chosen["product_id"]})
+            except ApiError as exc:
+                if exc.status not in (400, 404, 409, 422):
+                    raise
+                error = exc.message
+            else:
+                return render_template("order/tariff_confirm.html", title="Tarifwechsel prüfen",
+                                       contract=contract, option=chosen, quote=quote)
         elif step == "ausfuehren":
             try:
                 result = api("POST", f"/api/v1/me/contracts/{contract_id}/tariff-change",

@@ -6,6 +6,8 @@ from kc_web.views import api, get, page_args
 
 bp = Blueprint("products", __name__)
 
+TRAFFIC_MONTHS = 6  # Traffic anzeigen: months of history per server in the overview chart
+
 
 def _table(kind, template, title):
     page, per_page, q = page_args(request)
@@ -39,10 +41,11 @@ def other():
 
 @bp.get("/produkte/server/traffic")
 def traffic():
-    overview = get("/api/v1/me/traffic")
+    # One API call for every server's history (not one per server or month).
+    overview = get("/api/v1/me/traffic", params={"months": TRAFFIC_MONTHS})
     charts = []
     for item in overview["items"]:
-        months = [m for m in (item.get("previous"), item.get("current")) if m]
+        months = list(reversed(item.get("months") or []))  # oldest first, left to right
         charts.append((item, traffic_chart(months, item["included_gb"],
                                            title=f"Traffic von {item.get('server_name') or 'Server'}")))
     return render_template("products/traffic.html", title="Traffic anzeigen", charts=charts)

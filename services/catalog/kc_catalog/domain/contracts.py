@@ -209,16 +209,12 @@ def _terms(product_id, name, price_net, vat_rate, period_months):
             "vat_rate": vat_rate, "period_months": period_months}
 
 
-def change_tariff(uow, customer_id, contract_id, product_id, today=None):
-    """Upgrade (higher rank, same family): at once, billing prorates the rest of the period.
-    Downgrade: at the end of the current period (the job applies it then).
+def plan_tariff_change(session, row, product_id, today):
+    """Check a tariff change of the contract ``row`` and compute it (nothing is written).
 
-    Either way ``contract_changed`` is published now with old and new terms and the
-    effective date; the contract keeps its payment period.
+    Returns ``(change, target, new_price)``: ``change`` is the ``contract_changed`` data
+    (old and new terms, effective date, the running period) that billing prorates.
     """
-    session = uow.session
-    row = load_contract(session, customer_id, contract_id, lock=True)
-    today = today or business_today()
     if row.status != ACTIVE:
         raise Conflict("Ein Tarifwechsel ist nur bei aktiven Verträgen möglich.", {"status": row.status})
     if row.pending_product_id:
@@ -240,7 +236,31 @@ def change_tariff(uow, customer_id, contract_id, product_id, today=None):
     effective = today if upgrade else row.next_invoice_date
     old = _terms(row.product_id, row.name, row.price_net, row.vat_rate, row.period_months)
     new = _terms(target.id, target.name, new_price, target.vat_rate, row.period_months)
-    if upgrade:
+    change = {"contract_id": row.id, "customer_id": row.customer_id, "kind": row.kind,
+              "change": "upgrade" if upgrade else "downgrade", "effective_date": effective,
+              "period_start": period_start, "period_end": period_end, "old": old, "new": new}
+    return change, target, new_price
+
+
+def quote_tariff_change(session, customer_id, contract_id, product_id, today=None):
+    """The ``contract_changed`` data a tariff change now would publish (for billing's quote)."""
+    row = load_contract(session, customer_id, contract_id)
+    change, _, _ = plan_tariff_change(session, row, product_id, today or business_today())
+    return change
+
+
+def change_tariff(uow, customer_id, contract_id, product_id, today=None):
+    """Upgrade (higher rank, same family): at once, billing prorates the rest of the period.
+    Downgrade: at the end of the current period (the job applies it then).
+
+    Either way ``contract_changed`` is published now with old and new terms and the
+    effective date; the contract keeps its payment period.
+    """
+    session = uow.session
+    row = load_contract(session, customer_id, contract_id, lock=True)
+    today = today or business_today()
+    change, target, new_price = plan_tariff_change(session, row, product_id, today)
+    if change["change"] == "upgrade":
         description = row.description
         if row.kind == "server":
             description = " - ".join([target.name] + row.description.split(" - ")[
@@ -251,11 +271,8 @@ def change_tariff(uow, customer_id, contract_id, product_id, today=None):
                               description=description))
     else:
         session.execute(_bump(row, pending_product_id=target.id, pending_price_net=new_price,
-                              pending_effective_date=effective))
-    uow.emit("contract_changed", {
-        "contract_id": row.id, "customer_id": customer_id, "kind": row.kind,
-        "change": "upgrade" if upgrade else "downgrade", "effective_date": effective,
-        "period_start": period_start, "period_end": period_end, "old": old, "new": new})
+                              pending_effective_date=change["effective_date"]))
+    uow.emit("contract_changed", change)
     return get_contract(session, customer_id, contract_id)
 
 

@@ -145,20 +145,9 @@ def allocate_ips(session, contract_id, count, pool, now):
     return given
 
 
-def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=False, today=None,
-                ip_pool=DEFAULT_IP_POOL):
-    """Validate every item, then create the order, its contracts and ``order_placed``.
-
-    All items or none. Contracts are ``active`` at once, or ``pending`` (until
-    billing's ``payment_received``) when the customer is in arrears.
-    Returns ``(order_id, created)``; the same idempotency key with the same items
-    returns the first order, with other items it is refused (422).
-    """
-    session = uow.session
-    existing = find_existing(session, customer_id, idempotency_key, items)
-    if existing is not None:
-        return existing, False
-    today = today or business_today()
+def resolve_items(session, items):
+    """Validate every item of an order (all errors at once) and check that its domains and
+    server names are free. Returns ``(resolved, domains, names)``."""
     errors, resolved = {}, []
     for i, item in enumerate(items):
         r = _validate_item(session, i, item, errors)
@@ -183,7 +172,44 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
         contracts.c.status != TERMINATED)).scalars().all()
     if taken:
         raise Conflict(f"Der Servername {taken[0]} ist bereits vergeben.", {"server_name": taken[0]})
+    return resolved, domains, names
 
+
+def first_period(today, months):
+    """The first period of a contract ordered today: today .. the day before its next invoice."""
+    next_invoice = today + relativedelta(months=months)
+    return today, next_invoice - dt.timedelta(days=1), next_invoice
+
+
+def quote_items(session, customer_id, items, today=None):
+    """The ``order_placed`` items these order items would become (no contract ids, nothing
+    written): what billing's quote prices exactly as it invoices the order."""
+    today = today or business_today()
+    resolved, _, _ = resolve_items(session, items)
+    quoted = []
+    for r in resolved:
+        product, period = r["product"], r["period"]
+        terms = contract_terms(product, period, r["options"], r["usage"])
+        start, end, _ = first_period(today, period)
+        quoted.append(event_item(None, product, r, terms, ACTIVE, start, end, ()))
+    return {"customer_id": customer_id, "items": quoted}
+
+
+def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=False, today=None,
+                ip_pool=DEFAULT_IP_POOL):
+    """Validate every item, then create the order, its contracts and ``order_placed``.
+
+    All items or none. Contracts are ``active`` at once, or ``pending`` (until
+    billing's ``payment_received``) when the customer is in arrears.
+    Returns ``(order_id, created)``; the same idempotency key with the same items
+    returns the first order, with other items it is refused (422).
+    """
+    session = uow.session
+    existing = find_existing(session, customer_id, idempotency_key, items)
+    if existing is not None:
+        return existing, False
+    today = today or business_today()
+    resolved, domains, names = resolve_items(session, items)
     status = PENDING if in_arrears else ACTIVE
     now = utcnow()
     try:
@@ -195,7 +221,7 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
             for r in resolved:
                 product, period = r["product"], r["period"]
                 terms = contract_terms(product, period, r["options"], r["usage"])
-                next_invoice = today + relativedelta(months=period)
+                start, end, next_invoice = first_period(today, period)
                 contract_id = session.execute(contracts.insert().values(
                     customer_id=customer_id, order_id=order_id, product_id=product.id,
                     kind=product.kind, domain=r["domain"], label=r["label"],
@@ -213,8 +239,7 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
                 if count:
                     ips = allocate_ips(session, contract_id, count, ip_pool, now)
                 event_items.append(event_item(
-                    contract_id, product, r, terms, status, today,
-                    next_invoice - dt.timedelta(days=1), ips))
+                    contract_id, product, r, terms, status, start, end, ips))
     except IntegrityError:
         # A concurrent order won the race for a domain or server name (unique indexes) or the key.
         raise Conflict("Die Domain oder der Servername wurde soeben anderweitig bestellt."

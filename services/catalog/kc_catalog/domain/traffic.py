@@ -88,8 +88,9 @@ def _trend(current_avg, previous_avg):
     return {"direction": direction, "change_percent": change}
 
 
-def usage(session, customer_id, contract_id, months=6, today=None):
-    """Per month used vs. included (newest first), over-use flagged, trend and last 30 days."""
+def usage(session, customer_id, contract_id, months=6, today=None, daily=True):
+    """Per month used vs. included (newest first), over-use flagged, trend and last 30 days
+    (``daily``)."""
     row = load_contract(session, customer_id, contract_id)
     if row.kind != "server":
         raise Unprocessable("Traffic gibt es nur für Server.", {"contract_id": contract_id})
@@ -113,24 +114,26 @@ def usage(session, customer_id, contract_id, months=6, today=None):
             "days_reported": reported, "complete": n > 0,
             "projected_gb": _gb(projected), "projected_over_use": projected > included,
         })
-    daily = session.execute(select(server_traffic.c.day, server_traffic.c.gb).where(
+    days = session.execute(select(server_traffic.c.day, server_traffic.c.gb).where(
         server_traffic.c.contract_id == row.id,
-        server_traffic.c.day > today - dt.timedelta(days=30)).order_by(server_traffic.c.day)).all()
+        server_traffic.c.day > today - dt.timedelta(days=30)).order_by(server_traffic.c.day)).all() \
+        if daily else []
     return {"contract_id": row.id, "server_name": row.label, "included_gb": _gb(included),
             "months": items, "trend": _trend(avgs[0], avgs[1] if len(avgs) > 1 else None),
-            "daily": [{"day": d, "gb": _gb(gb)} for d, gb in daily]}
+            "daily": [{"day": d, "gb": _gb(gb)} for d, gb in days]}
 
 
-def overview(session, customer_id, today=None):
-    """Traffic anzeigen: every running server of the customer, this month used vs. included."""
+def overview(session, customer_id, months=2, today=None):
+    """Traffic anzeigen: every running server of the customer, this month used vs. included,
+    and the last ``months`` months (newest first) for the chart: one call for all servers."""
     today = today or business_today()
     rows = session.execute(select(contracts.c.id).join(products, products.c.id == contracts.c.product_id)
                            .where(contracts.c.customer_id == customer_id, contracts.c.kind == "server",
                                   contracts.c.status != TERMINATED).order_by(contracts.c.id)).scalars()
     items = []
     for contract_id in rows:
-        u = usage(session, customer_id, contract_id, months=2, today=today)
+        u = usage(session, customer_id, contract_id, months=max(months, 2), today=today, daily=False)
         items.append({"contract_id": contract_id, "server_name": u["server_name"],
                       "included_gb": u["included_gb"], "current": u["months"][0],
-                      "previous": u["months"][1], "trend": u["trend"]})
+                      "previous": u["months"][1], "trend": u["trend"], "months": u["months"][:months]})
     return {"items": items, "total": len(items)}
