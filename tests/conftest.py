@@ -293,7 +293,7 @@ def supervised_system(request):
         yield system
 
 
-DEMO = {"login": "demo@kundencenter.example", "password": "Demo-Passwort-2026"}
+DEMO = {"login": "demo@kundencenter.example", "password": "Hafen-Leuchtturm-2026"}
 
 
 def login(system, creds=DEMO, path="/api/v1/session"):
