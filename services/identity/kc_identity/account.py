@@ -326,3 +326,24 @@ def pending_email(session, customer_id):
         account_tokens.c.customer_id == customer_id, account_tokens.c.purpose == CHANGE_EMAIL,
         account_tokens.c.used_at.is_(None), account_tokens.c.expires_at > utcnow())
         .order_by(account_tokens.c.created_at.desc()).limit(1)).scalar()
+
+
+# --- retention of personal logs ----------------------------------------------------------
+
+def prune(session, *, login_events_days, phone_checks_days, now=None):
+    """Delete what is no longer needed: login attempts and telephone password checks older than
+    their retention, throttle records older than a day, links used or expired 30 days ago.
+    Returns the number of rows deleted per table."""
+    from kc_identity.models import login_events, phone_password_checks
+    now = now or utcnow()
+    done = {
+        "login_events": session.execute(login_events.delete().where(
+            login_events.c.at < now - dt.timedelta(days=login_events_days))).rowcount,
+        "phone_password_checks": session.execute(phone_password_checks.delete().where(
+            phone_password_checks.c.at < now - dt.timedelta(days=phone_checks_days))).rowcount,
+        "account_requests": session.execute(account_requests.delete().where(
+            account_requests.c.at < now - dt.timedelta(days=1))).rowcount,
+        "account_tokens": session.execute(account_tokens.delete().where(
+            account_tokens.c.expires_at < now - dt.timedelta(days=30))).rowcount,
+    }
+    return done

@@ -8,11 +8,13 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def password_changed(row, data):
     when = dateutil.parser.isoparse(data["changed_at"]).astimezone(BERLIN)
+    how = "über einen Link aus unserer E-Mail " if data.get("by_link") else ""
+    ended = "Alle angemeldeten Sitzungen" if data.get("by_link") else "Alle anderen angemeldeten Sitzungen"
     body = f"""Guten Tag {row.first_name} {row.last_name},
 
 das Service-Passwort Ihres KundenCenter-Zugangs (Kundennummer {row.id}) wurde am \
-{when:%d.%m.%Y um %H:%M} Uhr geändert (IP-Adresse: {data.get("client_ip") or "unbekannt"}).
-Alle anderen angemeldeten Sitzungen wurden dabei beendet.
+{when:%d.%m.%Y um %H:%M} Uhr {how}geändert (IP-Adresse: {data.get("client_ip") or "unbekannt"}).
+{ended} wurden dabei beendet.
 
 Wenn Sie das selbst waren, ist nichts weiter zu tun.
 Wenn nicht, wenden Sie sich bitte sofort an unseren Support: +49 (0)511 5151 8181.

@@ -330,7 +330,7 @@ class TermsSchema(BaseSchema):
     slug = fields.String(required=True)
     title = fields.String(required=True)
     version = fields.String(required=True, metadata={"description": "Send it back as terms_version"})
-    date = fields.Date(allow_none=True)
+    date = fields.String(allow_none=True, metadata={"description": "valid from (ISO date)"})
 
 
 class NewCustomerSchema(BaseSchema):

@@ -3,6 +3,7 @@ import datetime as dt
 import logging
 
 from nameko.dependency_providers import Config
+from nameko.timer import Timer
 
 from kc_common.context import CallContext
 from kc_common.db import Database
@@ -20,6 +21,14 @@ log = logging.getLogger(__name__)
 _PASSWORD_FIELDS = ("data.current_password", "data.new_password", "data.new_password_repeat")
 _PHONE_FIELDS = ("data.phone_password", "data.phone_password_repeat")
 TERMS_SLUG = "unternehmer-agb"  # the library document accepted at sign-up (documents service)
+
+
+class RetentionTimer(Timer):
+    """nameko's timer with the interval from config ``RETENTION_INTERVAL`` (seconds)."""
+
+    def setup(self):
+        self.interval = float(self.container.config.get("RETENTION_INTERVAL", self.interval))
+        super().setup()
 
 
 class IdentityService(PingMixin):
@@ -70,6 +79,22 @@ class IdentityService(PingMixin):
     def _uow(self):
         return self.db.unit_of_work()
 
+    # --- retention of personal logs ---------------------------------------------------------
+
+    @RetentionTimer.decorator(interval=3600)
+    def retention_job(self):
+        """Prune login attempts, telephone password checks, throttle records and old links."""
+        self.prune()
+
+    def prune(self, now=None):
+        with self._uow() as uow:
+            done = account.prune(uow.session, now=now,
+                                 login_events_days=self._setting("LOGIN_EVENTS_RETENTION_DAYS", 180),
+                                 phone_checks_days=self._setting("PHONE_CHECKS_RETENTION_DAYS", 90))
+        if any(done.values()):
+            log.info("retention: deleted %s", done)
+        return done
+
     # --- account lifecycle: sign-up, Passwort vergessen, e-mail confirmation ----------------
 
     @rpc
@@ -78,7 +103,8 @@ class IdentityService(PingMixin):
         for item in self.documents.list_library()["items"]:
             if item["slug"] == TERMS_SLUG and item.get("version"):
                 return schemas.TermsSchema().dump({"slug": item["slug"], "title": item["name"],
-                                                   "version": str(item["version"]), "date": item.get("date")})
+                                                   "version": str(item["version"]),
+                                                   "date": str(item["date"]) if item.get("date") else None})
         raise NotFound("Die Unternehmer-AGB sind nicht verfügbar.")
 
     def _vat_valid(self, data):

@@ -189,3 +189,25 @@ def test_staff_create_customer_sends_a_set_password_link(account_identity, smtp_
     assert session["email_verified"] is True and session["notice"] is None
     with pytest.raises(Conflict):  # already verified by the link
         call(account_identity, "resend_verification", context={"customer_id": created["customer_id"]})
+
+
+# --- retention -----------------------------------------------------------------------------
+
+def test_retention_prunes_old_personal_logs_only(seeded):
+    from kc_common.db import utcnow
+    from kc_identity import account
+    from kc_identity.models import login_events, phone_password_checks
+    now = utcnow()
+    with seeded.unit_of_work() as uow:
+        for days in (200, 10):
+            uow.session.execute(login_events.insert().values(
+                realm="customer", account="100001", customer_id=100001, client_ip="192.0.2.1", success=False,
+                reason="bad_credentials", at=now - dt.timedelta(days=days)))
+            uow.session.execute(phone_password_checks.insert().values(
+                customer_id=100001, staff_id="s-1", success=False, at=now - dt.timedelta(days=days)))
+    with seeded.unit_of_work() as uow:
+        done = account.prune(uow.session, login_events_days=180, phone_checks_days=90)
+    assert done["login_events"] == 1 and done["phone_password_checks"] == 1
+    with seeded.unit_of_work() as uow:
+        left = uow.session.execute(select(login_events.c.at)).scalars().all()
+        assert len(left) == 1 and uow.session.execute(select(phone_password_checks.c.id)).first()
