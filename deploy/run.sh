@@ -43,7 +43,7 @@ supervisord_pid=$$   # this shell becomes supervisord (exec below)
       cat <<BANNER
 
   KundenCenter (web):  $web   (German customer center in the browser)
-  Demo login:          demo@kundencenter.example / Demo-Passwort-2026   (Kundennummer 100001)
+  Demo login:          demo@kundencenter.example / Hafen-Leuchtturm-2026   (Kundennummer 100001)
   API:                 $url   (health: $url/health, OpenAPI: $url/api/openapi.json)
   Try:                 see README.md, "Walk through the skeleton flow"
   Programs:            .venv/bin/supervisorctl -c $conf status   (logs: var/log/<name>.log)

@@ -244,7 +244,11 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    PSP_PORT=str(free_port()),
                    # Every e2e request comes from 127.0.0.1: the suites must not share one
                    # per-address login budget (identity's interface tests cover that limit).
-                   LOGIN_MAX_FAILURES_PER_ADDRESS="1000", **env_overrides)
+                   LOGIN_MAX_FAILURES_PER_ADDRESS="1000",
+                   # As deploy/run.sh: the gateway trusts X-Forwarded-For from the local web front
+                   # end, so a test can act from a client address of its own (customer_maker signs
+                   # every customer up from its own address: the per-address sign-up limit holds).
+                   TRUSTED_PROXIES="127.0.0.1/32", **env_overrides)
         database_urls = {}
         if database == "sqlite":
             db_dir = tmp_path_factory.mktemp("sqlite")
@@ -293,7 +297,7 @@ def supervised_system(request):
         yield system
 
 
-DEMO = {"login": "demo@kundencenter.example", "password": "Demo-Passwort-2026"}
+DEMO = {"login": "demo@kundencenter.example", "password": "Hafen-Leuchtturm-2026"}
 
 
 def login(system, creds=DEMO, path="/api/v1/session"):
@@ -308,25 +312,54 @@ def demo_headers(system):
     return login(system)
 
 
+SIGNUP_ADDRESS = {"street": "Teststraße 1", "zip": "30159", "city": "Hannover", "country": "DE",
+                  "phone": "+49 511 1234567"}
+
+
+def mail_link_token(system, to, subject, timeout=30):
+    """The token of the link in the newest mail to ``to`` with ``subject`` (waits for it)."""
+    import re
+    from email import message_from_bytes, policy
+
+    from kc_common.testing import wait_for
+
+    def find():
+        for path in sorted(Path(system.env["MAIL_DIR"]).glob("*.eml"), reverse=True):
+            raw = path.read_bytes()
+            if to.encode() not in raw:
+                continue
+            msg = message_from_bytes(raw, policy=policy.default)
+            if to in str(msg["To"]) and msg["Subject"] == subject:
+                return re.search(r"token=([A-Za-z0-9_-]+)", msg.get_content()).group(1)
+        return None
+    return wait_for(find, timeout=timeout, message=f"the mail {subject!r} to {to}")
+
+
 def customer_maker(system):
     """``make(email=None, password=..., **fields) -> (customer_id, headers)`` for ``system``:
-    a customer created directly in identity's database (test setup only: services never do
-    this) and logged in through the gateway."""
-    from kc_common.db import StandaloneDatabase
-    from kc_identity import domain
-    from kc_identity.models import metadata
+    a customer signed up through the public API (each from a client address of its own),
+    verified by the link in the real mail, and logged in. ``fields``: address fields
+    (a ``company`` makes it a company)."""
+    terms = {}
 
     def make(email=None, password="Kunden-Passwort-2026", **fields):
         email = email or f"kunde-{uuid.uuid4().hex[:8]}@example.org"
-        url = getattr(system, "database_urls", {}).get("identity") or system.env["IDENTITY_DATABASE_URL"]
-        db = StandaloneDatabase(metadata, url, "identity")
-        with db.unit_of_work() as uow:
-            customer_id = domain.create_customer(
-                uow, email=email, password=password,
-                last_name=fields.get("last_name", "Musterfrau"),
-                first_name=fields.get("first_name", "Erika"), company=fields.get("company", ""))
-        db.engine.dispose()
-        return customer_id, login(system, {"login": email, "password": password})
+        if not terms:
+            resp = requests.get(system.url + "/api/v1/signup/terms", timeout=30)
+            assert resp.status_code == 200, resp.text
+            terms.update(resp.json())
+        body = dict(SIGNUP_ADDRESS, customer_type="company" if fields.get("company") else "private",
+                    last_name="Musterfrau", first_name="Erika", email=email, password=password,
+                    password_repeat=password, accept_terms=True, terms_version=terms["version"])
+        body.update(fields)
+        address = "10.{}.{}.{}".format(*uuid.uuid4().bytes[:3])
+        resp = requests.post(system.url + "/api/v1/signup", json=body, headers={"X-Forwarded-For": address},
+                             timeout=30)
+        assert resp.status_code == 202, resp.text
+        token = mail_link_token(system, email, "Bitte bestätigen Sie Ihre E-Mail-Adresse")
+        resp = requests.post(system.url + "/api/v1/email-confirmations", json={"token": token}, timeout=30)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["customer_id"], login(system, {"login": email, "password": password})
     return make
 
 
@@ -339,10 +372,8 @@ def staff_login(system, role="admin"):
 
 @pytest.fixture(scope="session")
 def make_customer(system):
-    """Create another customer (directly in identity's test database) and log them in.
-
-    Returns ``(customer_id, headers)``. Test setup only: services never do this.
-    """
+    """Sign up another customer through the public API (verified by the mailed link) and log
+    them in. Returns ``(customer_id, headers)``."""
     return customer_maker(system)
 
 

@@ -62,6 +62,9 @@ class Route:
     # Answer with an ``ETag`` header taken from this field of the JSON result
     # (for optimistic concurrency: the client sends it back as If-Match).
     etag_field: str | None = None
+    # Customer routes that need a confirmed e-mail address (double opt-in): orders, payments.
+    # An unconfirmed customer gets 403 with reason ``email_not_verified``.
+    verified_email: bool = False
 
     @property
     def operation_id(self):

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
-from kc_common.errors import ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import Forbidden, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.rpc import Services
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, json_response, route
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
+UNVERIFIED_EMAIL = ("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
+                    "Erst danach können Sie bestellen und bezahlen.")
 
 
 class RequestState(DependencyProvider):
@@ -125,6 +127,8 @@ class GatewayService:
             return
         principal = self.services["identity"].authenticate(token=bearer_token(request))
         if route_.auth == CUSTOMER and principal.get("kind") == "customer":
+            if route_.verified_email and principal.get("email_verified") is False:
+                raise Forbidden(UNVERIFIED_EMAIL, {"reason": "email_not_verified"})
             self.state.data[CUSTOMER_ID] = principal["customer_id"]
             self.state.data[SESSION_ID] = principal["session_id"]
         elif route_.auth == STAFF and principal.get("kind") == "staff":

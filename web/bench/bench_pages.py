@@ -72,7 +72,7 @@ def main(argv=None):
     parser.add_argument("--web", default="http://127.0.0.1:8080")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--login", default="demo@kundencenter.example")
-    parser.add_argument("--password", default="Demo-Passwort-2026")
+    parser.add_argument("--password", default="Hafen-Leuchtturm-2026")
     parser.add_argument("--zone", default="profihost-demo.de")
     parser.add_argument("--contract", default="1")
     args = parser.parse_args(argv)

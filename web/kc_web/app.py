@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
-PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_code", "auth.logout", "health"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "auth.login_code", "auth.logout", "health",
+                    "konto.register", "konto.forgot", "konto.new_password", "konto.confirm_email"}
 SESSION_MINUTES = 60
 
 
@@ -137,8 +138,8 @@ def create_app(gateway_url, secret_key, api=None, testing=False):
     def health():
         return {"status": "ok"}
 
-    from kc_web.views import account, auth, data, dns, documents, order, products, support
-    for module in (auth, products, order, dns, account, data, documents, support):
+    from kc_web.views import account, auth, data, dns, documents, konto, order, products, support
+    for module in (auth, products, order, dns, account, data, documents, support, konto):
         app.register_blueprint(module.bp)
     return app
 

@@ -1,6 +1,6 @@
 """Public routes served by billing."""
-from kc_common.errors import (Conflict, NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
-                              ValidationFailed)
+from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
+                              Unprocessable, ValidationFailed)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_billing import schemas as s
 
@@ -18,8 +18,8 @@ ROUTES = [
           response=s.TransferDetailsSchema),
     Route("POST", "/api/v1/me/payments", "billing", "create_payment", tag=TAG,
           summary="Zahlung per Kreditkarte or Sofortüberweisung through the PSP (continue at redirect_url)",
-          body=s.CreatePaymentSchema, response=s.PaymentSchema, status=201, idempotent=True,
-          errors=(ValidationFailed, Unprocessable, ServiceUnavailable)),
+          body=s.CreatePaymentSchema, response=s.PaymentSchema, status=201, idempotent=True, verified_email=True,
+          errors=(ValidationFailed, Unprocessable, ServiceUnavailable, Forbidden)),
     Route("GET", "/api/v1/me/payments/<payment_id>", "billing", "get_payment", tag=TAG,
           summary="State of a payment (asks the PSP while it is pending)",
           response=s.PaymentSchema, errors=(NotFound,)),

@@ -14,8 +14,8 @@ ROUTES = [
           query=s.ProductQuerySchema, response=s.ProductListSchema),
     Route("POST", "/api/v1/me/orders", "catalog", "place_order", tag="Bestellen",
           summary="Place an order (all items or none); active at once, pending while in arrears",
-          body=s.PlaceOrderSchema, response=s.OrderSchema, status=201, idempotent=True,
-          errors=(Conflict, Unprocessable, NotFound)),
+          body=s.PlaceOrderSchema, response=s.OrderSchema, status=201, idempotent=True, verified_email=True,
+          errors=(Conflict, Unprocessable, NotFound, Forbidden)),
     Route("POST", "/api/v1/me/orders/quote", "catalog", "quote_order", tag="Bestellen",
           summary="Net, VAT (the customer's VAT situation incl. reverse charge) and gross of an "
                   "order's first periods before placing it; priced by billing's invoicing code",
@@ -54,7 +54,7 @@ ROUTES = [
           response=s.TariffQuoteSchema, errors=(NotFound, Conflict, Unprocessable, ServiceUnavailable)),
     Route("POST", C + "/tariff-change", "catalog", "change_tariff", tag="Bestellen",
           summary="Tarifwechsel within the product family", body=s.TariffChangeSchema,
-          response=s.ContractSchema, errors=(NotFound, Conflict, Unprocessable)),
+          response=s.ContractSchema, verified_email=True, errors=(NotFound, Conflict, Unprocessable, Forbidden)),
     # Zugang
     Route("POST", C + "/login-link", "catalog", "create_login_link", tag=P,
           summary="Zugang: a short-lived, single-use login URL for the contract's admin panel",

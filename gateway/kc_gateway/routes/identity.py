@@ -6,6 +6,7 @@ from kc_identity import schemas as s
 
 _ME = "Meine Daten"
 _STAFF = "Staff"
+_ACCOUNT = "Konto"
 
 ROUTES = [
     # --- Anmeldung ---
@@ -24,6 +25,32 @@ ROUTES = [
           summary="Recent login attempts on this account (paged, newest first)",
           query=s.PageQuerySchema,
           response=s.LoginEventPageSchema),
+    # --- Konto: Registrieren, Passwort vergessen, E-Mail bestätigen ---
+    Route("GET", "/api/v1/signup/terms", "identity", "signup_terms", auth=PUBLIC, tag=_ACCOUNT,
+          summary="The current Unternehmer-AGB version a sign-up accepts (send it back as terms_version)",
+          response=s.TermsSchema, errors=(NotFound,)),
+    Route("POST", "/api/v1/signup", "identity", "signup", auth=PUBLIC, tag=_ACCOUNT,
+          summary="Register as a new customer (private person or company). Always 202 for valid input: a "
+                  "verification link goes to the e-mail address (or, when it is registered already, a mail "
+                  "saying so). Throttled per e-mail and per address (429)",
+          body=s.SignupSchema, response=s.AcceptedSchema, status=202,
+          errors=(ValidationFailed, Conflict, TooManyRequests)),
+    Route("POST", "/api/v1/email-confirmations", "identity", "confirm_email", auth=PUBLIC, tag=_ACCOUNT,
+          summary="Confirm an e-mail address with the token of a link (sign-up verification or e-mail "
+                  "change); single use, expiring", body=s.EmailConfirmSchema, response=s.EmailConfirmedSchema,
+          errors=(ValidationFailed, Conflict)),
+    Route("POST", "/api/v1/me/email-verification", "identity", "resend_verification", tag=_ACCOUNT,
+          summary="Send the sign-up's verification link again", response=s.AcceptedSchema, status=202,
+          errors=(Conflict, TooManyRequests)),
+    Route("POST", "/api/v1/password-reset", "identity", "request_password_reset", auth=PUBLIC, tag=_ACCOUNT,
+          summary="Passwort vergessen: mail a single-use link (Kundennummer or e-mail). The same 202 whether "
+                  "or not the account exists; throttled per login and per address (429)",
+          body=s.PasswordResetRequestSchema, response=s.AcceptedSchema, status=202,
+          errors=(ValidationFailed, TooManyRequests)),
+    Route("PUT", "/api/v1/password-reset", "identity", "reset_password", auth=PUBLIC, tag=_ACCOUNT,
+          summary="Set a new service password with the link's token (also staff's set-password link): every "
+                  "session ends, a notice mail goes out; two-factor login stays on",
+          body=s.PasswordResetSchema, status=204, errors=(ValidationFailed,)),
     # --- Meine Daten: Adressdaten ---
     Route("GET", "/api/v1/me", "identity", "get_me", tag=_ME,
           summary="The logged-in customer with the address data", response=s.CustomerSchema),
@@ -31,7 +58,8 @@ ROUTES = [
           summary="Adressdaten (Kundennummer read-only)", response=s.CustomerSchema),
     Route("PUT", "/api/v1/me/address", "identity", "update_address", tag=_ME,
           summary="Change the address data (all fields checked, nothing saved on any error; the company "
-                  "only by owner change)", body=s.AddressInputSchema, response=s.CustomerSchema,
+                  "only by owner change; a new e-mail address takes effect when it confirms the link mailed "
+                  "to it: pending_email)", body=s.AddressInputSchema, response=s.CustomerSchema,
           errors=(ValidationFailed, Conflict)),
     # --- Passwörter ---
     Route("PUT", "/api/v1/me/password", "identity", "change_password", tag=_ME,
@@ -106,6 +134,10 @@ ROUTES = [
     Route("GET", "/api/v1/staff/customers", "identity", "staff_search_customers", auth=STAFF, tag=_STAFF,
           summary="Look up customers by number, e-mail, name, company or city (support, billing)",
           query=s.CustomerQuerySchema, response=s.CustomerPageSchema, errors=(Forbidden,)),
+    Route("POST", "/api/v1/staff/customers", "identity", "staff_create_customer", auth=STAFF, tag=_STAFF,
+          summary="Create a customer (orders taken on the phone; support): validated like a sign-up; the "
+                  "customer gets a link to set the service password", body=s.NewCustomerSchema,
+          response=s.CustomerSchema, status=201, errors=(Forbidden, ValidationFailed)),
     Route("GET", "/api/v1/staff/customers/<int:customer_id>", "identity", "staff_get_customer",
           auth=STAFF, tag=_STAFF, summary="One customer with contacts (never the telephone password)",
           response=s.StaffCustomerSchema, errors=(Forbidden, NotFound)),

@@ -8,7 +8,7 @@ from kc_identity import domain
 from kc_identity.models import contacts, staff
 
 DEMO_EMAIL = "demo@kundencenter.example"
-DEMO_PASSWORD = "Demo-Passwort-2026"
+DEMO_PASSWORD = "Hafen-Leuchtturm-2026"
 DEMO_PHONE_PASSWORD = "Elbe-Kran-42"  # only when the service's vault is configured (see seed)
 DEMO_ADDRESS = {"street": "Musterstraße 12", "zip": "30159", "city": "Hannover", "country": "DE",
                 "phone": "+4951112345678", "fax": "+4951112345679", "mobile": "+491712345678",

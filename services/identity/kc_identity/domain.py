@@ -28,6 +28,8 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 BAD_LOGIN = "Kundennummer/E-Mail oder Passwort ist falsch."
 BAD_STAFF_LOGIN = "E-Mail oder Passwort ist falsch."
+UNVERIFIED_NOTICE = ("Bitte bestätigen Sie Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
+                     "Bis dahin können Sie nicht bestellen oder bezahlen.")
 
 
 class Throttle:
@@ -60,8 +62,11 @@ def next_number(session, series, first):
 
 # --- customers and address data ---------------------------------------------------------
 
-def create_customer(uow, *, email, last_name, first_name, password, company="", **fields):
-    """A new customer (Kundennummer from the counter); publishes ``customer_updated``."""
+def create_customer(uow, *, email, last_name, first_name, password=None, password_hash=None, company="",
+                    email_verified=True, terms_version=None, terms_accepted_at=None, **fields):
+    """A new customer (Kundennummer from the counter); publishes ``customer_updated``.
+
+    ``email_verified=False`` for a sign-up (double opt-in pending) or a customer created by staff."""
     session = uow.session
     number = next_number(session, "customer", FIRST_CUSTOMER_NUMBER)
     now = utcnow()
@@ -69,8 +74,9 @@ def create_customer(uow, *, email, last_name, first_name, password, company="", 
                                     "vat_id") if fields.get(k) is not None}
     session.execute(customers.insert().values(
         id=number, email=email.lower(), company=company, last_name=last_name,
-        first_name=first_name, password_hash=hash_password(password),
-        created_at=now, updated_at=now, **extra))
+        first_name=first_name, password_hash=password_hash or hash_password(password),
+        created_at=now, updated_at=now, email_verified_at=now if email_verified else None,
+        terms_version=terms_version, terms_accepted_at=terms_accepted_at, **extra))
     uow.emit("customer_updated", customer_view(get_customer_row(session, number)))
     return number
 
@@ -108,18 +114,21 @@ def customer_view(row):
 
 def address_view(row):
     """The Adressdaten form: the contract fields plus the optimistic-lock version."""
-    return {**customer_view(row), "version": row.version, "updated_at": row.updated_at}
+    return {**customer_view(row), "version": row.version, "updated_at": row.updated_at,
+            "email_verified": row.email_verified_at is not None}
 
 
 COMPANY_CHANGE_REFUSED = ("Der Firmenname kann hier nicht geändert werden: dafür ist ein Inhaberwechsel "
                           "nötig. Das Formular finden Sie unter „Meine Dokumente → Inhaberwechsel“.")
 
 
-def update_address(uow, customer_id, data, *, staff=False, client_ip=None):
+def update_address(uow, customer_id, data, *, staff=False, client_ip=None, request_email_change=None):
     """Change the address data (all valid or nothing saved); publishes ``customer_updated``.
 
     The customer may not change the company (owner change); staff may (``staff=True``).
     ``data['version']``, when given, must be the current version (optimistic locking).
+    A customer's new e-mail address is not saved here: ``request_email_change(new_email)``
+    sends it a confirmation link (the change happens when it is confirmed).
     """
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
@@ -149,6 +158,9 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None):
                        {"reason": "version_conflict", "version": str(row.version)})
     changes = {k: v for k, v in cleaned.items() if row._mapping[k] != v}
     old_email = row.email
+    new_email = changes.pop("email", None) if request_email_change is not None else None
+    if new_email is not None:
+        request_email_change(new_email)
     if not changes:
         return address_view(row)
     try:
@@ -247,8 +259,10 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
     session.execute(sessions.insert().values(
         id=str(uuid.uuid4()), token_hash=hash_token(token), customer_id=row.id,
         client_ip=client_ip, created_at=now, last_seen_at=now, expires_at=now + absolute))
+    verified = row.email_verified_at is not None
     return {"token": token, "token_type": "Bearer", "customer_id": row.id,
-            "expires_at": min(now + absolute, now + idle)}, None
+            "expires_at": min(now + absolute, now + idle), "email_verified": verified,
+            "notice": None if verified else UNVERIFIED_NOTICE}, None
 
 
 def _whitelist_message(client_ip):
@@ -269,14 +283,16 @@ def authenticate(session, *, token, idle, client_ip=None):
             or as_utc(row.last_seen_at) + idle <= now):
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
     if table is sessions:
-        whitelist = session.execute(select(customers.c.ip_whitelist)
-                                    .where(customers.c.id == row.customer_id)).scalar()
+        whitelist, verified_at = session.execute(
+            select(customers.c.ip_whitelist, customers.c.email_verified_at)
+            .where(customers.c.id == row.customer_id)).one()
         if not netlist.allows(whitelist, client_ip):
             raise Forbidden(_whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
     if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # avoid a write per request
         session.execute(update(table).where(table.c.id == row.id).values(last_seen_at=now))
     if table is sessions:
-        return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id}
+        return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id,
+                "email_verified": verified_at is not None}
     member = session.execute(select(staff).where(staff.c.id == row.staff_id)).first()
     if member is None or not member.active:
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")

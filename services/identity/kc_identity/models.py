@@ -37,6 +37,37 @@ customers = Table(
     Column("totp_pending_enc", Text, nullable=True),      # set up but not yet confirmed with a code
     Column("totp_enabled_at", DateTime(timezone=True), nullable=True),
     Column("totp_last_step", BigInteger, nullable=True),  # last accepted time step: no code replay
+    # Double opt-in: NULL until the address has confirmed a link (sign-up); may not order or pay.
+    Column("email_verified_at", DateTime(timezone=True), nullable=True),
+    # The Unternehmer-AGB version accepted at sign-up, and when (NULL for customers created otherwise).
+    Column("terms_version", String(20), nullable=True),
+    Column("terms_accepted_at", DateTime(timezone=True), nullable=True),
+)
+
+# Single-use, expiring links (only the SHA-256 of the token is stored): password reset, the
+# set-password link of a customer created by staff, e-mail verification and e-mail change.
+account_tokens = Table(
+    "account_tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("purpose", String(20), nullable=False),   # password_reset / set_password / verify_email / change_email
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("email", String(254), nullable=False),    # the address the link was sent to
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+# Public requests that send mail (sign-up, password reset), throttled per subject and address.
+account_requests = Table(
+    "account_requests", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),       # signup / password_reset
+    Column("subject", String(254), nullable=False),   # the e-mail / the account asked for
+    Column("client_ip", String(45), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_account_requests_subject_at", "kind", "subject", "at"),
+    Index("ix_account_requests_ip_at", "kind", "client_ip", "at"),
 )
 
 # One-time recovery codes of the two-factor login (SHA-256 of high-entropy random codes).

@@ -23,6 +23,10 @@ class SessionSchema(BaseSchema):
     token_type = fields.String(required=True, dump_default="Bearer")
     customer_id = fields.Integer(required=True)
     expires_at = UtcDateTime(required=True)
+    email_verified = fields.Boolean(metadata={"description": "False until the sign-up's e-mail link is "
+                                                             "confirmed (no orders or payments until then)"})
+    notice = fields.String(allow_none=True, metadata={"description": "German notice to show, e.g. that the "
+                                                                     "e-mail address still needs confirming"})
 
 
 def _opt(max_len, description):
@@ -65,6 +69,9 @@ class CustomerSchema(BaseSchema):
     is_business = fields.Boolean()
     version = fields.Integer()
     updated_at = UtcDateTime()
+    email_verified = fields.Boolean(metadata={"description": "The e-mail address is confirmed (double opt-in)"})
+    pending_email = fields.String(allow_none=True, metadata={
+        "description": "A new e-mail address waiting for its confirmation link (the change happens then)"})
 
 
 class StaffSessionSchema(BaseSchema):
@@ -288,3 +295,67 @@ class TwoFactorSetupSchema(BaseSchema):
 class RecoveryCodesSchema(BaseSchema):
     recovery_codes = fields.List(fields.String(), required=True,
                                  metadata={"description": "shown once; each works once"})
+
+
+# --- account lifecycle: sign-up, Passwort vergessen, e-mail confirmation ---
+
+class AcceptedSchema(BaseSchema):
+    message = fields.String(required=True, metadata={"description": "German text to show"})
+
+
+class PasswordResetRequestSchema(BaseSchema):
+    login = fields.String(required=True, validate=validate.Length(min=1, max=254),
+                          metadata={"description": "Kundennummer oder E-Mail"})
+
+
+class PasswordResetSchema(BaseSchema):
+    token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "The token of the link from the mail"})
+    new_password = fields.String(**_PW, metadata={"description": "Neues Service Passwort"})
+    new_password_repeat = fields.String(**_PW, metadata={"description": "Neues Service Passwort wiederholen"})
+
+
+class EmailConfirmSchema(BaseSchema):
+    token = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "The token of the link from the mail"})
+
+
+class EmailConfirmedSchema(BaseSchema):
+    purpose = fields.String(required=True, metadata={"description": "verify_email (sign-up) or change_email"})
+    email = fields.String(required=True)
+    customer_id = fields.Integer(required=True)
+
+
+class TermsSchema(BaseSchema):
+    slug = fields.String(required=True)
+    title = fields.String(required=True)
+    version = fields.String(required=True, metadata={"description": "Send it back as terms_version"})
+    date = fields.String(allow_none=True, metadata={"description": "valid from (ISO date)"})
+
+
+class NewCustomerSchema(BaseSchema):
+    """A new customer's data: validated like Adressdaten; a company needs its name (VAT id optional,
+    checked by format; by VIES when VIES_ENABLED)."""
+    customer_type = fields.String(load_default="private", validate=validate.OneOf(["private", "company"]),
+                                  metadata={"description": "private (Privatperson) or company (Firma)"})
+    company = _opt(300, "Firma (nur bei company)")
+    last_name = _opt(300, "Name")
+    first_name = _opt(300, "Vorname")
+    email = _opt(300, "E-Mail")
+    street = _opt(300, "Straße und Hausnummer")
+    zip = _opt(40, "PLZ (passend zum Land)")
+    city = _opt(300, "Ort")
+    country = fields.String(load_default="DE", validate=validate.Length(max=40),
+                            metadata={"description": "Land, ISO 3166 alpha-2"})
+    phone = _opt(60, "Telefon")
+    fax = _opt(60, "Fax (optional)")
+    mobile = _opt(60, "Handy (optional)")
+    vat_id = _opt(40, "USt-IdNr. (optional, nur bei company)")
+
+
+class SignupSchema(NewCustomerSchema):
+    password = fields.String(**_PW, metadata={"description": "Service Passwort (Passwort-Richtlinie)"})
+    password_repeat = fields.String(**_PW, metadata={"description": "Service Passwort wiederholen"})
+    accept_terms = fields.Boolean(required=True, metadata={"description": "Unternehmer-AGB akzeptiert"})
+    terms_version = fields.String(required=True, validate=validate.Length(max=20),
+                                  metadata={"description": "The version accepted (GET /api/v1/signup/terms)"})

@@ -3,15 +3,16 @@ import datetime as dt
 import logging
 
 from nameko.dependency_providers import Config
+from nameko.timer import Timer
 
 from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
 from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
-from kc_common.rpc import PingMixin, rpc
+from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
-from kc_identity import domain, mails, schemas
+from kc_identity import account, domain, mails, schemas, vies
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
 
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 
 _PASSWORD_FIELDS = ("data.current_password", "data.new_password", "data.new_password_repeat")
 _PHONE_FIELDS = ("data.phone_password", "data.phone_password_repeat")
+TERMS_SLUG = "unternehmer-agb"  # the library document accepted at sign-up (documents service)
+
+
+class RetentionTimer(Timer):
+    """nameko's timer with the interval from config ``RETENTION_INTERVAL`` (seconds)."""
+
+    def setup(self):
+        self.interval = float(self.container.config.get("RETENTION_INTERVAL", self.interval))
+        super().setup()
 
 
 class IdentityService(PingMixin):
@@ -29,6 +39,7 @@ class IdentityService(PingMixin):
     config = Config()
     vault = VaultProvider()
     mailer = Mailer()
+    documents = TimedRpcProxy("documents")
 
     def _setting(self, key, default):
         return float(self.config.get(key, default) or default)
@@ -48,8 +59,124 @@ class IdentityService(PingMixin):
             per_address=int(self._setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)),
             window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
 
+    @property
+    def _limits(self):
+        return account.Limits(
+            window=dt.timedelta(minutes=self._setting("ACCOUNT_REQUEST_WINDOW_MINUTES", 60)),
+            signup_per_email=int(self._setting("SIGNUP_MAX_PER_EMAIL", 3)),
+            signup_per_address=int(self._setting("SIGNUP_MAX_PER_ADDRESS", 10)),
+            reset_per_login=int(self._setting("PASSWORD_RESET_MAX_PER_LOGIN", 5)),
+            reset_per_address=int(self._setting("PASSWORD_RESET_MAX_PER_ADDRESS", 20)),
+            reset_mails_per_account=int(self._setting("PASSWORD_RESET_MAILS_PER_ACCOUNT", 3)),
+            reset_ttl=dt.timedelta(minutes=self._setting("PASSWORD_RESET_MINUTES", 30)),
+            email_ttl=dt.timedelta(hours=self._setting("EMAIL_LINK_HOURS", 48)),
+            set_password_ttl=dt.timedelta(hours=self._setting("SET_PASSWORD_LINK_HOURS", 72)))
+
+    @property
+    def _web_url(self):
+        return self.config.get("WEB_PUBLIC_URL") or "http://127.0.0.1:8080"
+
     def _uow(self):
         return self.db.unit_of_work()
+
+    # --- retention of personal logs ---------------------------------------------------------
+
+    @RetentionTimer.decorator(interval=3600)
+    def retention_job(self):
+        """Prune login attempts, telephone password checks, throttle records and old links."""
+        self.prune()
+
+    def prune(self, now=None):
+        with self._uow() as uow:
+            done = account.prune(uow.session, now=now,
+                                 login_events_days=self._setting("LOGIN_EVENTS_RETENTION_DAYS", 180),
+                                 phone_checks_days=self._setting("PHONE_CHECKS_RETENTION_DAYS", 90))
+        if any(done.values()):
+            log.info("retention: deleted %s", done)
+        return done
+
+    # --- account lifecycle: sign-up, Passwort vergessen, e-mail confirmation ----------------
+
+    @rpc
+    def signup_terms(self):
+        """The current Unternehmer-AGB (documents' library) a sign-up accepts."""
+        for item in self.documents.list_library()["items"]:
+            if item["slug"] == TERMS_SLUG and item.get("version"):
+                return schemas.TermsSchema().dump({"slug": item["slug"], "title": item["name"],
+                                                   "version": str(item["version"]),
+                                                   "date": str(item["date"]) if item.get("date") else None})
+        raise NotFound("Die Unternehmer-AGB sind nicht verfügbar.")
+
+    def _vat_valid(self, data):
+        """Ask VIES (when enabled) before any transaction opens."""
+        vat_id = account.vat_id_to_check(data)
+        return vies.from_config(self.config).check(vat_id) if vat_id else None
+
+    @rpc(sensitive_arguments=("data.password", "data.password_repeat"))
+    def signup(self, data):
+        data = load(schemas.SignupSchema(), data)
+        terms = self.signup_terms()
+        vat_valid = self._vat_valid(data)
+        with self._uow() as uow:
+            account.signup(uow, data, client_ip=self.context.client_ip, limits=self._limits,
+                           vault=self.vault, terms=terms, vat_valid=vat_valid)
+        return {"message": account.SIGNUP_ACCEPTED}
+
+    @rpc
+    def resend_verification(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            account.resend_verification(uow, customer_id, limits=self._limits, vault=self.vault,
+                                        client_ip=self.context.client_ip)
+        return {"message": "Wir haben Ihnen einen neuen Bestätigungslink gesendet."}
+
+    @rpc
+    def request_password_reset(self, data):
+        data = load(schemas.PasswordResetRequestSchema(), data)
+        with self._uow() as uow:
+            account.request_password_reset(uow, login=data["login"], client_ip=self.context.client_ip,
+                                           limits=self._limits, vault=self.vault)
+        return {"message": account.RESET_ACCEPTED}
+
+    @rpc(sensitive_arguments=("data.token", "data.new_password", "data.new_password_repeat"))
+    def reset_password(self, data):
+        data = load(schemas.PasswordResetSchema(), data)
+        with self._uow() as uow:
+            account.set_password_by_link(uow, data, client_ip=self.context.client_ip)
+
+    @rpc(sensitive_arguments=("data.token",))
+    def confirm_email(self, data):
+        data = load(schemas.EmailConfirmSchema(), data)
+        with self._uow() as uow:
+            result = account.confirm_email(uow, data["token"], client_ip=self.context.client_ip)
+        return schemas.EmailConfirmedSchema().dump(result)
+
+    @rpc
+    def staff_create_customer(self, data):
+        staff_id = self.context.require_staff("support")
+        data = load(schemas.NewCustomerSchema(), data)
+        vat_valid = self._vat_valid(data)
+        with self._uow() as uow:
+            result = account.staff_create(uow, data, limits=self._limits, vault=self.vault, vat_valid=vat_valid)
+            result["pending_email"] = None
+        log.info("customer %s created by staff %s", result["customer_id"], staff_id)
+        return schemas.CustomerSchema().dump(result)
+
+    @event_handler("identity", "account_link_issued")
+    def on_account_link_issued(self, event):
+        """The mail with a single-use link (the token decrypted only here)."""
+        def prepare(uow, data):
+            row = domain.get_customer_row(uow.session, data["customer_id"])
+            return mails.account_link(row, data, self.vault.decrypt(data["token_enc"]), self._web_url)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
+
+    @event_handler("identity", "signup_duplicate")
+    def on_signup_duplicate(self, event):
+        """A sign-up with a registered e-mail: the owner of that address learns it, nobody else."""
+        def prepare(uow, data):
+            return mails.signup_duplicate(domain.get_customer_row(uow.session, data["customer_id"]), data,
+                                          self._web_url)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
 
     # --- login and sessions -----------------------------------------------------------------
 
@@ -117,14 +244,20 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
             row = domain.get_customer_row(uow.session, customer_id)
-        return schemas.CustomerSchema().dump(domain.address_view(row))
+            pending = account.pending_email(uow.session, customer_id)
+        return schemas.CustomerSchema().dump(dict(domain.address_view(row), pending_email=pending))
 
     @rpc
     def update_address(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.AddressInputSchema(), data)
+        def request_email_change(new_email):  # confirmed by a link to the new address
+            account.issue_link(uow, purpose=account.CHANGE_EMAIL, customer_id=customer_id, email=new_email,
+                               limits=self._limits, vault=self.vault, client_ip=self.context.client_ip)
         with self._uow() as uow:
-            result = domain.update_address(uow, customer_id, data, client_ip=self.context.client_ip)
+            result = domain.update_address(uow, customer_id, data, client_ip=self.context.client_ip,
+                                           request_email_change=request_email_change)
+            result["pending_email"] = account.pending_email(uow.session, customer_id)
         return schemas.CustomerSchema().dump(result)
 
     # --- passwords --------------------------------------------------------------------------
@@ -252,7 +385,8 @@ class IdentityService(PingMixin):
     def on_email_changed(self, event):
         """Notice to the previous e-mail address (mandatory security mail)."""
         def prepare(uow, data):
-            return mails.email_changed(domain.get_customer_row(uow.session, data["customer_id"]), data)
+            return mails.email_changed(domain.get_customer_row(uow.session, data["customer_id"]), data,
+                                       report_to=self.config.get("SECURITY_REPORT_ADDRESS") or "support@kundencenter.example")
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
     # --- IP whitelist -----------------------------------------------------------------------

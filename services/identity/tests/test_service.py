@@ -164,13 +164,6 @@ def test_bad_fields_are_each_named_and_nothing_is_saved(identity, capture_events
     assert all(e["data"]["street"] != "Neue Straße 1" for e in events.drain(settle=0.3))
 
 
-def test_email_change_sends_a_notice_to_the_previous_address(identity, smtp_server):
-    call(identity, "update_address", dict(ADDRESS, email="max@neue-adresse.example"))
-    mail = smtp_server.wait(1, to=demo.DEMO_EMAIL)[0]
-    assert "max@neue-adresse.example" in mail.get_content() and "192.0.2.10" in mail.get_content()
-    assert call(identity, "get_me")["email"] == "max@neue-adresse.example"
-
-
 def test_email_of_another_customer_is_refused(identity, seeded):
     new_customer(seeded, email="vergeben@example.org")
     with pytest.raises(ValidationFailed) as err:

@@ -59,7 +59,7 @@ def test_login_errors_and_logout(new_page, web, system):
     page.fill("#f-password", "falsch-falsch")
     page.click("button[type=submit]")
     assert "Kundennummer/E-Mail oder Passwort ist falsch." in page.inner_text("#login-error")
-    page.fill("#f-password", "Demo-Passwort-2026")
+    page.fill("#f-password", "Hafen-Leuchtturm-2026")
     page.click("button[type=submit]")
     page.wait_for_url("**/produkte/server")  # back to where the customer wanted to go
     cookies = page.context.cookies()
