@@ -290,11 +290,8 @@ def rabbitmq_cluster():
                              "cluster_partition_handling = pause_minority",
                              # rabbitmq_queue_consumers{queue} etc. per queue (the alert rules use it)
                              "prometheus.return_per_object_metrics = true",
-                             "default_queue_type = quorum",
-                             "vm_memory_high_watermark_paging_ratio = 0.99",
                              "disk_free_limit.relative = 1.0",
-                         ]) + "\n"},
-                     "override": {}}}
+                         ]) + "\n"}}}
 
 
 def configmap():
