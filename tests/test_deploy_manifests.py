@@ -180,6 +180,11 @@ def test_overlay_patches_and_images_are_applied():
     images = {c["image"] for o in PRODUCTION for c in _containers(o)}
     assert images == {"registry.example.invalid/kundencenter/kundencenter:0.1.0"}
     assert by_kind(PRODUCTION, "HorizontalPodAutoscaler")["kc-gateway"]["spec"]["maxReplicas"] == 30
+    services = by_kind(PRODUCTION, "Service")
+    for rule in by_kind(PRODUCTION, "Ingress")["kc-public"]["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["port"]["name"] in {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
 
 
 def _canonical(objects):
