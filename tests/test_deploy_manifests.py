@@ -234,6 +234,8 @@ def test_every_program_runs_with_limits_probes_budget_and_scaler():
         assert name in scaled | hpas, f"{name}: nothing scales it"
     assert {f"kc-{s}" for s in SERVICES} == scaled
     assert {"kc-gateway", "kc-web"} == hpas
+    web_env = {e["name"] for e in deployments["kc-web"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "AMQP_URI" not in web_env and "WEB_SECRET_KEY" in web_env  # web: HTTP client of the gateway only
 
 
 def test_commands_are_the_procfile_lines_and_exist():

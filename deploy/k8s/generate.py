@@ -101,7 +101,8 @@ def secret_env(var, secret, key, optional=False):
 
 
 def env_for(name, service):
-    env = [secret_env(*item) for item in SECRET_ENV["all"]]
+    # The web front end talks to the gateway's HTTP API only: no broker credentials.
+    env = [] if name == "web" else [secret_env(*item) for item in SECRET_ENV["all"]]
     if service:
         env.append(secret_env(f"{name.upper()}_DATABASE_URL", f"kc-{name}-db-app", "uri"))
         env += [secret_env(*item) for item in SECRET_ENV["mailing"]]
