@@ -12,6 +12,7 @@
   table of docs/operations.md.
 """
 import copy
+import functools
 import importlib
 import importlib.util
 import json
@@ -80,6 +81,19 @@ def _crd_schemas():
 CRD_SCHEMAS = _crd_schemas()
 
 
+# kubernetes-validate reads its (large) definitions file on every call: read each file once.
+_schema_contents = functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
+
+
+def _validate_builtin(obj):
+    original = kubernetes_validate.utils.schema_contents
+    kubernetes_validate.utils.schema_contents = _schema_contents
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    finally:
+        kubernetes_validate.utils.schema_contents = original
+
+
 def validate(obj):
     """Raise if ``obj`` does not validate against its kind's schema."""
     key = (obj.get("apiVersion"), obj.get("kind"))
@@ -88,7 +102,7 @@ def validate(obj):
         return
     if "." in obj["apiVersion"].split("/")[0] and not obj["apiVersion"].split("/")[0].endswith("k8s.io"):
         raise AssertionError(f"no vendored CRD schema for {key}: add it to deploy/k8s/crds")
-    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    _validate_builtin(obj)
 
 
 def objects_of(directory):
