@@ -363,3 +363,65 @@ def test_a_call_to_a_service_with_no_running_instance_fails_at_once(container_fa
             write("nobody there")
     assert time.monotonic() - started < 2
     assert count(config["DATABASE_URL"], "nobody there") == 0
+
+
+ASKER_SCRIPT = """
+import eventlet; eventlet.monkey_patch()
+import sys
+import nameko.rpc
+nameko.rpc.RPC_REPLY_QUEUE_TTL = int(sys.argv[2])  # the test does not wait the real 5 minutes
+from nameko.containers import ServiceContainer
+from kc_common.rpc import TimedRpcProxy, rpc
+class Asker:
+    name = "asker"
+    writer = TimedRpcProxy("rwriter", timeout=1)
+    @rpc
+    def ask(self):
+        pass
+container = ServiceContainer(Asker, {"AMQP_URI": sys.argv[1]})
+container.start()
+print("started", flush=True)
+container.wait()
+"""
+
+
+class Asker:
+    name = "asker"
+    writer = TimedRpcProxy("rwriter", timeout=1)
+
+    @rpc
+    def ask(self):
+        pass
+
+
+def reply_queues(rabbit_manager, vhost):
+    return {q["name"]: q for q in rabbit_manager.get_queues(vhost)
+            if q["name"].startswith("rpc.reply-asker-")}
+
+
+def test_the_reply_queue_of_a_killed_instance_disappears_by_itself(rabbit_config, rabbit_manager,
+                                                                   container_factory):
+    """Regression (issue 11): reply queues of instances killed with SIGKILL stayed behind,
+    some holding messages. A reply queue expires once its instance is gone (``x-expires``,
+    5 minutes for a running service; shortened here for the process the test kills)."""
+    from urllib.parse import unquote, urlsplit
+    vhost = unquote(urlsplit(rabbit_config["AMQP_URI"]).path[1:])
+    live = container_factory(Asker, rabbit_config)
+    live.start()
+    [queue] = wait_for(lambda: list(reply_queues(rabbit_manager, vhost).values()), timeout=15)
+    assert 0 < queue["arguments"].get("x-expires", 0) <= 300000 or queue["auto_delete"], queue
+    live.stop()
+
+    proc = subprocess.Popen([sys.executable, "-c", ASKER_SCRIPT, rabbit_config["AMQP_URI"], "3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+    try:
+        assert proc.stdout.readline().strip() == b"started", proc.stderr.read()[-2000:]
+        mine = wait_for(lambda: set(reply_queues(rabbit_manager, vhost)) - {queue["name"]} or None,
+                        timeout=15, message="the killed instance's reply queue")
+    finally:
+        proc.kill()  # SIGKILL: the instance says good-bye to nobody
+        proc.wait()
+    [name] = mine
+    wait_for(lambda: name not in reply_queues(rabbit_manager, vhost), timeout=30, interval=0.5,
+             message="the reply queue of the killed instance to disappear")
