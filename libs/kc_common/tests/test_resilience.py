@@ -425,3 +425,26 @@ def test_the_reply_queue_of_a_killed_instance_disappears_by_itself(rabbit_config
     [name] = mine
     wait_for(lambda: name not in reply_queues(rabbit_manager, vhost), timeout=30, interval=0.5,
              message="the reply queue of the killed instance to disappear")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_service_started_while_the_broker_is_down_waits_for_it(broker_proxy, container_factory,
+                                                                  config):
+    """Found by the soak benchmark (tests/bench/soak.py) on a loaded machine: the broker reset
+    a connection while dns started, and dns exited (an event handler declaring its retry and
+    dead queues at start). A service started during a broker outage waits for the broker."""
+    proxy = broker_proxy
+    cfg = dict(config, AMQP_URI=proxy.url_for(config["AMQP_URI"]))
+    writer = container_factory(Writer, config)  # the publisher goes direct
+    writer.start()
+    proxy.cut()
+    reader = container_factory(Reader, cfg)
+    starting = eventlet.spawn(reader.start)
+    eventlet.sleep(10)  # longer than a connection's own connect retries (its connect timeout)
+    assert not starting.dead and not reader._died.ready()  # still waiting, not ended
+    proxy.restore()
+    starting.wait()
+    with entrypoint_hook(writer, "write") as write:
+        write("after the outage")
+    wait_for(lambda: count(cfg["DATABASE_URL"], "seen:after the outage") == 1, timeout=30)
+    assert not reader._died.ready()
