@@ -28,6 +28,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -70,7 +71,7 @@ def measure(system, request, args):
     """Run the workload on ``system``; its figures and the soak test's checks."""
     from tests.conftest import customer_maker, staff_login
     from tests.soak_workload import (HealthWatch, bad_log_lines, dead_letters, run_workload,
-                                     settle)
+                                     settle, traceback_context)
     rabbit_manager = request.getfixturevalue("rabbit_manager")
     agent = staff_login(system, "support")
     watch = HealthWatch(system.url, check=system.check_running).start()
@@ -91,7 +92,10 @@ def measure(system, request, args):
         dead_letters={q: n for q, (n, _) in dead_letters(rabbit_manager, system).items()},
         exited=[f[:300] for f in watch.failures[:3]],
         bad_log_lines=bad_log_lines(system)[:10],
+        logs=str(system.logs),
     )
+    figures["tracebacks"] = {name: traceback_context(system, name, before=8, after=40)
+                             for name in sorted({line.split(":")[0] for line in figures["bad_log_lines"]})}
     return figures
 
 
@@ -185,6 +189,9 @@ def report(bench, args, load_before, load_after, started):
         ]
         out += [f"  problem: {p}" for p in f["problems"]]
         out += [f"  log: {line}" for line in f["bad_log_lines"]]
+        for name, context in f.get("tracebacks", {}).items():
+            out += [f"  --- first traceback of {name} ({f['logs']}/{name}.log):",
+                    *("    " + line for line in context.splitlines())]
         if database in bench.failures:
             out += [f"  failed: {bench.failures[database]}"]
         out.append("")
@@ -217,10 +224,15 @@ def main(argv=None):
     started = datetime.now(timezone.utc)
     load_before = "%.2f %.2f %.2f" % os.getloadavg()
     os.chdir(ROOT)  # pyproject.toml's pytest settings, the Procfile's relative paths
+    # A base directory of its own: the processes' logs stay (pytest's shared one keeps only
+    # the last three runs of anyone on the machine).
+    basetemp = tempfile.mkdtemp(prefix="kc-bench-soak-")
     code = pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider", "-o", "python_functions=bench_*",
+                        f"--basetemp={basetemp}",
                         "-W", "ignore::DeprecationWarning", *args.pytest_args], plugins=[bench])
     load_after = "%.2f %.2f %.2f" % os.getloadavg()
     print("\n" + report(bench, args, load_before, load_after, started))
+    print(f"logs and databases: {basetemp}")
     if args.json:
         Path(args.json).write_text(json.dumps({"started": started.isoformat(), "args": {
             k: v for k, v in vars(args).items() if k != "pytest_args"}, "load_before": load_before,
