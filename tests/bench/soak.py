@@ -139,7 +139,8 @@ def health_gaps(watch):
         gaps[name] = round(max(gaps[name], watch.stopped - last[name]), 2)
     worst = max(gaps, key=gaps.get)
     took = sorted(s[3] for s in watch.samples)
-    return {"longest_gap_s": watch.longest_gap(), "worst_service": worst, "per_service_s": gaps,
+    return {"longest_gap_s": gaps[worst], "worst_service": worst, "per_service_s": gaps,
+            "longest_not_all_ok_s": watch.longest_gap(),
             "polls": len(watch.samples), "polls_not_all_ok": len(watch.bad()),
             "slowest_poll_s": round(took[-1], 2) if took else None}
 
@@ -182,7 +183,8 @@ def report(bench, args, load_before, load_after, started):
             "",
             f"health: {h['polls']} polls, {h['polls_not_all_ok']} not all ok, slowest answer "
             f"{h['slowest_poll_s']} s; longest time a service was not ok: {h['longest_gap_s']} s "
-            f"(worst {h['worst_service']}; per service {h['per_service_s']})",
+            f"({h['worst_service']}; per service {h['per_service_s']}); longest time not every "
+            f"service was ok: {h['longest_not_all_ok_s']} s",
             f"checks: {f['problem_count']} problem(s) after settling {f['settled_s']} s, "
             f"dead letters {f['dead_letters'] or 'none'}, processes exited "
             f"{f['exited'] or 'none'}, bad log lines {len(f['bad_log_lines'])}",
