@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml web/pyproject.toml | sha1sum | cut -c1-12)
 PACKAGES := libs/kc_common $(wildcard services/*) gateway web
 
-.PHONY: run test install lock clean
+.PHONY: run test bench-soak install lock clean
 
 run: install
 	@bash deploy/ensure-services.sh
@@ -17,6 +17,12 @@ test: install
 	@$(BIN)/lint-imports --config .importlinter
 	@$(BIN)/ruff check libs gateway services tests web
 	@$(BIN)/pytest $(PYTEST_ARGS)
+
+# The soak workload on SQLite and PostgreSQL, with figures (not part of `make test`;
+# a few minutes). Options: BENCH_ARGS="--seconds 30 --customers 8 --database sqlite".
+bench-soak: install
+	@bash deploy/ensure-services.sh --postgres --management
+	@$(BIN)/python tests/bench/soak.py $(BENCH_ARGS)
 
 install: $(STAMP)
 

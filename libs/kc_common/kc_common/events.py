@@ -180,10 +180,28 @@ class ReliableEventHandler(EventHandler):
         # Failures whose re-publication failed (the message went back to the queue with its
         # old header): counted here, so a poison message cannot loop as a first attempt.
         self._unrecorded = OrderedDict()
-        with Connection(config["AMQP_URI"]) as conn:
-            channel = conn.default_channel
-            for queue in (self.retry_queue, self.dead_queue):
-                queue.bind(channel).declare()
+        self._declare_retry_and_dead_queues(config["AMQP_URI"])
+
+    def _declare_retry_and_dead_queues(self, amqp_uri):
+        """Declare this handler's retry and dead queues at start. A broker that is down, or
+        resets the connection (a loaded broker at start-up), is waited out for the outage
+        patience: a transient fault never ends a process, not even while it starts."""
+        deadline = time.monotonic() + self.outage_patience
+        delay = 0.5
+        while True:
+            try:
+                with Connection(amqp_uri, connect_timeout=5) as conn:
+                    channel = conn.default_channel
+                    for queue in (self.retry_queue, self.dead_queue):
+                        queue.bind(channel).declare()
+                return
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("handler %s: cannot declare its retry and dead queues yet (%r); "
+                            "again in %.1fs", self.retry_queue.name, exc, delay)
+                eventlet.sleep(delay)
+                delay = min(delay * 2, self.outage_max_delay)
 
     def stop(self):
         super().stop()

@@ -173,6 +173,43 @@ def test_handler_failing_every_time_is_dead_lettered_and_replayable(container_fa
     wait_for(lambda: count(config["DATABASE_URL"], "seen:poison") == 1)
 
 
+def test_a_failed_republish_keeps_the_attempt_count_and_never_ends_the_service(container_factory,
+                                                                               config):
+    """Regression (issue 11): a failure while re-publishing a failed event escaped into nameko
+    and ended the container, and the message came back as a first attempt again, so a poison
+    message looped for ever. Here the broker refuses every re-publication to the retry queue
+    (it nacks: ``reject-publish`` with no room), so each failed attempt goes back to the queue."""
+    FAILURES["left"] = 100
+    writer = container_factory(Writer, config)
+    writer.start()
+    reader = container_factory(Reader, config)
+    reader.start()
+    _, retry, dead = handler_queues("writer", "note_written", "reader", "on_note")
+    with Connection(config["AMQP_URI"]) as conn:
+        channel = conn.channel()
+        channel.queue_delete(retry.name)
+        channel.queue_declare(retry.name, durable=True,
+                              arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    with entrypoint_hook(writer, "write") as write:
+        write("poison")
+
+    def parked():
+        with Connection(config["AMQP_URI"]) as conn:
+            return dead(conn.default_channel).get(no_ack=True)
+    message = wait_for(parked, timeout=30, message="the message in the dead-letter queue")
+    # Exactly EVENT_MAX_ATTEMPTS (3) attempts, none of them counted as a first one again.
+    assert message.headers["x-kc-attempt"] == 3
+    assert 100 - FAILURES["left"] == 3
+    assert message.headers["x-kc-error"].startswith("RuntimeError")
+    eventlet.sleep(1.5)
+    assert 100 - FAILURES["left"] == 3  # parked, not looping
+    assert not reader._died.ready() and not writer._died.ready()  # no service ended
+    FAILURES["left"] = 0  # the reader still serves
+    with entrypoint_hook(writer, "write") as write:
+        write("after")
+    wait_for(lambda: count(config["DATABASE_URL"], "seen:after") == 1, timeout=15)
+
+
 def test_rpc_times_out_and_unknown_service_is_unavailable(container_factory, config):
     container_factory(Writer, config).start()
     caller = container_factory(Caller, config)

@@ -113,6 +113,12 @@ class CatalogService(PingMixin):
                     existing, _ = orders.place_order(uow, customer_id, data["items"], idempotency_key,
                                                      in_arrears=bool(standing.get("in_arrears")),
                                                      ip_pool=self.settings["IP_POOL"])
+                    # The answer is read in the same transaction: once the order commits (before
+                    # the caller's deadline) it is answered. A unit of work of its own after
+                    # the commit could pass the deadline and answer 503 for a placed order.
+                    placed = schemas.OrderSchema().dump(
+                        contracts.order_contracts(uow.session, customer_id, existing))
+                return placed
             except Conflict:
                 # The same key placed concurrently: the one that committed is the answer.
                 with self.db.unit_of_work() as uow:

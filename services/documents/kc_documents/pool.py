@@ -128,7 +128,10 @@ def _worker_main(inbox, outbox, tmpdir):
         except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result or error
             _dump(result_path, ("error", RuntimeError(f"result not transferable: {exc!r}"),
                                 traceback.format_exc()))
-        outbox.send(("done", result_path))
+        try:
+            outbox.send(("done", result_path))
+        except OSError:
+            return  # the service stopped (or was killed) while we rendered: nobody to tell
 
 
 # --- the service side ----------------------------------------------------------------------------
