@@ -24,6 +24,34 @@ class Money(fields.Decimal):
         super().__init__(**kwargs)
 
 
+class DecimalRange(validate.Range):
+    """Inclusive bounds of a decimal (a money amount, a rate); the OpenAPI document
+    states them as the pattern of the decimal string (kc_gateway.openapi)."""
+
+    def __init__(self, low, high, error=None):
+        super().__init__(min=Decimal(str(low)), max=Decimal(str(high)),
+                         error=error or f"Muss zwischen {low} und {high} liegen.")
+
+
+class Boolean(fields.Boolean):
+    """A JSON ``true`` or ``false``; not 0/1, "yes" or "true" (the document says boolean)."""
+
+    truthy = frozenset({True})
+    falsy = frozenset({False})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class QueryBoolean(fields.Boolean):
+    """A boolean in the query string: ``true`` or ``false``."""
+
+    truthy = frozenset({"true", True})
+    falsy = frozenset({"false", False})
+
+
 class UtcDateTime(fields.DateTime):
     """A stored UTC instant; naive values (SQLite drops the zone) are UTC."""
 

@@ -1,7 +1,7 @@
 """identity's RPC contract: what goes in and out (also used for the OpenAPI document)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of  # noqa: F401 (PageQuerySchema: routes)
+from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, UtcDateTime, page_of  # noqa: F401 (PageQuerySchema: routes)
 
 _PW = {"required": True, "load_only": True, "validate": validate.Length(min=1, max=1024)}
 
@@ -62,7 +62,7 @@ class CustomerSchema(BaseSchema):
     fax = fields.String(allow_none=True)
     mobile = fields.String(allow_none=True)
     vat_id = fields.String(allow_none=True)
-    is_business = fields.Boolean()
+    is_business = Boolean()
     version = fields.Integer()
     updated_at = UtcDateTime()
 
@@ -89,7 +89,7 @@ class PhonePasswordSetSchema(BaseSchema):
 
 
 class PhonePasswordStatusSchema(BaseSchema):
-    phone_password_set = fields.Boolean(required=True)
+    phone_password_set = Boolean(required=True)
     phone_password_set_at = UtcDateTime(allow_none=True)
 
 
@@ -109,7 +109,7 @@ class PhonePasswordVerifySchema(BaseSchema):
 
 
 class VerifiedSchema(BaseSchema):
-    verified = fields.Boolean(required=True)
+    verified = Boolean(required=True)
 
 
 # --- sessions and logins ---
@@ -120,7 +120,7 @@ class SessionInfoSchema(BaseSchema):
     last_seen_at = UtcDateTime(required=True)
     expires_at = UtcDateTime(required=True)
     client_ip = fields.String(allow_none=True)
-    current = fields.Boolean(required=True)
+    current = Boolean(required=True)
 
 
 class SessionListSchema(BaseSchema):
@@ -130,7 +130,7 @@ class SessionListSchema(BaseSchema):
 class LoginEventSchema(BaseSchema):
     at = UtcDateTime(required=True)
     client_ip = fields.String(allow_none=True)
-    success = fields.Boolean(required=True)
+    success = Boolean(required=True)
     reason = fields.String(required=True, metadata={
         "description": "ok, bad_credentials, ip_not_allowed, reauth_failed"})
 
@@ -143,14 +143,14 @@ LoginEventPageSchema = page_of(LoginEventSchema)
 class WhitelistInputSchema(BaseSchema):
     entries = fields.List(fields.Raw(), required=True,
                           metadata={"description": "IPv4/IPv6 addresses or networks (CIDR); [] = any"})
-    confirm_lockout = fields.Boolean(load_default=False, metadata={
+    confirm_lockout = Boolean(load_default=False, metadata={
         "description": "Required when the list would exclude the address in use now"})
 
 
 class WhitelistSchema(BaseSchema):
     entries = fields.List(fields.String(), required=True)
     client_ip = fields.String(allow_none=True)
-    client_ip_allowed = fields.Boolean(required=True)
+    client_ip_allowed = Boolean(required=True)
 
 
 # --- contact persons ---
@@ -162,8 +162,8 @@ class ContactInputSchema(BaseSchema):
     role = fields.String(allow_none=True, validate=validate.Length(max=300),
                          metadata={"description": "Funktion, z. B. Technik, Buchhaltung"})
     relation = fields.String(load_default="external", validate=validate.OneOf(["internal", "external"]))
-    may_support = fields.Boolean(load_default=False, metadata={"description": "darf Supportanfragen stellen"})
-    may_billing = fields.Boolean(load_default=False, metadata={"description": "darf Rechnungsfragen klären"})
+    may_support = Boolean(load_default=False, metadata={"description": "darf Supportanfragen stellen"})
+    may_billing = Boolean(load_default=False, metadata={"description": "darf Rechnungsfragen klären"})
 
 
 class ContactSchema(BaseSchema):
@@ -173,8 +173,8 @@ class ContactSchema(BaseSchema):
     phone = fields.String(allow_none=True)
     role = fields.String()
     relation = fields.String()
-    may_support = fields.Boolean()
-    may_billing = fields.Boolean()
+    may_support = Boolean()
+    may_billing = Boolean()
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
@@ -186,20 +186,20 @@ class ContactListSchema(BaseSchema):
 # --- notifications ---
 
 class NotificationInputSchema(BaseSchema):
-    newsletter = fields.Boolean()
-    product_news = fields.Boolean()
-    maintenance = fields.Boolean()
-    invoice_notice = fields.Boolean()
-    support_updates = fields.Boolean()
-    invoice = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
-    security = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
+    newsletter = Boolean()
+    product_news = Boolean()
+    maintenance = Boolean()
+    invoice_notice = Boolean()
+    support_updates = Boolean()
+    invoice = Boolean(metadata={"description": "mandatory: only true is accepted"})
+    security = Boolean(metadata={"description": "mandatory: only true is accepted"})
 
 
 class NotificationTopicSchema(BaseSchema):
     topic = fields.String(required=True)
     label = fields.String(required=True)
-    enabled = fields.Boolean(required=True)
-    mandatory = fields.Boolean(required=True)
+    enabled = Boolean(required=True)
+    mandatory = Boolean(required=True)
 
 
 class NotificationListSchema(BaseSchema):
@@ -229,7 +229,7 @@ class AvSignatureSchema(BaseSchema):
 
 class AvStatusSchema(BaseSchema):
     current = fields.Nested(AvTextSchema, required=True)
-    signed = fields.Boolean(required=True, metadata={"description": "the current version is signed"})
+    signed = Boolean(required=True, metadata={"description": "the current version is signed"})
     signatures = fields.List(fields.Nested(AvSignatureSchema), required=True)
 
 
@@ -237,7 +237,7 @@ class AvSignInputSchema(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "the version the customer read"})
     signer_name = fields.String(required=True, validate=validate.Length(max=200))
     signer_position = fields.String(required=True, validate=validate.Length(max=100))
-    accept = fields.Boolean(required=True)
+    accept = Boolean(required=True)
 
 
 # --- staff ---
@@ -252,10 +252,10 @@ CustomerPageSchema = page_of(CustomerSchema)
 
 class StaffCustomerSchema(CustomerSchema):
     contacts = fields.List(fields.Nested(ContactSchema))
-    phone_password_set = fields.Boolean()
+    phone_password_set = Boolean()
     ip_whitelist = fields.List(fields.String())
-    two_factor_enabled = fields.Boolean()
-    av_signed = fields.Boolean()
+    two_factor_enabled = Boolean()
+    av_signed = Boolean()
 
 
 class OwnerChangeSchema(AddressInputSchema):
@@ -274,9 +274,9 @@ class TwoFactorCodeSchema(BaseSchema):
 
 
 class TwoFactorStatusSchema(BaseSchema):
-    enabled = fields.Boolean(required=True)
+    enabled = Boolean(required=True)
     enabled_at = UtcDateTime(allow_none=True)
-    setup_pending = fields.Boolean(required=True)
+    setup_pending = Boolean(required=True)
     recovery_codes_left = fields.Integer(required=True)
 
 

@@ -1,7 +1,7 @@
 """support's RPC contract (also the OpenAPI document's schemas)."""
 from marshmallow import ValidationError, fields, validate
 
-from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, UtcDateTime, page_of
 
 # category -> what the customer reads
 CATEGORIES = {
@@ -135,7 +135,7 @@ class FileSchema(BaseSchema):
 
 
 class InboundMailResultSchema(BaseSchema):
-    accepted = fields.Boolean(required=True, metadata={"description": "false: an automatic reply, ignored"})
+    accepted = Boolean(required=True, metadata={"description": "false: an automatic reply, ignored"})
     number = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
 
@@ -163,16 +163,16 @@ StaffRequestPageSchema = page_of(StaffRequestSummarySchema, "StaffSupportRequest
 
 class StaffMessageSchema(MessageSchema):
     staff_id = fields.String(allow_none=True)
-    internal = fields.Boolean(required=True, metadata={"description": "notes: never shown to the customer"})
+    internal = Boolean(required=True, metadata={"description": "notes: never shown to the customer"})
 
 
 class CallSchema(BaseSchema):
     id = fields.Integer(required=True)
     staff_id = fields.String(required=True)
     caller_name = fields.String(required=True)
-    name_authorised = fields.Boolean(required=True)
-    password_verified = fields.Boolean(required=True)
-    verified = fields.Boolean(required=True)
+    name_authorised = Boolean(required=True)
+    password_verified = Boolean(required=True)
+    verified = Boolean(required=True)
     note = fields.String(required=True)
     created_at = UtcDateTime(required=True)
 
