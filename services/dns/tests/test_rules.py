@@ -304,3 +304,11 @@ x   CH  A 192.0.2.3
         (11, f"host.sub.{ZONE}.", "A", 3600, "192.0.2.2"),
     ]
     assert [r["line"] for r in rejected] == [12, 13, 14]
+
+
+@pytest.mark.parametrize("name", ["pаypal", "shop.gооgle", "xn--pypal-4ve"])
+def test_look_alike_names_are_refused(name):
+    """Mixed scripts in a name (kc_common.domains), as registries refuse them."""
+    with pytest.raises(rules.RuleError, match="mischt Schriften"):
+        rules.owner_name(name, "example.de")
+    assert rules.owner_name("münchen", "example.de") == "xn--mnchen-3ya"
