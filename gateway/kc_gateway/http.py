@@ -66,6 +66,9 @@ class Route:
     # to the RPC, e.g. for a payment provider's signed webhook.
     raw_body: bool = False
     pass_headers: tuple = ()
+    # Those of ``pass_headers`` the operation cannot do without (documented as required;
+    # the service answers 400 naming the header when one is missing).
+    required_headers: tuple = ()
     # Answer with an ``ETag`` header taken from this field of the JSON result
     # (for optimistic concurrency: the client sends it back as If-Match).
     etag_field: str | None = None

@@ -101,8 +101,10 @@ def build(routes):
         if r.query is not None:
             params.append({"in": "query", "schema": r.query})
         for header in r.pass_headers:
-            params.append({"in": "header", "name": header, "required": False,
-                           "schema": {"type": "string"}})
+            required = header in r.required_headers
+            params.append({"in": "header", "name": header, "required": required,
+                           "schema": {"type": "string", "minLength": 1} if required
+                           else {"type": "string"}})
         if r.idempotent:
             params.append({"in": "header", "name": "Idempotency-Key", "required": False,
                            "schema": {"type": "string", "maxLength": 200},

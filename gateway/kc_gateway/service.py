@@ -46,7 +46,7 @@ _JSON_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 def read_json(request, required=True):
-    """The JSON body: 415 unless sent as JSON, 400 when missing (and ``required``),
+    """The JSON body: 415 when sent as another type, 400 when missing (and ``required``),
     nested deeper than MAX_JSON_DEPTH, malformed, or holding a string that is no
     valid Unicode (a lone surrogate ``\\ud800``)."""
     raw = request.get_data(cache=True)
@@ -55,8 +55,8 @@ def read_json(request, required=True):
             raise ValidationFailed("Der Inhalt fehlt (ein JSON-Objekt).",
                                    fields={"_body": ["Inhalt fehlt."]})
         return {}
-    mimetype = request.mimetype
-    if mimetype != "application/json" and not mimetype.endswith("+json"):
+    mimetype = request.mimetype  # none given: taken as JSON; another type: 415
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("Bitte als JSON senden (Content-Type: application/json).",
                                    details={"fields": {"_body": ["application/json erwartet."]}})
     _check_depth(raw)

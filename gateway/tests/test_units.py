@@ -36,3 +36,54 @@ def test_error_bodies_never_echo_internal_text():
     assert response_from_error(NotFound("weg")).status_code == 404
     limited = response_from_error(TooManyRequests("langsam", {"retry_after": 30}))
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "30"
+
+
+def _json_request(body, content_type="application/json"):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+    return Request(EnvironBuilder(method="POST", data=body, content_type=content_type).get_environ())
+
+
+def _refused(body, content_type="application/json", required=True):
+    import pytest
+    from kc_common.errors import KcError
+    from kc_gateway.service import read_json
+    with pytest.raises(KcError) as info:
+        read_json(_json_request(body, content_type), required=required)
+    return info.value
+
+
+def test_json_bodies_are_checked_before_the_rpc():
+    from kc_gateway.service import read_json
+    assert read_json(_json_request(b'{"a": [1, {"b": "\\u00fc"}]}')) == {"a": [1, {"b": "ü"}]}
+    assert read_json(_json_request(b"", None), required=False) == {}
+    assert _refused(b"").status == 400                                  # a required body is missing
+    assert _refused(b'{"a": 1}', "text/plain").status == 415           # JSON sent as text
+    deep = _refused(b"[" * 100_000 + b"]" * 100_000)                   # refused before parsing
+    assert deep.status == 400 and "verschachtelt" in deep.message
+    surrogate = _refused(b'{"contact": {"name": "\\ud800x"}}')
+    assert surrogate.status == 400 and "contact.name" in surrogate.fields
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    from kc_gateway.service import read_json
+    assert read_json(_json_request(b'{"x": "' + b"[{" * 100 + b'\\"]"}')) == {"x": "[{" * 100 + '"]'}
+
+
+def test_decimals_are_documented_as_strings_with_their_range():
+    import re
+    from decimal import Decimal as D
+    amount = re.compile(openapi.decimal_pattern(2, D("0.01"), D("100000.00")))
+    assert all(amount.match(v) for v in ("0.01", "0.5", "1", "99999.99", "100000", "100000.00"))
+    assert not any(amount.match(v) for v in ("0", "0.00", "100000.01", "100001", "-1", "1e3", "1.234"))
+    doc = openapi.document()
+    balance = doc["components"]["schemas"]["Account"]["properties"]["balance"]
+    assert balance["type"] == "string" and "pattern" in balance
+    contract = doc["paths"]["/api/v1/me/contracts/{contract_id}"]["get"]["parameters"][0]
+    assert contract["schema"]["maximum"] == 2**31 - 1
+
+
+def test_405_names_the_allowed_methods():
+    from werkzeug.exceptions import MethodNotAllowed
+    resp = response_from_error(MethodNotAllowed(valid_methods=["POST", "GET"]))
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"

@@ -1,7 +1,8 @@
 """identity's RPC contract: what goes in and out (also used for the OpenAPI document)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, UtcDateTime, page_of  # noqa: F401 (PageQuerySchema: routes)
+from kc_common.schemas import (BaseSchema, Boolean, PageQuerySchema, UtcDateTime,  # noqa: F401 (PageQuerySchema: routes)
+                               NON_BLANK, page_of)
 
 _PW = {"required": True, "load_only": True, "validate": validate.Length(min=1, max=1024)}
 
@@ -25,23 +26,27 @@ class SessionSchema(BaseSchema):
     expires_at = UtcDateTime(required=True)
 
 
-def _opt(max_len, description):
+def _opt(max_len, description, filled=False):
+    """An optional text; ``filled``: when sent, it must not be blank (a mandatory field; the
+    domain refuses a blank one together with every other bad field)."""
     return fields.String(allow_none=True, validate=validate.Length(max=max_len),
-                         metadata={"description": description})
+                         metadata=dict({"description": description}, **({"pattern": NON_BLANK} if filled else {})))
 
 
 class AddressInputSchema(BaseSchema):
     """Adressdaten verwalten. Every field is checked and each bad one named; nothing is saved on any
     error. ``company`` may only be sent unchanged (a change needs an owner change)."""
-    company = _opt(300, "Firma (nur per Inhaberwechsel änderbar)")
-    last_name = _opt(300, "Name")
-    first_name = _opt(300, "Vorname")
-    email = _opt(300, "E-Mail")
-    street = _opt(300, "Straße und Hausnummer")
-    zip = _opt(40, "PLZ (passend zum Land)")
-    city = _opt(300, "Ort")
-    country = _opt(40, "Land, ISO 3166 alpha-2 (Standard DE)")
-    phone = _opt(60, "Telefon (wird in E.164 gespeichert)")
+    company = fields.String(allow_none=True, validate=validate.Length(max=300), metadata={
+        "description": "Firma: nur per Inhaberwechsel änderbar (only the current value is accepted here)",
+        "readOnly": True})
+    last_name = _opt(300, "Name", filled=True)
+    first_name = _opt(300, "Vorname", filled=True)
+    email = _opt(300, "E-Mail", filled=True)
+    street = _opt(300, "Straße und Hausnummer", filled=True)
+    zip = _opt(40, "PLZ (passend zum Land)", filled=True)
+    city = _opt(300, "Ort", filled=True)
+    country = _opt(40, "Land, ISO 3166 alpha-2 (Standard DE)", filled=True)
+    phone = _opt(60, "Telefon (wird in E.164 gespeichert)", filled=True)
     fax = _opt(60, "Fax (optional)")
     mobile = _opt(60, "Handy (optional)")
     vat_id = _opt(40, "USt-IdNr. (optional, EU)")
@@ -84,7 +89,9 @@ class PasswordChangeSchema(BaseSchema):
 
 
 class PhonePasswordSetSchema(BaseSchema):
-    phone_password = fields.String(**_PW, metadata={"description": "Telefon Passwort"})
+    phone_password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                                   metadata={"description": "Telefon Passwort (6 bis 64 Zeichen)",
+                                             "minLength": 6, "maxLength": 64})
     phone_password_repeat = fields.String(**_PW, metadata={"description": "Telefon Passwort wiederholen"})
 
 
@@ -156,7 +163,7 @@ class WhitelistSchema(BaseSchema):
 # --- contact persons ---
 
 class ContactInputSchema(BaseSchema):
-    name = fields.String(required=True, validate=validate.Length(max=300))
+    name = fields.String(required=True, validate=validate.Length(max=300), metadata={"pattern": NON_BLANK})
     email = fields.String(allow_none=True, validate=validate.Length(max=300))
     phone = fields.String(allow_none=True, validate=validate.Length(max=60))
     role = fields.String(allow_none=True, validate=validate.Length(max=300),
@@ -191,8 +198,8 @@ class NotificationInputSchema(BaseSchema):
     maintenance = Boolean()
     invoice_notice = Boolean()
     support_updates = Boolean()
-    invoice = Boolean(metadata={"description": "mandatory: only true is accepted"})
-    security = Boolean(metadata={"description": "mandatory: only true is accepted"})
+    invoice = Boolean(metadata={"description": "mandatory: only true is accepted", "enum": [True]})
+    security = Boolean(metadata={"description": "mandatory: only true is accepted", "enum": [True]})
 
 
 class NotificationTopicSchema(BaseSchema):
@@ -235,9 +242,10 @@ class AvStatusSchema(BaseSchema):
 
 class AvSignInputSchema(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "the version the customer read"})
-    signer_name = fields.String(required=True, validate=validate.Length(max=200))
-    signer_position = fields.String(required=True, validate=validate.Length(max=100))
-    accept = Boolean(required=True)
+    signer_name = fields.String(required=True, validate=validate.Length(max=200), metadata={"pattern": NON_BLANK})
+    signer_position = fields.String(required=True, validate=validate.Length(max=100),
+                                    metadata={"pattern": NON_BLANK})
+    accept = Boolean(required=True, metadata={"enum": [True], "description": "must be true"})
 
 
 # --- staff ---
@@ -260,6 +268,7 @@ class StaffCustomerSchema(CustomerSchema):
 
 class OwnerChangeSchema(AddressInputSchema):
     """Inhaberwechsel: the new company (required) and whatever else the new owner changes."""
+    company = _opt(300, "Firma", filled=True)
 
 
 # --- two-factor login ---

@@ -64,7 +64,8 @@ class OpenRequestSchema(_Stripped):
 
 
 _FILES = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
-                     metadata={"description": "Anhang: one or more files (field repeated). Allowed: PDF, "
+                     metadata={"maxItems": 10,  # kc_support.attachments.Limits.max_files
+                               "description": "Anhang: one or more files (field repeated). Allowed: PDF, "
                                               "images, text, ZIP/GZIP/TAR, DOCX/XLSX/ODT/ODS; type "
                                               "checked by content; limits per file and per request."})
 
