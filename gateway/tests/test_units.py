@@ -87,3 +87,14 @@ def test_405_names_the_allowed_methods():
     from werkzeug.exceptions import MethodNotAllowed
     resp = response_from_error(MethodNotAllowed(valid_methods=["POST", "GET"]))
     assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"
+
+
+def test_a_500_is_logged_with_the_id_the_client_gets(caplog):
+    """The gateway logs outside any worker: the request's id is set for its green thread."""
+    from kc_common.context import CorrelationFilter, correlation
+    with correlation("cid-12345678"), caplog.at_level("ERROR"):
+        resp = response_from_error(RuntimeError("kaputt"), "cid-12345678")
+        record = caplog.records[-1]
+        CorrelationFilter().filter(record)  # as the log handler does, at the time of logging
+    assert resp.status_code == 500 and b"cid-12345678" in resp.get_data()
+    assert record.correlation_id == "cid-12345678" and "cid-12345678" in record.getMessage()
