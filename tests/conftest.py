@@ -244,7 +244,8 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    PSP_PORT=str(free_port()),
                    # Every e2e request comes from 127.0.0.1: the suites must not share one
                    # per-address login budget (identity's interface tests cover that limit).
-                   LOGIN_MAX_FAILURES_PER_ADDRESS="1000", **env_overrides)
+                   LOGIN_MAX_FAILURES_PER_ADDRESS="1000")
+        env.update(env_overrides)  # may override the defaults above (e.g. RPC_TIMEOUT)
         database_urls = {}
         if database == "sqlite":
             db_dir = tmp_path_factory.mktemp("sqlite")
