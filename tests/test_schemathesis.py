@@ -29,7 +29,7 @@ EXCLUDE = [
     ("PUT", "/api/v1/me/password"),
 ]
 MAX_EXAMPLES = int(os.environ.get("KC_FUZZ_EXAMPLES", "12"))
-MAX_TIME = int(os.environ.get("KC_FUZZ_SECONDS", "60"))  # per realm
+MAX_TIME = int(os.environ.get("KC_FUZZ_SECONDS", "45"))  # per realm
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,9 @@ def read_json(request, required=True):
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationFailed("Der Inhalt ist kein gültiges JSON.",
                                fields={"_body": ["Ungültiges JSON."]})
+    if not isinstance(data, dict):  # every body schema is an object
+        raise ValidationFailed("Der Inhalt muss ein JSON-Objekt sein.",
+                               fields={"_body": ["JSON-Objekt erwartet."]})
     bad = _invalid_unicode(data)
     if bad is not None:
         raise ValidationFailed(fields={bad or "_body": ["Ungültige Zeichen (kein gültiges Unicode)."]})

@@ -59,6 +59,7 @@ def test_json_bodies_are_checked_before_the_rpc():
     assert read_json(_json_request(b"", None), required=False) == {}
     assert _refused(b"").status == 400                                  # a required body is missing
     assert _refused(b'{"a": 1}', "text/plain").status == 415           # JSON sent as text
+    assert _refused(b"null", required=False).status == 400             # not an object
     deep = _refused(b"[" * 100_000 + b"]" * 100_000)                   # refused before parsing
     assert deep.status == 400 and "verschachtelt" in deep.message
     surrogate = _refused(b'{"contact": {"name": "\\ud800x"}}')
