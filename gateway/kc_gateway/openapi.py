@@ -74,6 +74,56 @@ def path_parameters(path):
             for conv, name in _CONVERTER.findall(path)]
 
 
+def _item_fields(schema):
+    """Field names of one item a response carries: the schema's own, or its ``items``'."""
+    if schema is None or isinstance(schema, str):
+        return None, set()
+    declared = getattr(schema, "_declared_fields", {})
+    items = declared.get("items")
+    if isinstance(items, fields.List) and isinstance(items.inner, fields.Nested):
+        nested = items.inner.nested
+        return "/items/0", set(getattr(nested, "_declared_fields", {}))
+    return "", set(declared)
+
+
+def _value_field(param, available):
+    for name in (param, "id" if param.endswith("_id") or param == "id" else None, "name" if param == "zone" else None):
+        if name and name in available:
+            return name
+    return None
+
+
+def links(routes):
+    """OpenAPI links: from a list (GET) or a create (POST) to the operations on one of its
+    items (``/x`` -> ``/x/<id>/...``), so clients and the stateful fuzzer find real ids."""
+    found = {}
+    for target in routes:
+        params = _CONVERTER.findall(target.path)
+        if not params:
+            continue
+        for source in routes:
+            if source is target or source.method not in ("GET", "POST") or source.response is None:
+                continue
+            prefix = source.path.rstrip("/") + "/"
+            if not target.path.startswith(prefix):
+                continue
+            rest = target.path[len(prefix):].split("/")
+            match = _CONVERTER.fullmatch(rest[0])
+            if not match:
+                continue
+            pointer, available = _item_fields(source.response)
+            value = _value_field(match.group(2), available)
+            if value is None:
+                continue
+            parameters = {name: f"$request.path.{name}" for _, name in _CONVERTER.findall(source.path)}
+            parameters[match.group(2)] = f"$response.body#{pointer}/{value}"
+            if any(name not in parameters for _, name in params):
+                continue  # a further id (…/<number>/attachments/<id>) comes from elsewhere
+            found.setdefault((source.method, source.path, str(source.status)), {})[target.operation_id] = {
+                "operationId": target.operation_id, "parameters": parameters}
+    return found
+
+
 def build(routes):
     marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(
@@ -139,9 +189,16 @@ def build(routes):
                 "description": by_status[err.status].__name__,
                 "content": {"application/json": {"schema": "Error"}}}
         paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
+    for (method, path, status), targets in links(routes).items():
+        response = paths[openapi_path(path)][method.lower()]["responses"][status]
+        response["links"] = {_link_name(op): link for op, link in sorted(targets.items())}
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()
+
+
+def _link_name(operation_id):
+    return "".join(part.title() for part in operation_id.split("_"))
 
 
 @functools.lru_cache(maxsize=1)
