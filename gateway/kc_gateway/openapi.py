@@ -194,7 +194,21 @@ def build(routes):
         response["links"] = {_link_name(op): link for op, link in sorted(targets.items())}
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    doc = spec.to_dict()
+    _no_null_in_forms(doc)
+    return doc
+
+
+def _no_null_in_forms(doc):
+    """A multipart form cannot send null (a field is there or not): no ``nullable`` there."""
+    for operations in doc["paths"].values():
+        for op in operations.values():
+            media = op.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+            ref = (media or {}).get("schema", {}).get("$ref", "")
+            component = doc["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+            for prop in component.get("properties", {}).values():
+                if prop.pop("nullable", None) and prop.get("default", "") is None:
+                    del prop["default"]
 
 
 def _link_name(operation_id):
