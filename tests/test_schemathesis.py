@@ -62,7 +62,8 @@ def schemathesis(system, tmp_path, realm, headers, *filters):
     for method, path in EXCLUDE:
         argv += ["--exclude-operation-id", _slug(f"{method} {path}")]
     argv += list(filters)
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=MAX_TIME * 4 + 120)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=MAX_TIME * 4 + 120,
+                          cwd=report)  # its cache (.schemathesis/) stays there
     output = proc.stdout + proc.stderr
     (report / "output.txt").write_text(output)
     failures = output[output.find("=== FAILURES"):] if "=== FAILURES" in output else output

@@ -35,7 +35,8 @@ class DecimalRange(validate.Range):
 
 # For the OpenAPI document: a text that must not be blank, where the service's own rules
 # refuse a blank one (with every other bad field of the request named at once).
-NON_BLANK = r"^\s*\S"
+# (Python's str.strip() also removes \x1c-\x1f and \x85, which JSON Schema's \s does not.)
+NON_BLANK = r"[^\s\x1c-\x1f\x85]"
 
 
 class Boolean(fields.Boolean):
@@ -69,6 +70,18 @@ class UtcDateTime(fields.DateTime):
 INT_MIN, INT_MAX = -2**31, 2**31 - 1
 
 
+def _no_fractions(field_obj):
+    """An integer field refuses a JSON number with a fraction or exponent (2.5, 1e-9), which
+    marshmallow would truncate; numeric strings (query strings) stay accepted."""
+    deserialize = field_obj._deserialize
+
+    def strict(value, attr, data, **kwargs):
+        if isinstance(value, float):
+            raise field_obj.make_error("invalid")
+        return deserialize(value, attr, data, **kwargs)
+    field_obj._deserialize = strict
+
+
 class BaseSchema(Schema):
     """Unknown fields are an error: a typo is never silently ignored. Integers are bounded
     (INT_MIN..INT_MAX unless the field says narrower; also in the OpenAPI document)."""
@@ -79,6 +92,7 @@ class BaseSchema(Schema):
     def on_bind_field(self, field_name, field_obj):
         super().on_bind_field(field_name, field_obj)
         if isinstance(field_obj, fields.Integer):
+            _no_fractions(field_obj)
             ranges = [v for v in field_obj.validators if isinstance(v, validate.Range)]
             has_min = any(r.min is not None for r in ranges)
             has_max = any(r.max is not None for r in ranges)

@@ -32,8 +32,15 @@ def not_blank(value):
         raise ValidationError("Darf nicht leer sein.")
 
 
+# The same rules for the OpenAPI document (one pattern): not blank, and no NUL / one line.
+_TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f\x85][^\x00-\x1f\x7f]*$"
+
+
 def _text(max_len, one_line=False, **kwargs):
     """A required, non-blank string (stripped); one line (names, subjects: they go in mail headers)."""
+    kwargs["metadata"] = dict(kwargs.get("metadata") or {},
+                              pattern=_LINE_PATTERN if one_line else _TEXT_PATTERN)
     return fields.String(validate=[validate.Length(min=1, max=max_len, error=f"1 bis {max_len} Zeichen."),
                                    not_blank, ONE_LINE if one_line else NO_NUL], **kwargs)
 
