@@ -248,7 +248,8 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    # As deploy/run.sh: the gateway trusts X-Forwarded-For from the local web front
                    # end, so a test can act from a client address of its own (customer_maker signs
                    # every customer up from its own address: the per-address sign-up limit holds).
-                   TRUSTED_PROXIES="127.0.0.1/32", **env_overrides)
+                   TRUSTED_PROXIES="127.0.0.1/32")
+        env.update(env_overrides)  # may override the defaults above (e.g. RPC_TIMEOUT)
         database_urls = {}
         if database == "sqlite":
             db_dir = tmp_path_factory.mktemp("sqlite")

@@ -8,12 +8,12 @@ from functools import partial
 
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Rule
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from kc_common.context import CLIENT_IP, CORRELATION_ID, new_correlation_id
+from kc_common.context import CLIENT_IP, CORRELATION_ID, correlation, new_correlation_id
 from kc_common.db import json_default
 from kc_common.errors import KcError
 from kc_common.events import is_transient
@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 PUBLIC, CUSTOMER, STAFF = "public", "customer", "staff"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Ids in paths are database integers (PostgreSQL ``integer``): a larger number is
+# no id of anything (404), never an overflow in the database.
+MAX_PATH_ID = 2**31 - 1
+# The longest request line (method, URL, version) answered; a longer one gets 414.
+MAX_REQUEST_LINE = 8192
+# How much of a too-long request head is read (and dropped) so the 414 reaches the
+# client instead of a reset connection.
+_DRAIN_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Route:
     # to the RPC, e.g. for a payment provider's signed webhook.
     raw_body: bool = False
     pass_headers: tuple = ()
+    # Those of ``pass_headers`` the operation cannot do without (documented as required;
+    # the service answers 400 naming the header when one is missing).
+    required_headers: tuple = ()
     # Answer with an ``ETag`` header taken from this field of the JSON result
     # (for optimistic concurrency: the client sends it back as If-Match).
     etag_field: str | None = None
@@ -70,6 +81,12 @@ class Route:
     def operation_id(self):
         """Unique by construction: method and path (one RPC may serve two routes)."""
         return _slug(f"{self.method} {self.path}")
+
+
+def body_required(schema):
+    """A JSON body is required when its schema has a required field (so says the OpenAPI
+    document); without one, a missing body is the empty object."""
+    return any(f.required for f in schema._declared_fields.values())
 
 
 def json_response(payload, status=200, headers=None):
@@ -92,14 +109,18 @@ def response_from_error(exc, correlation_id=None):
             resp.headers["Retry-After"] = str(int(retry_after))
         return resp
     if isinstance(exc, HTTPException):
-        return error_response(exc.code, _slug(exc.name), exc.description or exc.name)
+        resp = error_response(exc.code, _slug(exc.name), exc.description or exc.name)
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            resp.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return resp
     if is_transient(exc):  # the broker or a connection lost in the gateway itself: retry later
         log.warning("dependency unavailable: %r", exc)
         return error_response(503, "service_unavailable",
                               "Ein benötigter Dienst ist vorübergehend nicht erreichbar; bitte "
                               "später erneut versuchen.", reason="dependency_unavailable",
                               correlation_id=correlation_id)
-    log.error("unexpected error %s", type(exc).__name__, exc_info=exc)
+    log.error("unexpected error %s (correlation id %s)", type(exc).__name__, correlation_id,
+              exc_info=exc)
     return error_response(500, "internal_error",
                           "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später erneut.",
                           correlation_id=correlation_id)
@@ -133,6 +154,14 @@ def parse_networks(text):
     return [ipaddress.ip_network(p.strip(), strict=False) for p in (text or "").split(",") if p.strip()]
 
 
+class PathId(IntegerConverter):
+    """``<int:...>`` in a path: a non-negative integer the database can hold."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_PATH_ID)
+        super().__init__(map, *args, **kwargs)
+
+
 class JsonWsgiApp(WsgiApp):
     """nameko's WSGI app, but unknown paths and wrong methods answer in JSON."""
 
@@ -145,12 +174,64 @@ class JsonWsgiApp(WsgiApp):
             response = provider.handle_request(request)
         except HTTPException as exc:
             response = response_from_error(exc)
+        response.headers["X-Content-Type-Options"] = "nosniff"
         return response(environ, start_response)
+
+
+def _uri_too_long_response():
+    body = json.dumps({"error": "uri_too_long",
+                       "message": f"Die Adresse ist zu lang (höchstens {MAX_REQUEST_LINE} Zeichen)."},
+                      ensure_ascii=False).encode("utf-8")
+    return (b"HTTP/1.1 414 URI Too Long\r\nContent-Type: application/json\r\n"
+            b"X-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)) + body
+
+
+class KcHttpProtocol(HttpOnlyProtocol):
+    """A request line over MAX_REQUEST_LINE gets 414 in the one JSON error body.
+
+    eventlet answers it with an empty 414 and closes the socket with the rest of
+    the request unread (the client often sees a reset instead): read the rest of
+    the head (bounded) first, then answer.
+    """
+
+    def _read_request_line(self):
+        line = super()._read_request_line()
+        if len(line) < self.server.url_length_limit:
+            return line
+        try:
+            drained, head_done, at_line_start = len(line), False, line.endswith(b"\n")
+            while drained < _DRAIN_LIMIT and not head_done:
+                chunk = self.rfile.readline(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+                head_done = at_line_start and chunk in (b"\r\n", b"\n")
+                at_line_start = chunk.endswith(b"\n")
+            self.wfile.write(_uri_too_long_response())
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = 1
+        return b""
 
 
 class KcWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def make_url_map(self):
+        url_map = Map(converters={"int": PathId})
+        for provider in self._providers:
+            rule = provider.get_url_rule()
+            rule.endpoint = provider
+            url_map.add(rule)
+        return url_map
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=KcHttpProtocol, debug=False):
+        server = super().get_wsgi_server(sock, wsgi_app, protocol=KcHttpProtocol, debug=debug)
+        server.url_length_limit = MAX_REQUEST_LINE
+        return server
 
 
 class RouteEntrypoint(HttpRequestHandler):
@@ -176,6 +257,12 @@ class RouteEntrypoint(HttpRequestHandler):
         request.max_content_length = self.max_body
         inbound = request.headers.get("X-Request-ID", "")
         correlation_id = inbound if _REQUEST_ID.match(inbound) else new_correlation_id()
+        with correlation(correlation_id):
+            response = self._respond(request, correlation_id)
+        response.headers["X-Correlation-ID"] = correlation_id
+        return response
+
+    def _respond(self, request, correlation_id):
         try:
             context_data = {CORRELATION_ID: correlation_id,
                             CLIENT_IP: client_ip(request, self.trusted_proxies)}
@@ -186,7 +273,6 @@ class RouteEntrypoint(HttpRequestHandler):
             response = self.response_from_result(event.wait())
         except Exception as exc:
             response = response_from_error(exc, correlation_id)
-        response.headers["X-Correlation-ID"] = correlation_id
         return response
 
     def response_from_result(self, result):

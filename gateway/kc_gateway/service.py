@@ -6,6 +6,7 @@ they all run through :meth:`GatewayService.handle`.
 import base64
 import json
 import logging
+import re
 
 import eventlet
 from nameko.dependency_providers import Config
@@ -14,10 +15,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
-from kc_common.errors import Forbidden, ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import (Forbidden, ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
+                              ValidationFailed)
 from kc_common.rpc import Services
 from kc_gateway import openapi
-from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, json_response, route
+from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, body_required, json_response, route
 from kc_gateway.routes import ROUTES
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,76 @@ class RequestState(DependencyProvider):
         return self._State(worker_ctx)
 
 
-def read_json(request):
-    if not request.content_length and not request.get_data(cache=True):
+MAX_JSON_DEPTH = 32  # nesting of objects and arrays in a JSON body
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def read_json(request, required=True):
+    """The JSON body: 415 when sent as another type, 400 when missing (and ``required``),
+    nested deeper than MAX_JSON_DEPTH, malformed, or holding a string that is no
+    valid Unicode (a lone surrogate ``\\ud800``)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise ValidationFailed("Der Inhalt fehlt (ein JSON-Objekt).",
+                                   fields={"_body": ["Inhalt fehlt."]})
         return {}
+    mimetype = request.mimetype  # none given: taken as JSON; another type: 415
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType("Bitte als JSON senden (Content-Type: application/json).",
+                                   details={"fields": {"_body": ["application/json erwartet."]}})
+    _check_depth(raw)
     try:
-        return json.loads(request.get_data(cache=True) or b"{}")
+        data = json.loads(raw)
     except RequestEntityTooLarge:
         raise
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationFailed("Der Inhalt ist kein gültiges JSON.",
                                fields={"_body": ["Ungültiges JSON."]})
+    if not isinstance(data, dict):  # every body schema is an object
+        raise ValidationFailed("Der Inhalt muss ein JSON-Objekt sein.",
+                               fields={"_body": ["JSON-Objekt erwartet."]})
+    bad = _invalid_unicode(data)
+    if bad is not None:
+        raise ValidationFailed(fields={bad or "_body": ["Ungültige Zeichen (kein gültiges Unicode)."]})
+    return data
+
+
+def _check_depth(raw):
+    """Refuse deep nesting before parsing (the parser and every later step recurse)."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                raise ValidationFailed(
+                    f"Der Inhalt ist zu tief verschachtelt (höchstens {MAX_JSON_DEPTH} Ebenen).",
+                    fields={"_body": ["Zu tief verschachtelt."]})
+
+
+def _invalid_unicode(data):
+    """The dotted path of the first string (value or key) that is not valid Unicode, else None."""
+    stack = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                sub = f"{path}.{key}" if path else str(key)
+                try:
+                    key.encode("utf-8")
+                except UnicodeEncodeError:
+                    return path or "_body"
+                stack.append((sub, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item) for i, item in enumerate(value))
+    return None
 
 
 def read_multipart(request):
@@ -110,7 +172,7 @@ class GatewayService:
         if route_.multipart:
             kwargs["data"] = read_multipart(request)
         elif route_.body is not None:
-            kwargs["data"] = read_json(request)
+            kwargs["data"] = read_json(request, required=body_required(route_.body))
         if route_.raw_body:
             kwargs["raw_body"] = request.get_data(as_text=True)
         if route_.pass_headers:

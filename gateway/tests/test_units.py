@@ -47,3 +47,66 @@ def test_an_outage_in_the_gateway_itself_is_a_503_not_a_500():
         assert resp.status_code == 503, exc
         assert b"secret" not in resp.get_data() and b"Errno" not in resp.get_data()
         assert resp.get_json()["reason"] == "dependency_unavailable"
+
+
+def _json_request(body, content_type="application/json"):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+    return Request(EnvironBuilder(method="POST", data=body, content_type=content_type).get_environ())
+
+
+def _refused(body, content_type="application/json", required=True):
+    import pytest
+    from kc_common.errors import KcError
+    from kc_gateway.service import read_json
+    with pytest.raises(KcError) as info:
+        read_json(_json_request(body, content_type), required=required)
+    return info.value
+
+
+def test_json_bodies_are_checked_before_the_rpc():
+    from kc_gateway.service import read_json
+    assert read_json(_json_request(b'{"a": [1, {"b": "\\u00fc"}]}')) == {"a": [1, {"b": "ü"}]}
+    assert read_json(_json_request(b"", None), required=False) == {}
+    assert _refused(b"").status == 400                                  # a required body is missing
+    assert _refused(b'{"a": 1}', "text/plain").status == 415           # JSON sent as text
+    assert _refused(b"null", required=False).status == 400             # not an object
+    deep = _refused(b"[" * 100_000 + b"]" * 100_000)                   # refused before parsing
+    assert deep.status == 400 and "verschachtelt" in deep.message
+    surrogate = _refused(b'{"contact": {"name": "\\ud800x"}}')
+    assert surrogate.status == 400 and "contact.name" in surrogate.fields
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    from kc_gateway.service import read_json
+    assert read_json(_json_request(b'{"x": "' + b"[{" * 100 + b'\\"]"}')) == {"x": "[{" * 100 + '"]'}
+
+
+def test_decimals_are_documented_as_strings_with_their_range():
+    import re
+    from decimal import Decimal as D
+    amount = re.compile(openapi.decimal_pattern(2, D("0.01"), D("100000.00")))
+    assert all(amount.match(v) for v in ("0.01", "0.5", "1", "99999.99", "100000", "100000.00"))
+    assert not any(amount.match(v) for v in ("0", "0.00", "100000.01", "100001", "-1", "1e3", "1.234"))
+    doc = openapi.document()
+    balance = doc["components"]["schemas"]["Account"]["properties"]["balance"]
+    assert balance["type"] == "string" and "pattern" in balance
+    contract = doc["paths"]["/api/v1/me/contracts/{contract_id}"]["get"]["parameters"][0]
+    assert contract["schema"]["maximum"] == 2**31 - 1
+
+
+def test_405_names_the_allowed_methods():
+    from werkzeug.exceptions import MethodNotAllowed
+    resp = response_from_error(MethodNotAllowed(valid_methods=["POST", "GET"]))
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"
+
+
+def test_a_500_is_logged_with_the_id_the_client_gets(caplog):
+    """The gateway logs outside any worker: the request's id is set for its green thread."""
+    from kc_common.context import CorrelationFilter, correlation
+    with correlation("cid-12345678"), caplog.at_level("ERROR"):
+        resp = response_from_error(RuntimeError("kaputt"), "cid-12345678")
+        record = caplog.records[-1]
+        CorrelationFilter().filter(record)  # as the log handler does, at the time of logging
+    assert resp.status_code == 500 and b"cid-12345678" in resp.get_data()
+    assert record.correlation_id == "cid-12345678" and "cid-12345678" in record.getMessage()

@@ -70,7 +70,7 @@ ROUTES = [
     Route("POST", "/api/v1/staff/billing/refunds", "billing", "refund_credit", auth=STAFF,
           tag="Staff: billing", summary="Pay a customer's credit (Guthaben) back (booking ERSTATTUNG)",
           body=s.RefundInputSchema, response=s.RefundSchema, status=201,
-          errors=(ValidationFailed, Unprocessable)),
+          errors=(ValidationFailed, NotFound, Unprocessable)),
     Route("POST", "/api/v1/staff/billing/runs", "billing", "run_billing", auth=STAFF,
           tag="Staff: billing",
           summary="Start a billing run as of a date (default today; at most 7 days ahead): answers "

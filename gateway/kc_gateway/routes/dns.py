@@ -15,7 +15,7 @@ ROUTES = [
           summary="Apply a change set (add/replace/delete record sets) atomically; "
                   "header If-Match: the zone's version (stale: 409, nothing changed)",
           body=s.ChangeSetSchema, response=s.ChangeResultSchema,
-          errors=(NotFound, Conflict), pass_headers=("If-Match",), etag_field="etag"),
+          errors=(NotFound, Conflict), pass_headers=("If-Match",), required_headers=("If-Match",), etag_field="etag"),
     Route("GET", "/api/v1/me/zones/<zone>/file", "dns", "export_zone", tag="DNS",
           summary="The zone as an RFC 1035 master file",
           response_content_type="text/dns", errors=(NotFound,)),
@@ -23,5 +23,5 @@ ROUTES = [
           summary="Import a zone file as one change set (header If-Match); rejected "
                   "records are reported, the rest is applied (or only checked: dry_run)",
           body=s.ImportSchema, response=s.ImportResultSchema,
-          errors=(NotFound, Conflict), pass_headers=("If-Match",), etag_field="etag"),
+          errors=(NotFound, Conflict), pass_headers=("If-Match",), required_headers=("If-Match",), etag_field="etag"),
 ]

@@ -44,7 +44,7 @@ ROUTES = [
           summary="Open a request taken on the phone: only for a verified caller (name + telephone "
                   "password, checked by identity); the verified call is recorded on it",
           body=s.StaffOpenRequestSchema, response=s.StaffRequestSchema, status=201,
-          errors=(Forbidden, TooManyRequests, ServiceUnavailable)),
+          errors=(Forbidden, NotFound, TooManyRequests, ServiceUnavailable)),
     Route("GET", DESK + "/<number>", "support", "staff_get_request", auth=STAFF, tag=STAFF_TAG,
           summary="A request with its whole thread, internal notes and recorded calls",
           response=s.StaffRequestSchema, errors=(Forbidden, NotFound)),

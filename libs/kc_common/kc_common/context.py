@@ -7,6 +7,7 @@ line of the worker carries it (see :class:`CorrelationFilter`).
 """
 import logging
 import uuid
+from contextlib import contextmanager
 
 from eventlet.corolocal import local
 from nameko.extensions import DependencyProvider
@@ -31,6 +32,17 @@ def current_correlation_id():
 
 def new_correlation_id():
     return uuid.uuid4().hex
+
+
+@contextmanager
+def correlation(correlation_id):
+    """Log lines of this green thread carry ``correlation_id`` (outside a worker: the gateway)."""
+    previous = current_correlation_id()
+    _current.correlation_id = correlation_id
+    try:
+        yield
+    finally:
+        _current.correlation_id = previous
 
 
 class CorrelationFilter(logging.Filter):

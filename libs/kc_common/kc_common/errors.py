@@ -74,6 +74,14 @@ class Conflict(KcError):
 
 
 @deserialize_to_instance
+class UnsupportedMediaType(KcError):
+    """415: the body is not in the media type the operation takes."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+@deserialize_to_instance
 class Unprocessable(KcError):
     """422: well-formed input that breaks a business rule."""
 
@@ -98,4 +106,4 @@ class ServiceUnavailable(KcError):
 
 
 ALL = (ValidationFailed, Unauthenticated, Forbidden, NotFound, Conflict,
-       Unprocessable, TooManyRequests, ServiceUnavailable)
+       UnsupportedMediaType, Unprocessable, TooManyRequests, ServiceUnavailable)

@@ -24,6 +24,40 @@ class Money(fields.Decimal):
         super().__init__(**kwargs)
 
 
+class DecimalRange(validate.Range):
+    """Inclusive bounds of a decimal (a money amount, a rate); the OpenAPI document
+    states them as the pattern of the decimal string (kc_gateway.openapi)."""
+
+    def __init__(self, low, high, error=None):
+        super().__init__(min=Decimal(str(low)), max=Decimal(str(high)),
+                         error=error or f"Muss zwischen {low} und {high} liegen.")
+
+
+# For the OpenAPI document: a text that must not be blank, where the service's own rules
+# refuse a blank one (with every other bad field of the request named at once).
+# (Python's str.strip() also removes \x1c-\x1f and \x85, which JSON Schema's \s does not.)
+NON_BLANK = r"[^\s\x1c-\x1f\x85]"
+
+
+class Boolean(fields.Boolean):
+    """A JSON ``true`` or ``false``; not 0/1, "yes" or "true" (the document says boolean)."""
+
+    truthy = frozenset({True})
+    falsy = frozenset({False})
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class QueryBoolean(fields.Boolean):
+    """A boolean in the query string: ``true`` or ``false``."""
+
+    truthy = frozenset({"true", True})
+    falsy = frozenset({"false", False})
+
+
 class UtcDateTime(fields.DateTime):
     """A stored UTC instant; naive values (SQLite drops the zone) are UTC."""
 
@@ -31,15 +65,49 @@ class UtcDateTime(fields.DateTime):
         return super()._serialize(as_utc(value), attr, obj, **kwargs)
 
 
+# Every integer that comes in fits the databases' ``integer`` (PostgreSQL int4): a larger
+# one is a 400 naming the field, never an overflow in a query.
+INT_MIN, INT_MAX = -2**31, 2**31 - 1
+
+
+def _no_fractions(field_obj):
+    """An integer field refuses a JSON number with a fraction or exponent (2.5, 1e-9), which
+    marshmallow would truncate; numeric strings (query strings) stay accepted."""
+    deserialize = field_obj._deserialize
+
+    def strict(value, attr, data, **kwargs):
+        if isinstance(value, float):
+            raise field_obj.make_error("invalid")
+        return deserialize(value, attr, data, **kwargs)
+    field_obj._deserialize = strict
+
+
 class BaseSchema(Schema):
-    """Unknown fields are an error: a typo is never silently ignored."""
+    """Unknown fields are an error: a typo is never silently ignored. Integers are bounded
+    (INT_MIN..INT_MAX unless the field says narrower; also in the OpenAPI document)."""
 
     class Meta:
         unknown = RAISE
 
+    def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
+        if isinstance(field_obj, fields.Integer):
+            _no_fractions(field_obj)
+            ranges = [v for v in field_obj.validators if isinstance(v, validate.Range)]
+            has_min = any(r.min is not None for r in ranges)
+            has_max = any(r.max is not None for r in ranges)
+            if not (has_min and has_max):
+                field_obj.validators = [*field_obj.validators, validate.Range(
+                    min=None if has_min else INT_MIN, max=None if has_max else INT_MAX,
+                    error="Muss zwischen {min} und {max} liegen.")]
+
+
+MAX_PAGE = 1_000_000
+
 
 class PageQuerySchema(BaseSchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    # bounded: (page - 1) * per_page is an OFFSET the databases must hold (never an overflow)
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
 
 

@@ -1,22 +1,16 @@
 """billing's RPC contract (also the OpenAPI document's schemas)."""
-from decimal import Decimal
 
 from marshmallow import fields, validate, validates_schema, ValidationError
 
-from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, UtcDateTime, page_of
 
 RETURN_URL_MAX = 500
 BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLASTSCHRIFT", "GEBUEHR")
 
 
 def amount_between(low, high):
-    """Exact Decimal bounds (marshmallow's Range would render Decimals as strings in OpenAPI)."""
-    low, high = Decimal(low), Decimal(high)
-
-    def check(value):
-        if not low <= value <= high:
-            raise ValidationError(f"Der Betrag muss zwischen {low} und {high} EUR liegen.")
-    return check
+    """Exact Decimal bounds (the OpenAPI document states them as the decimal string's pattern)."""
+    return DecimalRange(low, high, error=f"Der Betrag muss zwischen {low} und {high} EUR liegen.")
 
 
 class BookingSchema(BaseSchema):
@@ -84,8 +78,8 @@ class InvoiceSchema(BaseSchema):
     open_amount = Money(required=True)
     payment_method = fields.String(allow_none=True)
     payment_reference = fields.String(allow_none=True)
-    by_post = fields.Boolean(required=True)
-    reverse_charge = fields.Boolean(required=True)
+    by_post = Boolean(required=True)
+    reverse_charge = Boolean(required=True)
     seller = fields.Dict(allow_none=True)
     buyer = fields.Dict(allow_none=True)
     vat_breakdown = fields.List(fields.Dict(), allow_none=True)
@@ -135,9 +129,9 @@ EINVOICE_PROFILES = ("en16931", "xrechnung")
 
 
 class PaymentDetailsSchema(BaseSchema):
-    by_post = fields.Boolean(required=True, metadata={"description": "Rechnung per Post (2 € pro Rechnung)"})
+    by_post = Boolean(required=True, metadata={"description": "Rechnung per Post (2 € pro Rechnung)"})
     invoice_email = fields.Email(allow_none=True, metadata={"description": "Rechnungs E-Mail"})
-    with_contact_person = fields.Boolean(required=True, metadata={"description": "Rechnung mit Ansprechpartner"})
+    with_contact_person = Boolean(required=True, metadata={"description": "Rechnung mit Ansprechpartner"})
     method = fields.String(required=True, validate=validate.OneOf(METHOD_CHOICES), metadata={
         "description": "Zahlungsart: card = Kreditkarte, sepa = Lastschrift, transfer = Überweisung"})
     iban_masked = fields.String(allow_none=True)
@@ -156,9 +150,9 @@ class PaymentDetailsSchema(BaseSchema):
 
 
 class UpdatePaymentDetailsSchema(BaseSchema):
-    by_post = fields.Boolean(required=True)
+    by_post = Boolean(required=True)
     invoice_email = fields.Email(allow_none=True, validate=validate.Length(max=254))
-    with_contact_person = fields.Boolean(required=True)
+    with_contact_person = Boolean(required=True)
     method = fields.String(required=True, validate=validate.OneOf(METHOD_CHOICES))
     iban = fields.String(allow_none=True, validate=validate.Length(max=42))
     account_holder = fields.String(allow_none=True, validate=validate.Length(max=200))
@@ -166,7 +160,7 @@ class UpdatePaymentDetailsSchema(BaseSchema):
         "description": "default: unchanged (en16931); xrechnung needs a leitweg_id"})
     leitweg_id = fields.String(allow_none=True, validate=validate.Length(max=46), metadata={
         "description": "Leitweg-ID, e.g. 04011000-1234512345-06 (check digits ISO 7064 MOD 97-10)"})
-    sepa_mandate_accepted = fields.Boolean(load_default=False, metadata={
+    sepa_mandate_accepted = Boolean(load_default=False, metadata={
         "description": "The customer grants the SEPA direct debit mandate (needed for a new IBAN)"})
 
 
@@ -204,7 +198,7 @@ class TransferDetailsSchema(BaseSchema):
 
 
 class WebhookAckSchema(BaseSchema):
-    received = fields.Boolean(required=True)
+    received = Boolean(required=True)
 
 
 class BookTransferSchema(BaseSchema):
@@ -221,7 +215,7 @@ class BookedTransferSchema(BaseSchema):
     booking_id = fields.Integer(required=True)
     customer_id = fields.Integer(required=True)
     payment_id = fields.String(required=True)
-    created = fields.Boolean(required=True)
+    created = Boolean(required=True)
     settled_invoice_ids = fields.List(fields.Integer())
 
 
@@ -257,7 +251,7 @@ class BillingRunSchema(BaseSchema):
 
 
 class BillingRunStartedSchema(BillingRunSchema):
-    already_running = fields.Boolean(required=True, metadata={
+    already_running = Boolean(required=True, metadata={
         "description": "true: a run for this as_of was running already; this is that run"})
 
 
@@ -272,7 +266,7 @@ class DunningRunSchema(BaseSchema):
     sent = fields.Integer(required=True, metadata={"description": "reminders recorded"})
     customers = fields.Integer(required=True)
     customers_done = fields.Integer(required=True)
-    complete = fields.Boolean(required=True, metadata={
+    complete = Boolean(required=True, metadata={
         "description": "false: stopped before the caller's deadline; run again for the rest"})
 
 
@@ -354,7 +348,7 @@ class StatementImportSchema(BaseSchema):
     not_processed = fields.Integer(required=True, metadata={
         "description": "entries not looked at before the request's deadline (upload the same "
                        "statement again: what is booked stays booked once)"})
-    complete = fields.Boolean(required=True)
+    complete = Boolean(required=True)
     items = fields.List(fields.Nested(StatementItemSchema), required=True, metadata={
         "description": "every transaction processed, with its outcome"})
     unmatched = fields.List(fields.Nested(StatementItemSchema), required=True, metadata={

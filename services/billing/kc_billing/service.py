@@ -18,7 +18,7 @@ from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unp
 from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
-from kc_common.schemas import load
+from kc_common.schemas import INT_MAX, load
 from kc_common.seller import mail_signature
 from kc_billing import (camt, details, domain, dunning, payments, runs, schedule, schemas, sepa,
                         statements)
@@ -298,6 +298,8 @@ class BillingService(PingMixin):
         try:
             number = int(number)
         except (TypeError, ValueError):
+            raise NotFound("Rechnung nicht gefunden.")
+        if not 0 < number <= INT_MAX:  # no invoice has it (and no query overflows)
             raise NotFound("Rechnung nicht gefunden.")
         with self.db.unit_of_work() as uow:
             return schemas.InvoiceSchema().dump(domain.get_invoice(uow.session, customer_id, number))

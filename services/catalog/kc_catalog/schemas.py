@@ -1,7 +1,8 @@
 """catalog's RPC contract (also the OpenAPI document's schemas)."""
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import (BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, QueryBoolean,
+                               UtcDateTime, page_of)
 
 KINDS = ["hosting", "domain", "server", "addon", "option"]
 STATES = ["pending", "active", "cancelled", "terminated"]
@@ -9,11 +10,8 @@ PERIODS = [1, 3, 6, 12]
 
 
 def _between(low, high):
-    """Range check for decimal strings (marshmallow's Range would render strings into OpenAPI)."""
-    def check(value):
-        if not low <= value <= high:
-            raise ValidationError(f"Muss zwischen {low} und {high} liegen.")
-    return check
+    """Range check of a decimal (the OpenAPI document states it; kc_common.schemas.DecimalRange)."""
+    return DecimalRange(low, high)
 
 
 def _rate(**kwargs):
@@ -48,7 +46,7 @@ class ProductSchema(BaseSchema):
     periods = fields.List(fields.Integer(), required=True, metadata={"description": "Zahlungsperioden (Monate)"})
     period_prices = fields.List(fields.Nested(PeriodPriceSchema), required=True)
     notice_days = fields.Integer(required=True, metadata={"description": "Kündigungsfrist in Tagen"})
-    active = fields.Boolean(required=True, metadata={"description": "bestellbar"})
+    active = Boolean(required=True, metadata={"description": "bestellbar"})
 
 
 class ProductListSchema(BaseSchema):
@@ -61,7 +59,7 @@ class ProductQuerySchema(BaseSchema):
 
 
 class StaffProductQuerySchema(ProductQuerySchema):
-    include_inactive = fields.Boolean(load_default=True)
+    include_inactive = QueryBoolean(load_default=True)
 
 
 class ProductCreateSchema(BaseSchema):
@@ -79,7 +77,7 @@ class ProductCreateSchema(BaseSchema):
     periods = fields.List(fields.Integer(validate=validate.OneOf(PERIODS)), required=True,
                           validate=validate.Length(min=1, max=4))
     notice_days = fields.Integer(load_default=30, validate=validate.Range(min=0, max=365))
-    active = fields.Boolean(load_default=True)
+    active = Boolean(load_default=True)
 
 
 class ProductUpdateSchema(BaseSchema):
@@ -92,7 +90,7 @@ class ProductUpdateSchema(BaseSchema):
     vat_rate = _rate()
     periods = fields.List(fields.Integer(validate=validate.OneOf(PERIODS)), validate=validate.Length(min=1, max=4))
     notice_days = fields.Integer(validate=validate.Range(min=0, max=365))
-    active = fields.Boolean()
+    active = Boolean()
 
 
 class PriceEntrySchema(BaseSchema):
@@ -129,7 +127,7 @@ class PlaceOrderSchema(BaseSchema):
 # ---------------------------------------------------------------- contracts
 
 class AccessSchema(BaseSchema):
-    available = fields.Boolean(required=True, metadata={"description": "Zugang: Login-Link verfügbar"})
+    available = Boolean(required=True, metadata={"description": "Zugang: Login-Link verfügbar"})
     panel = fields.String(allow_none=True, metadata={"description": "servercon, reseller, cloud"})
     label = fields.String(allow_none=True, metadata={"description": "Login / Admin Reseller / Cloud Platform Login"})
 
@@ -239,7 +237,7 @@ class TariffOptionSchema(BaseSchema):
     change = fields.String(required=True, metadata={"description": "upgrade (sofort) / downgrade (zum Periodenende)"})
     price_net = Money(allow_none=True, metadata={"description": "je Zahlungsperiode"})
     period_months = fields.Integer(required=True)
-    available = fields.Boolean(required=True)
+    available = Boolean(required=True)
 
 
 class TariffOptionsSchema(BaseSchema):
@@ -397,12 +395,12 @@ class TrafficMonthSchema(BaseSchema):
     used_gb = _gb(required=True)
     included_gb = _gb(required=True)
     percent = fields.Decimal(as_string=True, places=1, allow_none=True)
-    over_use = fields.Boolean(required=True, metadata={"description": "mehr verbraucht als inklusive"})
+    over_use = Boolean(required=True, metadata={"description": "mehr verbraucht als inklusive"})
     over_gb = _gb(required=True)
     days_reported = fields.Integer(required=True)
-    complete = fields.Boolean(required=True, metadata={"description": "false für den laufenden Monat"})
+    complete = Boolean(required=True, metadata={"description": "false für den laufenden Monat"})
     projected_gb = _gb(required=True, metadata={"description": "Hochrechnung auf den ganzen Monat"})
-    projected_over_use = fields.Boolean(required=True)
+    projected_over_use = Boolean(required=True)
 
 
 class TrendSchema(BaseSchema):

@@ -6,10 +6,10 @@ from nameko.timer import Timer
 
 from kc_common.context import CallContext
 from kc_common.db import Database, to_json_safe
-from kc_common.errors import Conflict, ValidationFailed
+from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
-from kc_common.schemas import load
+from kc_common.schemas import INT_MAX, INT_MIN, load
 from kc_common.settings import Settings
 from kc_catalog import schemas
 from kc_catalog.domain import access, contracts, orders, products, traffic
@@ -45,9 +45,12 @@ class JobTimer(Timer):
 
 def _id(value, field="contract_id"):
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise ValidationFailed(fields={field: ["Keine gültige Nummer."]})
+    if not INT_MIN <= number <= INT_MAX:  # no row has it (and no query overflows)
+        raise NotFound("Vertrag nicht gefunden.")
+    return number
 
 
 class CatalogService(PingMixin):

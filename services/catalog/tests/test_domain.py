@@ -102,3 +102,15 @@ def test_settings_fail_fast_on_a_short_secret_and_default_sensibly():
     assert values["PANEL_URLS"]["cloud"] == "https://cloud.example.net/login"
     assert values["PANEL_URLS"]["servercon"].startswith("https://servercon.")
     assert values["LOGIN_LINK_TTL"] == 120
+
+
+@pytest.mark.parametrize("raw", ["pаypal.de", "micrοsoft.de", "gооgle.de", "xn--pypal-4ve.de"])
+def test_look_alike_domains_are_refused_in_german(raw):
+    """Mixed-script look-alikes (Cyrillic а, Greek ο, also as A-label): kc_common.domains."""
+    with pytest.raises(ValueError, match="mischt Schriften"):
+        normalise_domain(raw)
+
+
+@pytest.mark.parametrize("raw", ["münchen.de", "straße.de", "bücher-24.de", "東京abc.jp"])
+def test_single_script_idns_stay_orderable(raw):
+    assert normalise_domain(raw).startswith("xn--")

@@ -28,6 +28,8 @@ import dns.rdtypes.ANY.TXT
 import dns.tokenizer
 import idna
 
+from kc_common.domains import lookalike_problem
+
 TYPES = ("A", "AAAA", "CAA", "CNAME", "DNAME", "MX", "NS", "SRV", "TXT")
 HOST_OWNER_TYPES = {"A", "AAAA", "MX"}        # owner must be a host name (BIND check-names)
 CAA_TAGS = ("issue", "issuewild", "iodef", "issuemail", "contactemail", "contactphone")
@@ -119,6 +121,10 @@ def _label(label, *, host, what, position, total):
             label = idna.encode(label, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
             raise RuleError(f"{what}: „{original}“ ist kein gültiger internationaler Name (IDN).")
+    if label.lower().startswith("xn--"):  # look-alikes (pаypal with a Cyrillic а): kc_common.domains
+        problem = lookalike_problem(label)
+        if problem:
+            raise RuleError(f"{what}: {problem}")
     label = label.lower()
     if len(label.encode()) > 63:
         raise RuleError(f"{what}: der Namensteil „{original}“ ist länger als 63 Zeichen"

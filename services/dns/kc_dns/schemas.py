@@ -1,7 +1,7 @@
 """dns's RPC contract (also the OpenAPI document's schemas)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, PageQuerySchema, page_of
+from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, page_of
 
 
 class RecordSchema(BaseSchema):
@@ -11,7 +11,7 @@ class RecordSchema(BaseSchema):
     ttl = fields.Integer(required=True)
     content = fields.String(required=True, metadata={
         "description": "Inhalt in der Form der Zonendatei, Namen absolut (mit Punkt am Ende)"})
-    managed = fields.Boolean(metadata={"description": "vom System verwaltet (SOA, NS der Zone)"})
+    managed = Boolean(metadata={"description": "vom System verwaltet (SOA, NS der Zone)"})
 
 
 class ZoneSchema(BaseSchema):
@@ -89,9 +89,9 @@ class ChangeResultSchema(BaseSchema):
 class ImportSchema(BaseSchema):
     zone_file = fields.String(required=True, validate=validate.Length(min=1, max=5_000_000),
                               metadata={"description": "Zonendatei nach RFC 1035"})
-    replace_all = fields.Boolean(load_default=False, metadata={
+    replace_all = Boolean(load_default=False, metadata={
         "description": "auch Eintragssätze löschen, die in der Datei fehlen"})
-    dry_run = fields.Boolean(load_default=False, metadata={
+    dry_run = Boolean(load_default=False, metadata={
         "description": "nur prüfen und berichten, nichts speichern"})
 
 
@@ -108,8 +108,8 @@ class ImportWarningSchema(BaseSchema):
 
 
 class ImportResultSchema(BaseSchema):
-    applied = fields.Boolean(required=True)
-    dry_run = fields.Boolean(required=True)
+    applied = Boolean(required=True)
+    dry_run = Boolean(required=True)
     accepted = fields.Integer(required=True, metadata={"description": "übernommene Einträge"})
     deleted_sets = fields.Integer(required=True)
     rejected = fields.List(fields.Nested(ImportLineSchema), required=True)

@@ -408,3 +408,11 @@ def test_what_named_checkzone_refuses_the_rules_refuse(extra, tmp_path):
     assert proc.returncode != 0, proc.stdout
     result = plan(*[change("add", n, t, c) for n, t, c in extra])
     assert not result.ok and result.problems[0].change is not None
+
+
+@pytest.mark.parametrize("name", ["pаypal", "shop.gооgle", "xn--pypal-4ve"])
+def test_look_alike_names_are_refused(name):
+    """Mixed scripts in a name (kc_common.domains), as registries refuse them."""
+    with pytest.raises(rules.RuleError, match="mischt Schriften"):
+        rules.owner_name(name, "example.de")
+    assert rules.owner_name("münchen", "example.de") == "xn--mnchen-3ya"

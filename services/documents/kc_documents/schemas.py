@@ -1,7 +1,7 @@
 """documents's RPC contract (also the OpenAPI document's schemas) and the events it consumes."""
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from kc_common.schemas import BaseSchema, Money, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import BaseSchema, Boolean, Money, PageQuerySchema, UtcDateTime, page_of
 
 KINDS = ("invoice", "av_agreement")
 
@@ -191,9 +191,9 @@ class InvoiceIssuedSchema(_Tolerant):
     payment_method = fields.String(required=True, validate=validate.OneOf(
         ["transfer", "card", "instant", "sepa"]))
     payment_reference = fields.String(load_default=None, allow_none=True)
-    by_post = fields.Boolean(load_default=False)
+    by_post = Boolean(load_default=False)
     invoice_email = fields.String(load_default=None, allow_none=True)
-    reverse_charge = fields.Boolean(load_default=False)
+    reverse_charge = Boolean(load_default=False)
     seller = fields.Nested(SellerSchema, required=True)
     buyer = fields.Nested(BuyerSchema, required=True)
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True, validate=validate.Length(min=1))

@@ -1,7 +1,8 @@
 """identity's RPC contract: what goes in and out (also used for the OpenAPI document)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of  # noqa: F401 (PageQuerySchema: routes)
+from kc_common.schemas import (BaseSchema, Boolean, PageQuerySchema, UtcDateTime,  # noqa: F401 (PageQuerySchema: routes)
+                               NON_BLANK, page_of)
 
 _PW = {"required": True, "load_only": True, "validate": validate.Length(min=1, max=1024)}
 
@@ -29,23 +30,27 @@ class SessionSchema(BaseSchema):
                                                                      "e-mail address still needs confirming"})
 
 
-def _opt(max_len, description):
+def _opt(max_len, description, filled=False):
+    """An optional text; ``filled``: when sent, it must not be blank (a mandatory field; the
+    domain refuses a blank one together with every other bad field)."""
     return fields.String(allow_none=True, validate=validate.Length(max=max_len),
-                         metadata={"description": description})
+                         metadata=dict({"description": description}, **({"pattern": NON_BLANK} if filled else {})))
 
 
 class AddressInputSchema(BaseSchema):
     """Adressdaten verwalten. Every field is checked and each bad one named; nothing is saved on any
     error. ``company`` may only be sent unchanged (a change needs an owner change)."""
-    company = _opt(300, "Firma (nur per Inhaberwechsel änderbar)")
-    last_name = _opt(300, "Name")
-    first_name = _opt(300, "Vorname")
-    email = _opt(300, "E-Mail")
-    street = _opt(300, "Straße und Hausnummer")
-    zip = _opt(40, "PLZ (passend zum Land)")
-    city = _opt(300, "Ort")
-    country = _opt(40, "Land, ISO 3166 alpha-2 (Standard DE)")
-    phone = _opt(60, "Telefon (wird in E.164 gespeichert)")
+    company = fields.String(allow_none=True, validate=validate.Length(max=300), metadata={
+        "description": "Firma: nur per Inhaberwechsel änderbar (only the current value is accepted here)",
+        "readOnly": True})
+    last_name = _opt(300, "Name", filled=True)
+    first_name = _opt(300, "Vorname", filled=True)
+    email = _opt(300, "E-Mail", filled=True)
+    street = _opt(300, "Straße und Hausnummer", filled=True)
+    zip = _opt(40, "PLZ (passend zum Land)", filled=True)
+    city = _opt(300, "Ort", filled=True)
+    country = _opt(40, "Land, ISO 3166 alpha-2 (Standard DE)", filled=True)
+    phone = _opt(60, "Telefon (wird in E.164 gespeichert)", filled=True)
     fax = _opt(60, "Fax (optional)")
     mobile = _opt(60, "Handy (optional)")
     vat_id = _opt(40, "USt-IdNr. (optional, EU)")
@@ -66,7 +71,7 @@ class CustomerSchema(BaseSchema):
     fax = fields.String(allow_none=True)
     mobile = fields.String(allow_none=True)
     vat_id = fields.String(allow_none=True)
-    is_business = fields.Boolean()
+    is_business = Boolean()
     version = fields.Integer()
     updated_at = UtcDateTime()
     email_verified = fields.Boolean(metadata={"description": "The e-mail address is confirmed (double opt-in)"})
@@ -91,12 +96,14 @@ class PasswordChangeSchema(BaseSchema):
 
 
 class PhonePasswordSetSchema(BaseSchema):
-    phone_password = fields.String(**_PW, metadata={"description": "Telefon Passwort"})
+    phone_password = fields.String(required=True, load_only=True, validate=validate.Length(max=1024),
+                                   metadata={"description": "Telefon Passwort (6 bis 64 Zeichen)",
+                                             "minLength": 6, "maxLength": 64})
     phone_password_repeat = fields.String(**_PW, metadata={"description": "Telefon Passwort wiederholen"})
 
 
 class PhonePasswordStatusSchema(BaseSchema):
-    phone_password_set = fields.Boolean(required=True)
+    phone_password_set = Boolean(required=True)
     phone_password_set_at = UtcDateTime(allow_none=True)
 
 
@@ -116,7 +123,7 @@ class PhonePasswordVerifySchema(BaseSchema):
 
 
 class VerifiedSchema(BaseSchema):
-    verified = fields.Boolean(required=True)
+    verified = Boolean(required=True)
 
 
 # --- sessions and logins ---
@@ -127,7 +134,7 @@ class SessionInfoSchema(BaseSchema):
     last_seen_at = UtcDateTime(required=True)
     expires_at = UtcDateTime(required=True)
     client_ip = fields.String(allow_none=True)
-    current = fields.Boolean(required=True)
+    current = Boolean(required=True)
 
 
 class SessionListSchema(BaseSchema):
@@ -137,7 +144,7 @@ class SessionListSchema(BaseSchema):
 class LoginEventSchema(BaseSchema):
     at = UtcDateTime(required=True)
     client_ip = fields.String(allow_none=True)
-    success = fields.Boolean(required=True)
+    success = Boolean(required=True)
     reason = fields.String(required=True, metadata={
         "description": "ok, bad_credentials, ip_not_allowed, reauth_failed"})
 
@@ -150,27 +157,27 @@ LoginEventPageSchema = page_of(LoginEventSchema)
 class WhitelistInputSchema(BaseSchema):
     entries = fields.List(fields.Raw(), required=True,
                           metadata={"description": "IPv4/IPv6 addresses or networks (CIDR); [] = any"})
-    confirm_lockout = fields.Boolean(load_default=False, metadata={
+    confirm_lockout = Boolean(load_default=False, metadata={
         "description": "Required when the list would exclude the address in use now"})
 
 
 class WhitelistSchema(BaseSchema):
     entries = fields.List(fields.String(), required=True)
     client_ip = fields.String(allow_none=True)
-    client_ip_allowed = fields.Boolean(required=True)
+    client_ip_allowed = Boolean(required=True)
 
 
 # --- contact persons ---
 
 class ContactInputSchema(BaseSchema):
-    name = fields.String(required=True, validate=validate.Length(max=300))
+    name = fields.String(required=True, validate=validate.Length(max=300), metadata={"pattern": NON_BLANK})
     email = fields.String(allow_none=True, validate=validate.Length(max=300))
     phone = fields.String(allow_none=True, validate=validate.Length(max=60))
     role = fields.String(allow_none=True, validate=validate.Length(max=300),
                          metadata={"description": "Funktion, z. B. Technik, Buchhaltung"})
     relation = fields.String(load_default="external", validate=validate.OneOf(["internal", "external"]))
-    may_support = fields.Boolean(load_default=False, metadata={"description": "darf Supportanfragen stellen"})
-    may_billing = fields.Boolean(load_default=False, metadata={"description": "darf Rechnungsfragen klären"})
+    may_support = Boolean(load_default=False, metadata={"description": "darf Supportanfragen stellen"})
+    may_billing = Boolean(load_default=False, metadata={"description": "darf Rechnungsfragen klären"})
 
 
 class ContactSchema(BaseSchema):
@@ -180,8 +187,8 @@ class ContactSchema(BaseSchema):
     phone = fields.String(allow_none=True)
     role = fields.String()
     relation = fields.String()
-    may_support = fields.Boolean()
-    may_billing = fields.Boolean()
+    may_support = Boolean()
+    may_billing = Boolean()
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
@@ -193,20 +200,20 @@ class ContactListSchema(BaseSchema):
 # --- notifications ---
 
 class NotificationInputSchema(BaseSchema):
-    newsletter = fields.Boolean()
-    product_news = fields.Boolean()
-    maintenance = fields.Boolean()
-    invoice_notice = fields.Boolean()
-    support_updates = fields.Boolean()
-    invoice = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
-    security = fields.Boolean(metadata={"description": "mandatory: only true is accepted"})
+    newsletter = Boolean()
+    product_news = Boolean()
+    maintenance = Boolean()
+    invoice_notice = Boolean()
+    support_updates = Boolean()
+    invoice = Boolean(metadata={"description": "mandatory: only true is accepted", "enum": [True]})
+    security = Boolean(metadata={"description": "mandatory: only true is accepted", "enum": [True]})
 
 
 class NotificationTopicSchema(BaseSchema):
     topic = fields.String(required=True)
     label = fields.String(required=True)
-    enabled = fields.Boolean(required=True)
-    mandatory = fields.Boolean(required=True)
+    enabled = Boolean(required=True)
+    mandatory = Boolean(required=True)
 
 
 class NotificationListSchema(BaseSchema):
@@ -236,15 +243,16 @@ class AvSignatureSchema(BaseSchema):
 
 class AvStatusSchema(BaseSchema):
     current = fields.Nested(AvTextSchema, required=True)
-    signed = fields.Boolean(required=True, metadata={"description": "the current version is signed"})
+    signed = Boolean(required=True, metadata={"description": "the current version is signed"})
     signatures = fields.List(fields.Nested(AvSignatureSchema), required=True)
 
 
 class AvSignInputSchema(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "the version the customer read"})
-    signer_name = fields.String(required=True, validate=validate.Length(max=200))
-    signer_position = fields.String(required=True, validate=validate.Length(max=100))
-    accept = fields.Boolean(required=True)
+    signer_name = fields.String(required=True, validate=validate.Length(max=200), metadata={"pattern": NON_BLANK})
+    signer_position = fields.String(required=True, validate=validate.Length(max=100),
+                                    metadata={"pattern": NON_BLANK})
+    accept = Boolean(required=True, metadata={"enum": [True], "description": "must be true"})
 
 
 # --- staff ---
@@ -259,14 +267,15 @@ CustomerPageSchema = page_of(CustomerSchema)
 
 class StaffCustomerSchema(CustomerSchema):
     contacts = fields.List(fields.Nested(ContactSchema))
-    phone_password_set = fields.Boolean()
+    phone_password_set = Boolean()
     ip_whitelist = fields.List(fields.String())
-    two_factor_enabled = fields.Boolean()
-    av_signed = fields.Boolean()
+    two_factor_enabled = Boolean()
+    av_signed = Boolean()
 
 
 class OwnerChangeSchema(AddressInputSchema):
     """Inhaberwechsel: the new company (required) and whatever else the new owner changes."""
+    company = _opt(300, "Firma", filled=True)
 
 
 # --- two-factor login ---
@@ -281,9 +290,9 @@ class TwoFactorCodeSchema(BaseSchema):
 
 
 class TwoFactorStatusSchema(BaseSchema):
-    enabled = fields.Boolean(required=True)
+    enabled = Boolean(required=True)
     enabled_at = UtcDateTime(allow_none=True)
-    setup_pending = fields.Boolean(required=True)
+    setup_pending = Boolean(required=True)
     recovery_codes_left = fields.Integer(required=True)
 
 

@@ -1,7 +1,7 @@
 """support's RPC contract (also the OpenAPI document's schemas)."""
 from marshmallow import ValidationError, fields, validate
 
-from kc_common.schemas import BaseSchema, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, UtcDateTime, page_of
 
 # category -> what the customer reads
 CATEGORIES = {
@@ -32,8 +32,15 @@ def not_blank(value):
         raise ValidationError("Darf nicht leer sein.")
 
 
+# The same rules for the OpenAPI document (one pattern): not blank, and no NUL / one line.
+_TEXT_PATTERN = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+_LINE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f\x85][^\x00-\x1f\x7f]*$"
+
+
 def _text(max_len, one_line=False, **kwargs):
     """A required, non-blank string (stripped); one line (names, subjects: they go in mail headers)."""
+    kwargs["metadata"] = dict(kwargs.get("metadata") or {},
+                              pattern=_LINE_PATTERN if one_line else _TEXT_PATTERN)
     return fields.String(validate=[validate.Length(min=1, max=max_len, error=f"1 bis {max_len} Zeichen."),
                                    not_blank, ONE_LINE if one_line else NO_NUL], **kwargs)
 
@@ -64,7 +71,8 @@ class OpenRequestSchema(_Stripped):
 
 
 _FILES = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}),
-                     metadata={"description": "Anhang: one or more files (field repeated). Allowed: PDF, "
+                     metadata={"maxItems": 10,  # kc_support.attachments.Limits.max_files
+                               "description": "Anhang: one or more files (field repeated). Allowed: PDF, "
                                               "images, text, ZIP/GZIP/TAR, DOCX/XLSX/ODT/ODS; type "
                                               "checked by content; limits per file and per request."})
 
@@ -135,7 +143,7 @@ class FileSchema(BaseSchema):
 
 
 class InboundMailResultSchema(BaseSchema):
-    accepted = fields.Boolean(required=True, metadata={"description": "false: an automatic reply, ignored"})
+    accepted = Boolean(required=True, metadata={"description": "false: an automatic reply, ignored"})
     number = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
 
@@ -163,16 +171,16 @@ StaffRequestPageSchema = page_of(StaffRequestSummarySchema, "StaffSupportRequest
 
 class StaffMessageSchema(MessageSchema):
     staff_id = fields.String(allow_none=True)
-    internal = fields.Boolean(required=True, metadata={"description": "notes: never shown to the customer"})
+    internal = Boolean(required=True, metadata={"description": "notes: never shown to the customer"})
 
 
 class CallSchema(BaseSchema):
     id = fields.Integer(required=True)
     staff_id = fields.String(required=True)
     caller_name = fields.String(required=True)
-    name_authorised = fields.Boolean(required=True)
-    password_verified = fields.Boolean(required=True)
-    verified = fields.Boolean(required=True)
+    name_authorised = Boolean(required=True)
+    password_verified = Boolean(required=True)
+    verified = Boolean(required=True)
     note = fields.String(required=True)
     created_at = UtcDateTime(required=True)
 

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import idna
 
+from kc_common.domains import lookalike_problem
 from kc_common.errors import Conflict
 from kc_common.schemas import money
 
@@ -53,8 +54,11 @@ def normalise_domain(name):
         raise ValueError("Bitte geben Sie eine vollständige Domain an, z. B. beispiel.de.")
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
-    except idna.IDNAError:
+    except (idna.IDNAError, UnicodeError):
         raise ValueError("Die Domain enthält ungültige Zeichen.")
+    problem = lookalike_problem(ascii_name)
+    if problem:
+        raise ValueError(problem)
     if len(ascii_name) > 253 or any(len(label) > 63 for label in ascii_name.split(".")):
         raise ValueError("Die Domain ist zu lang.")
     if ascii_name.count(".") != 1:
