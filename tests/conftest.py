@@ -245,6 +245,9 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    # Every e2e request comes from 127.0.0.1: the suites must not share one
                    # per-address login budget (identity's interface tests cover that limit).
                    LOGIN_MAX_FAILURES_PER_ADDRESS="1000", **env_overrides)
+        # Each process its own free metrics port (the defaults would collide between runs).
+        for name in [*SERVICES, "gateway", "web"]:
+            env.setdefault(f"{name.upper()}_METRICS_ADDRESS", f"127.0.0.1:{free_port()}")
         database_urls = {}
         if database == "sqlite":
             db_dir = tmp_path_factory.mktemp("sqlite")

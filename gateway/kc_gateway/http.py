@@ -3,6 +3,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -17,6 +18,7 @@ from kc_common.context import CLIENT_IP, CORRELATION_ID, new_correlation_id
 from kc_common.db import json_default
 from kc_common.errors import KcError
 from kc_common.events import is_transient
+from kc_common.metrics import MetricsServer, http_method_label, observe_http, UNMATCHED_ROUTE
 
 log = logging.getLogger(__name__)
 
@@ -131,17 +133,23 @@ def parse_networks(text):
 
 
 class JsonWsgiApp(WsgiApp):
-    """nameko's WSGI app, but unknown paths and wrong methods answer in JSON."""
+    """nameko's WSGI app, but unknown paths and wrong methods answer in JSON; every request
+    is counted by its route template (never the raw path) and status."""
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
+        route_label = UNMATCHED_ROUTE
         try:
             provider, values = adapter.match()
+            route_label = provider.url
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
             response = response_from_error(exc)
+        observe_http("gateway", route_label, http_method_label(request.method),
+                     response.status_code, started)
         return response(environ, start_response)
 
 
@@ -154,6 +162,7 @@ class RouteEntrypoint(HttpRequestHandler):
     """``http`` entrypoint for a :class:`Route`."""
 
     server = KcWebServer()
+    metrics_server = MetricsServer()
 
     def __init__(self, route, **kwargs):
         self.route = route
