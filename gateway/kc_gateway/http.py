@@ -14,13 +14,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from kc_common.context import CLIENT_IP, CORRELATION_ID, new_correlation_id
+from kc_common.context import CLIENT_IP, CORRELATION_ID, bind_log_context, new_correlation_id
 from kc_common.db import json_default
 from kc_common.errors import KcError
 from kc_common.events import is_transient
 from kc_common.metrics import MetricsServer, http_method_label, observe_http, UNMATCHED_ROUTE
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("kc_gateway.access")
 
 PUBLIC, CUSTOMER, STAFF = "public", "customer", "staff"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -134,7 +135,8 @@ def parse_networks(text):
 
 class JsonWsgiApp(WsgiApp):
     """nameko's WSGI app, but unknown paths and wrong methods answer in JSON; every request
-    is counted by its route template (never the raw path) and status."""
+    is counted by its route template (never the raw path) and status, and logged in one
+    access line with its correlation id (and customer, once authenticated)."""
 
     def __call__(self, environ, start_response):
         started = time.perf_counter()
@@ -150,12 +152,22 @@ class JsonWsgiApp(WsgiApp):
             response = response_from_error(exc)
         observe_http("gateway", route_label, http_method_label(request.method),
                      response.status_code, started)
+        try:
+            access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
+                            (time.perf_counter() - started) * 1000)
+        finally:
+            bind_log_context()  # bound by RouteEntrypoint.handle_request
         return response(environ, start_response)
 
 
 class KcWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, **kwargs):
+        server = super().get_wsgi_server(sock, wsgi_app, **kwargs)
+        server.log_output = False  # JsonWsgiApp writes the access line, with correlation id
+        return server
 
 
 class RouteEntrypoint(HttpRequestHandler):
@@ -185,6 +197,9 @@ class RouteEntrypoint(HttpRequestHandler):
         try:
             context_data = {CORRELATION_ID: correlation_id,
                             CLIENT_IP: client_ip(request, self.trusted_proxies)}
+            # This green thread's log lines (errors, the access line) carry the ids; the
+            # worker shares context_data, so the customer appears once authenticated.
+            bind_log_context(correlation_id, context_data)
             event = Event()
             self.container.spawn_worker(
                 self, (request,), request.path_values, context_data=context_data,
