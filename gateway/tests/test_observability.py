@@ -21,7 +21,7 @@ def samples_of(text):
 
 
 def test_requests_are_counted_by_route_template_and_status(container_factory, rabbit_config):
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     config = dict(rabbit_config, WEB_SERVER_ADDRESS=f"127.0.0.1:{port}", RPC_TIMEOUT=2,
                   METRICS_ADDRESS=f"127.0.0.1:{metrics_port}")
     container = container_factory(GatewayService, config)

@@ -73,21 +73,34 @@ def outcome_of(exc):
     return "error"
 
 
+_children = {}
+
+
+def _child(metric, *labels):
+    """``metric.labels(*labels)``, remembered: the library validates the labels on every
+    call, which is most of a counter's cost (the label sets are few and bounded)."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def observe_rpc(service, method, started, exc):
-    RPC_REQUESTS.labels(service, method, outcome_of(exc)).inc()
+    _child(RPC_REQUESTS, service, method, outcome_of(exc)).inc()
     if started is not None:
-        RPC_DURATION.labels(service, method).observe(time.perf_counter() - started)
+        _child(RPC_DURATION, service, method).observe(time.perf_counter() - started)
 
 
 def observe_event(service, handler, outcome, started=None):
-    EVENT_HANDLER.labels(service, handler, outcome).inc()
+    _child(EVENT_HANDLER, service, handler, outcome).inc()
     if started is not None:
-        EVENT_HANDLER_DURATION.labels(service, handler).observe(time.perf_counter() - started)
+        _child(EVENT_HANDLER_DURATION, service, handler).observe(time.perf_counter() - started)
 
 
 def observe_http(app, route, method, status, started):
-    HTTP_REQUESTS.labels(app, route, method, str(status)).inc()
-    HTTP_DURATION.labels(app, route, method).observe(time.perf_counter() - started)
+    _child(HTTP_REQUESTS, app, route, method, str(status)).inc()
+    _child(HTTP_DURATION, app, route, method).observe(time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------- gauges read at scrape time

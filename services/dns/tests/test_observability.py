@@ -107,3 +107,72 @@ def test_metrics_endpoint_counts_rpc_and_events(container_factory, config, monke
     container.stop()
     with pytest.raises(requests.ConnectionError):  # the last user of the port stopped it
         requests.get(url, timeout=2)
+
+
+def json_log_handler(monkeypatch, stream):
+    """The console handler exactly as services/dns/config.yaml builds it with LOG_FORMAT=json
+    (its formatter and correlation filter), writing to ``stream``."""
+    import logging.config
+    from pathlib import Path
+
+    import yaml
+    from nameko.cli.main import setup_yaml_parser
+
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    setup_yaml_parser()
+    path = Path(__file__).resolve().parents[1] / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())["LOGGING"]
+    console = cfg["handlers"]["console"]
+    assert console["formatter"] == "json"
+    configurator = logging.config.DictConfigurator(cfg)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(configurator.configure_formatter(dict(cfg["formatters"]["json"])))
+    for name in console["filters"]:
+        handler.addFilter(configurator.configure_filter(dict(cfg["filters"][name])))
+    return handler
+
+
+def test_json_log_lines_carry_service_correlation_and_customer(container_factory, config,
+                                                               monkeypatch, caplog):
+    import io
+    import json
+    import logging
+
+    stream = io.StringIO()
+    handler = json_log_handler(monkeypatch, stream)
+    root = logging.getLogger()
+    caplog.set_level(logging.INFO)  # root at INFO (setLevel: the loggers' caches are cleared)
+    for name in ("kc_common.events", "nameko.containers"):  # whatever earlier tests did
+        monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+    root.addHandler(handler)
+    try:
+        config.update(DNS_DEFAULTS=DEFAULTS)
+        declare_topology(config["AMQP_URI"], [DnsService])
+        container = container_factory(DnsService, config)
+        container.start()
+        with Connection(config["AMQP_URI"]) as conn:
+            conn.Producer(serializer="json").publish(
+                ORDER_PLACED, exchange="catalog.events", routing_key="order_placed",
+                headers={"nameko.correlation_id": "evt-corr-0001"})
+        wait_for(lambda: "evt-corr-0001" in stream.getvalue(), timeout=30,
+                 message=f"the handler's log line in {stream.getvalue()!r}")
+        context = {"customer_id": 100002, "correlation_id": "req-corr-0002"}
+        with ServiceRpcProxy("dns", config, context_data=context) as dns:
+            with pytest.raises(NotFound):
+                dns.get_zone("müller.de")
+        wait_for(lambda: "req-corr-0002" in stream.getvalue(), timeout=30,
+                 message=f"the RPC's log line in {stream.getvalue()!r}")
+    finally:
+        root.removeHandler(handler)
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]  # every line parses
+    assert lines and all(line["service"] == "dns" and line["level"] and line["timestamp"]
+                         for line in lines)
+    handled = [line for line in lines if line.get("correlation_id") == "evt-corr-0001"]
+    assert any("handled order_placed event" in line["message"] for line in handled)
+    assert all("customer_id" not in line for line in handled)  # an event: no caller known
+    refused = [line for line in lines if line.get("correlation_id") == "req-corr-0002"]
+    assert refused and all(line["customer_id"] == 100002 for line in refused)
+    assert any(line["level"] == "WARNING" and "get_zone" in line["message"] for line in refused)
+    outside = [line for line in lines if "correlation_id" not in line]
+    assert all("customer_id" not in line for line in outside)
