@@ -250,6 +250,9 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    # every customer up from its own address: the per-address sign-up limit holds).
                    TRUSTED_PROXIES="127.0.0.1/32")
         env.update(env_overrides)  # may override the defaults above (e.g. RPC_TIMEOUT)
+        # Each process its own free metrics port (the defaults would collide between runs).
+        for name in [*SERVICES, "gateway", "web"]:
+            env.setdefault(f"{name.upper()}_METRICS_ADDRESS", f"127.0.0.1:{free_port()}")
         database_urls = {}
         if database == "sqlite":
             db_dir = tmp_path_factory.mktemp("sqlite")

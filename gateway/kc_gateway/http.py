@@ -3,6 +3,7 @@ import ipaddress
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -13,12 +14,14 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from kc_common.context import CLIENT_IP, CORRELATION_ID, correlation, new_correlation_id
+from kc_common.context import CLIENT_IP, CORRELATION_ID, bind_log_context, new_correlation_id
 from kc_common.db import json_default
 from kc_common.errors import KcError
 from kc_common.events import is_transient
+from kc_common.metrics import MetricsServer, http_method_label, observe_http, UNMATCHED_ROUTE
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("kc_gateway.access")
 
 PUBLIC, CUSTOMER, STAFF = "public", "customer", "staff"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -163,18 +166,30 @@ class PathId(IntegerConverter):
 
 
 class JsonWsgiApp(WsgiApp):
-    """nameko's WSGI app, but unknown paths and wrong methods answer in JSON."""
+    """nameko's WSGI app, but unknown paths and wrong methods answer in JSON; every request
+    is counted by its route template (never the raw path) and status, and logged in one
+    access line with its correlation id (and customer, once authenticated)."""
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
+        route_label = UNMATCHED_ROUTE
         try:
             provider, values = adapter.match()
+            route_label = provider.url
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
             response = response_from_error(exc)
         response.headers["X-Content-Type-Options"] = "nosniff"
+        observe_http("gateway", route_label, http_method_label(request.method),
+                     response.status_code, started)
+        try:
+            access_log.info("%s %s %s %.1fms", request.method, request.path, response.status_code,
+                            (time.perf_counter() - started) * 1000)
+        finally:
+            bind_log_context()  # bound by RouteEntrypoint.handle_request
         return response(environ, start_response)
 
 
@@ -231,6 +246,7 @@ class KcWebServer(WebServer):
     def get_wsgi_server(self, sock, wsgi_app, protocol=KcHttpProtocol, debug=False):
         server = super().get_wsgi_server(sock, wsgi_app, protocol=KcHttpProtocol, debug=debug)
         server.url_length_limit = MAX_REQUEST_LINE
+        server.log_output = False  # JsonWsgiApp writes the access line, with correlation id
         return server
 
 
@@ -238,6 +254,7 @@ class RouteEntrypoint(HttpRequestHandler):
     """``http`` entrypoint for a :class:`Route`."""
 
     server = KcWebServer()
+    metrics_server = MetricsServer()
 
     def __init__(self, route, **kwargs):
         self.route = route
@@ -257,8 +274,7 @@ class RouteEntrypoint(HttpRequestHandler):
         request.max_content_length = self.max_body
         inbound = request.headers.get("X-Request-ID", "")
         correlation_id = inbound if _REQUEST_ID.match(inbound) else new_correlation_id()
-        with correlation(correlation_id):
-            response = self._respond(request, correlation_id)
+        response = self._respond(request, correlation_id)  # binds the ids for the log lines
         response.headers["X-Correlation-ID"] = correlation_id
         return response
 
@@ -266,6 +282,9 @@ class RouteEntrypoint(HttpRequestHandler):
         try:
             context_data = {CORRELATION_ID: correlation_id,
                             CLIENT_IP: client_ip(request, self.trusted_proxies)}
+            # This green thread's log lines (errors, the access line) carry the ids; the
+            # worker shares context_data, so the customer appears once authenticated.
+            bind_log_context(correlation_id, context_data)
             event = Event()
             self.container.spawn_worker(
                 self, (request,), request.path_values, context_data=context_data,

@@ -15,6 +15,7 @@ import sys  # noqa: E402
 
 from eventlet import wsgi  # noqa: E402
 
+from kc_common import logs, metrics  # noqa: E402
 from kc_web.app import ConfigError, create_app, secret_key_from_env  # noqa: E402
 
 
@@ -23,9 +24,15 @@ def main(argv=None):
     parser.add_argument("--address", default=os.environ.get("WEB_ADDRESS", "127.0.0.1:8080"))
     parser.add_argument("--gateway", default=os.environ.get("GATEWAY_URL") or
                         "http://" + os.environ.get("GATEWAY_ADDRESS", "127.0.0.1:8000"))
+    # Prometheus metrics (docs/metrics.md): host:port, a bare port = all interfaces, "" or 0 = off.
+    parser.add_argument("--metrics-address",
+                        default=os.environ.get("WEB_METRICS_ADDRESS", "127.0.0.1:9187"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)-7s web %(name)s %(message)s")
+    try:
+        logs.configure("web")  # LOG_FORMAT=text|json, LOG_LEVEL
+    except ValueError as exc:
+        print(f"kc_web: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("kc_web")
     try:
         secret_key, generated = secret_key_from_env()
@@ -40,6 +47,7 @@ def main(argv=None):
     sock = eventlet.listen((host or "127.0.0.1", int(port)))
     # Accepted connections inherit it: no Nagle delay between the headers and the body.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    metrics.serve(args.metrics_address)
     log.info("KundenCenter web on http://%s (gateway %s)", args.address, args.gateway)
     wsgi.server(sock, app, log=logging.getLogger("kc_web.access"), log_output=False,
                 max_size=int(os.environ.get("WEB_MAX_CONNECTIONS", "200")))

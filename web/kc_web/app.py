@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 
+from kc_common.context import CUSTOMER_ID, bind_log_context
+from kc_common.metrics import UNMATCHED_ROUTE, http_method_label, observe_http
 from kc_web import formats
 from kc_web.api import Api, ApiError
 from kc_web.nav import NAV, active_group
@@ -29,6 +31,29 @@ SESSION_MINUTES = 60
 
 class ConfigError(RuntimeError):
     pass
+
+
+class _Metrics:
+    """WSGI middleware: every request counted by route template and status
+    (``kc_http_requests_total{app="web"}``, docs/metrics.md)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        status = []
+
+        def recording_start_response(status_line, headers, exc_info=None):
+            status.append(status_line)
+            return start_response(status_line, headers, exc_info)
+
+        try:
+            return self.app(environ, recording_start_response)
+        finally:
+            observe_http("web", environ.get("kc.route", UNMATCHED_ROUTE),
+                         http_method_label(environ.get("REQUEST_METHOD")),
+                         status[-1].split(" ", 1)[0] if status else "500", started)
 
 
 def secret_key_from_env(env=None):
@@ -58,11 +83,16 @@ def create_app(gateway_url, secret_key, api=None, testing=False):
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
+    app.wsgi_app = _Metrics(app.wsgi_app)
+
     @app.before_request
     def _before():
         g.started = time.perf_counter()
         g.api_calls, g.api_ms = 0, 0.0
         g.correlation_id = "web-" + uuid.uuid4().hex[:16]
+        request.environ["kc.route"] = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
+        customer = session.get("customer") or {}
+        bind_log_context(g.correlation_id, {CUSTOMER_ID: customer.get("id")})
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             check_csrf()
         if request.endpoint not in PUBLIC_ENDPOINTS and not session.get("token"):
@@ -92,6 +122,10 @@ def create_app(gateway_url, secret_key, api=None, testing=False):
                                              f'api;dur={g.get("api_ms", 0):.1f};desc="{g.get("api_calls", 0)} calls"')
             resp.headers["X-KC-API-Calls"] = str(g.get("api_calls", 0))
         return resp
+
+    @app.teardown_request
+    def _teardown(_exc):
+        bind_log_context()
 
     @app.errorhandler(ApiError)
     def _api_error(exc):

@@ -164,3 +164,61 @@ def test_change_set_moves_a_record_to_another_name():
     changes, _ = build_change_set(RECORDS, rows)
     assert changes == [{"action": "delete", "name": "@", "type": "A"},
                        {"action": "replace", "name": "web", "type": "A", "records": ["192.0.2.10"], "ttl": 3600}]
+
+
+def test_requests_are_counted_by_route_template_not_raw_path(app):
+    from prometheus_client import REGISTRY
+
+    def count(route, status):
+        return REGISTRY.get_sample_value("kc_http_requests_total", dict(
+            app="web", method="GET", route=route, status=status)) or 0
+
+    before = {key: count(*key) for key in [("/health", "200"), ("(unmatched)", "302"),
+                                           ("/dokumente/eigene/<document_id>", "302")]}
+    client = app.test_client()
+    assert client.get("/health").status_code == 200
+    # Not logged in: both go to the login page.
+    assert client.get("/nirgendwo/4711").status_code == 302
+    assert client.get("/dokumente/eigene/4712").status_code == 302
+    assert count("/health", "200") - before[("/health", "200")] == 1
+    assert count("(unmatched)", "302") - before[("(unmatched)", "302")] == 1
+    assert count("/dokumente/eigene/<document_id>", "302") - before[
+        ("/dokumente/eigene/<document_id>", "302")] == 1
+    labels = {s.labels.get("route") for m in REGISTRY.collect() if m.name == "kc_http_requests"
+              for s in m.samples}
+    assert not any("471" in (route or "") for route in labels)
+
+
+def test_web_json_log_lines_carry_the_request_correlation_id(app, monkeypatch):
+    import io
+    import json
+    import logging
+
+    from kc_common import logs
+    from kc_web import app as app_module
+
+    monkeypatch.setattr(app_module, "PUBLIC_ENDPOINTS", app_module.PUBLIC_ENDPOINTS | {"_say"})
+
+    @app.get("/_test/say")
+    def _say():
+        logging.getLogger("kc_web.test").warning("something to say")
+        return {"ok": True}
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    logs.configure("web", fmt="json", stream=stream)
+    try:
+        response = app.test_client().get("/_test/say")
+        logging.getLogger("kc_web.test").warning("outside a request")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    said = [line for line in lines if line["message"] == "something to say"]
+    assert said and said[0]["service"] == "web" and said[0]["level"] == "WARNING"
+    assert said[0]["correlation_id"].startswith("web-")
+    assert "customer_id" not in said[0]  # nobody logged in
+    outside = [line for line in lines if line["message"] == "outside a request"]
+    assert outside and "correlation_id" not in outside[0]

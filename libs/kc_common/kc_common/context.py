@@ -30,6 +30,12 @@ def current_correlation_id():
     return getattr(_current, "correlation_id", None)
 
 
+def current_customer_id():
+    """The calling customer's id in this worker (None outside one or for staff/anonymous)."""
+    data = getattr(_current, "data", None)
+    return data.get(CUSTOMER_ID) if data else None
+
+
 def new_correlation_id():
     return uuid.uuid4().hex
 
@@ -45,11 +51,22 @@ def correlation(correlation_id):
         _current.correlation_id = previous
 
 
+def bind_log_context(correlation_id=None, data=None):
+    """For processes outside nameko (the web front end): the ids the log lines of this green
+    thread carry until the next call (``bind_log_context()`` clears them)."""
+    _current.correlation_id = correlation_id
+    _current.data = data
+
+
 class CorrelationFilter(logging.Filter):
-    """Adds ``correlation_id`` to every log record (``-`` outside a worker)."""
+    """Adds ``correlation_id`` to every log record (``-`` outside a worker), and
+    ``customer_id`` where the worker knows its customer."""
 
     def filter(self, record):
         record.correlation_id = current_correlation_id() or "-"
+        customer_id = current_customer_id()
+        if customer_id is not None:
+            record.customer_id = customer_id
         return True
 
 
@@ -105,9 +122,12 @@ class CallContext(DependencyProvider):
         if not worker_ctx.data.get(CORRELATION_ID):
             worker_ctx.data[CORRELATION_ID] = new_correlation_id()
         _current.correlation_id = worker_ctx.data[CORRELATION_ID]
+        # The worker's data itself: the gateway adds the customer after authenticating.
+        _current.data = worker_ctx.data
 
     def worker_teardown(self, worker_ctx):
         _current.correlation_id = None
+        _current.data = None
 
     def get_dependency(self, worker_ctx):
         return Principal(worker_ctx.data)

@@ -33,6 +33,7 @@ from sqlalchemy import (JSON, BigInteger, Column, DateTime, Integer, MetaData,
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
+from kc_common import metrics
 from kc_common.context import CORRELATION_ID, DEADLINE, current_correlation_id
 from kc_common.errors import ServiceUnavailable
 from kc_common.events import KeptPublisher, event_exchange
@@ -467,6 +468,20 @@ class Database(DependencyProvider):
         self.inbox_retention_days = float(self.container.config.get("INBOX_RETENTION_DAYS", 30))
         self.relay = OutboxRelay(self.engine, self.outbox, self.service_name,
                                  self.container.config["AMQP_URI"])
+        self._backlog = metrics.CachedReading(self._read_backlog)
+        metrics.add_gauge_source(f"db-{id(self)}", self.service_name, self._gauges)
+
+    def _read_backlog(self):
+        count, age = self.relay.backlog()
+        return {"kc_outbox_backlog": count, "kc_outbox_oldest_age_seconds": age}
+
+    def _gauges(self):
+        """Scraped: the pool's use now, the outbox backlog at most every GAUGE_TTL s."""
+        values = dict(self._backlog.read())
+        checkedout = getattr(self.engine.pool, "checkedout", None)
+        if checkedout is not None:
+            values["kc_db_pool_in_use"] = checkedout()
+        return values
 
     def start(self):
         if self.relay_enabled:
@@ -482,10 +497,12 @@ class Database(DependencyProvider):
         if thread is not None and not thread.dead:
             with eventlet.Timeout(10, False):
                 thread.wait()
+        metrics.remove_gauge_source(f"db-{id(self)}")
         if self.engine is not None:
             self.engine.dispose()
 
     def kill(self):
+        metrics.remove_gauge_source(f"db-{id(self)}")
         self._running = False
         self._kick.put_nowait(None)
         thread = getattr(self, "_relay_thread", None)

@@ -36,6 +36,9 @@ from eventlet.semaphore import Semaphore
 from kombu import Connection, Exchange, Producer, Queue
 from nameko.events import EventHandler
 
+from nameko.extensions import SharedExtension
+
+from kc_common import metrics
 from kc_common.errors import KcError, ServiceUnavailable, Unprocessable, ValidationFailed
 from kc_common.txguard import assert_no_transaction
 
@@ -162,7 +165,64 @@ class KeptPublisher:
                     eventlet.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
 
 
+class DeadLetterDepth(SharedExtension):
+    """``kc_dead_letter_messages{service}``: messages in the container's dead-letter queues.
+
+    Read only when Prometheus scrapes (at most every ``metrics.GAUGE_TTL`` seconds), by a
+    passive declare of each ``<queue>.dead`` on one kept connection, outside any transaction.
+    """
+
+    def __init__(self):
+        self.queues = set()
+        self._key = f"dead-letters-{id(self)}"
+        self._connection = None
+        self._reading = metrics.CachedReading(self._read)
+
+    def register(self, queue_name):
+        self.queues.add(queue_name)
+
+    def setup(self):
+        metrics.add_gauge_source(self._key, self.container.service_name, self._reading.read)
+
+    def _read(self):
+        total = 0
+        try:
+            if self._connection is None:
+                self._connection = Connection(self.container.config["AMQP_URI"], connect_timeout=2)
+                self._connection.ensure_connection(max_retries=0)
+            channel = self._connection.channel()
+            try:
+                for name in sorted(self.queues):
+                    total += channel.queue_declare(queue=name, passive=True).message_count
+            finally:
+                channel.close()
+        except Exception:
+            self._close()
+            raise
+        return {"kc_dead_letter_messages": total}
+
+    def stop(self):
+        metrics.remove_gauge_source(self._key)
+        self._close()
+
+    def _close(self):
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.release()
+            except Exception:  # noqa: BLE001 - a dead connection may fail to close
+                pass
+
+    def kill(self):
+        self.stop()
+
+
 class ReliableEventHandler(EventHandler):
+    """See the module's text. Counts every outcome (``kc_event_handler_total``)."""
+
+    metrics_server = metrics.MetricsServer()
+    dead_letters = DeadLetterDepth()
+
     def __init__(self, source_service, event_type, **kwargs):
         kwargs.setdefault("expected_exceptions", KcError)
         super().__init__(source_service, event_type, **kwargs)
@@ -177,6 +237,7 @@ class ReliableEventHandler(EventHandler):
         _, self.retry_queue, self.dead_queue = handler_queues(
             self.source_service, self.event_type, self.container.service_name, self.method_name)
         self.publisher = KeptPublisher(config["AMQP_URI"])
+        self.dead_letters.register(self.dead_queue.name)
         # Failures whose re-publication failed (the message went back to the queue with its
         # old header): counted here, so a poison message cannot loop as a first attempt.
         self._unrecorded = OrderedDict()
@@ -211,6 +272,14 @@ class ReliableEventHandler(EventHandler):
         super().kill()
         self.publisher.close()
 
+    def handle_message(self, body, message):
+        message._kc_started = time.perf_counter()
+        super().handle_message(body, message)
+
+    def _observe(self, message, outcome):
+        metrics.observe_event(self.container.service_name, self.method_name, outcome,
+                              getattr(message, "_kc_started", None))
+
     def handle_message_processed(self, message, result=None, exc_info=None):
         # Whatever happens here must not escape: an exception would kill the container.
         try:
@@ -233,6 +302,7 @@ class ReliableEventHandler(EventHandler):
             log.info("handled %s event %s (%s)", self.event_type, body.get("id"), self.queue.name)
             self._unrecorded.pop(key, None)
             self.queue_consumer.ack_message(message)
+            self._observe(message, "ok")
             return
         headers = dict(message.headers or {})
         exc = exc_info[1]
@@ -247,6 +317,7 @@ class ReliableEventHandler(EventHandler):
                 headers.update({OUTAGE_SINCE_HEADER: since, OUTAGE_TRIES_HEADER: tries + 1})
                 self._publish_or_requeue(message, self.retry_queue.name, headers, key,
                                          expiration=delay, counted=False)
+                self._observe(message, "waited")
                 return
         headers.pop(OUTAGE_SINCE_HEADER, None)
         headers.pop(OUTAGE_TRIES_HEADER, None)
@@ -258,6 +329,7 @@ class ReliableEventHandler(EventHandler):
             headers[ATTEMPT_HEADER] = attempt + 1
             self._publish_or_requeue(message, self.retry_queue.name, headers, key,
                                      expiration=delay)
+            self._observe(message, "retried")
         else:
             log.error("handler %s failed %d times; message parked in %s: %r",
                       self.queue.name, attempt, self.dead_queue.name, exc)
@@ -265,6 +337,7 @@ class ReliableEventHandler(EventHandler):
                             "x-kc-error": f"{type(exc).__name__}: {exc}"[:1000],
                             "x-kc-queue": self.queue.name})
             self._publish_or_requeue(message, self.dead_queue.name, headers, key)
+            self._observe(message, "dead_lettered")
 
     def _publish_or_requeue(self, message, routing_key, headers, key, expiration=None,
                             counted=True):

@@ -19,6 +19,7 @@ from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
 from kc_common.events import is_transient
+from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,11 @@ class Services(RpcProxy):
 
 class KcRpc(Rpc):
     """``@rpc`` whose typed errors are logged as expected, not as crashes, that drops requests
-    whose caller has already given up, and that survives a broker outage while replying."""
+    whose caller has already given up, and that survives a broker outage while replying.
+
+    Counts every call and its duration (``kc_rpc_requests_total``, ``kc_rpc_duration_seconds``)."""
+
+    metrics_server = MetricsServer()
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \
@@ -219,6 +224,7 @@ class KcRpc(Rpc):
                         time.time() - float(deadline))
             self.rpc_consumer.queue_consumer.ack_message(message)
             return
+        message._kc_started = time.perf_counter()
         super().handle_message(body, message)
 
     def handle_result(self, message, worker_ctx, result, exc_info):
@@ -232,6 +238,9 @@ class KcRpc(Rpc):
                 "Ein benötigter Dienst ist vorübergehend nicht erreichbar; bitte später erneut "
                 "versuchen.", {"reason": "dependency_unavailable"})
             exc_info = (ServiceUnavailable, unavailable, exc_info[2])
+        observe_rpc(self.container.service_name, self.method_name,
+                    getattr(message, "_kc_started", None),
+                    exc_info[1] if exc_info is not None else None)
         try:
             return super().handle_result(message, worker_ctx, result, exc_info)
         except Exception as exc:  # noqa: BLE001 - never let a lost reply end the service
