@@ -26,7 +26,7 @@ SERVICES_TXT = ROOT / "deploy" / "services.txt"
 
 IMAGE = "kundencenter"          # the one image (deploy/Dockerfile); the overlay sets registry and tag
 PART_OF = "kundencenter"
-METRICS_PORT = 9100             # every process serves Prometheus /metrics here (METRICS_PORT)
+METRICS_PORT = 9100             # every process serves Prometheus /metrics here (<NAME>_METRICS_ADDRESS)
 DEV_ONLY = {"mail", "psp"}      # development stand-ins, not deployed
 QUEUE_LENGTH_TARGET = "20"      # KEDA: one more replica per 20 messages waiting in a queue
 
@@ -108,7 +108,8 @@ def env_for(name, service):
         env += [secret_env(*item) for item in SECRET_ENV["mailing"]]
     env += [secret_env(*item) for item in SECRET_ENV.get(name, [])]
     env += [{"name": k, "value": v} for k, v in EXTRA_ENV.get(name, [])]
-    env.append({"name": "METRICS_PORT", "value": str(METRICS_PORT)})
+    # docs/metrics.md: a bare port listens on every interface of the pod.
+    env.append({"name": f"{name.upper()}_METRICS_ADDRESS", "value": str(METRICS_PORT)})
     return env
 
 
