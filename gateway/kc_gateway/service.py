@@ -8,7 +8,6 @@ import json
 import logging
 
 import eventlet
-from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -16,6 +15,7 @@ from werkzeug.wrappers import Response
 from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
 from kc_common.errors import Forbidden, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.rpc import Services
+from kc_common.settings import Settings
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, json_response, route
 from kc_gateway.routes import ROUTES
@@ -98,7 +98,7 @@ class GatewayService:
 
     services = Services()
     state = RequestState()
-    config = Config()
+    config = Settings()
     context = CallContext()
 
     def handle(self, request, **path_values):

@@ -2,7 +2,6 @@
 import datetime as dt
 import logging
 
-from nameko.dependency_providers import Config
 from nameko.timer import Timer
 
 from kc_common.context import CallContext
@@ -12,6 +11,7 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
+from kc_common.settings import Secret, Settings
 from kc_identity import account, domain, mails, schemas, vies
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
@@ -30,13 +30,17 @@ class RetentionTimer(Timer):
         self.interval = float(self.container.config.get("RETENTION_INTERVAL", self.interval))
         super().setup()
 
+# The development key committed in config.yaml (refused outside KC_ENV=development).
+DEV_PHONE_PASSWORD_KEY = "G3_fDDK1k_WL0NGt7JxiSqEDVbqD22_--l1iuBTJSVg="
+SECRETS = (Secret("PHONE_PASSWORD_KEYS", "PHONE_PASSWORD_KEYS", dev=(DEV_PHONE_PASSWORD_KEY,), many=True),)
+
 
 class IdentityService(PingMixin):
     name = "identity"
 
     db = Database(metadata)
     context = CallContext()
-    config = Config()
+    config = Settings(secrets=SECRETS)
     vault = VaultProvider()
     mailer = Mailer()
     documents = TimedRpcProxy("documents")
