@@ -113,3 +113,16 @@ def test_the_readme_settings_table_is_generated_from_the_code():
         "README.md's settings table is out of date: python deploy/settings_table.py --write"
     for variable, row in settings_table.rows().items():
         assert row["meaning"], f"{variable} has no meaning: a comment above it in config.yaml"
+
+
+@pytest.mark.parametrize("program, variable, key, value", [
+    ("identity", "SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", "sechzig"),
+    ("gateway", "HEALTH_TIMEOUT", "HEALTH_TIMEOUT", "0"),
+    ("catalog", "CATALOG_LOGIN_LINK_TTL", "LOGIN_LINK_TTL", "5"),
+    ("support", "SUPPORT_ATTACHMENT_MAX_FILES", "ATTACHMENT_MAX_FILES", "0")])
+def test_a_bad_value_stops_the_start_naming_the_setting(program, variable, key, value, monkeypatch):
+    from kc_common.settings import Settings
+    container = _container(program, monkeypatch, KC_ENV="development", **{variable: value})
+    provider = next(d for d in container.dependencies if isinstance(d, Settings))
+    with pytest.raises(SettingsError, match=f"invalid configuration: {key}: "):
+        provider.setup()

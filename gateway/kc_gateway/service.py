@@ -8,6 +8,7 @@ import json
 import logging
 
 import eventlet
+from marshmallow import Schema, fields, validate
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -93,12 +94,19 @@ def bearer_token(request):
     return token.strip()
 
 
+class GatewaySettings(Schema):
+    HEALTH_TIMEOUT = fields.Float(load_default=DEFAULT_HEALTH_TIMEOUT,
+                                  validate=validate.Range(min=0, min_inclusive=False))
+    MAX_REQUEST_BYTES = fields.Integer(load_default=30 * 1024 * 1024, validate=validate.Range(min=1))
+    TRUSTED_PROXIES = fields.String(load_default="", allow_none=True)
+
+
 class GatewayService:
     name = "gateway"
 
     services = Services()
     state = RequestState()
-    config = Settings()
+    config = Settings(GatewaySettings)
     context = CallContext()
 
     def handle(self, request, **path_values):

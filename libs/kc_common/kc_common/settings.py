@@ -82,7 +82,8 @@ def check_secrets(config, secrets, env=None):
 class Settings(DependencyProvider):
     """Validates ``container.config`` against a schema at start-up and checks the secrets.
 
-    The worker gets the loaded, typed settings dict (without a schema: the config as a dict).
+    The worker gets the config as a dict with the schema's settings typed (and defaulted);
+    keys the schema does not declare are passed on as they are.
     """
 
     def __init__(self, schema_cls=None, secrets=()):
@@ -97,7 +98,8 @@ class Settings(DependencyProvider):
         return super().bind(container, attr_name)
 
     def setup(self):
-        self.values = load_settings(self.container.config, self.schema_cls, self.secrets)
+        config = self.container.config
+        self.values = {**config, **load_settings(config, self.schema_cls, self.secrets)}
 
     def get_dependency(self, worker_ctx):
         return self.values
