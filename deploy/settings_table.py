@@ -87,7 +87,6 @@ MEANINGS = {
     "GATEWAY_ADDRESS": "Address the gateway's HTTP server listens on.",
     "SESSION_IDLE_MINUTES": "A customer session ends after this many idle minutes.",
     "SESSION_ABSOLUTE_HOURS": "... and at the latest after this many hours.",
-    "PHONE_PASSWORD_MAX_FAILURES": "Failed telephone-password checks by staff before it is locked.",
     "CATALOG_LOGIN_LINK_TTL": "Seconds a panel login link is valid.",
     "SUPPORT_ATTACHMENT_MAX_FILE_BYTES": "Largest attachment file (bytes).",
     "SUPPORT_ATTACHMENT_MAX_TOTAL_BYTES": "Largest total of a message's attachments (bytes).",
