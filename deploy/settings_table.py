@@ -6,8 +6,8 @@ services' and the gateway's ``config.yaml``, the secrets each service declares
     python deploy/settings_table.py --write   # replace it in README.md (between the markers)
     python deploy/settings_table.py --check   # exit 1 when README.md's table is not the current one
 
-A setting's meaning is the comment above its line in config.yaml (also for the lines right
-after it with the same prefix, e.g. SELLER_*), else ``MEANINGS`` below.
+A setting's meaning is ``MEANINGS`` below, else the comment block above its line in
+config.yaml (it covers every line up to the next comment).
 """
 import argparse
 import importlib
@@ -55,8 +55,7 @@ PROCESS = [
      False),
 ]
 
-# Meanings of settings without a comment of their own in config.yaml (these win over a comment
-# block above them).
+# Meanings of settings without a comment block of their own in config.yaml (these win over it).
 MEANINGS = {
     "PHONE_PASSWORD_MAX_FAILURES": "Wrong telephone passwords (staff check) before the check is locked.",
     "PSP_API_KEY": "API key of the payment service provider.",
@@ -99,35 +98,25 @@ MEANINGS = {
 }
 
 
-def _prefix(name):
-    return name.split("_", 1)[0]
-
-
 def config_settings(path):
-    """``(variable, default, meaning)`` of every ``${VARIABLE:default}`` in a config.yaml."""
-    out, comment, comment_key, stack = [], [], None, []
+    """``(variable, default, meaning)`` of every ``${VARIABLE:default}`` in a config.yaml; the
+    meaning is the comment block above the line (it covers every line up to the next comment)."""
+    out, comment, fresh = [], [], False
     for line in Path(path).read_text().splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            if comment_key is not None:
-                comment, comment_key = [], None
+            comment = comment if fresh else []
             comment.append(stripped.lstrip("#").strip())
+            fresh = True
             continue
+        fresh = False
         match = KEY_LINE.match(line)
         if not match:
             continue
-        indent, key, value = len(match.group(1)), match.group(2), match.group(3)
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        top = stack[0][1] if stack else key
-        if not stack:
-            if comment and comment_key is None:
-                comment_key = top
-            elif comment_key is not None and _prefix(comment_key) != _prefix(top):
-                comment, comment_key = [], None
-        stack.append((indent, key))
+        if match.group(2) == "LOGGING":
+            comment = []
         meaning = " ".join(comment)
-        for variable, default in PLACEHOLDER.findall(value):
+        for variable, default in PLACEHOLDER.findall(match.group(3)):
             out.append((variable, default, meaning))
     return out
 
@@ -155,6 +144,11 @@ def rows(root=ROOT):
                 meaning = f"{program}'s database (SQLAlchemy URL: `sqlite:///...` or `postgresql://...`)."
             row["meaning"] = row["meaning"] or MEANINGS.get(variable) or meaning
             row["secret"] = variable in secret
+    from kc_common.seller import DEFAULTS as SELLER
+    for variable, default in SELLER.items():
+        table[variable] = {"defaults": {"all": default}, "secret": False,
+                           "meaning": "The seller on invoices, documents and mail footers (kc_common.seller; "
+                                      "an environment variable of the same name overrides it)."}
     for variable, default, used_by, meaning, is_secret in PROCESS:
         table[variable] = {"defaults": {used_by: default}, "meaning": meaning, "secret": is_secret}
     return table

@@ -120,6 +120,8 @@ def test_secret_key_rules():
         secret_key_from_env({"KC_ENV": "production"})
     with pytest.raises(ConfigError):
         secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": "kurz"})
+    with pytest.raises(ConfigError, match="Platzhalter"):
+        secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": "CHANGE_ME" * 4})
     assert secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": SECRET}) == (SECRET, False)
 
 

@@ -19,6 +19,9 @@ from marshmallow import Schema, ValidationError, EXCLUDE
 from nameko.extensions import DependencyProvider
 
 DEVELOPMENT = "development"
+# The placeholder of deploy/k8s/secrets (and anywhere else): never a secret, in any environment
+# but development.
+PLACEHOLDER = "CHANGE_ME"
 
 
 class SettingsError(RuntimeError):
@@ -74,6 +77,8 @@ def check_secrets(config, secrets, env=None):
                 problems.append(f"{secret.env} is not set")
         elif any(v in secret.dev for v in values):
             problems.append(f"{secret.env} is a development value committed to the repository")
+        elif any(PLACEHOLDER in v for v in values):
+            problems.append(f"{secret.env} is still the placeholder {PLACEHOLDER}")
     if problems:
         raise SettingsError(f"refusing to start with KC_ENV={environment(env)}: {'; '.join(problems)}"
                             " (set your own secret; KC_ENV=development only for development)")

@@ -41,6 +41,14 @@ def test_a_missing_secret_is_refused_an_optional_one_is_not():
     check_secrets({"WEBHOOK_SECRET": "whsec_our_own"}, SECRETS, PROD)
 
 
+def test_the_manifests_placeholder_is_refused():
+    with pytest.raises(SettingsError, match="AMQP_URI is still the placeholder CHANGE_ME"):
+        check_secrets({"AMQP_URI": "amqp://kundencenter:CHANGE_ME@kc-rabbitmq:5672/kundencenter"},
+                      COMMON_SECRETS, PROD)
+    with pytest.raises(SettingsError, match="SUPPORT_INBOUND_SECRET is still the placeholder"):
+        check_secrets({"WEBHOOK_SECRET": "whsec_our_own", "INBOUND": "CHANGE_ME"}, SECRETS, PROD)
+
+
 def test_every_problem_is_named_at_once():
     config = {"AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/", "WEBHOOK_SECRET": DEV}
     with pytest.raises(SettingsError) as err:
