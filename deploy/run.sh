@@ -8,6 +8,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 # eventlet prints a deprecation banner on import in every process (and in documents' render
 # workers); we know (see docs/architecture.md).
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::Warning:nameko.cli.commands,ignore::Warning:nameko.extensions,ignore::Warning:nameko.messaging,ignore::Warning:kc_common.db}"
+# Development: the services run with the development secrets committed to the repository (any
+# other KC_ENV refuses them; see README "Settings").
+export KC_ENV="${KC_ENV:-development}"
 export AMQP_URI="${AMQP_URI:-pyamqp://guest:guest@127.0.0.1:5672/}"
 export GATEWAY_ADDRESS="${GATEWAY_ADDRESS:-127.0.0.1:8000}"
 export WEB_ADDRESS="${WEB_ADDRESS:-127.0.0.1:8080}"
@@ -32,6 +35,10 @@ color=""
 conf=$(python deploy/supervisord_conf.py --procfile deploy/Procfile --run-dir var $color)
 
 url="http://$GATEWAY_ADDRESS"
+env_note=""
+if [ "$KC_ENV" = development ]; then
+  env_note="   (DEVELOPMENT secrets committed to the repository, a generated web session key)"
+fi
 web="http://$WEB_ADDRESS"
 supervisord_pid=$$   # this shell becomes supervisord (exec below)
 # The banner waits in the background. Started twice removed, so that it is not
@@ -47,6 +54,7 @@ supervisord_pid=$$   # this shell becomes supervisord (exec below)
   API:                 $url   (health: $url/health, OpenAPI: $url/api/openapi.json)
   Try:                 see README.md, "Walk through the skeleton flow"
   Programs:            .venv/bin/supervisorctl -c $conf status   (logs: var/log/<name>.log)
+  Environment:         KC_ENV=$KC_ENV$env_note
 
 BANNER
       exit 0

@@ -9,7 +9,7 @@ import logging
 import re
 
 import eventlet
-from nameko.dependency_providers import Config
+from marshmallow import Schema, fields, validate
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
@@ -18,6 +18,7 @@ from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, S
 from kc_common.errors import (Forbidden, ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
                               ValidationFailed)
 from kc_common.rpc import Services
+from kc_common.settings import Settings
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, body_required, json_response, route
 from kc_gateway.routes import ROUTES
@@ -155,12 +156,19 @@ def bearer_token(request):
     return token.strip()
 
 
+class GatewaySettings(Schema):
+    HEALTH_TIMEOUT = fields.Float(load_default=DEFAULT_HEALTH_TIMEOUT,
+                                  validate=validate.Range(min=0, min_inclusive=False))
+    MAX_REQUEST_BYTES = fields.Integer(load_default=30 * 1024 * 1024, validate=validate.Range(min=1))
+    TRUSTED_PROXIES = fields.String(load_default="", allow_none=True)
+
+
 class GatewayService:
     name = "gateway"
 
     services = Services()
     state = RequestState()
-    config = Config()
+    config = Settings(GatewaySettings)
     context = CallContext()
 
     def handle(self, request, **path_values):

@@ -57,17 +57,22 @@ class _Metrics:
 
 
 def secret_key_from_env(env=None):
-    """``WEB_SECRET_KEY``; in development (``KC_ENV`` unset or ``development``) one is made up."""
+    """``WEB_SECRET_KEY``; in development (``KC_ENV=development``) one is made up.
+
+    Any other ``KC_ENV`` (unset counts as production, as for every service) requires it."""
     env = os.environ if env is None else env
     key = env.get("WEB_SECRET_KEY", "")
+    development = (env.get("KC_ENV") or "").strip() == "development"
+    if key and "CHANGE_ME" in key and not development:  # the placeholder of deploy/k8s/secrets
+        raise ConfigError("WEB_SECRET_KEY ist noch der Platzhalter CHANGE_ME.")
     if key:
         if len(key) < 32:
             raise ConfigError("WEB_SECRET_KEY muss mindestens 32 Zeichen lang sein.")
         return key, False
-    if env.get("KC_ENV", "development") in ("", "development"):
+    if development:
         return secrets.token_urlsafe(48), True
     raise ConfigError("WEB_SECRET_KEY fehlt (Pflicht außerhalb der Entwicklung, KC_ENV=%s)."
-                      % env.get("KC_ENV"))
+                      % ((env.get("KC_ENV") or "").strip() or "production"))
 
 
 def create_app(gateway_url, secret_key, api=None, testing=False):

@@ -112,13 +112,16 @@ def test_pages_need_a_login_and_only_local_redirects(app):
 
 
 def test_secret_key_rules():
-    key, generated = secret_key_from_env({})
+    key, generated = secret_key_from_env({"KC_ENV": "development"})
     assert generated and len(key) >= 32
-    assert secret_key_from_env({"KC_ENV": "development"})[1]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="WEB_SECRET_KEY fehlt.*KC_ENV=production"):
+        secret_key_from_env({})  # KC_ENV unset counts as production
+    with pytest.raises(ConfigError, match="WEB_SECRET_KEY"):
         secret_key_from_env({"KC_ENV": "production"})
     with pytest.raises(ConfigError):
         secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": "kurz"})
+    with pytest.raises(ConfigError, match="Platzhalter"):
+        secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": "CHANGE_ME" * 4})
     assert secret_key_from_env({"KC_ENV": "production", "WEB_SECRET_KEY": SECRET}) == (SECRET, False)
 
 

@@ -1,27 +1,121 @@
-"""Fail-fast settings: a service declares what config it needs; it refuses to start otherwise."""
+"""Fail-fast settings: one mechanism for every service and the gateway.
+
+A service declares what config it needs (``Settings(schema_cls, secrets=...)``): a marshmallow
+schema types and validates its values, ``Secret`` declarations name the secrets it holds. Both
+are checked once, at start; the service refuses to start otherwise, naming the variable.
+
+The values come from the service's nameko ``config.yaml`` (``KEY: ${VARIABLE:default}``); the
+README's settings table is generated from those files (``python -m kc_common.settings_table``).
+
+Secrets: ``KC_ENV=development`` (what ``make run`` and the tests set) runs with the development
+values committed to the repository. In any other environment (``KC_ENV`` unset counts as
+production) a service refuses to start when a secret is missing or equals a committed
+development value.
+"""
+import os
+from dataclasses import dataclass
+
 from marshmallow import Schema, ValidationError, EXCLUDE
 from nameko.extensions import DependencyProvider
+
+DEVELOPMENT = "development"
+# The placeholder of deploy/k8s/secrets (and anywhere else): never a secret, in any environment
+# but development.
+PLACEHOLDER = "CHANGE_ME"
 
 
 class SettingsError(RuntimeError):
     pass
 
 
-class Settings(DependencyProvider):
-    """Validates ``container.config`` against a schema at start-up.
+def environment(env=None):
+    """``KC_ENV``; unset or empty counts as ``production`` (secrets are then required)."""
+    env = os.environ if env is None else env
+    return (env.get("KC_ENV") or "").strip() or "production"
 
-    The worker gets the loaded, typed settings dict.
+
+def is_development(env=None):
+    return environment(env) == DEVELOPMENT
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret setting: ``key`` in the config, set by the environment variable ``env``."""
+
+    key: str
+    env: str
+    dev: tuple = ()          # the development values committed to the repository
+    optional: bool = False   # empty allowed (the feature it protects is then off)
+    many: bool = False       # comma-separated list (key rotation): every item is checked
+
+    def values(self, config):
+        raw = config.get(self.key)
+        if raw in (None, ""):
+            return []
+        if self.many:
+            return [v.strip() for v in str(raw).split(",") if v.strip()]
+        return [str(raw)]
+
+
+# Every service and the gateway: the broker URI's committed default (guest on localhost) and
+# the SMTP password (empty: no SMTP authentication).
+COMMON_SECRETS = (
+    Secret("AMQP_URI", "AMQP_URI", dev=("pyamqp://guest:guest@127.0.0.1:5672/",)),
+    Secret("SMTP_PASSWORD", "SMTP_PASSWORD", optional=True),
+)
+
+
+def check_secrets(config, secrets, env=None):
+    """Outside development: refuse missing secrets and committed development values."""
+    if is_development(env):
+        return
+    problems = []
+    for secret in secrets:
+        values = secret.values(config)
+        if not values:
+            if not secret.optional:
+                problems.append(f"{secret.env} is not set")
+        elif any(v in secret.dev for v in values):
+            problems.append(f"{secret.env} is a development value committed to the repository")
+        elif any(PLACEHOLDER in v for v in values):
+            problems.append(f"{secret.env} is still the placeholder {PLACEHOLDER}")
+    if problems:
+        raise SettingsError(f"refusing to start with KC_ENV={environment(env)}: {'; '.join(problems)}"
+                            " (set your own secret; KC_ENV=development only for development)")
+
+
+class Settings(DependencyProvider):
+    """Validates ``container.config`` against a schema at start-up and checks the secrets.
+
+    The worker gets the config as a dict with the schema's settings typed (and defaulted);
+    keys the schema does not declare are passed on as they are.
     """
 
-    def __init__(self, schema_cls):
+    def __init__(self, schema_cls=None, secrets=()):
         self.schema_cls = schema_cls
+        self.secrets = tuple(COMMON_SECRETS) + tuple(secrets)
         self.values = None
 
+    def bind(self, container, attr_name):
+        # The secrets first, when the container is made: before any other extension's setup
+        # (a database, the broker) can fail for another reason.
+        check_secrets(container.config, self.secrets)
+        return super().bind(container, attr_name)
+
     def setup(self):
-        self.values = validate_settings(self.schema_cls, self.container.config)
+        config = self.container.config
+        self.values = {**config, **load_settings(config, self.schema_cls, self.secrets)}
 
     def get_dependency(self, worker_ctx):
         return self.values
+
+
+def load_settings(config, schema_cls=None, secrets=(), env=None):
+    """The typed settings of ``config``; raises SettingsError naming what is wrong."""
+    check_secrets(config, secrets, env)
+    if schema_cls is None:
+        return dict(config)
+    return validate_settings(schema_cls, config)
 
 
 def validate_settings(schema_cls, config):

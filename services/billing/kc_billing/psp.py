@@ -3,7 +3,9 @@
 A real PSP adapter implements :class:`PaymentProvider`; billing only ever talks
 to that interface. Webhooks are signed: ``X-PSP-Signature: t=<unix time>,v1=<hex>``
 with ``v1 = HMAC-SHA256(secret, "<t>.<raw body>")``; a delivery older (or
-newer) than the tolerance is refused as a possible replay.
+newer) than the tolerance is refused as a possible replay. Several secrets may be
+valid at once (``PSP_WEBHOOK_SECRET`` comma-separated, for rotation): a signature
+made with any of them is accepted.
 """
 import hashlib
 import hmac
@@ -32,8 +34,15 @@ def sign(secret, timestamp, body):
     return f"t={timestamp},v1={mac}"
 
 
+def secrets_of(secret):
+    """The webhook secrets of ``secret``: a comma-separated string or a list."""
+    items = secret.split(",") if isinstance(secret, str) else list(secret or ())
+    return [s.strip() for s in items if s and s.strip()]
+
+
 def verify(secret, header, body, tolerance, now=None):
-    """Check a webhook's signature and replay window; returns the parsed body."""
+    """Check a webhook's signature (made with any of ``secret``'s secrets) and replay window;
+    returns the parsed body."""
     if not header:
         raise WebhookRejected("missing signature")
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
@@ -41,8 +50,11 @@ def verify(secret, header, body, tolerance, now=None):
         timestamp = int(parts["t"])
     except (KeyError, ValueError):
         raise WebhookRejected("malformed signature header")
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    if not hmac.compare_digest(expected, parts.get("v1", "")):
+    given = parts.get("v1", "")
+    # Every secret is compared (no early exit): the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(sign(s, timestamp, body).split("v1=", 1)[1], given)
+               for s in secrets_of(secret)]
+    if not any(matches):
         raise WebhookRejected("signature mismatch")
     now = time.time() if now is None else now
     if abs(now - timestamp) > tolerance:

@@ -163,7 +163,9 @@ def main(argv=None):
     parser.add_argument("--webhook-url", default=os.environ.get(
         "PSP_WEBHOOK_URL", "http://127.0.0.1:8000/api/v1/psp/webhook"))
     parser.add_argument("--api-key", default=os.environ.get("PSP_API_KEY", "sim_key_dev"))
-    parser.add_argument("--secret", default=os.environ.get("PSP_WEBHOOK_SECRET", "whsec_dev_only_change_me"))
+    # Signs with the first of PSP_WEBHOOK_SECRET's secrets (billing accepts every one listed).
+    parser.add_argument("--secret", default=os.environ.get("PSP_WEBHOOK_SECRET", "whsec_dev_only_change_me")
+                        .split(",")[0].strip())
     parser.add_argument("--deliveries", type=int, default=int(os.environ.get("PSP_SIM_DELIVERIES", 2)))
     parser.add_argument("--delay", type=float, default=float(os.environ.get("PSP_SIM_DELAY", 0.2)))
     args = parser.parse_args(argv)

@@ -11,6 +11,7 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
+from kc_common import settings as kc_settings
 from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
 from kc_common.db import Database, UnitOfWork, utcnow
 from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
@@ -24,7 +25,7 @@ from kc_billing import (camt, details, domain, dunning, payments, runs, schedule
                         statements)
 from kc_billing.models import invoices, metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
-from kc_billing.settings import BillingSettings, origin_of
+from kc_billing.settings import SECRETS, BillingSettings, origin_of
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,10 @@ DUNNING_EVERY = float(os.environ.get("DUNNING_EVERY", 3600))
 SEPA_COLLECT_EVERY = float(os.environ.get("SEPA_COLLECT_EVERY", 3600))
 
 
-class Settings(DependencyProvider):
+class Settings(kc_settings.Settings):
     def setup(self):
-        self.settings = BillingSettings(self.container.config)
+        super().setup()
+        self.settings = BillingSettings(self.values)
         self.provider = provider_from_settings(self.settings)
 
     def get_dependency(self, worker_ctx):
@@ -126,7 +128,7 @@ class BillingService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
-    cfg = Settings()
+    cfg = Settings(secrets=SECRETS)
     identity = TimedRpcProxy("identity")
     documents = TimedRpcProxy("documents")
     mailer = Mailer()

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from kc_common.seller import seller_from_config
 
+from kc_common.settings import Secret
+
 DEFAULTS = {
     # The seller's own bank accounts (comma-separated IBANs) whose statements are booked;
     # empty: SELLER_IBAN alone (kc_common.seller).
@@ -43,6 +45,15 @@ DEFAULTS = {
     "STATEMENT_MAX_BYTES": 5 * 1024 * 1024,
     "STATEMENT_MAX_ENTRIES": 500,
 }
+
+
+# Refused outside KC_ENV=development when missing or equal to these committed development values.
+# PSP_WEBHOOK_SECRET is comma-separated: every secret listed is accepted (rotation: add the new
+# one, switch the PSP over, then remove the old one).
+SECRETS = (
+    Secret("PSP_WEBHOOK_SECRET", "PSP_WEBHOOK_SECRET", dev=("whsec_dev_only_change_me",), many=True),
+    Secret("PSP_API_KEY", "PSP_API_KEY", dev=("sim_key_dev",)),
+)
 
 
 class BillingSettings:

@@ -81,6 +81,29 @@ def test_webhook_signature_and_replay_window():
             verify("s", header, text, 300)
 
 
+def test_webhook_secret_rotation_two_secrets_valid_at_once():
+    """PSP_WEBHOOK_SECRET=new,old accepts both; after the old one is removed, it is refused."""
+    from kc_billing.psp import SIGNATURE_HEADER, provider_from_settings
+    from kc_billing.settings import BillingSettings
+    body = '{"id": "evt_2", "type": "payment.succeeded", "data": {"id": "psp_2", "reference": "p", ' \
+           '"status": "succeeded", "amount": "2.00"}}'
+    now = int(time.time())
+    old, new = {SIGNATURE_HEADER: sign("whsec_old", now, body)}, {SIGNATURE_HEADER: sign("whsec_new", now, body)}
+    before = provider_from_settings(BillingSettings({"PSP_WEBHOOK_SECRET": "whsec_old"}))
+    during = provider_from_settings(BillingSettings({"PSP_WEBHOOK_SECRET": "whsec_new, whsec_old"}))
+    after = provider_from_settings(BillingSettings({"PSP_WEBHOOK_SECRET": "whsec_new"}))
+    assert before.parse_webhook(body, old)["amount"] == "2.00"
+    with pytest.raises(WebhookRejected):
+        before.parse_webhook(body, new)
+    assert during.parse_webhook(body, old)["event_id"] == "evt_2"
+    assert during.parse_webhook(body, new)["event_id"] == "evt_2"
+    assert after.parse_webhook(body, new)["event_id"] == "evt_2"
+    with pytest.raises(WebhookRejected, match="signature mismatch"):
+        after.parse_webhook(body, old)
+    with pytest.raises(WebhookRejected):  # a third secret is no key to the door
+        during.parse_webhook(body, {SIGNATURE_HEADER: sign("whsec_other", now, body)})
+
+
 @pytest.mark.parametrize("iban", ["DE89370400440532013001", "DE8937040044053201300", "XX89370400440532013000",
                                   "DE02999999990000000000", "kaputt"])
 def test_invalid_iban_is_refused(iban):

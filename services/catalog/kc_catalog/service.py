@@ -10,7 +10,7 @@ from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import INT_MAX, INT_MIN, load
-from kc_common.settings import Settings
+from kc_common.settings import Secret, Settings
 from kc_catalog import schemas
 from kc_catalog.domain import access, contracts, orders, products, traffic
 from kc_catalog.domain.common import business_today
@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 STAFF_ROLE = "admin"  # catalog management and traffic feed: operators with the admin role
 
 
+# The development secret committed in config.yaml (refused outside KC_ENV=development).
+DEV_LOGIN_LINK_SECRET = "dev-only-catalog-login-link-secret-change-me"
+SECRETS = (Secret("LOGIN_LINK_SECRET", "CATALOG_LOGIN_LINK_SECRET", dev=(DEV_LOGIN_LINK_SECRET,)),)
+
+
 class PanelUrlsSchema(Schema):
     servercon = fields.Url(load_default="https://servercon.kundencenter.example/sso")
     reseller = fields.Url(load_default="https://reseller.kundencenter.example/sso")
@@ -29,7 +34,7 @@ class PanelUrlsSchema(Schema):
 
 class CatalogSettings(Schema):
     PANEL_URLS = fields.Nested(PanelUrlsSchema, load_default=lambda: PanelUrlsSchema().load({}))
-    LOGIN_LINK_SECRET = fields.String(load_default="dev-only-catalog-login-link-secret-change-me",
+    LOGIN_LINK_SECRET = fields.String(load_default=DEV_LOGIN_LINK_SECRET,
                                       validate=validate.Length(min=32))
     LOGIN_LINK_TTL = fields.Integer(load_default=120, validate=validate.Range(min=10, max=900))
     IP_POOL = fields.String(load_default=orders.DEFAULT_IP_POOL)
@@ -58,7 +63,7 @@ class CatalogService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
-    settings = Settings(CatalogSettings)
+    settings = Settings(CatalogSettings, secrets=SECRETS)
     billing = TimedRpcProxy("billing", timeout=3.0)
 
     # ------------------------------------------------------------ catalog

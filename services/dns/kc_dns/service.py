@@ -1,13 +1,12 @@
 """dns's entrypoints: thin; the rules live in ``domain``, ``changeset`` and ``rules``."""
 from functools import partial
 
-from nameko.dependency_providers import Config
-
 from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, rpc
 from kc_common.schemas import load
+from kc_common.settings import Settings
 from kc_dns import domain, schemas
 from kc_dns.models import metadata
 from kc_dns.rules import Policy
@@ -18,7 +17,7 @@ class DnsService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
-    config = Config()
+    config = Settings()
 
     @property
     def policy(self):

@@ -4,7 +4,6 @@ import hashlib
 import json
 import logging
 
-from nameko.extensions import DependencyProvider
 from sqlalchemy.exc import IntegrityError
 
 from kc_common.context import CallContext
@@ -13,6 +12,7 @@ from kc_common.errors import Conflict
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
+from kc_common.settings import Settings
 from kc_documents import av, domain, invoice, library, schemas, storage
 from kc_documents.formatting import as_date, number_de
 from kc_documents.models import metadata
@@ -21,11 +21,12 @@ from kc_documents.pool import RendererPool
 log = logging.getLogger(__name__)
 
 
-class DocumentsConfig(DependencyProvider):
+class DocumentsConfig(Settings):
     """Storage, the provider's own data (documents' letterhead) and the manual link, from config."""
 
     def setup(self):
-        config = self.container.config
+        super().setup()
+        config = self.values
         self.storage = storage.from_config(config)
         self.provider = library.provider_from_config(config)
         self.manual_url = (config.get("SERVERCON_MANUAL_URL")

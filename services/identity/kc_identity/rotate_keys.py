@@ -1,4 +1,4 @@
-"""Re-encrypt every telephone password with the first key of PHONE_PASSWORD_KEYS.
+"""Re-encrypt every telephone password and TOTP secret with the first key of PHONE_PASSWORD_KEYS.
 
 ``python -m kc_identity.rotate_keys services/identity/config.yaml``
 """
@@ -12,16 +12,22 @@ from kc_identity.models import customers, metadata
 from kc_identity.vault import Vault
 
 
+# Every column the vault encrypts: the telephone password, the active and the pending TOTP secret.
+ENCRYPTED_COLUMNS = ("phone_password_enc", "totp_secret_enc", "totp_pending_enc")
+
+
 def rotate(db, vault):
+    """Re-encrypt every stored value with the vault's first key; the number of values."""
     count = 0
     with db.unit_of_work() as uow:
-        rows = uow.session.execute(select(customers.c.id, customers.c.phone_password_enc)
-                                   .where(customers.c.phone_password_enc.is_not(None))
-                                   .with_for_update()).all()
-        for row in rows:
-            uow.session.execute(update(customers).where(customers.c.id == row.id)
-                                .values(phone_password_enc=vault.rotate(row.phone_password_enc)))
-            count += 1
+        for name in ENCRYPTED_COLUMNS:
+            column = customers.c[name]
+            rows = uow.session.execute(select(customers.c.id, column)
+                                       .where(column.is_not(None)).with_for_update()).all()
+            for row in rows:
+                uow.session.execute(update(customers).where(customers.c.id == row.id)
+                                    .values({name: vault.rotate(row[1])}))
+                count += 1
     return count
 
 
@@ -29,7 +35,8 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     config = load_config(argv[0])
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "identity")
-    print(f"re-encrypted {rotate(db, Vault(config.get('PHONE_PASSWORD_KEYS')))} telephone password(s)")
+    print(f"re-encrypted {rotate(db, Vault(config.get('PHONE_PASSWORD_KEYS')))} value(s) "
+          "(telephone passwords, TOTP secrets)")
     db.engine.dispose()
     return 0
 

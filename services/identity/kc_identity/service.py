@@ -2,7 +2,7 @@
 import datetime as dt
 import logging
 
-from nameko.dependency_providers import Config
+from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
 
 from kc_common.context import CallContext
@@ -12,6 +12,7 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
+from kc_common.settings import Secret, Settings
 from kc_identity import account, domain, mails, schemas, vies
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
@@ -30,13 +31,28 @@ class RetentionTimer(Timer):
         self.interval = float(self.container.config.get("RETENTION_INTERVAL", self.interval))
         super().setup()
 
+# The development key committed in config.yaml (refused outside KC_ENV=development).
+DEV_PHONE_PASSWORD_KEY = "G3_fDDK1k_WL0NGt7JxiSqEDVbqD22_--l1iuBTJSVg="
+SECRETS = (Secret("PHONE_PASSWORD_KEYS", "PHONE_PASSWORD_KEYS", dev=(DEV_PHONE_PASSWORD_KEY,), many=True),)
+_POSITIVE = validate.Range(min=0, min_inclusive=False)
+
+
+class IdentitySettings(Schema):
+    SESSION_IDLE_MINUTES = fields.Float(load_default=60, validate=_POSITIVE)
+    SESSION_ABSOLUTE_HOURS = fields.Float(load_default=12, validate=_POSITIVE)
+    LOGIN_MAX_FAILURES_PER_ACCOUNT = fields.Integer(load_default=5, validate=validate.Range(min=1))
+    LOGIN_MAX_FAILURES_PER_ADDRESS = fields.Integer(load_default=30, validate=validate.Range(min=1))
+    LOGIN_THROTTLE_MINUTES = fields.Float(load_default=15, validate=_POSITIVE)
+    PHONE_PASSWORD_FRESH_MINUTES = fields.Float(load_default=10, validate=_POSITIVE)
+    PHONE_PASSWORD_MAX_FAILURES = fields.Integer(load_default=5, validate=validate.Range(min=1))
+
 
 class IdentityService(PingMixin):
     name = "identity"
 
     db = Database(metadata)
     context = CallContext()
-    config = Config()
+    config = Settings(IdentitySettings, secrets=SECRETS)
     vault = VaultProvider()
     mailer = Mailer()
     documents = TimedRpcProxy("documents")

@@ -409,11 +409,30 @@ def test_two_factor_login_with_totp_and_recovery_codes(identity):
 
 
 def test_key_rotation_re_encrypts_the_telephone_passwords(config, seeded):
+    """Rotation: prepend a new key (old values still decrypt), re-encrypt, drop the old key."""
     from cryptography.fernet import Fernet
     from kc_identity.rotate_keys import rotate
     from kc_identity.vault import Vault
-    new_key = Fernet.generate_key().decode()
-    assert rotate(seeded, Vault(f"{new_key},{config['PHONE_PASSWORD_KEYS']}")) == 1
-    with seeded.engine.connect() as conn:
-        stored = conn.execute(select(customers.c.phone_password_enc).where(customers.c.id == 100001)).scalar()
-    assert Vault(new_key).decrypt(stored) == demo.DEMO_PHONE_PASSWORD
+    old_key, new_key = config["PHONE_PASSWORD_KEYS"], Fernet.generate_key().decode()
+    totp_secret = "JBSWY3DPEHPK3PXP"
+    with seeded.engine.begin() as conn:  # an enrolled TOTP secret (and a pending one), old key
+        conn.execute(customers.update().where(customers.c.id == 100001).values(
+            totp_secret_enc=Vault(old_key).encrypt(totp_secret),
+            totp_pending_enc=Vault(old_key).encrypt("PENDINGPENDING22")))
+
+    def stored():
+        with seeded.engine.connect() as conn:
+            return conn.execute(select(customers.c.phone_password_enc, customers.c.totp_secret_enc,
+                                       customers.c.totp_pending_enc)
+                                .where(customers.c.id == 100001)).one()
+    both = Vault(f"{new_key},{old_key}")
+    assert [both.decrypt(v) for v in stored()] == [demo.DEMO_PHONE_PASSWORD, totp_secret, "PENDINGPENDING22"]
+    with pytest.raises(RuntimeError):
+        Vault(new_key).decrypt(stored()[0])
+    assert rotate(seeded, both) == 3
+    after = Vault(new_key)  # the old key dropped
+    assert [after.decrypt(v) for v in stored()] == [demo.DEMO_PHONE_PASSWORD, totp_secret, "PENDINGPENDING22"]
+    with pytest.raises(RuntimeError):
+        Vault(old_key).decrypt(stored()[1])
+
+

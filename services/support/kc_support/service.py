@@ -14,7 +14,7 @@ from kc_common.events import event_handler
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_common.settings import Settings
+from kc_common.settings import Secret, Settings
 from kc_support import attachments as att
 from kc_support import domain, inbound, mails, schemas
 from kc_support.models import attachments as attachments_table, metadata
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 PURPOSE = "support"
 TOPIC = "support_updates"
 INBOUND_HEADER = "X-Inbound-Secret"
+
+
+# Empty: no replies by mail (the webhook is off); set, it must be your own.
+SECRETS = (Secret("SUPPORT_INBOUND_SECRET", "SUPPORT_INBOUND_SECRET", optional=True),)
 
 
 class SettingsSchema(Schema):
@@ -56,7 +60,7 @@ class SupportService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
-    settings = Settings(SettingsSchema)
+    settings = Settings(SettingsSchema, secrets=SECRETS)
     store = AttachmentStorage()
     identity = TimedRpcProxy("identity")
     mailer = Mailer()
