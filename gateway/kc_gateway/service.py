@@ -58,7 +58,7 @@ def read_json(request, required=True):
             raise ValidationFailed("Der Inhalt fehlt (ein JSON-Objekt).",
                                    fields={"_body": ["Inhalt fehlt."]})
         return {}
-    mimetype = request.mimetype  # none given: taken as JSON; another type: 415
+    mimetype = request.mimetype  # not JSON: 415 (eventlet reports a missing Content-Type as text/plain)
     if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
         raise UnsupportedMediaType("Bitte als JSON senden (Content-Type: application/json).",
                                    details={"fields": {"_body": ["application/json erwartet."]}})
