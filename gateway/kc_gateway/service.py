@@ -9,21 +9,28 @@ import logging
 
 import eventlet
 from nameko.dependency_providers import Config
+from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
+from kc_common.context import (CallContext, CLIENT_IP, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
 from kc_common.errors import Forbidden, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.rpc import Services
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, json_response, route
 from kc_gateway.routes import ROUTES
+from kc_gateway.sessions import SessionCache, token_key
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
+# Identity operations after which what ``authenticate`` answered may no longer hold: this
+# gateway drops its cached answers before it responds (the others on ``session_ended``).
+SESSION_CHANGING_RPCS = frozenset({"logout", "end_session", "change_password", "reset_password",
+                                   "confirm_email", "set_ip_whitelist", "staff_clear_ip_whitelist",
+                                   "update_address", "staff_owner_change"})
 UNVERIFIED_EMAIL = ("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
                     "Erst danach können Sie bestellen und bezahlen.")
 
@@ -33,7 +40,7 @@ class RequestState(DependencyProvider):
 
     class _State:
         def __init__(self, worker_ctx):
-            self.route = worker_ctx.entrypoint.route
+            self.route = getattr(worker_ctx.entrypoint, "route", None)  # None: an event handler
             self.data = worker_ctx.data
 
     def get_dependency(self, worker_ctx):
@@ -100,6 +107,7 @@ class GatewayService:
     state = RequestState()
     config = Config()
     context = CallContext()
+    sessions = SessionCache()
 
     def handle(self, request, **path_values):
         route_ = self.state.route
@@ -117,7 +125,11 @@ class GatewayService:
             kwargs["headers"] = {h: request.headers.get(h) for h in route_.pass_headers}
         if route_.idempotent:
             kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
-        result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        try:
+            result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        finally:
+            if route_.service == "identity" and route_.rpc in SESSION_CHANGING_RPCS:
+                self.sessions.invalidate()
         if route_.response_content_type != "application/json" and isinstance(result, dict):
             return file_response(result)
         return result
@@ -125,7 +137,7 @@ class GatewayService:
     def _authenticate(self, request, route_):
         if route_.auth == PUBLIC:
             return
-        principal = self.services["identity"].authenticate(token=bearer_token(request))
+        principal = self._principal(bearer_token(request))
         if route_.auth == CUSTOMER and principal.get("kind") == "customer":
             if route_.verified_email and principal.get("email_verified") is False:
                 raise Forbidden(UNVERIFIED_EMAIL, {"reason": "email_not_verified"})
@@ -137,6 +149,22 @@ class GatewayService:
             self.state.data[SESSION_ID] = principal["session_id"]
         else:  # a staff token on a customer route or vice versa is not a valid login there
             raise Unauthenticated("Diese Anmeldung gilt hier nicht.")
+
+    def _principal(self, token):
+        """``identity.authenticate``, answered from this instance's cache when it can be."""
+        key = (token_key(token), self.state.data.get(CLIENT_IP))
+        principal = self.sessions.get(key)
+        if principal is None:
+            epoch = self.sessions.epoch
+            principal = self.services["identity"].authenticate(token=token)
+            self.sessions.put(key, principal, epoch)
+        return principal
+
+    @event_handler("identity", "session_ended", handler_type=BROADCAST, reliable_delivery=False)
+    def session_ended(self, event):
+        """Every gateway instance (its own exclusive queue) drops the cached answers at once."""
+        data = event.get("data") or {}
+        self.sessions.invalidate(**{k: data.get(k) for k in ("session_id", "customer_id", "staff_id")})
 
     @route(Route("GET", "/health", auth=PUBLIC, tag="system",
                  summary="Health of the gateway and of every service (each answers a ping)"))
