@@ -7,7 +7,10 @@ import base64
 import json
 import logging
 
+import time
+
 import eventlet
+from eventlet.event import Event
 from nameko.dependency_providers import Config
 from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
+# Seconds an answer of /health is reused; config HEALTH_CACHE. 0 (the default): requests only
+# share the round of pings under way, so a service frozen a moment ago is never reported ok.
+DEFAULT_HEALTH_CACHE = 0.0
 # Identity operations after which what ``authenticate`` answered may no longer hold: this
 # gateway drops its cached answers before it responds (the others on ``session_ended``).
 SESSION_CHANGING_RPCS = frozenset({"logout", "end_session", "change_password", "reset_password",
@@ -45,6 +51,36 @@ class RequestState(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self._State(worker_ctx)
+
+
+class HealthCheck(DependencyProvider):
+    """One round of pings shared by the /health requests of this instance: requests that come
+    while a round is under way wait for its answer (optionally reused for HEALTH_CACHE
+    seconds), so many clients or probes do not multiply the pings of a loaded system: at
+    most one round (six pings) is in flight at any time."""
+
+    def setup(self):
+        self.cache_for = float(self.container.config.get("HEALTH_CACHE", DEFAULT_HEALTH_CACHE))
+        self._answer, self._until, self._round = None, 0.0, None
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def states(self, ping_all):
+        if self._answer is not None and time.monotonic() < self._until:
+            return self._answer
+        if self._round is not None:
+            return self._round.wait()
+        self._round = round_ = Event()
+        try:
+            answer = ping_all()
+        except BaseException as exc:
+            self._round = None
+            round_.send_exception(exc)
+            raise
+        self._answer, self._until, self._round = answer, time.monotonic() + self.cache_for, None
+        round_.send(answer)
+        return answer
 
 
 def read_json(request):
@@ -108,6 +144,7 @@ class GatewayService:
     config = Config()
     context = CallContext()
     sessions = SessionCache()
+    health_check = HealthCheck()
 
     def handle(self, request, **path_values):
         route_ = self.state.route
@@ -175,7 +212,8 @@ class GatewayService:
         are frozen or gone. An unanswered ping is dropped from the proxy's pending
         replies, and a ping nobody took expires in the service's RPC queue (a service
         that is down does not collect a backlog of stale pings; a frozen one still
-        answers those it had already received when it resumes).
+        answers those it had already received when it resumes). Concurrent requests share
+        the round of pings under way (at most one round in flight per gateway instance).
         """
         timeout = float(self.config.get("HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT))
 
@@ -193,8 +231,11 @@ class GatewayService:
                 log.warning("ping of %s failed", name, exc_info=True)
                 return name, "error"
 
-        pool = eventlet.GreenPool(len(SERVICES))
-        states = dict(pool.imap(ping, SERVICES))
+        def ping_all():
+            pool = eventlet.GreenPool(len(SERVICES))
+            return dict(pool.imap(ping, SERVICES))
+
+        states = self.health_check.states(ping_all)
         healthy = all(v == "ok" for v in states.values())
         return json_response({"status": "ok" if healthy else "degraded", "gateway": "ok",
                               "services": states}, status=200 if healthy else 503)
