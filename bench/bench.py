@@ -133,14 +133,13 @@ class Bench:
         self.processes[name] = (subprocess.Popen(["bash", "-c", "exec " + command], cwd=cwd, env=self.env,
                                                  stdout=log, stderr=subprocess.STDOUT), log)
 
-    def pids(self):
-        return [proc.pid for proc, _ in self.processes.values()] + broker_pids()
-
     def measure(self, url, *, clients, seconds, headers=()):
-        pids = self.pids()
-        before = cpu_seconds(pids)
+        own, broker = [proc.pid for proc, _ in self.processes.values()], broker_pids()
+        before, before_broker = cpu_seconds(own), cpu_seconds(broker)
         result = wrk(url, clients=clients, seconds=seconds, headers=headers)
-        result["cpu_ms"] = (cpu_seconds(pids) - before) * 1000 / max(1, result["requests"])
+        n = max(1, result["requests"])
+        result["cpu_own_ms"] = (cpu_seconds(own) - before) * 1000 / n
+        result["cpu_ms"] = result["cpu_own_ms"] + (cpu_seconds(broker) - before_broker) * 1000 / n
         return result
 
     def stop(self):
@@ -205,6 +204,9 @@ def main(argv=None):
 
     row("authenticated read: CPU per request, all processes + broker (64 clients)",
         fig("p64", "cpu_ms"), fig("a64", "cpu_ms"), "≤ 1.2 × anchor", lambda r: r <= 1.2, " ms")
+    row("authenticated read: CPU per request, our processes only (64 clients)",
+        fig("p64", "cpu_own_ms"), fig("a64", "cpu_own_ms"), "(broker is shared: noise)", lambda r: r <= 1.2,
+        " ms")
     row("authenticated read: throughput at 64 clients", fig("p64", "rps"), fig("a64", "rps"),
         "≥ 0.8 × anchor", lambda r: r >= 0.8, " req/s")
     row("authenticated read: p50 at 1 client", fig("p1", "p50_ms"), fig("a1", "p50_ms"),
