@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml web/pyproject.toml | sha1sum | cut -c1-12)
 PACKAGES := libs/kc_common $(wildcard services/*) gateway web
 
-.PHONY: run test bench-soak install lock clean
+.PHONY: run test bench bench-soak install lock clean
 
 run: install
 	@bash deploy/ensure-services.sh
@@ -23,6 +23,12 @@ test: install
 bench-soak: install
 	@bash deploy/ensure-services.sh --postgres --management
 	@$(BIN)/python tests/bench/soak.py $(BENCH_ARGS)
+
+# Speed figures (issue 17): product vs anchor, printed as a table; not part of `make test`.
+# BENCH_ARGS=--write appends the table to docs/performance.md.
+bench: install
+	@bash deploy/ensure-services.sh --management
+	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 install: $(STAMP)
 

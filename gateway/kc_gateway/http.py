@@ -3,6 +3,7 @@ import ipaddress
 import json
 import logging
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -244,6 +245,9 @@ class KcWebServer(WebServer):
         return url_map
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=KcHttpProtocol, debug=False):
+        # Accepted connections inherit it: a body written after the headers (eventlet sends
+        # a large one separately) does not wait ~40 ms for the client's delayed ACK (Nagle).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server = super().get_wsgi_server(sock, wsgi_app, protocol=KcHttpProtocol, debug=debug)
         server.url_length_limit = MAX_REQUEST_LINE
         server.log_output = False  # JsonWsgiApp writes the access line, with correlation id

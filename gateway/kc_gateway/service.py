@@ -8,13 +8,17 @@ import json
 import logging
 import re
 
+import time
+
 import eventlet
+from eventlet.event import Event
 from marshmallow import Schema, fields, validate
+from nameko.events import BROADCAST, event_handler
 from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from kc_common.context import (CallContext, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
+from kc_common.context import (CallContext, CLIENT_IP, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
 from kc_common.errors import (Forbidden, ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
                               ValidationFailed)
 from kc_common.rpc import Services
@@ -22,11 +26,20 @@ from kc_common.settings import Settings
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, body_required, json_response, route
 from kc_gateway.routes import ROUTES
+from kc_gateway.sessions import SessionCache, token_key
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
+# Seconds an answer of /health is reused; config HEALTH_CACHE. 0 (the default): requests only
+# share the round of pings under way, so a service frozen a moment ago is never reported ok.
+DEFAULT_HEALTH_CACHE = 0.0
+# Identity operations after which what ``authenticate`` answered may no longer hold: this
+# gateway drops its cached answers before it responds (the others on ``session_ended``).
+SESSION_CHANGING_RPCS = frozenset({"logout", "end_session", "change_password", "reset_password",
+                                   "confirm_email", "set_ip_whitelist", "staff_clear_ip_whitelist",
+                                   "update_address", "staff_owner_change"})
 UNVERIFIED_EMAIL = ("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
                     "Erst danach können Sie bestellen und bezahlen.")
 
@@ -36,11 +49,41 @@ class RequestState(DependencyProvider):
 
     class _State:
         def __init__(self, worker_ctx):
-            self.route = worker_ctx.entrypoint.route
+            self.route = getattr(worker_ctx.entrypoint, "route", None)  # None: an event handler
             self.data = worker_ctx.data
 
     def get_dependency(self, worker_ctx):
         return self._State(worker_ctx)
+
+
+class HealthCheck(DependencyProvider):
+    """One round of pings shared by the /health requests of this instance: requests that come
+    while a round is under way wait for its answer (optionally reused for HEALTH_CACHE
+    seconds), so many clients or probes do not multiply the pings of a loaded system: at
+    most one round (six pings) is in flight at any time."""
+
+    def setup(self):
+        self.cache_for = float(self.container.config.get("HEALTH_CACHE", DEFAULT_HEALTH_CACHE))
+        self._answer, self._until, self._round = None, 0.0, None
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def states(self, ping_all):
+        if self._answer is not None and time.monotonic() < self._until:
+            return self._answer
+        if self._round is not None:
+            return self._round.wait()
+        self._round = round_ = Event()
+        try:
+            answer = ping_all()
+        except BaseException as exc:
+            self._round = None
+            round_.send_exception(exc)
+            raise
+        self._answer, self._until, self._round = answer, time.monotonic() + self.cache_for, None
+        round_.send(answer)
+        return answer
 
 
 MAX_JSON_DEPTH = 32  # nesting of objects and arrays in a JSON body
@@ -170,6 +213,8 @@ class GatewayService:
     state = RequestState()
     config = Settings(GatewaySettings)
     context = CallContext()
+    sessions = SessionCache()
+    health_check = HealthCheck()
 
     def handle(self, request, **path_values):
         route_ = self.state.route
@@ -187,7 +232,11 @@ class GatewayService:
             kwargs["headers"] = {h: request.headers.get(h) for h in route_.pass_headers}
         if route_.idempotent:
             kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
-        result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        try:
+            result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        finally:
+            if route_.service == "identity" and route_.rpc in SESSION_CHANGING_RPCS:
+                self.sessions.invalidate()
         if route_.response_content_type != "application/json" and isinstance(result, dict):
             return file_response(result)
         return result
@@ -195,7 +244,7 @@ class GatewayService:
     def _authenticate(self, request, route_):
         if route_.auth == PUBLIC:
             return
-        principal = self.services["identity"].authenticate(token=bearer_token(request))
+        principal = self._principal(bearer_token(request))
         if route_.auth == CUSTOMER and principal.get("kind") == "customer":
             if route_.verified_email and principal.get("email_verified") is False:
                 raise Forbidden(UNVERIFIED_EMAIL, {"reason": "email_not_verified"})
@@ -208,6 +257,22 @@ class GatewayService:
         else:  # a staff token on a customer route or vice versa is not a valid login there
             raise Unauthenticated("Diese Anmeldung gilt hier nicht.")
 
+    def _principal(self, token):
+        """``identity.authenticate``, answered from this instance's cache when it can be."""
+        key = (token_key(token), self.state.data.get(CLIENT_IP))
+        principal = self.sessions.get(key)
+        if principal is None:
+            epoch = self.sessions.epoch
+            principal = self.services["identity"].authenticate(token=token)
+            self.sessions.put(key, principal, epoch)
+        return principal
+
+    @event_handler("identity", "session_ended", handler_type=BROADCAST, reliable_delivery=False)
+    def session_ended(self, event):
+        """Every gateway instance (its own exclusive queue) drops the cached answers at once."""
+        data = event.get("data") or {}
+        self.sessions.invalidate(**{k: data.get(k) for k in ("session_id", "customer_id", "staff_id")})
+
     @route(Route("GET", "/health", auth=PUBLIC, tag="system",
                  summary="Health of the gateway and of every service (each answers a ping)"))
     def health(self, request):
@@ -217,7 +282,8 @@ class GatewayService:
         are frozen or gone. An unanswered ping is dropped from the proxy's pending
         replies, and a ping nobody took expires in the service's RPC queue (a service
         that is down does not collect a backlog of stale pings; a frozen one still
-        answers those it had already received when it resumes).
+        answers those it had already received when it resumes). Concurrent requests share
+        the round of pings under way (at most one round in flight per gateway instance).
         """
         timeout = float(self.config.get("HEALTH_TIMEOUT", DEFAULT_HEALTH_TIMEOUT))
 
@@ -235,8 +301,11 @@ class GatewayService:
                 log.warning("ping of %s failed", name, exc_info=True)
                 return name, "error"
 
-        pool = eventlet.GreenPool(len(SERVICES))
-        states = dict(pool.imap(ping, SERVICES))
+        def ping_all():
+            pool = eventlet.GreenPool(len(SERVICES))
+            return dict(pool.imap(ping, SERVICES))
+
+        states = self.health_check.states(ping_all)
         healthy = all(v == "ok" for v in states.values())
         return json_response({"status": "ok" if healthy else "degraded", "gateway": "ok",
                               "services": states}, status=200 if healthy else 503)

@@ -34,7 +34,7 @@ from collections import OrderedDict
 import eventlet
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Exchange, Producer, Queue
-from nameko.events import EventHandler
+from nameko.events import BROADCAST, EventHandler
 
 from nameko.extensions import SharedExtension
 
@@ -365,12 +365,13 @@ event_handler = ReliableEventHandler.decorator
 
 
 def service_event_handlers(service_cls):
-    """(source, event_type, method) of every event handler of a service class."""
+    """(source, event_type, method) of every event handler of a service class that shares a
+    durable queue (a BROADCAST handler's queue is its instance's own, exclusive and temporary)."""
     found = []
     for attr in dir(service_cls):
         fn = getattr(service_cls, attr)
         for ep in getattr(fn, "nameko_entrypoints", ()):
-            if isinstance(ep, EventHandler):
+            if isinstance(ep, EventHandler) and ep.handler_type != BROADCAST:
                 found.append((ep.source_service, ep.event_type, attr))
     return found
 

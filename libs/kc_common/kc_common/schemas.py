@@ -2,6 +2,7 @@
 from decimal import Decimal, ROUND_HALF_UP
 
 from marshmallow import Schema, ValidationError, fields, validate, RAISE
+from marshmallow.schema import SchemaMeta
 
 from kc_common.db import as_utc
 from kc_common.errors import ValidationFailed
@@ -82,7 +83,23 @@ def _no_fractions(field_obj):
     field_obj._deserialize = strict
 
 
-class BaseSchema(Schema):
+class _BuiltOnce(SchemaMeta):
+    """``XSchema()`` without arguments returns the one instance of that class, built on first
+    use: services call ``XSchema().dump(...)`` per request, and building a schema (binding
+    copies of every field) costs more than dumping. Schemas keep no per-call state, so one
+    instance serves every call; with arguments (``many=True``, ``only=...``) it is a new one."""
+
+    def __call__(cls, *args, **kwargs):
+        if args or kwargs:
+            return super().__call__(*args, **kwargs)
+        instance = cls.__dict__.get("_kc_instance")  # this class's own, not a base class's
+        if instance is None:
+            instance = super().__call__()
+            cls._kc_instance = instance
+        return instance
+
+
+class BaseSchema(Schema, metaclass=_BuiltOnce):
     """Unknown fields are an error: a typo is never silently ignored. Integers are bounded
     (INT_MIN..INT_MAX unless the field says narrower; also in the OpenAPI document)."""
 

@@ -162,6 +162,7 @@ def set_password_by_link(uow, data, *, client_ip):
         account_tokens.c.purpose.in_((PASSWORD_RESET, SET_PASSWORD)),
         account_tokens.c.used_at.is_(None)).values(used_at=now))
     ended = domain.end_other_sessions(session, customer.id, None)
+    domain.sessions_changed(uow, customer_id=customer.id)
     uow.emit("password_changed", {"customer_id": customer.id, "changed_at": now, "client_ip": client_ip,
                                   "sessions_ended": ended, "by_link": True})
 
@@ -300,6 +301,7 @@ def confirm_email(uow, token, *, client_ip):
         if customer.email_verified_at is None:
             session.execute(update(customers).where(customers.c.id == customer.id)
                             .values(email_verified_at=now))
+            domain.sessions_changed(uow, customer_id=customer.id)  # email_verified now true
         return {"purpose": row.purpose, "email": customer.email, "customer_id": customer.id}
     taken = session.execute(select(customers.c.id).where(
         func.lower(customers.c.email) == row.email, customers.c.id != customer.id)).first()
@@ -314,6 +316,7 @@ def confirm_email(uow, token, *, client_ip):
     except IntegrityError:
         raise Conflict("Diese E-Mail-Adresse ist inzwischen einem anderen Kundenkonto zugeordnet.",
                        {"reason": "email_taken"})
+    domain.sessions_changed(uow, customer_id=customer.id)
     uow.emit("email_changed", {"customer_id": customer.id, "old_email": customer.email, "new_email": row.email,
                                "changed_at": now, "client_ip": client_ip, "by_staff": False})
     uow.emit("customer_updated", domain.customer_view(domain.get_customer_row(session, customer.id)))

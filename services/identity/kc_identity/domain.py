@@ -171,6 +171,7 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None, reque
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields={"email": [
             "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]})
     if "email" in changes:  # security notice to the address that was valid until now
+        sessions_changed(uow, customer_id=customer_id)
         uow.emit("email_changed", {"customer_id": customer_id, "old_email": old_email,
                                    "new_email": changes["email"], "changed_at": utcnow(),
                                    "client_ip": client_ip, "by_staff": staff})
@@ -288,15 +289,30 @@ def authenticate(session, *, token, idle, client_ip=None):
             .where(customers.c.id == row.customer_id)).one()
         if not netlist.allows(whitelist, client_ip):
             raise Forbidden(_whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
-    if now - as_utc(row.last_seen_at) > dt.timedelta(seconds=30):  # avoid a write per request
+    last_seen = as_utc(row.last_seen_at)
+    if now - last_seen > dt.timedelta(seconds=30):  # avoid a write per request
         session.execute(update(table).where(table.c.id == row.id).values(last_seen_at=now))
+        last_seen = now
+    # How long this answer stays true unless the session is ended (``session_ended``):
+    # the gateway caches it no longer than this.
+    expires_in = max(0.0, (min(as_utc(row.expires_at), last_seen + idle) - now).total_seconds())
     if table is sessions:
         return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id,
-                "email_verified": verified_at is not None}
+                "email_verified": verified_at is not None, "expires_in": expires_in}
     member = session.execute(select(staff).where(staff.c.id == row.staff_id)).first()
     if member is None or not member.active:
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
-    return {"kind": "staff", "staff_id": member.id, "roles": list(member.roles), "session_id": row.id}
+    return {"kind": "staff", "staff_id": member.id, "roles": list(member.roles), "session_id": row.id,
+            "expires_in": expires_in}
+
+
+def sessions_changed(uow, *, session_id=None, customer_id=None, staff_id=None):
+    """Tell every gateway (event ``session_ended``) that what ``authenticate`` answered for
+    this session, or for every session of this customer or staff member, may no longer hold:
+    a session ended, or the whitelist or the e-mail confirmation changed. Gateways drop
+    their cached answers at once. Call in the transaction that made the change."""
+    uow.emit("session_ended", {"session_id": session_id, "customer_id": customer_id,
+                               "staff_id": staff_id})
 
 
 def end_session(session, session_id):
@@ -373,6 +389,7 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
     session.execute(update(customers).where(customers.c.id == customer_id).values(
         password_hash=hash_password(data["new_password"]), password_changed_at=now, updated_at=now))
     ended = end_other_sessions(session, customer_id, session_id)
+    sessions_changed(uow, customer_id=customer_id)
     uow.emit("password_changed", {"customer_id": customer_id, "changed_at": now,
                                   "client_ip": client_ip, "sessions_ended": ended})
     return None

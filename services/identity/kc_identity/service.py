@@ -231,6 +231,7 @@ class IdentityService(PingMixin):
             raise Unauthenticated("Bitte melden Sie sich an.")
         with self._uow() as uow:
             domain.end_session(uow.session, self.context.session_id)
+            domain.sessions_changed(uow, session_id=self.context.session_id)
 
     @rpc
     def list_sessions(self):
@@ -244,6 +245,7 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
             domain.end_customer_session(uow.session, customer_id, session_id)
+            domain.sessions_changed(uow, session_id=session_id)
 
     @rpc
     def list_logins(self, params=None):
@@ -419,8 +421,9 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.WhitelistInputSchema(), data)
         with self._uow() as uow:
-            return schemas.WhitelistSchema().dump(
-                domain.set_whitelist(uow.session, customer_id, data, self.context.client_ip))
+            result = domain.set_whitelist(uow.session, customer_id, data, self.context.client_ip)
+            domain.sessions_changed(uow, customer_id=customer_id)
+        return schemas.WhitelistSchema().dump(result)
 
     # --- contact persons --------------------------------------------------------------------
 
@@ -513,6 +516,7 @@ class IdentityService(PingMixin):
         staff_id = self.context.require_staff("support")
         with self._uow() as uow:
             domain.staff_clear_whitelist(uow.session, int(customer_id))
+            domain.sessions_changed(uow, customer_id=int(customer_id))
         log.info("IP whitelist of customer %s cleared by staff %s", customer_id, staff_id)
 
     # --- internal RPCs for other services (see docs/contracts.md) -------------------------
