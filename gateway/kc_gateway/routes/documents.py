@@ -28,9 +28,17 @@ ROUTES = [
           summary="The customer's own documents (invoices, AV agreement), newest first, paged",
           query=s.DocumentQuerySchema, response=s.DocumentPageSchema),
     Route("GET", "/api/v1/me/documents/<document_id>", "documents", "download_my_document",
-          tag="Meine Dokumente", summary="Download one of the customer's own documents (PDF)",
+          tag="Meine Dokumente", summary="Download one of the customer's own documents (PDF; a data "
+          "export is a ZIP)",
           response_content_type=PDF, errors=(NotFound,)),
     Route("GET", "/api/v1/me/documents/invoices/<number>", "documents", "download_invoice",
           tag="Meine Buchhaltung", summary="The invoice PDF (PDF/A-3 with EN 16931 XML) by invoice "
           "number (Rnr), as linked from the bookings", response_content_type=PDF, errors=(NotFound,)),
+    Route("POST", "/api/v1/me/data-export", "documents", "request_data_export", tag="Datenschutz",
+          summary="Request a DS-GVO data export (Art. 15/20): every service contributes its part; the ZIP "
+          "(one JSON per service plus the PDFs) appears in Meine Dokumente and is announced by mail. "
+          "While one is pending, the same export is returned", response=s.DataExportSchema, status=202),
+    Route("GET", "/api/v1/me/data-export", "documents", "get_data_export", tag="Datenschutz",
+          summary="The state of the customer's latest data export (pending / ready, parts received)",
+          response=s.DataExportSchema, errors=(NotFound,)),
 ]

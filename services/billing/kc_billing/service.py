@@ -16,6 +16,7 @@ from kc_common.db import Database, UnitOfWork, utcnow
 from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
                               ValidationFailed)
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
@@ -148,6 +149,12 @@ class BillingService(PingMixin):
             domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
 
     # --- events consumed --------------------------------------------------------------------
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: billing's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "billing", data))
 
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):

@@ -8,6 +8,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database, to_json_safe
 from kc_common.errors import Conflict, ValidationFailed
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_common.settings import Settings
@@ -258,6 +259,12 @@ class CatalogService(PingMixin):
                 traffic.overview(uow.session, customer_id, months=params["months"]))
 
     # ------------------------------------------------------------ billing's events
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: catalog's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "catalog", data, exclude=("login_tokens",)))
 
     @event_handler("billing", "invoice_issued")
     def on_invoice_issued(self, event):

@@ -6,6 +6,7 @@ from nameko.dependency_providers import Config
 from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, rpc
 from kc_common.schemas import load
 from kc_dns import domain, schemas
@@ -23,6 +24,12 @@ class DnsService(PingMixin):
     @property
     def policy(self):
         return Policy.from_config(self.config)
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: dns's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "dns", data))
 
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):

@@ -9,6 +9,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
@@ -161,6 +162,12 @@ class IdentityService(PingMixin):
             result["pending_email"] = None
         log.info("customer %s created by staff %s", result["customer_id"], staff_id)
         return schemas.CustomerSchema().dump(result)
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: identity's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "identity", data, key_columns={"customers": "id"}, exclude=("account_tokens", "recovery_codes")))
 
     @event_handler("identity", "account_link_issued")
     def on_account_link_issued(self, event):
@@ -380,6 +387,14 @@ class IdentityService(PingMixin):
         if error is not None:
             raise error
         return schemas.RecoveryCodesSchema().dump(result)
+
+    @event_handler("documents", "data_export_ready")
+    def on_data_export_ready(self, event):
+        """The customer's DS-GVO export is in Meine Dokumente: tell them (after commit, once)."""
+        def prepare(uow, data):
+            return mails.data_export_ready(domain.get_customer_row(uow.session, data["customer_id"]), data,
+                                           self._web_url)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
 
     @event_handler("identity", "email_changed")
     def on_email_changed(self, event):

@@ -1,0 +1,107 @@
+"""DS-GVO data export (Art. 15/20) through the gateway's HTTP, every service a real process:
+each service contributes its part through events, documents assembles the ZIP (one JSON per
+service plus the PDFs) in Meine Dokumente, and the customer is told by a real mail."""
+import io
+import json
+import uuid
+import zipfile
+
+import requests
+
+from kc_common.testing import wait_for
+
+SERVICES = {"identity", "catalog", "billing", "dns", "documents", "support"}
+
+
+def api(system, method, path, headers, **kwargs):
+    return requests.request(method, system.url + "/api/v1" + path, headers=headers, timeout=30, **kwargs)
+
+
+def order_domain(system, headers, domain):
+    resp = api(system, "POST", "/me/orders", {**headers, "Idempotency-Key": str(uuid.uuid4())},
+               json={"items": [{"product_id": "domain-de", "domain": domain}]})
+    assert resp.status_code == 201, resp.text
+
+
+def open_request(system, headers, subject):
+    form = {"name": "Erika Musterfrau", "subject": subject, "message": "Bitte prüfen.", "category": "email"}
+    resp = requests.post(system.url + "/api/v1/me/support/requests", headers=headers,
+                         files=[(k, (None, v)) for k, v in form.items()], timeout=30)
+    assert resp.status_code == 201, resp.text
+
+
+def invoice_pdf_ready(system, headers):
+    docs = api(system, "GET", "/me/documents", headers, params={"kind": "invoice"}).json()
+    return docs["total"] >= 1
+
+
+def test_data_export_holds_every_service_part_of_that_customer_only(system, make_customer):
+    tag = uuid.uuid4().hex[:6]
+    mine_email, other_email = f"export-{tag}@example.org", f"fremd-{tag}@example.org"
+    me_id, me = make_customer(email=mine_email, last_name="Exportkundin")
+    other_id, other = make_customer(email=other_email, last_name="Fremdkunde")
+    mine_domain, other_domain = f"export-{tag}.de", f"fremd-{tag}.de"
+    order_domain(system, me, mine_domain)
+    order_domain(system, other, other_domain)
+    open_request(system, me, f"Export-Anfrage {tag}")
+    open_request(system, other, f"Fremde Anfrage {tag}")
+    wait_for(lambda: invoice_pdf_ready(system, me), timeout=60, message="the invoice PDF")
+    wait_for(lambda: api(system, "GET", "/me/zones", me).json().get("total", 0) >= 1, timeout=60,
+             message="the zone")
+
+    assert api(system, "GET", "/me/data-export", me).status_code == 404
+    resp = api(system, "POST", "/me/data-export", me)
+    assert resp.status_code == 202, resp.text
+    export = resp.json()
+    assert export["state"] in ("pending", "ready") and set(export["parts_expected"]) == SERVICES
+    again = api(system, "POST", "/me/data-export", me)
+    if again.json()["state"] == "pending":  # one export at a time: the same one again
+        assert again.json()["export_id"] == export["export_id"]
+
+    def ready():
+        state = api(system, "GET", "/me/data-export", me).json()
+        return state if state["state"] == "ready" else None
+    state = wait_for(ready, timeout=90, message="the data export")
+    assert state["export_id"] == export["export_id"] and set(state["parts_received"]) == SERVICES
+
+    # Another customer sees neither the export nor its file.
+    assert api(system, "GET", "/me/data-export", other).status_code == 404
+    assert api(system, "GET", f"/me/documents/{state['document_id']}", other).status_code == 404
+
+    listed = api(system, "GET", "/me/documents", me, params={"kind": "data_export"}).json()
+    assert [d["id"] for d in listed["items"]] == [state["document_id"]]
+    resp = api(system, "GET", state["download_path"].removeprefix("/api/v1"), me)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("application/zip"), resp.text
+    archive = zipfile.ZipFile(io.BytesIO(resp.content))
+    names = set(archive.namelist())
+    assert {f"{s}.json" for s in SERVICES} <= names
+    pdfs = [n for n in names if n.startswith("dokumente/") and n.endswith(".pdf")]
+    assert pdfs and all(archive.read(n).startswith(b"%PDF") for n in pdfs)
+    parts = {s: json.loads(archive.read(f"{s}.json")) for s in SERVICES}
+    for service, part in parts.items():
+        assert part["customer_id"] == me_id, service
+    text = {s: json.dumps(p, ensure_ascii=False) for s, p in parts.items()}
+    assert mine_email in text["identity"] and "Exportkundin" in text["identity"]
+    assert "password_hash" not in text["identity"] and "totp_secret_enc" not in text["identity"]
+    assert mine_domain in text["catalog"] and mine_domain in text["dns"]
+    assert parts["billing"]["data"]["invoices"]["rows"], "the invoice"
+    assert f"Export-Anfrage {tag}" in text["support"]
+    assert parts["documents"]["data"]["documents"]["rows"]
+    # Nothing of the other customer, anywhere in the archive.
+    everything = b"".join(archive.read(n) for n in names)
+    for foreign in (other_email.encode(), other_domain.encode(), f"Fremde Anfrage {tag}".encode(),
+                    b"Fremdkunde"):
+        assert foreign not in everything
+    for part in parts.values():
+        for table in part["data"].values():
+            for row in table["rows"]:
+                assert row.get("customer_id") in (None, me_id)
+
+    # The mail (German, through the real SMTP sink) names the archive.
+    mail = wait_for(lambda: [m for m in system.mails(mine_email) if m["Subject"] == "Ihr Datenexport ist bereit"],
+                    timeout=30, message="the export mail")
+    assert len(mail) == 1 and "Meine Dokumente" in mail[0].get_content()
+    assert not [m for m in system.mails(other_email) if m["Subject"] == "Ihr Datenexport ist bereit"]
+
+    # A new request after the ready one is a new export.
+    assert api(system, "POST", "/me/data-export", me).json()["export_id"] != export["export_id"]
