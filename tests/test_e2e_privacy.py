@@ -105,3 +105,93 @@ def test_data_export_holds_every_service_part_of_that_customer_only(system, make
 
     # A new request after the ready one is a new export.
     assert api(system, "POST", "/me/data-export", me).json()["export_id"] != export["export_id"]
+
+
+def _catalog_db(system):
+    from kc_catalog.models import metadata
+    from kc_common.db import StandaloneDatabase
+    return StandaloneDatabase(metadata, system.database_urls["catalog"], "catalog")
+
+
+def test_closure_waits_for_contract_end_and_balance_then_pseudonymises_everywhere(
+        system, make_customer, staff_headers):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from kc_catalog.models import contracts
+
+    tag = uuid.uuid4().hex[:6]
+    email, password = f"schluss-{tag}@example.org", "Kunden-Passwort-2026"
+    me_id, me = make_customer(email=email, last_name="Schlussmann", password=password)
+    _, other = make_customer(last_name="Bleibtreu")
+    domain = f"schluss-{tag}.de"
+    order_domain(system, me, domain)
+    open_request(system, me, f"Schluss-Anfrage {tag}")
+    wait_for(lambda: invoice_pdf_ready(system, me), timeout=60, message="the invoice PDF")
+    number = api(system, "GET", "/me/account", me).json()["bookings"]["items"][0]["invoice_number"]
+    request_number = api(system, "GET", "/me/support/requests", me).json()["items"][0]["number"]
+
+    assert api(system, "GET", "/me/closure", me).json()["state"] == "none"
+    wrong = api(system, "POST", "/me/closure", me, json={"password": "falsch-falsch-falsch"})
+    assert wrong.status_code == 400 and list(wrong.json()["fields"]) == ["password"]
+    resp = api(system, "POST", "/me/closure", me, json={"password": password})
+    assert resp.status_code == 202 and resp.json()["state"] == "requested", resp.text
+    assert api(system, "POST", "/me/closure", me, json={"password": password}).json()["state"] == "requested"
+
+    # catalog cancels the contract by its notice period (it runs on until its end date).
+    def cancelled():
+        items = api(system, "GET", "/me/contracts", me).json()["items"]
+        return items if items and all(c["status"] == "cancelled" and c["end_date"] for c in items) else None
+    wait_for(cancelled, timeout=30, message="the contract cancelled")
+
+    # Settle the balance (a transfer booked by staff): still a contract running → not erased.
+    details = api(system, "GET", "/me/payments/transfer-details", me).json()
+    booked = api(system, "POST", "/staff/billing/transfers", staff_headers("billing"), json={
+        "transaction_id": f"stmt-{uuid.uuid4().hex}", "amount": details["amount"],
+        "reference": f"Zahlung {details['reference']}"})
+    assert booked.status_code == 201, booked.text
+    wait_for(lambda: api(system, "GET", "/me/account", me).json()["balance"] == "0.00", message="settled")
+    assert api(system, "GET", "/me/closure", me).json()["state"] == "requested"
+
+    # The term ends (as if its end date had passed) and catalog's job terminates it.
+    db = _catalog_db(system)
+    with db.unit_of_work() as uow:
+        uow.session.execute(update(contracts).where(contracts.c.customer_id == me_id)
+                            .values(end_date=dt.date.today() - dt.timedelta(days=2)))
+    db.engine.dispose()
+    jobs = api(system, "POST", "/staff/catalog/jobs", staff_headers("admin"))
+    assert jobs.status_code == 200 and jobs.json()["terminated"] >= 1, jobs.text
+
+    # identity erases; every service pseudonymises its part.
+    admin = staff_headers("admin")
+
+    def erased():
+        customer = api(system, "GET", f"/staff/customers/{me_id}", admin).json()
+        return customer if customer.get("last_name") == "Gelöscht" else None
+    customer = wait_for(erased, timeout=60, message="the erasure")
+    assert email not in json.dumps(customer) and not customer["street"] and not customer["phone"]
+    assert customer["email"].endswith(".invalid")
+    login = requests.post(system.url + "/api/v1/session", json={"login": email, "password": password}, timeout=30)
+    assert login.status_code == 401
+    login = requests.post(system.url + "/api/v1/session", json={"login": str(me_id), "password": password},
+                          timeout=30)
+    assert login.status_code == 401
+    assert api(system, "GET", "/me/contracts", me).status_code == 401  # sessions ended
+
+    def support_pseudonymised():
+        req = api(system, "GET", f"/staff/support/requests/{request_number}", staff_headers("support")).json()
+        return req if req.get("author_name") == "Gelöscht" else None
+    req = wait_for(support_pseudonymised, timeout=30, message="support pseudonymised")
+    assert f"Schluss-Anfrage {tag}" not in json.dumps(req, ensure_ascii=False) and req["state"] == "closed"
+
+    # The invoice stays retrievable for staff (§ 147 AO): data and PDF.
+    billing = staff_headers("billing")
+    invoice = api(system, "GET", f"/staff/billing/invoices/{number}", billing)
+    assert invoice.status_code == 200 and invoice.json()["customer_id"] == me_id, invoice.text
+    pdf = api(system, "GET", f"/staff/documents/invoices/{number}", billing)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert api(system, "GET", f"/staff/billing/invoices/{number}", other).status_code == 401
+
+    # The other customer is untouched.
+    assert api(system, "GET", "/me", other).json()["last_name"] == "Bleibtreu"

@@ -266,6 +266,21 @@ class CatalogService(PingMixin):
         self.db.handle_once(event, lambda uow, data: answer_export_request(
             uow, metadata, "catalog", data, exclude=("login_tokens",)))
 
+    @event_handler("identity", "closure_requested")
+    def on_closure_requested(self, event):
+        """Konto schließen: every running contract is cancelled by its notice period."""
+        self.db.handle_once(event, contracts.cancel_all_for_closure)
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        self.db.handle_once(event, contracts.forget_customer)
+
+    @rpc
+    def open_contracts(self, customer_id):
+        """Internal (identity's closure check): contracts of the customer not terminated yet."""
+        with self.db.unit_of_work() as uow:
+            return {"open": contracts.open_contracts(uow.session, int(customer_id))}
+
     @event_handler("billing", "invoice_issued")
     def on_invoice_issued(self, event):
         self.db.handle_once(event, contracts.on_invoice_issued)

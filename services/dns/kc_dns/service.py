@@ -40,6 +40,10 @@ class DnsService(PingMixin):
     def on_contract_terminated(self, event):
         self.db.handle_once(event, domain.remove_zone_for_contract)
 
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        self.db.handle_once(event, domain.remove_zones_of_customer)
+
     @rpc
     def list_zones(self, params=None):
         customer_id = self.context.require_customer()

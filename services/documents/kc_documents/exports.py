@@ -145,3 +145,21 @@ def finish(uow, prepared, stored):
                                    "filename": filename, "size": stored["size"],
                                    "requested_at": prepared["requested_at"], "ready_at": now})
     return doc_id
+
+
+def forget_customer(uow, data, storage):
+    """identity's ``customer_erased``: the export archives (a copy of everything) and their parts
+    go; invoices and AV agreements stay for the retention period (§ 147 AO / § 257 HGB).
+    Returns the storage keys to delete after commit."""
+    customer_id = int(data["customer_id"])
+    session = uow.session
+    ids = list(session.execute(select(data_exports.c.id).where(
+        data_exports.c.customer_id == customer_id)).scalars())
+    keys = list(session.execute(select(documents.c.storage_key).where(
+        documents.c.customer_id == customer_id, documents.c.kind == "data_export")).scalars())
+    if ids:
+        session.execute(data_export_parts.delete().where(data_export_parts.c.export_id.in_(ids)))
+        session.execute(data_exports.delete().where(data_exports.c.id.in_(ids)))
+    session.execute(documents.delete().where(documents.c.customer_id == customer_id,
+                                             documents.c.kind == "data_export"))
+    return keys

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kc_common.context import CallContext
 from kc_common.db import Database, json_default
-from kc_common.errors import Conflict
+from kc_common.errors import Conflict, NotFound
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
@@ -157,6 +157,13 @@ class DocumentsService(PingMixin):
     def on_support_part(self, event):
         self._on_part(event)
 
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        """Konto geschlossen: the export archives go (rows in the transaction, files after it)."""
+        keys = self.db.handle_once(event, lambda uow, data: exports.forget_customer(uow, data, self.cfg.storage))
+        for key in keys or ():
+            self.cfg.storage.delete(key)
+
     # --- the customer's own documents ----------------------------------------------------------
 
     @rpc
@@ -178,6 +185,16 @@ class DocumentsService(PingMixin):
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
             return domain.invoice_file(uow.session, self.cfg.storage, number, customer_id)
+
+    @rpc
+    def staff_download_invoice(self, number):
+        """Staff (billing): the invoice PDF by number, also of a closed (erased) account."""
+        self.context.require_staff("billing")
+        with self.db.unit_of_work() as uow:
+            row = domain.find_document(uow.session, "invoice", number)
+            if row is None:
+                raise NotFound("Zu dieser Rechnung gibt es (noch) kein PDF.")
+            return domain.invoice_file(uow.session, self.cfg.storage, number, row.customer_id)
 
     @rpc
     def get_document(self, document_id):

@@ -1,6 +1,7 @@
 """identity's entrypoints: thin; the rules live in ``domain``."""
 import datetime as dt
 import logging
+from decimal import Decimal
 
 from nameko.dependency_providers import Config
 from nameko.timer import Timer
@@ -13,7 +14,7 @@ from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
-from kc_identity import account, domain, mails, schemas, vies
+from kc_identity import account, closure, domain, mails, schemas, vies
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
 
@@ -41,6 +42,8 @@ class IdentityService(PingMixin):
     vault = VaultProvider()
     mailer = Mailer()
     documents = TimedRpcProxy("documents")
+    catalog = TimedRpcProxy("catalog")
+    billing = TimedRpcProxy("billing")
 
     def _setting(self, key, default):
         return float(self.config.get(key, default) or default)
@@ -387,6 +390,63 @@ class IdentityService(PingMixin):
         if error is not None:
             raise error
         return schemas.RecoveryCodesSchema().dump(result)
+
+    # --- account closure (Konto schließen) --------------------------------------------------
+
+    @rpc(sensitive_arguments=("data.password",))
+    def request_closure(self, data):
+        """The customer asks to close the account (confirmed with the service password)."""
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = closure.request_closure(uow, customer_id, data["password"],
+                                                    client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.ClosureStatusSchema().dump(result)
+
+    @rpc
+    def closure_status(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.ClosureStatusSchema().dump(closure.status(domain.get_customer_row(uow.session, customer_id)))
+
+    def _check_closure(self, customer_id):
+        """Erase once the closure was asked for, no contract is left and the balance is 0.00.
+        The RPCs run with no transaction open; ``erase`` re-checks under the row lock."""
+        with self._uow() as uow:
+            if not closure.pending(uow.session, customer_id):
+                return False
+        contracts_open = int(self.catalog.open_contracts(customer_id=customer_id)["open"])
+        balance = Decimal(str(self.billing.customer_balance(customer_id=customer_id)["balance"]))
+        if contracts_open or balance != 0:
+            log.info("closure of %s waits: %d contracts open, balance %s", customer_id, contracts_open, balance)
+            return False
+        with self._uow() as uow:
+            return closure.erase(uow, customer_id, open_contracts=contracts_open, balance=str(balance))
+
+    @staticmethod
+    def _customer_of(event):
+        try:
+            return int((event.get("data") or {})["customer_id"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @event_handler("identity", "closure_requested")
+    def on_closure_requested(self, event):
+        """A customer without contracts and with a settled balance is erased right away."""
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
+
+    @event_handler("catalog", "contract_terminated")
+    def on_contract_terminated(self, event):
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
+
+    @event_handler("billing", "payment_received")
+    def on_payment_received(self, event):
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
 
     @event_handler("documents", "data_export_ready")
     def on_data_export_ready(self, event):

@@ -316,6 +316,11 @@ class SupportService(PingMixin):
             self._send(request, subject, body, message_id_for(event["id"], "support"))
         return deliver
 
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        """Konto geschlossen: the customer's requests are pseudonymised (their numbers stay)."""
+        self.db.handle_once(event, domain.forget_customer)
+
     @event_handler("documents", "data_export_requested")
     def on_data_export_requested(self, event):
         """DS-GVO export: support's part for the customer, as ``data_export_part`` (to documents)."""
