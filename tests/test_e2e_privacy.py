@@ -138,6 +138,9 @@ def test_closure_waits_for_contract_end_and_balance_then_pseudonymises_everywher
     resp = api(system, "POST", "/me/closure", me, json={"password": password})
     assert resp.status_code == 202 and resp.json()["state"] == "requested", resp.text
     assert api(system, "POST", "/me/closure", me, json={"password": password}).json()["state"] == "requested"
+    refused = api(system, "POST", "/me/orders", {**me, "Idempotency-Key": str(uuid.uuid4())},
+                  json={"items": [{"product_id": "domain-de", "domain": f"nochmal-{tag}.de"}]})
+    assert refused.status_code == 403 and refused.json()["reason"] == "account_closing", refused.text
 
     # catalog cancels the contract by its notice period (it runs on until its end date).
     def cancelled():

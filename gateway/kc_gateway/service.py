@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
+ACCOUNT_CLOSING = ("Sie haben die Schließung Ihres Kontos beantragt: Bestellungen und Tarifwechsel sind "
+                   "nicht mehr möglich.")
 UNVERIFIED_EMAIL = ("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
                     "Erst danach können Sie bestellen und bezahlen.")
 
@@ -129,6 +131,9 @@ class GatewayService:
         if route_.auth == CUSTOMER and principal.get("kind") == "customer":
             if route_.verified_email and principal.get("email_verified") is False:
                 raise Forbidden(UNVERIFIED_EMAIL, {"reason": "email_not_verified"})
+            # orders and tariff changes (catalog); paying stays possible, to settle the balance
+            if route_.verified_email and route_.service == "catalog" and principal.get("closing"):
+                raise Forbidden(ACCOUNT_CLOSING, {"reason": "account_closing"})
             self.state.data[CUSTOMER_ID] = principal["customer_id"]
             self.state.data[SESSION_ID] = principal["session_id"]
         elif route_.auth == STAFF and principal.get("kind") == "staff":
