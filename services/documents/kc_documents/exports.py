@@ -66,7 +66,7 @@ def record_part(uow, data):
     """Keep one service's part (once). Returns the export id when that export is complete."""
     export = uow.session.execute(select(data_exports).where(
         data_exports.c.id == str(data.get("export_id")))).first()
-    if export is None or export.customer_id != int(data.get("customer_id")) \
+    if export is None or str(export.customer_id) != str(data.get("customer_id")) \
             or data.get("service") not in SERVICES:
         return None  # not ours / unknown: nothing to keep
     uow.session.execute(dialect_insert(uow.session)(data_export_parts).values(
