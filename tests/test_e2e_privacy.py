@@ -132,6 +132,9 @@ def test_closure_waits_for_contract_end_and_balance_then_pseudonymises_everywher
     number = api(system, "GET", "/me/account", me).json()["bookings"]["items"][0]["invoice_number"]
     request_number = api(system, "GET", "/me/support/requests", me).json()["items"][0]["number"]
 
+    assert api(system, "POST", "/me/data-export", me).status_code == 202  # a copy of everything, erased later
+    wait_for(lambda: api(system, "GET", "/me/data-export", me).json()["state"] == "ready", timeout=90,
+             message="the export")
     assert api(system, "GET", "/me/closure", me).json()["state"] == "none"
     wrong = api(system, "POST", "/me/closure", me, json={"password": "falsch-falsch-falsch"})
     assert wrong.status_code == 400 and list(wrong.json()["fields"]) == ["password"]
@@ -187,6 +190,30 @@ def test_closure_waits_for_contract_end_and_balance_then_pseudonymises_everywher
         return req if req.get("author_name") == "Gelöscht" else None
     req = wait_for(support_pseudonymised, timeout=30, message="support pseudonymised")
     assert f"Schluss-Anfrage {tag}" not in json.dumps(req, ensure_ascii=False) and req["state"] == "closed"
+
+    # billing's address replica and bank details, documents' export archive: gone too.
+    from sqlalchemy import select
+
+    from kc_billing.models import customers as replica
+    from kc_billing.models import metadata as billing_metadata
+    from kc_common.db import StandaloneDatabase
+    from kc_documents.models import documents
+    from kc_documents.models import metadata as documents_metadata
+
+    def rows(metadata, service, query):
+        db = StandaloneDatabase(metadata, system.database_urls[service], service)
+        try:
+            with db.unit_of_work() as uow:
+                return uow.session.execute(query).all()
+        finally:
+            db.engine.dispose()
+    wait_for(lambda: rows(billing_metadata, "billing", select(replica.c.last_name, replica.c.street).where(
+        replica.c.customer_id == me_id)) == [("Gelöscht", None)], timeout=30, message="billing's replica")
+    wait_for(lambda: not rows(documents_metadata, "documents", select(documents.c.id).where(
+        documents.c.customer_id == me_id, documents.c.kind == "data_export")), timeout=30,
+        message="the export archive deleted")
+    assert rows(documents_metadata, "documents", select(documents.c.id).where(
+        documents.c.customer_id == me_id, documents.c.kind == "invoice"))
 
     # The invoice stays retrievable for staff (§ 147 AO): data and PDF.
     billing = staff_headers("billing")
