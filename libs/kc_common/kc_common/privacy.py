@@ -1,6 +1,6 @@
 """DS-GVO export parts (Art. 15/20): what one service holds about one customer, as JSON.
 
-Each service answers identity's … documents' ``data_export_requested`` with its own part,
+Each service answers documents' ``data_export_requested`` with its own part,
 read from its own tables only (:func:`customer_part`): every table with the customer's
 key, plus one level of child tables reached by a foreign key (support messages of the
 customer's requests, DNS records of their zones…). Secrets (hashes, tokens, encrypted
