@@ -39,7 +39,9 @@ DEFAULT_HEALTH_CACHE = 0.0
 # gateway drops its cached answers before it responds (the others on ``session_ended``).
 SESSION_CHANGING_RPCS = frozenset({"logout", "end_session", "change_password", "reset_password",
                                    "confirm_email", "set_ip_whitelist", "staff_clear_ip_whitelist",
-                                   "update_address", "staff_owner_change"})
+                                   "update_address", "staff_owner_change", "request_closure"})
+ACCOUNT_CLOSING = ("Sie haben die Schließung Ihres Kontos beantragt: Bestellungen und Tarifwechsel sind "
+                   "nicht mehr möglich.")
 UNVERIFIED_EMAIL = ("Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
                     "Erst danach können Sie bestellen und bezahlen.")
 
@@ -248,6 +250,9 @@ class GatewayService:
         if route_.auth == CUSTOMER and principal.get("kind") == "customer":
             if route_.verified_email and principal.get("email_verified") is False:
                 raise Forbidden(UNVERIFIED_EMAIL, {"reason": "email_not_verified"})
+            # orders and tariff changes (catalog); paying stays possible, to settle the balance
+            if route_.verified_email and route_.service == "catalog" and principal.get("closing"):
+                raise Forbidden(ACCOUNT_CLOSING, {"reason": "account_closing"})
             self.state.data[CUSTOMER_ID] = principal["customer_id"]
             self.state.data[SESSION_ID] = principal["session_id"]
         elif route_.auth == STAFF and principal.get("kind") == "staff":

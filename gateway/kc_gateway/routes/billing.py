@@ -79,6 +79,9 @@ ROUTES = [
                   "that run (already_running)",
           body=s.RunBillingSchema, response=s.BillingRunStartedSchema, status=202,
           errors=(ValidationFailed,)),
+    Route("GET", "/api/v1/staff/billing/invoices/<number>", "billing", "staff_get_invoice", auth=STAFF,
+          tag="Staff: billing", summary="Any invoice by number (role billing), also of a closed account: "
+          "invoices are kept for 10 years (§ 147 AO)", response=s.InvoiceSchema, errors=(NotFound, Forbidden)),
     Route("GET", "/api/v1/staff/billing/runs", "billing", "list_billing_runs", auth=STAFF,
           tag="Staff: billing", summary="Recent billing runs, newest first (state and counts)",
           query=s.BillingRunQuerySchema, response=s.BillingRunPageSchema, errors=(ValidationFailed,)),

@@ -28,9 +28,20 @@ ROUTES = [
           summary="The customer's own documents (invoices, AV agreement), newest first, paged",
           query=s.DocumentQuerySchema, response=s.DocumentPageSchema),
     Route("GET", "/api/v1/me/documents/<document_id>", "documents", "download_my_document",
-          tag="Meine Dokumente", summary="Download one of the customer's own documents (PDF)",
+          tag="Meine Dokumente", summary="Download one of the customer's own documents (PDF; a data "
+          "export is a ZIP)",
           response_content_type=PDF, errors=(NotFound,)),
     Route("GET", "/api/v1/me/documents/invoices/<number>", "documents", "download_invoice",
           tag="Meine Buchhaltung", summary="The invoice PDF (PDF/A-3 with EN 16931 XML) by invoice "
           "number (Rnr), as linked from the bookings", response_content_type=PDF, errors=(NotFound,)),
+    Route("GET", "/api/v1/staff/documents/invoices/<number>", "documents", "staff_download_invoice",
+          auth=STAFF, tag="Staff", summary="Any invoice PDF by number (role billing), also of a closed "
+          "account (kept for 10 years, § 147 AO)", response_content_type=PDF, errors=(NotFound, Forbidden)),
+    Route("POST", "/api/v1/me/data-export", "documents", "request_data_export", tag="Datenschutz",
+          summary="Request a DS-GVO data export (Art. 15/20): every service contributes its part; the ZIP "
+          "(one JSON per service plus the PDFs) appears in Meine Dokumente and is announced by mail. "
+          "While one is pending, the same export is returned", response=s.DataExportSchema, status=202),
+    Route("GET", "/api/v1/me/data-export", "documents", "get_data_export", tag="Datenschutz",
+          summary="The state of the customer's latest data export (pending / ready, parts received)",
+          response=s.DataExportSchema, errors=(NotFound,)),
 ]

@@ -85,6 +85,15 @@ ROUTES = [
     Route("POST", "/api/v1/me/two-factor/enable", "identity", "two_factor_enable", tag="Anmeldung",
           summary="Confirm the setup with a code: TOTP is on; the recovery codes are shown once",
           body=s.TwoFactorCodeSchema, response=s.RecoveryCodesSchema, errors=(ValidationFailed, Unprocessable)),
+    Route("POST", "/api/v1/me/closure", "identity", "request_closure", tag="Datenschutz",
+          summary="Konto schließen (service password required): every contract is cancelled by its notice "
+          "period; once the last has ended and the balance is settled, the personal data is erased or "
+          "pseudonymised in every service (invoices and bookings are kept for 10 years, § 147 AO). Asking "
+          "again answers the same state", body=s.PasswordConfirmSchema, response=s.ClosureStatusSchema,
+          status=202, errors=(ValidationFailed, TooManyRequests)),
+    Route("GET", "/api/v1/me/closure", "identity", "closure_status", tag="Datenschutz",
+          summary="The state of the account closure (none / requested / erased)",
+          response=s.ClosureStatusSchema),
     Route("POST", "/api/v1/me/two-factor/disable", "identity", "two_factor_disable", tag="Anmeldung",
           summary="Switch the two-factor login off (service password required)",
           body=s.PasswordConfirmSchema, status=204, errors=(ValidationFailed, TooManyRequests)),

@@ -498,3 +498,27 @@ def refund_credit(uow, customer_id, amount, reason):
                                "amount": amount, "reason": reason, "booked_at": now})
     return {"booking_id": booking_id, "customer_id": customer_id, "amount": amount,
             "balance": credit - amount}
+
+
+# --- account closure --------------------------------------------------------------------------
+
+def customer_balance(session, customer_id):
+    """Internal (identity's closure check): the account balance, 0.00 when settled."""
+    return {"customer_id": customer_id, "balance": str(money(balance_of(session, customer_id)))}
+
+
+def forget_customer(uow, data):
+    """identity's ``customer_erased``: invoices, lines and bookings stay unchanged for the
+    retention period (§ 147 AO: 10 years; the issued invoice is the document, its buyer address
+    included); the address replica and the bank details are pseudonymised, the mail address of
+    the invoices cleared. The SEPA mandate reference stays (it belongs to the booked debits)."""
+    replica = customers
+    customer_id = int(data["customer_id"])
+    session = uow.session
+    session.execute(replica.update().where(replica.c.customer_id == customer_id).values(
+        company=None, first_name="Gelöscht", last_name="Gelöscht", email=None, street=None, zip=None,
+        city=None, vat_id=None))
+    session.execute(payment_details.update().where(payment_details.c.customer_id == customer_id).values(
+        invoice_email=None, iban=None, bic=None, bank_name=None, account_holder=None, leitweg_id=None,
+        by_post=False, updated_at=utcnow()))
+    session.execute(invoices.update().where(invoices.c.customer_id == customer_id).values(invoice_email=None))

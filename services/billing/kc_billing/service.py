@@ -9,6 +9,7 @@ import time
 import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from kc_common import settings as kc_settings
@@ -17,6 +18,7 @@ from kc_common.db import Database, UnitOfWork, utcnow
 from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
                               ValidationFailed)
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import INT_MAX, load
@@ -150,6 +152,23 @@ class BillingService(PingMixin):
             domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
 
     # --- events consumed --------------------------------------------------------------------
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: billing's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "billing", data))
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        """Konto geschlossen: pseudonymise what no retention law requires (invoices stay)."""
+        self.db.handle_once(event, domain.forget_customer)
+
+    @rpc
+    def customer_balance(self, customer_id):
+        """Internal (identity's closure check): the customer's balance (0.00 = settled)."""
+        with self.db.unit_of_work() as uow:
+            return domain.customer_balance(uow.session, int(customer_id))
 
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):
@@ -305,6 +324,22 @@ class BillingService(PingMixin):
             raise NotFound("Rechnung nicht gefunden.")
         with self.db.unit_of_work() as uow:
             return schemas.InvoiceSchema().dump(domain.get_invoice(uow.session, customer_id, number))
+
+    @rpc
+    def staff_get_invoice(self, number):
+        """Staff (billing): any invoice by number, also of a closed (erased) account: invoices are
+        kept for 10 years (§ 147 AO)."""
+        self.context.require_staff("billing")
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise NotFound("Rechnung nicht gefunden.")
+        with self.db.unit_of_work() as uow:
+            owner = uow.session.execute(select(invoices.c.customer_id).where(
+                invoices.c.number == number)).scalar()
+            if owner is None:
+                raise NotFound("Rechnung nicht gefunden.")
+            return schemas.InvoiceSchema().dump(domain.get_invoice(uow.session, owner, number))
 
     @rpc
     def account_standing(self):

@@ -8,6 +8,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database, to_json_safe
 from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import INT_MAX, INT_MIN, load
 from kc_common.settings import Secret, Settings
@@ -272,6 +273,27 @@ class CatalogService(PingMixin):
                 traffic.overview(uow.session, customer_id, months=params["months"]))
 
     # ------------------------------------------------------------ billing's events
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: catalog's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "catalog", data, exclude=("login_tokens",)))
+
+    @event_handler("identity", "closure_requested")
+    def on_closure_requested(self, event):
+        """Konto schließen: every running contract is cancelled by its notice period."""
+        self.db.handle_once(event, contracts.cancel_all_for_closure)
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        self.db.handle_once(event, contracts.forget_customer)
+
+    @rpc
+    def open_contracts(self, customer_id):
+        """Internal (identity's closure check): contracts of the customer not terminated yet."""
+        with self.db.unit_of_work() as uow:
+            return {"open": contracts.open_contracts(uow.session, int(customer_id))}
 
     @event_handler("billing", "invoice_issued")
     def on_invoice_issued(self, event):

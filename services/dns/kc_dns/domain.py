@@ -107,6 +107,19 @@ def remove_zone_for_contract(uow, data):
     return zone.name
 
 
+def remove_zones_of_customer(uow, data):
+    """identity's ``customer_erased``: any zone left (normally removed with its contract) goes."""
+    removed = []
+    for zone in uow.session.execute(select(zones).where(
+            zones.c.customer_id == int(data["customer_id"])).with_for_update()).all():
+        uow.session.execute(records.delete().where(records.c.zone_id == zone.id))
+        uow.session.execute(zones.delete().where(zones.c.id == zone.id))
+        uow.emit("zone_changed", {"zone": zone.name, "serial": zone.serial,
+                                  "customer_id": zone.customer_id, "action": "removed"})
+        removed.append(zone.name)
+    return removed
+
+
 def _zone(session, customer_id, name, lock=False):
     """The customer's own zone; another customer's is as unknown as a missing one."""
     stmt = select(zones).where(zones.c.name == normalise_zone(name), zones.c.customer_id == customer_id)

@@ -4,6 +4,7 @@ from functools import partial
 from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, rpc
 from kc_common.schemas import load
 from kc_common.settings import Settings
@@ -23,6 +24,12 @@ class DnsService(PingMixin):
     def policy(self):
         return Policy.from_config(self.config)
 
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: dns's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "dns", data))
+
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):
         self.db.handle_once(event, partial(domain.create_zones_for_order,
@@ -31,6 +38,10 @@ class DnsService(PingMixin):
     @event_handler("catalog", "contract_terminated")
     def on_contract_terminated(self, event):
         self.db.handle_once(event, domain.remove_zone_for_contract)
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        self.db.handle_once(event, domain.remove_zones_of_customer)
 
     @rpc
     def list_zones(self, params=None):

@@ -3,7 +3,7 @@
 The files themselves live in the storage (:mod:`kc_documents.storage`); the
 tables hold what they are, whose they are, where they are and their sha256.
 """
-from sqlalchemy import (Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table,
+from sqlalchemy import (JSON, Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table,
                         UniqueConstraint)
 
 from kc_common.db import add_messaging_tables
@@ -55,6 +55,26 @@ library_versions = Table(
     Column("published_at", DateTime(timezone=True), nullable=False),
     Column("published_by", String(100), nullable=True),
     UniqueConstraint("slug", "version", name="uq_library_versions_slug_version"),
+)
+
+# DS-GVO data exports (Art. 15/20): requested by the customer, one part per service arrives
+# as an event; when all are in, the ZIP is stored as a document (kind ``data_export``).
+data_exports = Table(
+    "data_exports", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("customer_id", Integer, nullable=False, index=True),
+    Column("state", String(20), nullable=False),          # pending / ready
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("ready_at", DateTime(timezone=True), nullable=True),
+    Column("document_id", String(36), nullable=True),
+)
+
+data_export_parts = Table(
+    "data_export_parts", metadata,
+    Column("export_id", String(36), ForeignKey("data_exports.id"), primary_key=True),
+    Column("service", String(20), primary_key=True),
+    Column("part", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 add_messaging_tables(metadata)

@@ -3,14 +3,14 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from kc_common.schemas import BaseSchema, Boolean, Money, PageQuerySchema, UtcDateTime, page_of
 
-KINDS = ("invoice", "av_agreement")
+KINDS = ("invoice", "av_agreement", "data_export")
 
 
 # --- the customer's own documents -------------------------------------------------------------
 
 class DocumentSchema(BaseSchema):
     id = fields.String(required=True, metadata={"description": "document_id"})
-    kind = fields.String(required=True, metadata={"description": "invoice / av_agreement"})
+    kind = fields.String(required=True, metadata={"description": "invoice / av_agreement / data_export"})
     ref = fields.String(required=True, metadata={"description": "Rechnungsnummer bzw. Vereinbarungs-Nr."})
     title = fields.String(required=True)
     filename = fields.String(required=True)
@@ -20,6 +20,18 @@ class DocumentSchema(BaseSchema):
     document_date = fields.Date(required=True, metadata={"description": "Rechnungsdatum / Abschlussdatum"})
     created_at = UtcDateTime(required=True)
     download_path = fields.String(required=True)
+
+
+class DataExportSchema(BaseSchema):
+    export_id = fields.String(required=True)
+    state = fields.String(required=True, metadata={"description": "pending / ready"})
+    requested_at = UtcDateTime(required=True)
+    ready_at = UtcDateTime(allow_none=True)
+    document_id = fields.String(allow_none=True, metadata={"description": "the ZIP in Meine Dokumente, once ready"})
+    download_path = fields.String(allow_none=True)
+    parts_received = fields.List(fields.String(), required=True,
+                                 metadata={"description": "services whose part has arrived"})
+    parts_expected = fields.List(fields.String(), required=True)
 
 
 class DocumentQuerySchema(PageQuerySchema):

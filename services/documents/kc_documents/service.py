@@ -8,12 +8,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kc_common.context import CallContext
 from kc_common.db import Database, json_default
-from kc_common.errors import Conflict
+from kc_common.errors import Conflict, NotFound
 from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
+from kc_common.privacy import customer_part
 from kc_common.settings import Settings
-from kc_documents import av, domain, invoice, library, schemas, storage
+from kc_documents import av, domain, exports, invoice, library, schemas, storage
 from kc_documents.formatting import as_date, number_de
 from kc_documents.models import metadata
 from kc_documents.pool import RendererPool
@@ -92,6 +93,78 @@ class DocumentsService(PingMixin):
                 document_date=as_date(agreement["signed_at"]), storage=self.cfg.storage)
         self.db.handle_once(event, store)
 
+    # --- DS-GVO data export -------------------------------------------------------------------
+
+    @rpc
+    def request_data_export(self):
+        """The customer asks for an export of everything the services hold about them."""
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            result = exports.request_export(uow, customer_id)
+        return schemas.DataExportSchema().dump(result)
+
+    @rpc
+    def get_data_export(self):
+        customer_id = self.context.require_customer()
+        with self.db.unit_of_work() as uow:
+            return schemas.DataExportSchema().dump(exports.latest(uow.session, customer_id))
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """documents' own part: the metadata of the customer's documents (the PDFs go in as files)."""
+        def own_part(uow, data):
+            part = customer_part(uow.session, metadata, data["customer_id"],
+                                 exclude=("data_exports", "data_export_parts", "library_documents",
+                                          "library_versions"))
+            return exports.record_part(uow, {"export_id": data["export_id"], "service": "documents",
+                                             "customer_id": data["customer_id"], "part": part})
+        self.db.handle_once(event, own_part)
+        self._assemble(event["data"].get("export_id"))
+
+    def _on_part(self, event):
+        self.db.handle_once(event, exports.record_part)
+        self._assemble((event.get("data") or {}).get("export_id"))
+
+    def _assemble(self, export_id):
+        """Build the ZIP once all parts are in (also on a redelivery: a crash between the last
+        part and the ZIP is repaired by the retry)."""
+        if not export_id:
+            return
+        with self.db.unit_of_work() as uow:
+            prepared = exports.pending_complete(uow.session, str(export_id))
+        if prepared is None:
+            return
+        stored = exports.build_zip(prepared, self.cfg.storage)
+        with self.db.unit_of_work() as uow:
+            exports.finish(uow, prepared, stored)
+
+    @event_handler("identity", "data_export_part")
+    def on_identity_part(self, event):
+        self._on_part(event)
+
+    @event_handler("catalog", "data_export_part")
+    def on_catalog_part(self, event):
+        self._on_part(event)
+
+    @event_handler("billing", "data_export_part")
+    def on_billing_part(self, event):
+        self._on_part(event)
+
+    @event_handler("dns", "data_export_part")
+    def on_dns_part(self, event):
+        self._on_part(event)
+
+    @event_handler("support", "data_export_part")
+    def on_support_part(self, event):
+        self._on_part(event)
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        """Konto geschlossen: the export archives go (rows in the transaction, files after it)."""
+        keys = self.db.handle_once(event, lambda uow, data: exports.forget_customer(uow, data, self.cfg.storage))
+        for key in keys or ():
+            self.cfg.storage.delete(key)
+
     # --- the customer's own documents ----------------------------------------------------------
 
     @rpc
@@ -113,6 +186,16 @@ class DocumentsService(PingMixin):
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
             return domain.invoice_file(uow.session, self.cfg.storage, number, customer_id)
+
+    @rpc
+    def staff_download_invoice(self, number):
+        """Staff (billing): the invoice PDF by number, also of a closed (erased) account."""
+        self.context.require_staff("billing")
+        with self.db.unit_of_work() as uow:
+            row = domain.find_document(uow.session, "invoice", number)
+            if row is None:
+                raise NotFound("Zu dieser Rechnung gibt es (noch) kein PDF.")
+            return domain.invoice_file(uow.session, self.cfg.storage, number, row.customer_id)
 
     @rpc
     def get_document(self, document_id):

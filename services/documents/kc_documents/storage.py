@@ -40,6 +40,10 @@ class Storage:
     def exists(self, key):
         raise NotImplementedError
 
+    def delete(self, key):
+        """Remove a file (gone already: nothing to do)."""
+        raise NotImplementedError
+
 
 def _check_key(key):
     parts = key.split("/")
@@ -67,6 +71,9 @@ class LocalStorage(Storage):
     def exists(self, key):
         return self._path(key).is_file()
 
+    def delete(self, key):
+        self._path(key).unlink(missing_ok=True)
+
 
 class S3Storage(Storage):
     def __init__(self, bucket, prefix="", client=None, **client_kwargs):
@@ -91,6 +98,9 @@ class S3Storage(Storage):
             if "NoSuchKey" in type(exc).__name__ or "404" in str(exc) or "NoSuchKey" in str(exc):
                 raise NotFound("Das Dokument ist nicht (mehr) vorhanden.")
             raise
+
+    def delete(self, key):
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def exists(self, key):
         try:

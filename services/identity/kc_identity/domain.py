@@ -284,8 +284,8 @@ def authenticate(session, *, token, idle, client_ip=None):
             or as_utc(row.last_seen_at) + idle <= now):
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
     if table is sessions:
-        whitelist, verified_at = session.execute(
-            select(customers.c.ip_whitelist, customers.c.email_verified_at)
+        whitelist, verified_at, closing_at = session.execute(
+            select(customers.c.ip_whitelist, customers.c.email_verified_at, customers.c.closure_requested_at)
             .where(customers.c.id == row.customer_id)).one()
         if not netlist.allows(whitelist, client_ip):
             raise Forbidden(_whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
@@ -298,7 +298,8 @@ def authenticate(session, *, token, idle, client_ip=None):
     expires_in = max(0.0, (min(as_utc(row.expires_at), last_seen + idle) - now).total_seconds())
     if table is sessions:
         return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id,
-                "email_verified": verified_at is not None, "expires_in": expires_in}
+                "email_verified": verified_at is not None, "expires_in": expires_in,
+                "closing": closing_at is not None}
     member = session.execute(select(staff).where(staff.c.id == row.staff_id)).first()
     if member is None or not member.active:
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")

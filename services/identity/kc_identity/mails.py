@@ -135,3 +135,24 @@ Ihr KundenCenter-Team
 
 """ + _footer()
     return {"to": data["email"], "subject": "Sie haben bereits ein Kundenkonto", "body": body}
+
+
+def data_export_ready(row, data, web_url=None):
+    requested = dateutil.parser.isoparse(data["requested_at"]).astimezone(BERLIN)
+    where = f"{web_url.rstrip('/')}/dokumente" if web_url else "im KundenCenter unter „Meine Dokumente“"
+    body = f"""Guten Tag {row.first_name} {row.last_name},
+
+Ihr am {requested:%d.%m.%Y um %H:%M} Uhr angeforderter Datenexport (Art. 15 und 20 DS-GVO) für die \
+Kundennummer {row.id} ist fertig.
+
+Sie finden ihn als ZIP-Archiv „{data["filename"]}“ in „Meine Dokumente“: {where}
+Das Archiv enthält je Dienst eine maschinenlesbare JSON-Datei mit Ihren Daten sowie Ihre Rechnungen und
+Vereinbarungen als PDF.
+
+Wenn Sie diesen Export nicht angefordert haben, wenden Sie sich bitte sofort an unseren Support: \
+{seller_from_config()["phone"]}.
+
+Ihr KundenCenter-Team
+
+""" + _footer()
+    return {"to": row.email, "subject": "Ihr Datenexport ist bereit", "body": body}

@@ -42,6 +42,10 @@ customers = Table(
     # The Unternehmer-AGB version accepted at sign-up, and when (NULL for customers created otherwise).
     Column("terms_version", String(20), nullable=True),
     Column("terms_accepted_at", DateTime(timezone=True), nullable=True),
+    # Account closure (Konto schließen): asked for at; erased (pseudonymised) at, once the last
+    # contract has ended and the balance is settled.
+    Column("closure_requested_at", DateTime(timezone=True), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=True),
 )
 
 # Single-use, expiring links (only the SHA-256 of the token is stored): password reset, the

@@ -368,3 +368,11 @@ class SignupSchema(NewCustomerSchema):
     accept_terms = fields.Boolean(required=True, metadata={"description": "Unternehmer-AGB akzeptiert"})
     terms_version = fields.String(required=True, validate=validate.Length(max=20),
                                   metadata={"description": "The version accepted (GET /api/v1/signup/terms)"})
+
+
+class ClosureStatusSchema(BaseSchema):
+    state = fields.String(required=True, metadata={
+        "description": "none / requested (contracts end by their notice periods; erased once the last "
+                       "has ended and the balance is settled) / erased"})
+    requested_at = UtcDateTime(allow_none=True)
+    erased_at = UtcDateTime(allow_none=True)

@@ -1,6 +1,7 @@
 """identity's entrypoints: thin; the rules live in ``domain``."""
 import datetime as dt
 import logging
+from decimal import Decimal
 
 from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
@@ -9,11 +10,12 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
 from kc_common.settings import Secret, Settings
-from kc_identity import account, domain, mails, schemas, vies
+from kc_identity import account, closure, domain, mails, schemas, vies
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
 
@@ -56,6 +58,8 @@ class IdentityService(PingMixin):
     vault = VaultProvider()
     mailer = Mailer()
     documents = TimedRpcProxy("documents")
+    catalog = TimedRpcProxy("catalog")
+    billing = TimedRpcProxy("billing")
 
     def _setting(self, key, default):
         return float(self.config.get(key, default) or default)
@@ -177,6 +181,12 @@ class IdentityService(PingMixin):
             result["pending_email"] = None
         log.info("customer %s created by staff %s", result["customer_id"], staff_id)
         return schemas.CustomerSchema().dump(result)
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: identity's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "identity", data, key_columns={"customers": "id"}, exclude=("account_tokens", "recovery_codes")))
 
     @event_handler("identity", "account_link_issued")
     def on_account_link_issued(self, event):
@@ -398,6 +408,71 @@ class IdentityService(PingMixin):
         if error is not None:
             raise error
         return schemas.RecoveryCodesSchema().dump(result)
+
+    # --- account closure (Konto schließen) --------------------------------------------------
+
+    @rpc(sensitive_arguments=("data.password",))
+    def request_closure(self, data):
+        """The customer asks to close the account (confirmed with the service password)."""
+        customer_id = self.context.require_customer()
+        data = load(schemas.PasswordConfirmSchema(), data)
+        with self._uow() as uow:
+            result, error = closure.request_closure(uow, customer_id, data["password"],
+                                                    client_ip=self.context.client_ip, throttle=self._throttle)
+        if error is not None:
+            raise error
+        return schemas.ClosureStatusSchema().dump(result)
+
+    @rpc
+    def closure_status(self):
+        customer_id = self.context.require_customer()
+        with self._uow() as uow:
+            return schemas.ClosureStatusSchema().dump(closure.status(domain.get_customer_row(uow.session, customer_id)))
+
+    def _check_closure(self, customer_id):
+        """Erase once the closure was asked for, no contract is left and the balance is 0.00.
+        The RPCs run with no transaction open; ``erase`` re-checks under the row lock."""
+        with self._uow() as uow:
+            if not closure.pending(uow.session, customer_id):
+                return False
+        contracts_open = int(self.catalog.open_contracts(customer_id=customer_id)["open"])
+        balance = Decimal(str(self.billing.customer_balance(customer_id=customer_id)["balance"]))
+        if contracts_open or balance != 0:
+            log.info("closure of %s waits: %d contracts open, balance %s", customer_id, contracts_open, balance)
+            return False
+        with self._uow() as uow:
+            return closure.erase(uow, customer_id, open_contracts=contracts_open, balance=str(balance))
+
+    @staticmethod
+    def _customer_of(event):
+        try:
+            return int((event.get("data") or {})["customer_id"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    @event_handler("identity", "closure_requested")
+    def on_closure_requested(self, event):
+        """A customer without contracts and with a settled balance is erased right away."""
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
+
+    @event_handler("catalog", "contract_terminated")
+    def on_contract_terminated(self, event):
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
+
+    @event_handler("billing", "payment_received")
+    def on_payment_received(self, event):
+        if self._customer_of(event) is not None:
+            self._check_closure(self._customer_of(event))
+
+    @event_handler("documents", "data_export_ready")
+    def on_data_export_ready(self, event):
+        """The customer's DS-GVO export is in Meine Dokumente: tell them (after commit, once)."""
+        def prepare(uow, data):
+            return mails.data_export_ready(domain.get_customer_row(uow.session, data["customer_id"]), data,
+                                           self._web_url)
+        self.db.deliver_once(event, prepare, self._mail_for(event))
 
     @event_handler("identity", "email_changed")
     def on_email_changed(self, event):

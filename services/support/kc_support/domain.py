@@ -292,3 +292,28 @@ def request_by_token(session, token):
     if not token:
         return None
     return session.execute(select(requests).where(requests.c.reply_token == token)).first()
+
+
+# --- account closure ------------------------------------------------------------------------------
+
+ERASED = "Gelöscht"
+
+
+def forget_customer(uow, data):
+    """identity's ``customer_erased``: the customer's requests stay as numbered records
+    (closed), but who wrote and what they wrote goes: author names and addresses, the subject,
+    the customer's message bodies, callers' names and the attachments' records."""
+    session = uow.session
+    ids = [r for r in session.execute(select(requests.c.id).where(
+        requests.c.customer_id == int(data["customer_id"]))).scalars()]
+    if not ids:
+        return 0
+    now = utcnow()
+    session.execute(attachments.delete().where(attachments.c.request_id.in_(ids)))
+    session.execute(messages.update().where(messages.c.request_id.in_(ids), messages.c.kind == "customer")
+                    .values(author_name=ERASED, body="[gelöscht]"))
+    session.execute(calls.update().where(calls.c.request_id.in_(ids)).values(caller_name=ERASED))
+    session.execute(requests.update().where(requests.c.id.in_(ids)).values(
+        author_name=ERASED, author_email=None, contact_id=None, subject="Gelöschte Anfrage",
+        state="closed", closed_at=func.coalesce(requests.c.closed_at, now), updated_at=now))
+    return len(ids)

@@ -11,6 +11,7 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
 from kc_common.events import event_handler
+from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
@@ -318,6 +319,17 @@ class SupportService(PingMixin):
             request, subject, body = prepared
             self._send(request, subject, body, message_id_for(event["id"], "support"))
         return deliver
+
+    @event_handler("identity", "customer_erased")
+    def on_customer_erased(self, event):
+        """Konto geschlossen: the customer's requests are pseudonymised (their numbers stay)."""
+        self.db.handle_once(event, domain.forget_customer)
+
+    @event_handler("documents", "data_export_requested")
+    def on_data_export_requested(self, event):
+        """DS-GVO export: support's part for the customer, as ``data_export_part`` (to documents)."""
+        self.db.handle_once(event, lambda uow, data: answer_export_request(
+            uow, metadata, "support", data))
 
     @event_handler("support", domain.OPENED)
     def mail_request_opened(self, event):

@@ -9,7 +9,7 @@ from kc_common.errors import Conflict, NotFound, Unprocessable
 from kc_catalog.domain.common import (ACTIVE, CANCELLED, CATEGORY_KINDS, PANEL_LABELS, PENDING,
                                       RUNNING, STATUS_TEXT, TERMINATED, business_today,
                                       check_transition, gross, period_price)
-from kc_catalog.models import contracts, ip_addresses, orders, products
+from kc_catalog.models import contracts, ip_addresses, login_tokens, orders, products
 
 
 # ---------------------------------------------------------------- reading
@@ -358,3 +358,29 @@ def apply_downgrade(uow, contract_id, today):
             len(old.split(" - ")):])[:500]
     uow.session.execute(_bump(row, **values))
     return True
+
+
+# ---------------------------------------------------------------- account closure
+
+def cancel_all_for_closure(uow, data, today=None):
+    """identity's ``closure_requested``: every active or pending contract of the customer is
+    cancelled by its own notice period (``contract_cancelled`` each); the job terminates them."""
+    customer_id = int(data["customer_id"])
+    ids = uow.session.execute(select(contracts.c.id).where(
+        contracts.c.customer_id == customer_id, contracts.c.status.in_((ACTIVE, PENDING)))
+        .order_by(contracts.c.id)).scalars().all()
+    for contract_id in ids:
+        cancel(uow, customer_id, contract_id, today=today)
+    return len(ids)
+
+
+def open_contracts(session, customer_id):
+    """How many of the customer's contracts have not been terminated yet."""
+    return session.execute(select(func.count()).select_from(contracts).where(
+        contracts.c.customer_id == customer_id, contracts.c.status != TERMINATED)).scalar_one()
+
+
+def forget_customer(uow, data):
+    """identity's ``customer_erased``: login links go; the terminated contracts stay (the
+    invoices refer to them; they hold no name or address)."""
+    uow.session.execute(login_tokens.delete().where(login_tokens.c.customer_id == int(data["customer_id"])))
