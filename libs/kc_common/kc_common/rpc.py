@@ -14,11 +14,11 @@ import time
 import eventlet
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
+from nameko.rpc import MethodProxy, Rpc, RpcConsumer, RpcProxy, ServiceProxy
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
-from kc_common.events import is_transient
+from kc_common.events import QUORUM, is_transient
 from kc_common.txguard import assert_no_transaction
 
 log = logging.getLogger(__name__)
@@ -198,9 +198,30 @@ class Services(RpcProxy):
         return _All()
 
 
+# A request returned unanswered this many times (the instance crashed on it each time) is
+# dropped: its caller has long given up (503), and a dead-letter copy would also collect
+# every request that merely expired (per-message TTL), so RPC queues have none.
+RPC_DELIVERY_LIMIT = 10
+
+
+def rpc_queue_arguments():
+    """``rpc-<service>``: a quorum queue (replicated) with a delivery limit."""
+    return dict(QUORUM, **{"x-delivery-limit": RPC_DELIVERY_LIMIT})
+
+
+class KcRpcConsumer(RpcConsumer):
+    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as a quorum queue."""
+
+    def setup(self):
+        super().setup()
+        self.queue.queue_arguments = rpc_queue_arguments()
+
+
 class KcRpc(Rpc):
     """``@rpc`` whose typed errors are logged as expected, not as crashes, that drops requests
     whose caller has already given up, and that survives a broker outage while replying."""
+
+    rpc_consumer = KcRpcConsumer()
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \
