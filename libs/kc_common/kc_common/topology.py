@@ -86,6 +86,23 @@ def _move(conn, source, target):
             channel.close()
 
 
+def _move_and_delete(conn, source, target):
+    """Empty ``source`` into ``target``, then delete it (once it is seen empty: quorum
+    queues have no ``if-empty`` delete)."""
+    moved = 0
+    while True:
+        moved += _move(conn, source, target)
+        if _stats(conn, source)[0] == 0:
+            break
+    channel = conn.channel()
+    try:
+        channel.queue_delete(source)
+    finally:
+        if channel.is_open:
+            channel.close()
+    return moved
+
+
 def _declare(conn, queue):
     channel = conn.channel()
     try:
@@ -112,24 +129,12 @@ def ensure_queue(conn, queue):
                 f"`python -m kc_common.topology` again") from exc
         log.warning("migrating queue %s (%d messages): %s", queue.name, messages, exc.reply_text)
         _declare(conn, parking)
-        _move(conn, queue.name, parking.name)
-        channel = conn.channel()
-        try:
-            channel.queue_delete(queue.name, if_empty=True)
-        finally:
-            if channel.is_open:
-                channel.close()
+        _move_and_delete(conn, queue.name, parking.name)
         _declare(conn, queue)
         outcome = "migrated"
     # Also finishes a migration that an earlier run left half done.
     if outcome == "migrated" or _stats(conn, parking.name) is not None:
-        moved = _move(conn, parking.name, queue.name)
-        channel = conn.channel()
-        try:
-            channel.queue_delete(parking.name, if_empty=True)
-        finally:
-            if channel.is_open:
-                channel.close()
+        moved = _move_and_delete(conn, parking.name, queue.name)
         outcome = f"migrated ({moved} messages)"
     return outcome
 

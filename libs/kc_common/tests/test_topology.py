@@ -5,6 +5,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from kc_common import topology
 from kc_common.events import event_handler, handler_queues
 from kc_common.rpc import PingMixin, rpc
+from kc_common.testing import wait_for
 
 
 class Listener(PingMixin):
@@ -73,13 +74,13 @@ def test_classic_queues_of_an_older_version_are_migrated_with_their_messages(
     for name in (main.name, retry.name, dead.name, "rpc-listener"):
         assert queue_type(rabbit_manager, vhost, name) == "quorum"
         assert not any(q["name"] == f"{name}.migrating" for q in rabbit_manager.get_queues(vhost))
-    with Connection(uri) as conn:
+    with Connection(uri, transport_options={"confirm_publish": True}) as conn:
         channel = conn.default_channel
         assert main(channel).queue_declare(passive=True).message_count == 3
         assert dead(channel).queue_declare(passive=True).message_count == 1
         # The binding came back: a new event reaches the migrated queue.
         Producer(channel).publish({"i": 9}, exchange="talker.events", routing_key="said")
-        assert main(channel).queue_declare(passive=True).message_count == 4
+        wait_for(lambda: main(channel).queue_declare(passive=True).message_count == 4, timeout=5)
         bodies = sorted(main(channel).get(no_ack=True).payload["i"] for _ in range(4))
     assert bodies == [0, 1, 2, 9]
 
