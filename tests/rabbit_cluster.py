@@ -5,6 +5,7 @@ and an empty plugin list; they share an Erlang cookie in a temporary HOME and ar
 joined with ``rabbitmqctl join_cluster``. Uses the installed RabbitMQ scripts
 (``/usr/lib/rabbitmq/bin``), not the machine's broker (which is left alone).
 """
+import json
 import os
 import secrets
 import shutil
@@ -115,16 +116,15 @@ class RabbitCluster:
         node.process = None
         return time.monotonic() - started
 
-    def queue_leaders(self, vhost="/"):
-        """{queue name: leader node name} of the quorum queues of ``vhost``."""
-        out = self.ctl(self.running()[0], "list_queues", "-p", vhost, "name", "type", "leader",
-                       "--quiet", "--no-table-headers")
-        leaders = {}
-        for line in out.splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3 and parts[1] == "quorum":
-                leaders[parts[0]] = parts[2]
-        return leaders
+    def leader_of(self, queue, vhost="/"):
+        """The node leading quorum queue ``queue`` (its Raft leader)."""
+        node = self.running()[0]
+        out = subprocess.run([os.path.join(RABBIT_BIN, "rabbitmq-queues"), "-n", node.name,
+                              "quorum_status", queue, "--vhost", vhost, "--formatter", "json"],
+                             env=self.env(node), capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        members = json.loads(out)
+        return next(m["Node Name"] for m in members if m["Raft State"] == "leader")
 
     def running(self):
         return [node for node in self.nodes if node.process is not None]
