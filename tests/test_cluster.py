@@ -5,7 +5,7 @@ join_cluster``), every process given an AMQP URI listing all three nodes.
 Customers order domains and hosting packages and pay what is open (card, through the PSP
 simulator) in a stream; in the middle the node leading billing's
 ``order_placed`` queue (the topology declares every queue through the first node, so it
-leads them all) is stopped. The services reconnect to the other nodes by
+leads them all) is killed (SIGKILL: a crash, not a graceful stop). The services reconnect to the other nodes by
 themselves (no restart: every process keeps running), orders are accepted again, and
 afterwards, through the API, every accepted order is stored once with its invoice exactly
 once and its DNS zone, every confirmed payment is booked, every refused order left nothing
