@@ -14,7 +14,7 @@ import time
 import eventlet
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, Rpc, RpcConsumer, RpcProxy, ServiceProxy
+from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, ServiceProxy
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
@@ -168,8 +168,25 @@ class _TimedServiceProxy(ServiceProxy):
                                  self.reply_listener, timeout, **options)
 
 
+class KcReplyListener(ReplyListener):
+    """nameko's reply listener with a transient (non-durable) classic reply queue.
+
+    nameko declares it durable: on a broker cluster, when the queue's node dies, every
+    re-declaration of that durable queue fails (404, "home node ... is down") and the
+    process never consumes again. A transient queue is removed with its node, so the
+    reconnected consumer declares it afresh on a live node (replies in flight are lost:
+    their callers time out with a 503, as for any broker fault).
+    """
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
+
+
 class TimedRpcProxy(RpcProxy):
     """Drop-in for ``nameko.rpc.RpcProxy`` with a timeout (seconds)."""
+
+    rpc_reply_listener = KcReplyListener()
 
     def __init__(self, target_service, timeout=None, **options):
         super().__init__(target_service, timeout=timeout, **options)
@@ -184,6 +201,8 @@ class Services(RpcProxy):
 
     Used by the gateway, which talks to every service through one dependency.
     """
+
+    rpc_reply_listener = KcReplyListener()
 
     def __init__(self, timeout=None, **options):
         super().__init__("*", timeout=timeout, **options)
