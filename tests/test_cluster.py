@@ -20,6 +20,7 @@ from collections import Counter
 import eventlet
 import pytest
 
+from kc_common.testing import wait_for
 from tests import rabbit_cluster
 from tests.conftest import System, customer_maker, running_system
 from tests.soak_workload import Customer, Recorder, bad_log_lines, settle
@@ -127,6 +128,11 @@ def test_losing_the_node_that_leads_the_queues_loses_no_order_no_payment(cluster
     assert not problems, "\n".join(problems[:40])
     depths = queue_depths(cluster)
     assert {n: d for n, (d, _) in depths.items() if n.endswith(".dead") and d} == {}
-    leftover = {n: d for n, (d, kind) in depths.items() if d and kind == "quorum"}
-    assert leftover == {}, leftover
+
+    def leftover():  # documents renders the invoices' PDFs: its backlog drains, nothing stays
+        return {n: d for n, (d, kind) in queue_depths(cluster).items() if d and kind == "quorum"}
+    try:
+        wait_for(lambda: not leftover(), timeout=120, interval=2)
+    except AssertionError:
+        pytest.fail(f"messages left in queues: {leftover()}")
     assert [line for line in bad_log_lines(system) if "database is locked" in line] == []
