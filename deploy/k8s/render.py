@@ -28,9 +28,25 @@ class KustomizeError(ValueError):
     pass
 
 
+def plain_loader():
+    """yaml's SafeLoader without the resolvers others registered on it: once nameko's config
+    loader ran in a process, SafeLoader expands ``${VAR:default}`` scalars (its ``!env_var``
+    tag), which would rewrite the manifests' commands while reading them."""
+    class Loader(yaml.SafeLoader):
+        pass
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if not tag.startswith("!")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return Loader
+
+
+def safe_load_all(stream):
+    return yaml.load_all(stream, Loader=plain_loader())
+
+
 def load_yaml_docs(path):
     with open(path) as fh:
-        return [doc for doc in yaml.safe_load_all(fh) if doc]
+        return [doc for doc in safe_load_all(fh) if doc]
 
 
 def merge_patch(target, patch):
