@@ -19,6 +19,8 @@ NAV = [
         ("Datenschutz", "data.privacy"),
         ("IP-Whitelist", "data.whitelist"),
         ("Anmeldung & Sicherheit", "data.security"),
+        ("Daten exportieren", "data.export"),
+        ("Konto schließen", "data.closure"),
     ]),
     ("Meine Dokumente", "documents.index"),
     ("Supportanfrage erstellen", "support.index"),

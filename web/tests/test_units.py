@@ -22,7 +22,8 @@ class FakeApi:
         if (method, path) == ("POST", "/api/v1/session"):
             if kwargs["json"]["password"] != "richtig":
                 raise ApiError(401, "unauthenticated", "Kundennummer/E-Mail oder Passwort ist falsch.")
-            return {"token": "kcc_secret-token", "customer_id": 100001}
+            notice = "Bitte bestätigen Sie Ihre E-Mail-Adresse." if kwargs["json"]["login"] == "neu" else None
+            return {"token": "kcc_secret-token", "customer_id": 100001, "notice": notice}
         if (method, path) == ("GET", "/api/v1/me"):
             return {"first_name": "Max", "last_name": "Mustermann"}
         if (method, path) == ("DELETE", "/api/v1/session"):
@@ -99,6 +100,17 @@ def test_wrong_password_is_shown_in_german(app):
                                            "csrf_token": csrf_of(client)})
     assert resp.status_code == 401
     assert "Kundennummer/E-Mail oder Passwort ist falsch." in resp.get_data(as_text=True)
+
+
+def test_the_logins_notice_is_shown_after_login(app):
+    client = app.test_client()
+    resp = client.post("/anmeldung", data={"login": "neu", "password": "richtig", "csrf_token": csrf_of(client)},
+                       follow_redirects=True)
+    assert resp.status_code == 200 and "Bitte bestätigen Sie Ihre E-Mail-Adresse." in resp.get_data(as_text=True)
+    client = app.test_client()
+    resp = client.post("/anmeldung", data={"login": "100001", "password": "richtig", "csrf_token": csrf_of(client)},
+                       follow_redirects=True)
+    assert "Bitte bestätigen Sie Ihre E-Mail-Adresse." not in resp.get_data(as_text=True)
 
 
 def test_pages_need_a_login_and_only_local_redirects(app):

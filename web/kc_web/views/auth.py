@@ -46,6 +46,8 @@ def _start_session(result, target):
     session["customer"] = {"id": result["customer_id"], "name": name}
     session["login_at"] = int(time.time())
     csrf_token()
+    if result.get("notice"):  # e.g. the e-mail address still waits for its confirmation link
+        flash(result["notice"], "info")
     return redirect(safe_next(target, url_for("products.webhosting")))
 
 

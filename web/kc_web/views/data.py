@@ -1,5 +1,6 @@
 """Meine Daten: Adressdaten, Passwörter, Zahlungsdetails, Ansprechpartner, Mitteilungen,
-Datenschutz, IP-Whitelist, and Anmeldung & Sicherheit (sessions, logins, two-factor login)."""
+Datenschutz, IP-Whitelist, Anmeldung & Sicherheit (sessions, logins, two-factor login), and the
+DS-GVO pages Daten exportieren and Konto schließen."""
 import time
 
 from segno import make_qr
@@ -280,6 +281,67 @@ def whitelist():
         text = "\n".join(current["entries"])
     return render_template("data/whitelist.html", title="IP-Whitelist", current=current, text=text,
                            errors=errors, message=message, confirm=confirm), (409 if confirm else 400 if message else 200)
+
+
+# --- Daten exportieren (DS-GVO Art. 15/20) --------------------------------------------------
+SERVICE_NAMES = {"identity": "Kundendaten", "catalog": "Produkte und Verträge", "billing": "Buchhaltung",
+                 "dns": "DNS", "documents": "Dokumente", "support": "Supportanfragen"}
+
+
+@bp.route("/daten/export", methods=["GET", "POST"])
+def export():
+    message = None
+    if request.method == "POST":
+        try:
+            api("POST", "/api/v1/me/data-export", json={})
+        except ApiError as exc:
+            if exc.status not in (400, 409, 429):
+                raise
+            message = exc.message
+        else:
+            flash("Ihr Datenexport ist beantragt. Sobald das Archiv fertig ist, finden Sie es hier und unter "
+                  "Meine Dokumente; wir schicken Ihnen außerdem eine E-Mail.", "success")
+            return redirect(url_for("data.export"))
+    try:
+        current = get("/api/v1/me/data-export")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        current = None
+    return render_template("data/export.html", title="Daten exportieren", current=current, message=message,
+                           service_names=SERVICE_NAMES), (400 if message else 200)
+
+
+# --- Konto schließen -----------------------------------------------------------------------
+CLOSURE_STATES = {"none": "nicht beantragt", "requested": "beantragt", "erased": "abgeschlossen"}
+
+
+@bp.route("/daten/konto-schliessen", methods=["GET", "POST"])
+def closure():
+    errors, message, confirmed = {}, None, False
+    if request.method == "POST":
+        confirmed = bool(request.form.get("confirm"))
+        if not confirmed:
+            message = "Bitte bestätigen Sie, dass Sie Ihr Konto schließen möchten."
+            errors = {"confirm": "Bitte bestätigen Sie die Schließung."}
+            state = get("/api/v1/me/closure")
+        else:
+            try:
+                state = api("POST", "/api/v1/me/closure", json={"password": request.form.get("password", "")})
+            except ApiError as exc:
+                if exc.status not in (400, 429):
+                    raise
+                message, errors = exc.message, _errors(exc)
+                state = get("/api/v1/me/closure")
+            else:
+                # Shown right here, not after a redirect: with no contract and a settled balance the
+                # erasure may follow within moments and end this session.
+                flash("Die Schließung Ihres Kontos ist beantragt.", "success")
+    else:
+        state = get("/api/v1/me/closure")
+    return render_template("data/closure.html", title="Konto schließen", state=state, errors=errors,
+                           message=message, confirmed=confirmed, state_names=CLOSURE_STATES), \
+        (400 if message else 200)
 
 
 # --- Anmeldung & Sicherheit ----------------------------------------------------------------

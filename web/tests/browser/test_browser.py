@@ -28,6 +28,8 @@ SCREENS = [
     ("datenschutz", "/daten/datenschutz", "Datenschutz"),
     ("ip-whitelist", "/daten/ip-whitelist", "IP-Whitelist"),
     ("sicherheit", "/daten/sicherheit", "Anmeldung & Sicherheit"),
+    ("daten-exportieren", "/daten/export", "Daten exportieren"),
+    ("konto-schliessen", "/daten/konto-schliessen", "Konto schließen"),
     ("dokumente", "/dokumente", "Meine Dokumente"),
     ("support", "/support", "Supportanfrage erstellen"),
 ]
