@@ -71,7 +71,7 @@ def test_metrics_endpoint_counts_rpc_and_events(container_factory, config, monke
 
     container = container_factory(DnsService, config)
     container.start()
-    with Connection(config["AMQP_URI"]) as conn:
+    with Connection(config["AMQP_URI"], connect_timeout=30) as conn:  # a loaded broker
         producer = conn.Producer(serializer="json")
         for event in (ORDER_PLACED, POISON):
             producer.publish(event, exchange="catalog.events", routing_key="order_placed")
@@ -150,7 +150,7 @@ def test_json_log_lines_carry_service_correlation_and_customer(container_factory
         declare_topology(config["AMQP_URI"], [DnsService])
         container = container_factory(DnsService, config)
         container.start()
-        with Connection(config["AMQP_URI"]) as conn:
+        with Connection(config["AMQP_URI"], connect_timeout=30) as conn:  # a loaded broker
             conn.Producer(serializer="json").publish(
                 ORDER_PLACED, exchange="catalog.events", routing_key="order_placed",
                 headers={"nameko.correlation_id": "evt-corr-0001"})
