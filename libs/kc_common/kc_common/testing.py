@@ -8,13 +8,29 @@
   (nameko's ``rabbit_config``: every test gets a fresh vhost, so runs and
   tests never collide).
 * ``wait_for(predicate)``: poll until true (for asynchronous event flows).
+* ``rabbit_config`` / ``rabbit_manager``: replace nameko's fixtures of the same
+  names. Nameko creates the test vhosts in a background greenlet and waits on a
+  queue for them: when the management API refused one (a broker still starting,
+  an alarm), that greenlet died and the test waited forever, and CI with it.
+  Here every call to the broker's management API is bounded and a refusal
+  fails the test with the API's answer.
+* Every test's setup, call and teardown is bounded (``KC_TEST_TIMEOUT``, default
+  900 s): a test blocked past it fails with the stacks of all greenlets printed,
+  and the run goes on.
 """
+import gc
 import os
+import sys
 import time
+import traceback
 import uuid
+from urllib.parse import quote, urlparse
 
+import eventlet
+import greenlet
 import psycopg2
 import pytest
+import requests
 from alembic import command
 from sqlalchemy import text
 
@@ -25,15 +41,156 @@ PG_ADMIN_URL = os.environ.get("KC_TEST_PG_ADMIN_URL", "postgresql://postgres@127
 RUN_ID = uuid.uuid4().hex[:8]
 
 
+TEST_TIMEOUT = float(os.environ.get("KC_TEST_TIMEOUT", "900"))
+
+
+class PhaseBlocked(Exception):
+    """A test's phase ran past KC_TEST_TIMEOUT."""
+
+
+def _greenlet_stacks():
+    out = []
+    for obj in gc.get_objects():
+        if isinstance(obj, greenlet.greenlet) and obj.gr_frame is not None:
+            out.append(f"--- greenlet {obj!r}\n" + "".join(traceback.format_stack(obj.gr_frame)))
+    return "\n".join(out)
+
+
+def _bounded(item, phase):
+    """eventlet.Timeout raises in the blocked greenlet (a queue, a socket): the test fails, the run goes on."""
+    timeout = eventlet.Timeout(TEST_TIMEOUT, PhaseBlocked(
+        f"{item.nodeid} {phase} blocked for more than {TEST_TIMEOUT:.0f} s (KC_TEST_TIMEOUT)"))
+
+    def report():
+        sys.stderr.write(f"\n=== {item.nodeid} {phase}: blocked, stacks of all greenlets ===\n"
+                         + _greenlet_stacks() + "\n")
+    dump = eventlet.spawn_after(max(TEST_TIMEOUT - 1, 0.1), report)
+    return timeout, dump
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    timeout, dump = _bounded(item, "setup")
+    try:
+        yield
+    finally:
+        dump.cancel()
+        timeout.cancel()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    timeout, dump = _bounded(item, "call")
+    try:
+        yield
+    finally:
+        dump.cancel()
+        timeout.cancel()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    timeout, dump = _bounded(item, "teardown")
+    try:
+        yield
+    finally:
+        dump.cancel()
+        timeout.cancel()
+
+
+class RabbitAdmin:
+    """The broker's management HTTP API, every call bounded.
+
+    Each request has a socket timeout; connection errors and 5xx answers are
+    retried for up to ``patience`` seconds (a broker that is still starting its
+    plugins), anything else raises with the API's answer.
+    """
+
+    def __init__(self, uri, timeout=15.0, patience=60.0):
+        parts = urlparse(uri)
+        self.base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+        self.auth = (parts.username or "guest", parts.password or "guest")
+        self.timeout, self.patience = timeout, patience
+        self.session = requests.Session()
+
+    def request(self, method, *path, json=None, ok_statuses=()):
+        url = "/".join([self.base, *(quote(p, safe="") for p in path)])
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                answer = self.session.request(method, url, json=json, auth=self.auth, timeout=self.timeout)
+                if answer.status_code < 500:
+                    if answer.status_code in ok_statuses:
+                        return None
+                    if answer.status_code >= 400:
+                        raise RuntimeError(f"RabbitMQ management API {method} {url}: "
+                                           f"{answer.status_code} {answer.text[:300]}")
+                    return answer.json() if answer.content else None
+                reason = f"{answer.status_code} {answer.text[:300]}"
+            except requests.RequestException as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ management API {method} {url} did not answer within "
+                                   f"{self.patience:.0f} s ({reason}); is the management plugin enabled?")
+            time.sleep(1)
+
+    def create_vhost(self, vhost):
+        return self.request("PUT", "vhosts", vhost)
+
+    def delete_vhost(self, vhost):
+        return self.request("DELETE", "vhosts", vhost, ok_statuses=(404,))
+
+    def set_vhost_permissions(self, vhost, username, configure, read, write):
+        return self.request("PUT", "permissions", vhost, username,
+                            json={"configure": configure, "read": read, "write": write})
+
+    def get_queues(self, vhost):
+        return self.request("GET", "queues", vhost)
+
+    def get_messages(self, vhost, name, count=1, requeue=False):
+        return self.request("POST", "queues", vhost, name, "get",
+                            json={"count": count, "encoding": "auto", "requeue": requeue,
+                                  "ackmode": "ack_requeue_true" if requeue else "ack_requeue_false"})
+
+
+@pytest.fixture(scope="session")
+def rabbit_manager(request):
+    """Replaces nameko's fixture: the same calls, bounded."""
+    admin = RabbitAdmin(request.config.getoption("RABBIT_API_URI"))
+    admin.request("GET", "overview")
+    return admin
+
+
+@pytest.fixture
+def rabbit_config(request, rabbit_manager):
+    """Replaces nameko's fixture: a fresh vhost per test, created and deleted in the test's own greenlet."""
+    from kombu.pools import connections
+
+    uri = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
+    username = uri.username or "guest"
+    vhost = f"nameko_test_{uuid.uuid4().hex[:10]}"
+    rabbit_manager.create_vhost(vhost)
+    try:
+        rabbit_manager.set_vhost_permissions(vhost, username, ".*", ".*", ".*")
+        yield {"AMQP_URI": f"{uri.scheme}://{uri.netloc}/{vhost}", "username": username, "vhost": vhost}
+    finally:
+        rabbit_manager.delete_vhost(vhost)
+        # kombu's pooled connections to the deleted vhost are dead: close them (as nameko's fixture does)
+        for key, pool in list(connections.items()):
+            if isinstance(key, tuple) and len(key) > 4 and key[4] == vhost:
+                pool.force_close_all()
+
+
 def pg_url(dbname):
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
 
 
 def _admin(sql):
-    conn = psycopg2.connect(PG_ADMIN_URL)
+    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=10)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
+            cur.execute("SET statement_timeout = '120s'")
             cur.execute(sql)
     finally:
         conn.close()
