@@ -23,7 +23,8 @@ from kc_billing.settings import BillingSettings
 from kc_catalog import demo as catalog_demo
 from kc_catalog.domain import contracts as catalog_contracts, orders as ordering
 from kc_catalog.models import contracts, metadata as catalog_metadata, products
-from kc_identity import demo as identity_demo, domain as identity
+from kc_identity import demo as identity_demo
+from kc_identity.domain import customers as identity
 from kc_identity.models import metadata as identity_metadata
 
 BERLIN = billing.BERLIN

@@ -165,7 +165,7 @@ def test_expired_reset_link_is_refused(system, make_customer):
     make_customer(email=email)
     requests.post(url(system, "/password-reset"), json={"login": email}, headers=from_address())
     token = mail_link_token(system, email, RESET)
-    from kc_identity.domain import hash_token
+    from kc_identity.domain.common import hash_token
     from kc_identity.models import account_tokens
     db = _identity_db(system)
     with db.unit_of_work() as uow:  # as if the link's time had passed

@@ -19,7 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from kc_common.db import as_utc, utcnow
 from kc_common.errors import Conflict, TooManyRequests, ValidationFailed
-from kc_identity import address, domain, policy
+from kc_identity import address, policy
+from kc_identity.domain.common import hash_password, hash_token, retry_seconds
+from kc_identity.domain.customers import (address_view, create_customer, customer_view, find_customer_by_login,
+                                          get_customer_row)
+from kc_identity.domain.sessions import end_other_sessions, sessions_changed
 from kc_identity.models import account_requests, account_tokens, customers
 
 PASSWORD_RESET, SET_PASSWORD = "password_reset", "set_password"
@@ -33,7 +37,6 @@ RESET_ACCEPTED = ("Wenn zu diesen Angaben ein Kundenkonto besteht, haben wir an 
 SIGNUP_ACCEPTED = ("Vielen Dank für Ihre Registrierung. Wir haben Ihnen eine E-Mail gesendet: Bitte "
                    "bestätigen Sie Ihre E-Mail-Adresse über den Link darin. Erst danach können Sie "
                    "bestellen und bezahlen.")
-UNVERIFIED_NOTICE = domain.UNVERIFIED_NOTICE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _throttle(session, *, kind, subject, client_ip, per_subject, per_address, wi
             .order_by(account_requests.c.at)).scalars().all()
         if len(times) >= limit:
             until = as_utc(times[len(times) - limit]) + window
-            raise TooManyRequests(message, {"retry_after": domain._seconds(until - now)})
+            raise TooManyRequests(message, {"retry_after": retry_seconds(until - now)})
     session.execute(account_requests.insert().values(kind=kind, subject=subject[:254],
                                                      client_ip=client_ip, at=now))
 
@@ -89,7 +92,7 @@ def issue_link(uow, *, purpose, customer_id, email, limits, vault, client_ip=Non
     token_id = str(uuid.uuid4())
     expires_at = now + limits.ttl(purpose)
     session.execute(account_tokens.insert().values(
-        id=token_id, token_hash=domain.hash_token(token), purpose=purpose, customer_id=customer_id,
+        id=token_id, token_hash=hash_token(token), purpose=purpose, customer_id=customer_id,
         email=email, created_at=now, expires_at=expires_at))
     uow.emit("account_link_issued", {"purpose": purpose, "customer_id": customer_id, "email": email,
                                      "token_id": token_id, "token_enc": vault.encrypt(token),
@@ -102,7 +105,7 @@ def _take(session, token, purposes):
     row = None
     if isinstance(token, str) and 20 <= len(token) <= 100:
         row = session.execute(select(account_tokens).where(
-            account_tokens.c.token_hash == domain.hash_token(token)).with_for_update()).first()
+            account_tokens.c.token_hash == hash_token(token)).with_for_update()).first()
     if row is None or row.purpose not in purposes or row.used_at is not None \
             or as_utc(row.expires_at) <= utcnow():
         raise ValidationFailed(BAD_LINK, fields={"token": [BAD_LINK]})
@@ -124,7 +127,7 @@ def request_password_reset(uow, *, login, client_ip, limits, vault):
     _throttle(session, kind=PASSWORD_RESET, subject=key, client_ip=client_ip,
               per_subject=limits.reset_per_login, per_address=limits.reset_per_address,
               window=limits.window)
-    row = domain.find_customer_by_login(session, key)
+    row = find_customer_by_login(session, key)
     if row is None:
         return
     sent = session.execute(select(func.count()).select_from(account_tokens).where(
@@ -141,7 +144,7 @@ def set_password_by_link(uow, data, *, client_ip):
     ends, the notice mail goes out (``password_changed``); two-factor login stays as it is."""
     session = uow.session
     row = _take(session, data["token"], (PASSWORD_RESET, SET_PASSWORD))
-    customer = domain.get_customer_row(session, row.customer_id, lock=True)
+    customer = get_customer_row(session, row.customer_id, lock=True)
     errors = {}
     problems = policy.service_password_problems(data["new_password"], customer_id=customer.id,
                                                 email=customer.email)
@@ -152,7 +155,7 @@ def set_password_by_link(uow, data, *, client_ip):
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     now = utcnow()
-    values = {"password_hash": domain.hash_password(data["new_password"]), "password_changed_at": now,
+    values = {"password_hash": hash_password(data["new_password"]), "password_changed_at": now,
               "updated_at": now}
     if customer.email_verified_at is None and row.email == customer.email:
         values["email_verified_at"] = now  # the link reached this mailbox
@@ -161,8 +164,8 @@ def set_password_by_link(uow, data, *, client_ip):
         account_tokens.c.customer_id == customer.id,
         account_tokens.c.purpose.in_((PASSWORD_RESET, SET_PASSWORD)),
         account_tokens.c.used_at.is_(None)).values(used_at=now))
-    ended = domain.end_other_sessions(session, customer.id, None)
-    domain.sessions_changed(uow, customer_id=customer.id)
+    ended = end_other_sessions(session, customer.id, None)
+    sessions_changed(uow, customer_id=customer.id)
     uow.emit("password_changed", {"customer_id": customer.id, "changed_at": now, "client_ip": client_ip,
                                   "sessions_ended": ended, "by_link": True})
 
@@ -235,17 +238,17 @@ def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
                        "aktuelle Version.", {"reason": "new_version", "current_version": str(terms["version"])})
     _throttle(session, kind="signup", subject=email, client_ip=client_ip, per_subject=limits.signup_per_email,
               per_address=limits.signup_per_address, window=limits.window)
-    password_hash = domain.hash_password(data["password"])
-    existing = domain.find_customer_by_login(session, email)
+    password_hash = hash_password(data["password"])
+    existing = find_customer_by_login(session, email)
     if existing is None:
         now = utcnow()
         try:
             with session.begin_nested():  # a concurrent sign-up with this e-mail loses here
-                customer_id = domain.create_customer(
+                customer_id = create_customer(
                     uow, password_hash=password_hash, email_verified=False, terms_version=str(terms["version"]),
                     terms_accepted_at=now, **cleaned)
         except IntegrityError:
-            existing = domain.find_customer_by_login(session, email)
+            existing = find_customer_by_login(session, email)
         else:
             issue_link(uow, purpose=VERIFY_EMAIL, customer_id=customer_id, email=email, limits=limits,
                        vault=vault, client_ip=client_ip)
@@ -256,7 +259,7 @@ def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
 
 def resend_verification(uow, customer_id, *, limits, vault, client_ip):
     session = uow.session
-    row = domain.get_customer_row(session, customer_id, lock=True)
+    row = get_customer_row(session, customer_id, lock=True)
     if row.email_verified_at is not None:
         raise Conflict("Ihre E-Mail-Adresse ist bereits bestätigt.", {"reason": "already_verified"})
     _throttle(session, kind="verify_resend", subject=str(customer_id), client_ip=None,
@@ -272,18 +275,18 @@ def staff_create(uow, data, *, limits, vault, vat_valid=None):
     cleaned = clean_customer(data, vat_valid=vat_valid)
     taken = ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields={"email": [
         "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]})
-    if domain.find_customer_by_login(session, cleaned["email"]) is not None:
+    if find_customer_by_login(session, cleaned["email"]) is not None:
         raise taken
     try:
         with session.begin_nested():
-            customer_id = domain.create_customer(
-                uow, password_hash=domain.hash_password(secrets.token_urlsafe(32)), email_verified=False,
+            customer_id = create_customer(
+                uow, password_hash=hash_password(secrets.token_urlsafe(32)), email_verified=False,
                 **cleaned)
     except IntegrityError:
         raise taken
     issue_link(uow, purpose=SET_PASSWORD, customer_id=customer_id, email=cleaned["email"], limits=limits,
                vault=vault)
-    return domain.address_view(domain.get_customer_row(session, customer_id))
+    return address_view(get_customer_row(session, customer_id))
 
 
 # --- e-mail confirmation (sign-up and change) ------------------------------------------------
@@ -292,7 +295,7 @@ def confirm_email(uow, token, *, client_ip):
     """Confirm a verification (sign-up) or an e-mail change link."""
     session = uow.session
     row = _take(session, token, (VERIFY_EMAIL, CHANGE_EMAIL))
-    customer = domain.get_customer_row(session, row.customer_id, lock=True)
+    customer = get_customer_row(session, row.customer_id, lock=True)
     now = utcnow()
     if row.purpose == VERIFY_EMAIL:
         if row.email != customer.email:  # the address changed since the link was sent
@@ -301,7 +304,7 @@ def confirm_email(uow, token, *, client_ip):
         if customer.email_verified_at is None:
             session.execute(update(customers).where(customers.c.id == customer.id)
                             .values(email_verified_at=now))
-            domain.sessions_changed(uow, customer_id=customer.id)  # email_verified now true
+            sessions_changed(uow, customer_id=customer.id)  # email_verified now true
         return {"purpose": row.purpose, "email": customer.email, "customer_id": customer.id}
     taken = session.execute(select(customers.c.id).where(
         func.lower(customers.c.email) == row.email, customers.c.id != customer.id)).first()
@@ -316,10 +319,10 @@ def confirm_email(uow, token, *, client_ip):
     except IntegrityError:
         raise Conflict("Diese E-Mail-Adresse ist inzwischen einem anderen Kundenkonto zugeordnet.",
                        {"reason": "email_taken"})
-    domain.sessions_changed(uow, customer_id=customer.id)
+    sessions_changed(uow, customer_id=customer.id)
     uow.emit("email_changed", {"customer_id": customer.id, "old_email": customer.email, "new_email": row.email,
                                "changed_at": now, "client_ip": client_ip, "by_staff": False})
-    uow.emit("customer_updated", domain.customer_view(domain.get_customer_row(session, customer.id)))
+    uow.emit("customer_updated", customer_view(get_customer_row(session, customer.id)))
     return {"purpose": row.purpose, "email": row.email, "customer_id": customer.id}
 
 

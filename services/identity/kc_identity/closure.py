@@ -14,7 +14,10 @@
 from sqlalchemy import delete, update
 
 from kc_common.db import utcnow
-from kc_identity.domain import get_customer_row, hash_password, reauthenticate, sessions_changed
+from kc_identity.domain.common import hash_password
+from kc_identity.domain.customers import get_customer_row
+from kc_identity.domain.sessions import sessions_changed
+from kc_identity.domain.throttle import reauthenticate
 from kc_identity.models import (account_tokens, contacts, customers, login_events, notification_preferences,
                                 phone_password_checks, recovery_codes, sessions)
 

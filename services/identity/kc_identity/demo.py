@@ -4,7 +4,9 @@ import uuid
 from sqlalchemy import select
 
 from kc_common.db import utcnow
-from kc_identity import domain
+from kc_identity.domain.customers import create_customer, find_customer_by_login
+from kc_identity.domain.passwords import set_phone_password
+from kc_identity.domain.staff import create_staff
 from kc_identity.models import contacts, staff
 
 DEMO_EMAIL = "demo@kundencenter.example"
@@ -22,8 +24,8 @@ STAFF = [("admin@kundencenter.example", "Anna Admin", ["admin"]),
 
 def seed(db, config):
     with db.unit_of_work() as uow:
-        if domain.find_customer_by_login(uow.session, DEMO_EMAIL) is None:
-            customer_id = domain.create_customer(  # publishes customer_updated (relayed at start)
+        if find_customer_by_login(uow.session, DEMO_EMAIL) is None:
+            customer_id = create_customer(  # publishes customer_updated (relayed at start)
                 uow, email=DEMO_EMAIL, company="Muster Webdesign GmbH",
                 last_name="Mustermann", first_name="Max", password=DEMO_PASSWORD, **DEMO_ADDRESS)
             now = utcnow()
@@ -35,10 +37,10 @@ def seed(db, config):
             keys = (config or {}).get("PHONE_PASSWORD_KEYS")
             if keys:
                 from kc_identity.vault import Vault
-                domain.set_phone_password(uow.session, customer_id, {
+                set_phone_password(uow.session, customer_id, {
                     "phone_password": DEMO_PHONE_PASSWORD, "phone_password_repeat": DEMO_PHONE_PASSWORD},
                     Vault(keys))
         for email, name, roles in STAFF:
             if uow.session.execute(select(staff.c.id).where(staff.c.email == email)).first() is None:
-                domain.create_staff(uow.session, email=email, name=name, roles=roles,
-                                    password=STAFF_PASSWORD)
+                create_staff(uow.session, email=email, name=name, roles=roles,
+                             password=STAFF_PASSWORD)

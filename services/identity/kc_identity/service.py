@@ -1,4 +1,4 @@
-"""identity's entrypoints: thin; the rules live in ``domain``."""
+"""identity's entrypoints: thin; the rules live in the ``domain`` package (one module per concern)."""
 import datetime as dt
 import logging
 from decimal import Decimal
@@ -15,7 +15,9 @@ from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
 from kc_common.settings import Secret, Settings
-from kc_identity import account, closure, domain, mails, schemas, vies
+from kc_identity import account, closure, mails, schemas, vies
+from kc_identity.domain import (av_agreement, contacts, customers, login, notifications, passwords, sessions,
+                                staff, throttle, two_factor, whitelist)
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
 
@@ -74,7 +76,7 @@ class IdentityService(PingMixin):
 
     @property
     def _throttle(self):
-        return domain.Throttle(
+        return throttle.Throttle(
             per_account=int(self._setting("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)),
             per_address=int(self._setting("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)),
             window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
@@ -192,7 +194,7 @@ class IdentityService(PingMixin):
     def on_account_link_issued(self, event):
         """The mail with a single-use link (the token decrypted only here)."""
         def prepare(uow, data):
-            row = domain.get_customer_row(uow.session, data["customer_id"])
+            row = customers.get_customer_row(uow.session, data["customer_id"])
             return mails.account_link(row, data, self.vault.decrypt(data["token_enc"]), self._web_url)
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
@@ -200,7 +202,7 @@ class IdentityService(PingMixin):
     def on_signup_duplicate(self, event):
         """A sign-up with a registered e-mail: the owner of that address learns it, nobody else."""
         def prepare(uow, data):
-            return mails.signup_duplicate(domain.get_customer_row(uow.session, data["customer_id"]), data,
+            return mails.signup_duplicate(customers.get_customer_row(uow.session, data["customer_id"]), data,
                                           self._web_url)
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
@@ -210,9 +212,9 @@ class IdentityService(PingMixin):
     def login(self, data):
         data = load(schemas.CustomerLoginSchema(), data)
         with self._uow() as uow:  # the attempt is recorded (committed) before a failure is raised
-            result, error = domain.attempt_login(uow.session, client_ip=self.context.client_ip,
-                                                 idle=self._idle, absolute=self._absolute,
-                                                 throttle=self._throttle, vault=self.vault, **data)
+            result, error = login.attempt_login(uow.session, client_ip=self.context.client_ip,
+                                                idle=self._idle, absolute=self._absolute,
+                                                throttle=self._throttle, vault=self.vault, **data)
         if error is not None:
             raise error
         return schemas.SessionSchema().dump(result)
@@ -220,16 +222,16 @@ class IdentityService(PingMixin):
     @rpc(sensitive_arguments=("token",))
     def authenticate(self, token):
         with self._uow() as uow:
-            return domain.authenticate(uow.session, token=token, idle=self._idle,
-                                       client_ip=self.context.client_ip)
+            return sessions.authenticate(uow.session, token=token, idle=self._idle,
+                                         client_ip=self.context.client_ip)
 
     @rpc(sensitive_arguments=("data.password",))
     def staff_login(self, data):
         data = load(schemas.LoginSchema(), data)
         with self._uow() as uow:
-            result, error = domain.attempt_staff_login(uow.session, client_ip=self.context.client_ip,
-                                                       idle=self._idle, absolute=self._absolute,
-                                                       throttle=self._throttle, **data)
+            result, error = login.attempt_staff_login(uow.session, client_ip=self.context.client_ip,
+                                                      idle=self._idle, absolute=self._absolute,
+                                                      throttle=self._throttle, **data)
         if error is not None:
             raise error
         return schemas.StaffSessionSchema().dump(result)
@@ -240,29 +242,29 @@ class IdentityService(PingMixin):
         if self.context.session_id is None:
             raise Unauthenticated("Bitte melden Sie sich an.")
         with self._uow() as uow:
-            domain.end_session(uow.session, self.context.session_id)
-            domain.sessions_changed(uow, session_id=self.context.session_id)
+            sessions.end_session(uow.session, self.context.session_id)
+            sessions.sessions_changed(uow, session_id=self.context.session_id)
 
     @rpc
     def list_sessions(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            items = domain.list_sessions(uow.session, customer_id, self.context.session_id, self._idle)
+            items = sessions.list_sessions(uow.session, customer_id, self.context.session_id, self._idle)
         return schemas.SessionListSchema().dump({"items": items})
 
     @rpc
     def end_session(self, session_id):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            domain.end_customer_session(uow.session, customer_id, session_id)
-            domain.sessions_changed(uow, session_id=session_id)
+            sessions.end_customer_session(uow.session, customer_id, session_id)
+            sessions.sessions_changed(uow, session_id=session_id)
 
     @rpc
     def list_logins(self, params=None):
         customer_id = self.context.require_customer()
         params = load(PageQuerySchema(), params)
         with self._uow() as uow:
-            page = domain.recent_logins(uow.session, customer_id, params["page"], params["per_page"])
+            page = sessions.recent_logins(uow.session, customer_id, params["page"], params["per_page"])
         return schemas.LoginEventPageSchema().dump(page)
 
     # --- address data -----------------------------------------------------------------------
@@ -271,9 +273,9 @@ class IdentityService(PingMixin):
     def get_me(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            row = domain.get_customer_row(uow.session, customer_id)
+            row = customers.get_customer_row(uow.session, customer_id)
             pending = account.pending_email(uow.session, customer_id)
-        return schemas.CustomerSchema().dump(dict(domain.address_view(row), pending_email=pending))
+        return schemas.CustomerSchema().dump(dict(customers.address_view(row), pending_email=pending))
 
     @rpc
     def update_address(self, data):
@@ -283,8 +285,8 @@ class IdentityService(PingMixin):
             account.issue_link(uow, purpose=account.CHANGE_EMAIL, customer_id=customer_id, email=new_email,
                                limits=self._limits, vault=self.vault, client_ip=self.context.client_ip)
         with self._uow() as uow:
-            result = domain.update_address(uow, customer_id, data, client_ip=self.context.client_ip,
-                                           request_email_change=request_email_change)
+            result = customers.update_address(uow, customer_id, data, client_ip=self.context.client_ip,
+                                              request_email_change=request_email_change)
             result["pending_email"] = account.pending_email(uow.session, customer_id)
         return schemas.CustomerSchema().dump(result)
 
@@ -295,8 +297,8 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordChangeSchema(), data)
         with self._uow() as uow:
-            error = domain.change_password(uow, customer_id, data, session_id=self.context.session_id,
-                                           client_ip=self.context.client_ip, throttle=self._throttle)
+            error = passwords.change_password(uow, customer_id, data, session_id=self.context.session_id,
+                                              client_ip=self.context.client_ip, throttle=self._throttle)
         if error is not None:
             raise error
 
@@ -305,7 +307,7 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PhonePasswordSetSchema(), data)
         with self._uow() as uow:
-            result = domain.set_phone_password(uow.session, customer_id, data, self.vault)
+            result = passwords.set_phone_password(uow.session, customer_id, data, self.vault)
         return schemas.PhonePasswordStatusSchema().dump(result)
 
     @rpc
@@ -313,14 +315,14 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
             return schemas.PhonePasswordStatusSchema().dump(
-                domain.phone_password_status(uow.session, customer_id))
+                passwords.phone_password_status(uow.session, customer_id))
 
     @rpc(sensitive_arguments=("data.password",))
     def reveal_phone_password(self, data=None):
         customer_id = self.context.require_customer()
         data = load(schemas.PhonePasswordRevealSchema(), data)
         with self._uow() as uow:
-            result, error = domain.reveal_phone_password(
+            result, error = passwords.reveal_phone_password(
                 uow.session, customer_id, session_id=self.context.session_id,
                 password=data.get("password"), vault=self.vault, client_ip=self.context.client_ip,
                 fresh=dt.timedelta(minutes=self._setting("PHONE_PASSWORD_FRESH_MINUTES", 10)),
@@ -334,7 +336,7 @@ class IdentityService(PingMixin):
         """Staff (support) check what a caller says; attempts per customer are limited."""
         staff_id = self.context.require_staff("support")
         with self._uow() as uow:
-            result, error = domain.verify_phone_password(
+            result, error = passwords.verify_phone_password(
                 uow.session, int(customer_id), password, staff_id=staff_id, vault=self.vault,
                 max_failures=int(self._setting("PHONE_PASSWORD_MAX_FAILURES", 5)),
                 window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
@@ -357,7 +359,7 @@ class IdentityService(PingMixin):
     def on_password_changed(self, event):
         """Notice mail to the customer after a password change (mandatory security mail)."""
         def prepare(uow, data):
-            return mails.password_changed(domain.get_customer_row(uow.session, data["customer_id"]), data)
+            return mails.password_changed(customers.get_customer_row(uow.session, data["customer_id"]), data)
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
     # --- two-factor login -------------------------------------------------------------------
@@ -366,15 +368,15 @@ class IdentityService(PingMixin):
     def two_factor_status(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            return schemas.TwoFactorStatusSchema().dump(domain.two_factor_status(uow.session, customer_id))
+            return schemas.TwoFactorStatusSchema().dump(two_factor.two_factor_status(uow.session, customer_id))
 
     @rpc(sensitive_arguments=("data.password",))
     def two_factor_setup(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            result, error = domain.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
-                                                    client_ip=self.context.client_ip, throttle=self._throttle)
+            result, error = two_factor.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
+                                                        client_ip=self.context.client_ip, throttle=self._throttle)
         if error is not None:
             raise error
         return schemas.TwoFactorSetupSchema().dump(result)
@@ -384,7 +386,7 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.TwoFactorCodeSchema(), data)
         with self._uow() as uow:
-            result = domain.two_factor_enable(uow.session, customer_id, data["code"], vault=self.vault)
+            result = two_factor.two_factor_enable(uow.session, customer_id, data["code"], vault=self.vault)
         return schemas.RecoveryCodesSchema().dump(result)
 
     @rpc(sensitive_arguments=("data.password",))
@@ -392,8 +394,8 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            error = domain.two_factor_disable(uow.session, customer_id, data["password"],
-                                              client_ip=self.context.client_ip, throttle=self._throttle)
+            error = two_factor.two_factor_disable(uow.session, customer_id, data["password"],
+                                                  client_ip=self.context.client_ip, throttle=self._throttle)
         if error is not None:
             raise error
 
@@ -402,9 +404,9 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            result, error = domain.two_factor_new_codes(uow.session, customer_id, data["password"],
-                                                        client_ip=self.context.client_ip,
-                                                        throttle=self._throttle)
+            result, error = two_factor.two_factor_new_codes(uow.session, customer_id, data["password"],
+                                                            client_ip=self.context.client_ip,
+                                                            throttle=self._throttle)
         if error is not None:
             raise error
         return schemas.RecoveryCodesSchema().dump(result)
@@ -427,7 +429,7 @@ class IdentityService(PingMixin):
     def closure_status(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            return schemas.ClosureStatusSchema().dump(closure.status(domain.get_customer_row(uow.session, customer_id)))
+            return schemas.ClosureStatusSchema().dump(closure.status(customers.get_customer_row(uow.session, customer_id)))
 
     def _check_closure(self, customer_id):
         """Erase once the closure was asked for, no contract is left and the balance is 0.00.
@@ -470,7 +472,7 @@ class IdentityService(PingMixin):
     def on_data_export_ready(self, event):
         """The customer's DS-GVO export is in Meine Dokumente: tell them (after commit, once)."""
         def prepare(uow, data):
-            return mails.data_export_ready(domain.get_customer_row(uow.session, data["customer_id"]), data,
+            return mails.data_export_ready(customers.get_customer_row(uow.session, data["customer_id"]), data,
                                            self._web_url)
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
@@ -478,7 +480,7 @@ class IdentityService(PingMixin):
     def on_email_changed(self, event):
         """Notice to the previous e-mail address (mandatory security mail)."""
         def prepare(uow, data):
-            return mails.email_changed(domain.get_customer_row(uow.session, data["customer_id"]), data,
+            return mails.email_changed(customers.get_customer_row(uow.session, data["customer_id"]), data,
                                        report_to=self.config.get("SECURITY_REPORT_ADDRESS") or "support@kundencenter.example")
         self.db.deliver_once(event, prepare, self._mail_for(event))
 
@@ -489,15 +491,15 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
             return schemas.WhitelistSchema().dump(
-                domain.get_whitelist(uow.session, customer_id, self.context.client_ip))
+                whitelist.get_whitelist(uow.session, customer_id, self.context.client_ip))
 
     @rpc
     def set_ip_whitelist(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.WhitelistInputSchema(), data)
         with self._uow() as uow:
-            result = domain.set_whitelist(uow.session, customer_id, data, self.context.client_ip)
-            domain.sessions_changed(uow, customer_id=customer_id)
+            result = whitelist.set_whitelist(uow.session, customer_id, data, self.context.client_ip)
+            sessions.sessions_changed(uow, customer_id=customer_id)
         return schemas.WhitelistSchema().dump(result)
 
     # --- contact persons --------------------------------------------------------------------
@@ -506,14 +508,14 @@ class IdentityService(PingMixin):
     def list_contacts(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            return schemas.ContactListSchema().dump({"items": domain.list_contacts(uow.session, customer_id)})
+            return schemas.ContactListSchema().dump({"items": contacts.list_contacts(uow.session, customer_id)})
 
     @rpc
     def add_contact(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.ContactInputSchema(), data)
         with self._uow() as uow:
-            return schemas.ContactSchema().dump(domain.add_contact(uow.session, customer_id, data))
+            return schemas.ContactSchema().dump(contacts.add_contact(uow.session, customer_id, data))
 
     @rpc
     def update_contact(self, contact_id, data):
@@ -521,13 +523,13 @@ class IdentityService(PingMixin):
         data = load(schemas.ContactInputSchema(), data)
         with self._uow() as uow:
             return schemas.ContactSchema().dump(
-                domain.update_contact(uow.session, customer_id, contact_id, data))
+                contacts.update_contact(uow.session, customer_id, contact_id, data))
 
     @rpc
     def delete_contact(self, contact_id):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            domain.delete_contact(uow.session, customer_id, contact_id)
+            contacts.delete_contact(uow.session, customer_id, contact_id)
 
     # --- notifications ----------------------------------------------------------------------
 
@@ -535,7 +537,7 @@ class IdentityService(PingMixin):
     def get_notifications(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            return schemas.NotificationListSchema().dump(domain.notification_settings(uow.session, customer_id))
+            return schemas.NotificationListSchema().dump(notifications.notification_settings(uow.session, customer_id))
 
     @rpc
     def set_notifications(self, data):
@@ -543,7 +545,7 @@ class IdentityService(PingMixin):
         data = load(schemas.NotificationInputSchema(), data)
         with self._uow() as uow:
             return schemas.NotificationListSchema().dump(
-                domain.set_notifications(uow.session, customer_id, data))
+                notifications.set_notifications(uow.session, customer_id, data))
 
     # --- data-processing agreement ----------------------------------------------------------
 
@@ -551,14 +553,14 @@ class IdentityService(PingMixin):
     def get_av_agreement(self):
         customer_id = self.context.require_customer()
         with self._uow() as uow:
-            return schemas.AvStatusSchema().dump(domain.av_status(uow.session, customer_id))
+            return schemas.AvStatusSchema().dump(av_agreement.av_status(uow.session, customer_id))
 
     @rpc
     def sign_av_agreement(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.AvSignInputSchema(), data)
         with self._uow() as uow:
-            result = domain.sign_av(uow, customer_id, data, self.context.client_ip)
+            result = av_agreement.sign_av(uow, customer_id, data, self.context.client_ip)
         return schemas.AvSignatureSchema().dump(result)
 
     # --- staff (back office) ----------------------------------------------------------------
@@ -568,21 +570,21 @@ class IdentityService(PingMixin):
         self.context.require_staff("support", "billing")
         params = load(schemas.CustomerQuerySchema(), params)
         with self._uow() as uow:
-            page = domain.search_customers(uow.session, params["q"], params["page"], params["per_page"])
+            page = staff.search_customers(uow.session, params["q"], params["page"], params["per_page"])
         return schemas.CustomerPageSchema().dump(page)
 
     @rpc
     def staff_get_customer(self, customer_id):
         self.context.require_staff("support", "billing")
         with self._uow() as uow:
-            return schemas.StaffCustomerSchema().dump(domain.staff_customer_view(uow.session, int(customer_id)))
+            return schemas.StaffCustomerSchema().dump(staff.staff_customer_view(uow.session, int(customer_id)))
 
     @rpc
     def staff_owner_change(self, customer_id, data):
         staff_id = self.context.require_staff("support")
         data = load(schemas.OwnerChangeSchema(), data)
         with self._uow() as uow:
-            result = domain.owner_change(uow, int(customer_id), data)
+            result = staff.owner_change(uow, int(customer_id), data)
         log.info("owner change of customer %s completed by staff %s", customer_id, staff_id)
         return schemas.CustomerSchema().dump(result)
 
@@ -590,8 +592,8 @@ class IdentityService(PingMixin):
     def staff_clear_ip_whitelist(self, customer_id):
         staff_id = self.context.require_staff("support")
         with self._uow() as uow:
-            domain.staff_clear_whitelist(uow.session, int(customer_id))
-            domain.sessions_changed(uow, customer_id=int(customer_id))
+            whitelist.staff_clear_whitelist(uow.session, int(customer_id))
+            sessions.sessions_changed(uow, customer_id=int(customer_id))
         log.info("IP whitelist of customer %s cleared by staff %s", customer_id, staff_id)
 
     # --- internal RPCs for other services (see docs/contracts.md) -------------------------
@@ -600,18 +602,18 @@ class IdentityService(PingMixin):
     def get_customer(self, customer_id):
         with self._uow() as uow:
             try:
-                row = domain.get_customer_row(uow.session, int(customer_id))
+                row = customers.get_customer_row(uow.session, int(customer_id))
             except (TypeError, ValueError):
                 raise NotFound("Kunde nicht gefunden.")
-        return domain.customer_view(row)
+        return customers.customer_view(row)
 
     @rpc
     def check_contact(self, customer_id, name, purpose):
         """May ``name`` (a name or an e-mail address) speak for the customer about ``purpose``?"""
         with self._uow() as uow:
-            return domain.check_contact(uow.session, int(customer_id), name, purpose)
+            return contacts.check_contact(uow.session, int(customer_id), name, purpose)
 
     @rpc
     def notification_allowed(self, customer_id, topic):
         with self._uow() as uow:
-            return domain.notification_allowed(uow.session, int(customer_id), topic)
+            return notifications.notification_allowed(uow.session, int(customer_id), topic)

@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from kc_common.testing import wait_for
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
-from kc_identity import av, demo, domain
+from kc_identity import av, demo
+from kc_identity.domain import customers as customer_rules
 from kc_identity.models import customers, sessions
 
 CUSTOMER = {"customer_id": 100001, "client_ip": "192.0.2.10"}
@@ -36,8 +37,8 @@ def session_context(container, token, ip="192.0.2.10"):
 
 def new_customer(db, email="kunde@example.org", password="Kunden-Passwort-2026"):
     with db.unit_of_work() as uow:
-        return domain.create_customer(uow, email=email, password=password,
-                                      last_name="Musterfrau", first_name="Erika")
+        return customer_rules.create_customer(uow, email=email, password=password,
+                                              last_name="Musterfrau", first_name="Erika")
 
 
 # --- login ---------------------------------------------------------------------------------

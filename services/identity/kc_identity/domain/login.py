@@ -1,0 +1,89 @@
+"""Logging in (customer and back office realm): the password, the IP whitelist and the
+second factor checked, the attempt recorded and throttled, a session opened."""
+import secrets
+import uuid
+
+from sqlalchemy import func, select
+
+from kc_common.db import utcnow
+from kc_common.errors import Forbidden, Unauthenticated
+from kc_identity import netlist
+from kc_identity.domain.common import (CUSTOMER_TOKEN_PREFIX, DUMMY_HASH, STAFF_TOKEN_PREFIX, hash_token,
+                                       verify_password)
+from kc_identity.domain.customers import find_customer_by_login
+from kc_identity.domain.sessions import whitelist_message
+from kc_identity.domain.throttle import check_throttle, record_login
+from kc_identity.domain.two_factor import second_factor_ok
+from kc_identity.models import sessions, staff, staff_sessions
+
+
+BAD_LOGIN = "Kundennummer/E-Mail oder Passwort ist falsch."
+BAD_STAFF_LOGIN = "E-Mail oder Passwort ist falsch."
+UNVERIFIED_NOTICE = ("Bitte bestätigen Sie Ihre E-Mail-Adresse über den Link in unserer E-Mail. "
+                     "Bis dahin können Sie nicht bestellen oder bezahlen.")
+
+
+def _account_key(login_text, row):
+    return str(row.id) if row is not None else login_text.strip().lower()
+
+
+def attempt_login(session, *, login, password, client_ip, idle, absolute, throttle, otp=None, vault=None):
+    """Try a customer login. Returns ``(session_info, None)`` or ``(None, error)``.
+
+    The attempt is recorded either way, so the caller commits and *then* raises the
+    error: failures must count even though the request fails. An unknown login and a
+    wrong password get the same answer (and cost the same time).
+    """
+    row = find_customer_by_login(session, login)
+    account = _account_key(login, row)
+    check_throttle(session, realm="customer", account=account, client_ip=client_ip, throttle=throttle)
+    ok = verify_password(row.password_hash if row is not None else DUMMY_HASH, password)
+    if row is None or not ok:
+        record_login(session, realm="customer", account=account, customer_id=row.id if row else None,
+                     client_ip=client_ip, success=False, reason="bad_credentials")
+        return None, Unauthenticated(BAD_LOGIN)
+    if not netlist.allows(row.ip_whitelist, client_ip):
+        record_login(session, realm="customer", account=account, customer_id=row.id,
+                     client_ip=client_ip, success=False, reason="ip_not_allowed")
+        return None, Forbidden(whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
+    if row.totp_secret_enc is not None:
+        if not (otp or "").strip():  # the password was right: ask for the second factor
+            return None, Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
+                                         "oder einen Wiederherstellungscode ein.", {"reason": "otp_required"})
+        if not second_factor_ok(session, row, otp, vault):
+            record_login(session, realm="customer", account=account, customer_id=row.id,
+                         client_ip=client_ip, success=False, reason="bad_otp")
+            return None, Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
+                                         {"reason": "otp_required"})
+    record_login(session, realm="customer", account=account, customer_id=row.id,
+                 client_ip=client_ip, success=True, reason="ok")
+    token = CUSTOMER_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    session.execute(sessions.insert().values(
+        id=str(uuid.uuid4()), token_hash=hash_token(token), customer_id=row.id,
+        client_ip=client_ip, created_at=now, last_seen_at=now, expires_at=now + absolute))
+    verified = row.email_verified_at is not None
+    return {"token": token, "token_type": "Bearer", "customer_id": row.id,
+            "expires_at": min(now + absolute, now + idle), "email_verified": verified,
+            "notice": None if verified else UNVERIFIED_NOTICE}, None
+
+
+def attempt_staff_login(session, *, login, password, client_ip, idle, absolute, throttle):
+    """As :func:`attempt_login`, for the back office realm."""
+    account = login.strip().lower()
+    check_throttle(session, realm="staff", account=account, client_ip=client_ip, throttle=throttle)
+    member = session.execute(select(staff).where(func.lower(staff.c.email) == account)).first()
+    ok = verify_password(member.password_hash if member is not None else DUMMY_HASH, password)
+    if member is None or not member.active or not ok:
+        record_login(session, realm="staff", account=account, customer_id=None, client_ip=client_ip,
+                     success=False, reason="bad_credentials")
+        return None, Unauthenticated(BAD_STAFF_LOGIN)
+    record_login(session, realm="staff", account=account, customer_id=None, client_ip=client_ip,
+                 success=True, reason="ok")
+    token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    session.execute(staff_sessions.insert().values(
+        id=str(uuid.uuid4()), token_hash=hash_token(token), staff_id=member.id, client_ip=client_ip,
+        created_at=now, last_seen_at=now, expires_at=now + absolute))
+    return {"token": token, "token_type": "Bearer", "staff_id": member.id, "roles": list(member.roles),
+            "expires_at": min(now + absolute, now + idle)}, None

@@ -1,0 +1,114 @@
+"""The service password (change) and the telephone password (set, reveal, staff check)."""
+import secrets
+
+from sqlalchemy import func, select, update
+
+from kc_common.db import as_utc, utcnow
+from kc_common.errors import Forbidden, NotFound, TooManyRequests, Unprocessable, ValidationFailed
+from kc_identity import policy
+from kc_identity.domain.common import hash_password, retry_seconds, verify_password
+from kc_identity.domain.customers import get_customer_row
+from kc_identity.domain.sessions import end_other_sessions, sessions_changed
+from kc_identity.domain.throttle import check_throttle, reauthenticate, record_login
+from kc_identity.models import customers, phone_password_checks, sessions
+
+
+def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
+    """Change the service password. Returns an error to raise after commit (a wrong current
+    password is recorded as a failed attempt and throttled like a login), or None."""
+    session = uow.session
+    row = get_customer_row(session, customer_id, lock=True)
+    check_throttle(session, realm="customer", account=str(customer_id), client_ip=None, throttle=throttle)
+    errors = {}
+    if not verify_password(row.password_hash, data["current_password"]):
+        record_login(session, realm="customer", account=str(customer_id), customer_id=customer_id,
+                     client_ip=client_ip, success=False, reason="reauth_failed")
+        return ValidationFailed("Das aktuelle Passwort ist falsch.",
+                                fields={"current_password": ["Das aktuelle Passwort ist falsch."]})
+    problems = policy.service_password_problems(data["new_password"], customer_id=customer_id,
+                                                email=row.email)
+    if problems:
+        errors["new_password"] = problems
+    elif verify_password(row.password_hash, data["new_password"]):
+        errors["new_password"] = ["Das neue Passwort muss sich vom aktuellen unterscheiden."]
+    if data["new_password"] != data["new_password_repeat"]:
+        errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
+    if errors:
+        return ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
+    now = utcnow()
+    session.execute(update(customers).where(customers.c.id == customer_id).values(
+        password_hash=hash_password(data["new_password"]), password_changed_at=now, updated_at=now))
+    ended = end_other_sessions(session, customer_id, session_id)
+    sessions_changed(uow, customer_id=customer_id)
+    uow.emit("password_changed", {"customer_id": customer_id, "changed_at": now,
+                                  "client_ip": client_ip, "sessions_ended": ended})
+    return None
+
+
+def set_phone_password(session, customer_id, data, vault):
+    row = get_customer_row(session, customer_id, lock=True)
+    errors = {}
+    problems = policy.phone_password_problems(
+        data["phone_password"], service_password_hash_check=lambda p: verify_password(row.password_hash, p))
+    if problems:
+        errors["phone_password"] = problems
+    if data["phone_password"] != data["phone_password_repeat"]:
+        errors["phone_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem Telefon-Passwort überein."]
+    if errors:
+        raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
+    now = utcnow()
+    session.execute(update(customers).where(customers.c.id == customer_id).values(
+        phone_password_enc=vault.encrypt(data["phone_password"]), phone_password_set_at=now))
+    return {"phone_password_set": True, "phone_password_set_at": now}
+
+
+def phone_password_status(session, customer_id):
+    row = get_customer_row(session, customer_id)
+    return {"phone_password_set": row.phone_password_enc is not None,
+            "phone_password_set_at": row.phone_password_set_at}
+
+
+def reveal_phone_password(session, customer_id, *, session_id, password, vault, fresh, client_ip,
+                          throttle):
+    """The telephone password for a freshly authenticated customer: the session is younger
+    than ``fresh``, or the service password is given again. Returns (result, error)."""
+    row = get_customer_row(session, customer_id)
+    if password:
+        error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
+        if error:
+            return None, error
+    else:
+        created = session.execute(select(sessions.c.created_at).where(
+            sessions.c.id == (session_id or ""), sessions.c.customer_id == customer_id)).scalar()
+        if created is None or as_utc(created) + fresh < utcnow():
+            return None, Forbidden("Bitte bestätigen Sie zuerst Ihr Service-Passwort, um das "
+                                   "Telefon-Passwort anzuzeigen.", {"reason": "reauthentication_required"})
+    if row.phone_password_enc is None:
+        return None, NotFound("Es ist noch kein Telefon-Passwort hinterlegt.")
+    return {"phone_password": vault.decrypt(row.phone_password_enc),
+            "phone_password_set_at": row.phone_password_set_at}, None
+
+
+def verify_phone_password(session, customer_id, password, *, staff_id, vault, max_failures, window):
+    """Staff check what a caller says; failures per customer are limited within ``window``.
+    Returns (result, error): the attempt is recorded either way."""
+    row = get_customer_row(session, customer_id)
+    now = utcnow()
+    last_ok = session.execute(select(func.max(phone_password_checks.c.at)).where(
+        phone_password_checks.c.customer_id == customer_id,
+        phone_password_checks.c.success.is_(True))).scalar()
+    start = max(now - window, as_utc(last_ok)) if last_ok is not None else now - window
+    failures = session.execute(select(phone_password_checks.c.at).where(
+        phone_password_checks.c.customer_id == customer_id, phone_password_checks.c.success.is_(False),
+        phone_password_checks.c.at > start).order_by(phone_password_checks.c.at)).scalars().all()
+    if len(failures) >= max_failures:
+        until = as_utc(failures[len(failures) - max_failures]) + window
+        raise TooManyRequests("Zu viele falsche Telefon-Passwörter für diesen Kunden. Bitte später erneut "
+                              "versuchen oder den Kunden anders verifizieren.",
+                              {"retry_after": retry_seconds(until - now)})
+    if row.phone_password_enc is None:
+        return None, Unprocessable("Der Kunde hat kein Telefon-Passwort hinterlegt.")
+    ok = secrets.compare_digest(vault.decrypt(row.phone_password_enc).encode(), (password or "").encode())
+    session.execute(phone_password_checks.insert().values(customer_id=customer_id, staff_id=staff_id,
+                                                          success=ok, at=now))
+    return {"verified": ok}, None

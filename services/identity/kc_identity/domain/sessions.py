@@ -1,0 +1,107 @@
+"""Sessions of both realms: authenticating a token (idle and absolute expiry, the IP
+whitelist), listing and ending sessions, the login history."""
+import datetime as dt
+
+from sqlalchemy import and_, func, select, update
+
+from kc_common.db import as_utc, utcnow
+from kc_common.errors import Forbidden, NotFound, Unauthenticated
+from kc_identity import netlist
+from kc_identity.domain.common import CUSTOMER_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, hash_token
+from kc_identity.models import customers, login_events, sessions, staff, staff_sessions
+
+
+def whitelist_message(client_ip):
+    return (f"Der Zugang von Ihrer IP-Adresse ({client_ip or 'unbekannt'}) ist durch die "
+            f"IP-Whitelist dieses Kundenkontos nicht erlaubt.")
+
+
+def authenticate(session, *, token, idle, client_ip=None):
+    """The principal behind a token (either realm); idle and absolute expiry enforced,
+    and for customers the IP whitelist against the caller's address."""
+    table = sessions if token.startswith(CUSTOMER_TOKEN_PREFIX) else \
+        staff_sessions if token.startswith(STAFF_TOKEN_PREFIX) else None
+    if table is None:
+        raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
+    row = session.execute(select(table).where(table.c.token_hash == hash_token(token))).first()
+    now = utcnow()
+    if (row is None or row.ended_at is not None or as_utc(row.expires_at) <= now
+            or as_utc(row.last_seen_at) + idle <= now):
+        raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
+    if table is sessions:
+        whitelist, verified_at, closing_at = session.execute(
+            select(customers.c.ip_whitelist, customers.c.email_verified_at, customers.c.closure_requested_at)
+            .where(customers.c.id == row.customer_id)).one()
+        if not netlist.allows(whitelist, client_ip):
+            raise Forbidden(whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
+    last_seen = as_utc(row.last_seen_at)
+    if now - last_seen > dt.timedelta(seconds=30):  # avoid a write per request
+        session.execute(update(table).where(table.c.id == row.id).values(last_seen_at=now))
+        last_seen = now
+    # How long this answer stays true unless the session is ended (``session_ended``):
+    # the gateway caches it no longer than this.
+    expires_in = max(0.0, (min(as_utc(row.expires_at), last_seen + idle) - now).total_seconds())
+    if table is sessions:
+        return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id,
+                "email_verified": verified_at is not None, "expires_in": expires_in,
+                "closing": closing_at is not None}
+    member = session.execute(select(staff).where(staff.c.id == row.staff_id)).first()
+    if member is None or not member.active:
+        raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
+    return {"kind": "staff", "staff_id": member.id, "roles": list(member.roles), "session_id": row.id,
+            "expires_in": expires_in}
+
+
+def sessions_changed(uow, *, session_id=None, customer_id=None, staff_id=None):
+    """Tell every gateway (event ``session_ended``) that what ``authenticate`` answered for
+    this session, or for every session of this customer or staff member, may no longer hold:
+    a session ended, or the whitelist or the e-mail confirmation changed. Gateways drop
+    their cached answers at once. Call in the transaction that made the change."""
+    uow.emit("session_ended", {"session_id": session_id, "customer_id": customer_id,
+                               "staff_id": staff_id})
+
+
+def end_session(session, session_id):
+    """End a session of either realm."""
+    for table in (sessions, staff_sessions):
+        session.execute(update(table).where(table.c.id == session_id,
+                                            table.c.ended_at.is_(None)).values(ended_at=utcnow()))
+
+
+def _active(now, idle):
+    return and_(sessions.c.ended_at.is_(None), sessions.c.expires_at > now,
+                sessions.c.last_seen_at > now - idle)
+
+
+def list_sessions(session, customer_id, current_session_id, idle):
+    now = utcnow()
+    rows = session.execute(select(sessions).where(sessions.c.customer_id == customer_id, _active(now, idle))
+                           .order_by(sessions.c.created_at.desc())).all()
+    return [{"id": r.id, "created_at": r.created_at, "last_seen_at": r.last_seen_at,
+             "expires_at": min(as_utc(r.expires_at), as_utc(r.last_seen_at) + idle),
+             "client_ip": r.client_ip, "current": r.id == current_session_id} for r in rows]
+
+
+def end_customer_session(session, customer_id, session_id):
+    """End one of the customer's own sessions; another customer's is 404."""
+    row = session.execute(select(sessions.c.id).where(sessions.c.id == session_id,
+                                                      sessions.c.customer_id == customer_id)).first()
+    if row is None:
+        raise NotFound("Sitzung nicht gefunden.")
+    end_session(session, session_id)
+
+
+def end_other_sessions(session, customer_id, keep_session_id):
+    return session.execute(update(sessions).where(
+        sessions.c.customer_id == customer_id, sessions.c.ended_at.is_(None),
+        sessions.c.id != (keep_session_id or "")).values(ended_at=utcnow())).rowcount
+
+
+def recent_logins(session, customer_id, page, per_page):
+    base = select(login_events).where(login_events.c.realm == "customer",
+                                      login_events.c.customer_id == customer_id)
+    total = session.execute(select(func.count()).select_from(base.subquery())).scalar()
+    rows = session.execute(base.order_by(login_events.c.at.desc(), login_events.c.id.desc())
+                           .limit(per_page).offset((page - 1) * per_page)).all()
+    return {"items": [{"at": r.at, "client_ip": r.client_ip, "success": r.success, "reason": r.reason}
+                      for r in rows], "total": total, "page": page, "per_page": per_page}

@@ -1,0 +1,65 @@
+"""Failed-attempt limits: every failed login or password re-check is recorded and counted
+per account and per client address within a window."""
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from kc_common.db import as_utc, utcnow
+from kc_common.errors import TooManyRequests, ValidationFailed
+from kc_identity.domain.common import retry_seconds, verify_password
+from kc_identity.models import login_events
+
+
+class Throttle:
+    """Failed-attempt limits (config): per account and per client address within a window."""
+
+    def __init__(self, per_account=5, per_address=30, window=dt.timedelta(minutes=15)):
+        self.per_account = per_account
+        self.per_address = per_address
+        self.window = window
+
+
+def check_throttle(session, *, realm, account, client_ip, throttle):
+    """Raise TooManyRequests (with retry_after) when the account or address has failed too often."""
+    now = utcnow()
+    since = now - throttle.window
+    if account is not None:
+        last_ok = session.execute(select(func.max(login_events.c.at)).where(
+            login_events.c.realm == realm, login_events.c.account == account,
+            login_events.c.success.is_(True))).scalar()
+        start = max(since, as_utc(last_ok)) if last_ok is not None else since
+        failures = session.execute(select(login_events.c.at).where(
+            login_events.c.realm == realm, login_events.c.account == account,
+            login_events.c.success.is_(False), login_events.c.at > start)
+            .order_by(login_events.c.at)).scalars().all()
+        if len(failures) >= throttle.per_account:
+            until = as_utc(failures[len(failures) - throttle.per_account]) + throttle.window
+            raise TooManyRequests("Zu viele fehlgeschlagene Anmeldeversuche für dieses Konto. "
+                                  "Bitte warten Sie einige Minuten.",
+                                  {"retry_after": retry_seconds(until - now)})
+    if client_ip:
+        failures = session.execute(select(login_events.c.at).where(
+            login_events.c.client_ip == client_ip, login_events.c.success.is_(False),
+            login_events.c.at > since).order_by(login_events.c.at)).scalars().all()
+        if len(failures) >= throttle.per_address:
+            until = as_utc(failures[len(failures) - throttle.per_address]) + throttle.window
+            raise TooManyRequests("Zu viele fehlgeschlagene Anmeldeversuche von Ihrer Adresse. "
+                                  "Bitte warten Sie einige Minuten.",
+                                  {"retry_after": retry_seconds(until - now)})
+
+
+def record_login(session, *, realm, account, customer_id, client_ip, success, reason):
+    session.execute(login_events.insert().values(
+        realm=realm, account=str(account)[:254], customer_id=customer_id, client_ip=client_ip,
+        success=success, reason=reason, at=utcnow()))
+
+
+def reauthenticate(session, row, password, *, client_ip, throttle):
+    """Check the service password again (sensitive changes); an error to raise after commit or None."""
+    check_throttle(session, realm="customer", account=str(row.id), client_ip=None, throttle=throttle)
+    if not verify_password(row.password_hash, password or ""):
+        record_login(session, realm="customer", account=str(row.id), customer_id=row.id,
+                     client_ip=client_ip, success=False, reason="reauth_failed")
+        return ValidationFailed("Das Service-Passwort ist falsch.",
+                                fields={"password": ["Das Service-Passwort ist falsch."]})
+    return None
