@@ -13,6 +13,9 @@
 * ``self.db.handle_once(event, fn)`` runs ``fn(uow, data)`` in a transaction
   that also records ``(consumer, event id)`` in the ``inbox`` table: a consumer
   that sees an event twice does its work once.
+* An exception leaving a unit of work rolls it back, except one marked with
+  ``after_commit(error)``: that unit of work commits, then the error reaches the
+  caller (a failed login attempt is recorded *and* the login fails).
 """
 import datetime as dt
 import json
@@ -252,8 +255,31 @@ def next_in_series(session, counters, series, first):
     return value
 
 
+_COMMIT_FIRST = "_kc_commit_first"
+
+
+def after_commit(error):
+    """Mark ``error`` to be raised only after the unit of work it leaves has committed.
+
+    For a failure that must leave a trace: ``raise after_commit(Unauthenticated(...))``
+    anywhere inside ``with db.unit_of_work():`` keeps what the transaction wrote (the failed
+    attempt, recorded so that it counts for the throttle) and then lets the same error, with
+    its traceback, reach the caller. Any unmarked exception rolls the unit of work back.
+
+    Only the innermost unit of work the error leaves commits (the mark is used up there).
+    When the commit itself fails (the caller's deadline passed, a database error), that
+    failure is raised instead. In ``handle_once`` the event then counts as handled.
+    Returns ``error``.
+    """
+    setattr(error, _COMMIT_FIRST, True)
+    return error
+
+
 class UnitOfWork:
     """One transaction; ``emit`` adds events that commit (or not) with it.
+
+    Leaving it normally commits, leaving it with an exception rolls back, unless the
+    exception is marked with :func:`after_commit` (commit, then raise).
 
     While it is open the green thread may do no network I/O (``assert_no_transaction``).
     Inside an RPC worker it carries the caller's deadline: a transaction that would
@@ -282,8 +308,9 @@ class UnitOfWork:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        commit = exc_type is None or getattr(exc, _COMMIT_FIRST, False)
         try:
-            if exc_type is None:
+            if commit:
                 try:
                     self._check_deadline()
                 except ServiceUnavailable:
@@ -295,9 +322,11 @@ class UnitOfWork:
         finally:
             self.session.close()
             self._marker.__exit__()
-        if exc_type is None and self.emitted:
+        if exc is not None and commit:
+            setattr(exc, _COMMIT_FIRST, False)  # an enclosing unit of work rolls back as usual
+        if commit and self.emitted:
             self._database.kick_relay()
-        return False
+        return False  # an exception (marked or not) goes on to the caller
 
     def _check_deadline(self):
         if self._deadline is not None and time.time() > self._deadline:
