@@ -39,11 +39,9 @@ def status(row):
 
 
 def request_closure(uow, customer_id, password, *, client_ip, throttle):
-    """Returns ``(status, error)``; the error (wrong password) is raised after commit."""
+    """The closure status; a wrong password is recorded and raised after the commit."""
     row = get_customer_row(uow.session, customer_id, lock=True)
-    error = reauthenticate(uow.session, row, password, client_ip=client_ip, throttle=throttle)
-    if error:
-        return None, error
+    reauthenticate(uow.session, row, password, client_ip=client_ip, throttle=throttle)
     if row.closure_requested_at is None:
         now = utcnow()
         uow.session.execute(update(customers).where(customers.c.id == customer_id).values(
@@ -51,7 +49,7 @@ def request_closure(uow, customer_id, password, *, client_ip, throttle):
         uow.emit("closure_requested", {"customer_id": customer_id, "requested_at": now})
         sessions_changed(uow, customer_id=customer_id)  # gateways' cached "closing" is stale
         row = get_customer_row(uow.session, customer_id)
-    return status(row), None
+    return status(row)
 
 
 def pending(session, customer_id):

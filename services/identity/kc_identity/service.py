@@ -211,12 +211,10 @@ class IdentityService(PingMixin):
     @rpc(sensitive_arguments=("data.password", "data.otp"))
     def login(self, data):
         data = load(schemas.CustomerLoginSchema(), data)
-        with self._uow() as uow:  # the attempt is recorded (committed) before a failure is raised
-            result, error = login.attempt_login(uow.session, client_ip=self.context.client_ip,
-                                                idle=self._idle, absolute=self._absolute,
-                                                throttle=self._throttle, vault=self.vault, **data)
-        if error is not None:
-            raise error
+        with self._uow() as uow:  # a failed attempt is committed, then raised (after_commit)
+            result = login.attempt_login(uow.session, client_ip=self.context.client_ip,
+                                         idle=self._idle, absolute=self._absolute,
+                                         throttle=self._throttle, vault=self.vault, **data)
         return schemas.SessionSchema().dump(result)
 
     @rpc(sensitive_arguments=("token",))
@@ -229,11 +227,9 @@ class IdentityService(PingMixin):
     def staff_login(self, data):
         data = load(schemas.LoginSchema(), data)
         with self._uow() as uow:
-            result, error = login.attempt_staff_login(uow.session, client_ip=self.context.client_ip,
-                                                      idle=self._idle, absolute=self._absolute,
-                                                      throttle=self._throttle, **data)
-        if error is not None:
-            raise error
+            result = login.attempt_staff_login(uow.session, client_ip=self.context.client_ip,
+                                               idle=self._idle, absolute=self._absolute,
+                                               throttle=self._throttle, **data)
         return schemas.StaffSessionSchema().dump(result)
 
     @rpc
@@ -297,10 +293,8 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordChangeSchema(), data)
         with self._uow() as uow:
-            error = passwords.change_password(uow, customer_id, data, session_id=self.context.session_id,
-                                              client_ip=self.context.client_ip, throttle=self._throttle)
-        if error is not None:
-            raise error
+            passwords.change_password(uow, customer_id, data, session_id=self.context.session_id,
+                                      client_ip=self.context.client_ip, throttle=self._throttle)
 
     @rpc(sensitive_arguments=_PHONE_FIELDS)
     def set_phone_password(self, data):
@@ -322,13 +316,11 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PhonePasswordRevealSchema(), data)
         with self._uow() as uow:
-            result, error = passwords.reveal_phone_password(
+            result = passwords.reveal_phone_password(
                 uow.session, customer_id, session_id=self.context.session_id,
                 password=data.get("password"), vault=self.vault, client_ip=self.context.client_ip,
                 fresh=dt.timedelta(minutes=self._setting("PHONE_PASSWORD_FRESH_MINUTES", 10)),
                 throttle=self._throttle)
-        if error is not None:
-            raise error
         return schemas.PhonePasswordSchema().dump(result)
 
     @rpc(sensitive_arguments=("password",))
@@ -336,12 +328,10 @@ class IdentityService(PingMixin):
         """Staff (support) check what a caller says; attempts per customer are limited."""
         staff_id = self.context.require_staff("support")
         with self._uow() as uow:
-            result, error = passwords.verify_phone_password(
+            result = passwords.verify_phone_password(
                 uow.session, int(customer_id), password, staff_id=staff_id, vault=self.vault,
                 max_failures=int(self._setting("PHONE_PASSWORD_MAX_FAILURES", 5)),
                 window=dt.timedelta(minutes=self._setting("LOGIN_THROTTLE_MINUTES", 15)))
-        if error is not None:
-            raise error
         log.info("telephone password of customer %s checked by staff %s: %s", customer_id, staff_id,
                  "verified" if result["verified"] else "wrong")
         return result
@@ -375,10 +365,8 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            result, error = two_factor.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
-                                                        client_ip=self.context.client_ip, throttle=self._throttle)
-        if error is not None:
-            raise error
+            result = two_factor.two_factor_setup(uow.session, customer_id, data["password"], vault=self.vault,
+                                                 client_ip=self.context.client_ip, throttle=self._throttle)
         return schemas.TwoFactorSetupSchema().dump(result)
 
     @rpc(sensitive_arguments=("data.code",))
@@ -394,21 +382,17 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            error = two_factor.two_factor_disable(uow.session, customer_id, data["password"],
-                                                  client_ip=self.context.client_ip, throttle=self._throttle)
-        if error is not None:
-            raise error
+            two_factor.two_factor_disable(uow.session, customer_id, data["password"],
+                                          client_ip=self.context.client_ip, throttle=self._throttle)
 
     @rpc(sensitive_arguments=("data.password",))
     def two_factor_recovery_codes(self, data):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            result, error = two_factor.two_factor_new_codes(uow.session, customer_id, data["password"],
-                                                            client_ip=self.context.client_ip,
-                                                            throttle=self._throttle)
-        if error is not None:
-            raise error
+            result = two_factor.two_factor_new_codes(uow.session, customer_id, data["password"],
+                                                     client_ip=self.context.client_ip,
+                                                     throttle=self._throttle)
         return schemas.RecoveryCodesSchema().dump(result)
 
     # --- account closure (Konto schließen) --------------------------------------------------
@@ -419,10 +403,8 @@ class IdentityService(PingMixin):
         customer_id = self.context.require_customer()
         data = load(schemas.PasswordConfirmSchema(), data)
         with self._uow() as uow:
-            result, error = closure.request_closure(uow, customer_id, data["password"],
-                                                    client_ip=self.context.client_ip, throttle=self._throttle)
-        if error is not None:
-            raise error
+            result = closure.request_closure(uow, customer_id, data["password"],
+                                             client_ip=self.context.client_ip, throttle=self._throttle)
         return schemas.ClosureStatusSchema().dump(result)
 
     @rpc

@@ -210,6 +210,20 @@ def test_wrong_current_passwords_are_throttled(identity):
                                            "new_password_repeat": NEW_PASSWORD})
 
 
+def test_wrong_password_rechecks_are_recorded_and_throttled_like_logins(identity):
+    """Re-checks before sensitive changes fail *and* are committed (``after_commit``)."""
+    for method in ("two_factor_setup", "two_factor_disable", "two_factor_recovery_codes", "request_closure",
+                   "reveal_phone_password"):
+        with pytest.raises(ValidationFailed) as err:
+            call(identity, method, {"password": "falsch"})
+        assert list(err.value.fields) == ["password"]
+    logins = call(identity, "list_logins", {"per_page": 100})
+    assert logins["total"] == 5 and {e["reason"] for e in logins["items"]} == {"reauth_failed"}
+    with pytest.raises(TooManyRequests):  # the right password does not help now
+        call(identity, "two_factor_setup", {"password": demo.DEMO_PASSWORD})
+    assert call(identity, "closure_status")["state"] == "none"
+
+
 def test_phone_password_is_encrypted_shown_only_when_fresh_and_never_logged(identity, seeded, caplog):
     caplog.set_level(logging.DEBUG)
     secret = "Weser-Boot-77"

@@ -5,7 +5,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from kc_common.db import utcnow
+from kc_common.db import after_commit, utcnow
 from kc_common.errors import Forbidden, Unauthenticated
 from kc_identity import netlist
 from kc_identity.domain.common import (CUSTOMER_TOKEN_PREFIX, DUMMY_HASH, STAFF_TOKEN_PREFIX, hash_token,
@@ -28,11 +28,11 @@ def _account_key(login_text, row):
 
 
 def attempt_login(session, *, login, password, client_ip, idle, absolute, throttle, otp=None, vault=None):
-    """Try a customer login. Returns ``(session_info, None)`` or ``(None, error)``.
+    """Try a customer login; returns the new session.
 
-    The attempt is recorded either way, so the caller commits and *then* raises the
-    error: failures must count even though the request fails. An unknown login and a
-    wrong password get the same answer (and cost the same time).
+    The attempt is recorded either way: a failure is raised ``after_commit``, so that it
+    counts even though the request fails. An unknown login and a wrong password get the
+    same answer (and cost the same time).
     """
     row = find_customer_by_login(session, login)
     account = _account_key(login, row)
@@ -41,20 +41,21 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
     if row is None or not ok:
         record_login(session, realm="customer", account=account, customer_id=row.id if row else None,
                      client_ip=client_ip, success=False, reason="bad_credentials")
-        return None, Unauthenticated(BAD_LOGIN)
+        raise after_commit(Unauthenticated(BAD_LOGIN))
     if not netlist.allows(row.ip_whitelist, client_ip):
         record_login(session, realm="customer", account=account, customer_id=row.id,
                      client_ip=client_ip, success=False, reason="ip_not_allowed")
-        return None, Forbidden(whitelist_message(client_ip), {"reason": "ip_not_allowed", "client_ip": client_ip})
+        raise after_commit(Forbidden(whitelist_message(client_ip),
+                                     {"reason": "ip_not_allowed", "client_ip": client_ip}))
     if row.totp_secret_enc is not None:
         if not (otp or "").strip():  # the password was right: ask for the second factor
-            return None, Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
-                                         "oder einen Wiederherstellungscode ein.", {"reason": "otp_required"})
+            raise Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
+                                  "oder einen Wiederherstellungscode ein.", {"reason": "otp_required"})
         if not second_factor_ok(session, row, otp, vault):
             record_login(session, realm="customer", account=account, customer_id=row.id,
                          client_ip=client_ip, success=False, reason="bad_otp")
-            return None, Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
-                                         {"reason": "otp_required"})
+            raise after_commit(Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
+                                               {"reason": "otp_required"}))
     record_login(session, realm="customer", account=account, customer_id=row.id,
                  client_ip=client_ip, success=True, reason="ok")
     token = CUSTOMER_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -65,7 +66,7 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
     verified = row.email_verified_at is not None
     return {"token": token, "token_type": "Bearer", "customer_id": row.id,
             "expires_at": min(now + absolute, now + idle), "email_verified": verified,
-            "notice": None if verified else UNVERIFIED_NOTICE}, None
+            "notice": None if verified else UNVERIFIED_NOTICE}
 
 
 def attempt_staff_login(session, *, login, password, client_ip, idle, absolute, throttle):
@@ -77,7 +78,7 @@ def attempt_staff_login(session, *, login, password, client_ip, idle, absolute, 
     if member is None or not member.active or not ok:
         record_login(session, realm="staff", account=account, customer_id=None, client_ip=client_ip,
                      success=False, reason="bad_credentials")
-        return None, Unauthenticated(BAD_STAFF_LOGIN)
+        raise after_commit(Unauthenticated(BAD_STAFF_LOGIN))
     record_login(session, realm="staff", account=account, customer_id=None, client_ip=client_ip,
                  success=True, reason="ok")
     token = STAFF_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -86,4 +87,4 @@ def attempt_staff_login(session, *, login, password, client_ip, idle, absolute, 
         id=str(uuid.uuid4()), token_hash=hash_token(token), staff_id=member.id, client_ip=client_ip,
         created_at=now, last_seen_at=now, expires_at=now + absolute))
     return {"token": token, "token_type": "Bearer", "staff_id": member.id, "roles": list(member.roles),
-            "expires_at": min(now + absolute, now + idle)}, None
+            "expires_at": min(now + absolute, now + idle)}

@@ -3,7 +3,7 @@ import secrets
 
 from sqlalchemy import func, select, update
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import after_commit, as_utc, utcnow
 from kc_common.errors import Forbidden, NotFound, TooManyRequests, Unprocessable, ValidationFailed
 from kc_identity import policy
 from kc_identity.domain.common import hash_password, retry_seconds, verify_password
@@ -14,8 +14,8 @@ from kc_identity.models import customers, phone_password_checks, sessions
 
 
 def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
-    """Change the service password. Returns an error to raise after commit (a wrong current
-    password is recorded as a failed attempt and throttled like a login), or None."""
+    """Change the service password. A wrong current password is recorded as a failed attempt
+    and throttled like a login (the error is raised after the commit)."""
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     check_throttle(session, realm="customer", account=str(customer_id), client_ip=None, throttle=throttle)
@@ -23,8 +23,8 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
     if not verify_password(row.password_hash, data["current_password"]):
         record_login(session, realm="customer", account=str(customer_id), customer_id=customer_id,
                      client_ip=client_ip, success=False, reason="reauth_failed")
-        return ValidationFailed("Das aktuelle Passwort ist falsch.",
-                                fields={"current_password": ["Das aktuelle Passwort ist falsch."]})
+        raise after_commit(ValidationFailed("Das aktuelle Passwort ist falsch.",
+                                            fields={"current_password": ["Das aktuelle Passwort ist falsch."]}))
     problems = policy.service_password_problems(data["new_password"], customer_id=customer_id,
                                                 email=row.email)
     if problems:
@@ -34,7 +34,7 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
     if data["new_password"] != data["new_password_repeat"]:
         errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
     if errors:
-        return ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
+        raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     now = utcnow()
     session.execute(update(customers).where(customers.c.id == customer_id).values(
         password_hash=hash_password(data["new_password"]), password_changed_at=now, updated_at=now))
@@ -42,7 +42,6 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
     sessions_changed(uow, customer_id=customer_id)
     uow.emit("password_changed", {"customer_id": customer_id, "changed_at": now,
                                   "client_ip": client_ip, "sessions_ended": ended})
-    return None
 
 
 def set_phone_password(session, customer_id, data, vault):
@@ -71,27 +70,25 @@ def phone_password_status(session, customer_id):
 def reveal_phone_password(session, customer_id, *, session_id, password, vault, fresh, client_ip,
                           throttle):
     """The telephone password for a freshly authenticated customer: the session is younger
-    than ``fresh``, or the service password is given again. Returns (result, error)."""
+    than ``fresh``, or the service password is given again (a wrong one is recorded)."""
     row = get_customer_row(session, customer_id)
     if password:
-        error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
-        if error:
-            return None, error
+        reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     else:
         created = session.execute(select(sessions.c.created_at).where(
             sessions.c.id == (session_id or ""), sessions.c.customer_id == customer_id)).scalar()
         if created is None or as_utc(created) + fresh < utcnow():
-            return None, Forbidden("Bitte bestätigen Sie zuerst Ihr Service-Passwort, um das "
-                                   "Telefon-Passwort anzuzeigen.", {"reason": "reauthentication_required"})
+            raise Forbidden("Bitte bestätigen Sie zuerst Ihr Service-Passwort, um das "
+                            "Telefon-Passwort anzuzeigen.", {"reason": "reauthentication_required"})
     if row.phone_password_enc is None:
-        return None, NotFound("Es ist noch kein Telefon-Passwort hinterlegt.")
+        raise NotFound("Es ist noch kein Telefon-Passwort hinterlegt.")
     return {"phone_password": vault.decrypt(row.phone_password_enc),
-            "phone_password_set_at": row.phone_password_set_at}, None
+            "phone_password_set_at": row.phone_password_set_at}
 
 
 def verify_phone_password(session, customer_id, password, *, staff_id, vault, max_failures, window):
     """Staff check what a caller says; failures per customer are limited within ``window``.
-    Returns (result, error): the attempt is recorded either way."""
+    Every check is recorded, the right and the wrong ones."""
     row = get_customer_row(session, customer_id)
     now = utcnow()
     last_ok = session.execute(select(func.max(phone_password_checks.c.at)).where(
@@ -107,8 +104,8 @@ def verify_phone_password(session, customer_id, password, *, staff_id, vault, ma
                               "versuchen oder den Kunden anders verifizieren.",
                               {"retry_after": retry_seconds(until - now)})
     if row.phone_password_enc is None:
-        return None, Unprocessable("Der Kunde hat kein Telefon-Passwort hinterlegt.")
+        raise Unprocessable("Der Kunde hat kein Telefon-Passwort hinterlegt.")
     ok = secrets.compare_digest(vault.decrypt(row.phone_password_enc).encode(), (password or "").encode())
     session.execute(phone_password_checks.insert().values(customer_id=customer_id, staff_id=staff_id,
                                                           success=ok, at=now))
-    return {"verified": ok}, None
+    return {"verified": ok}

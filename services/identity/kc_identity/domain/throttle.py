@@ -4,7 +4,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import after_commit, as_utc, utcnow
 from kc_common.errors import TooManyRequests, ValidationFailed
 from kc_identity.domain.common import retry_seconds, verify_password
 from kc_identity.models import login_events
@@ -55,11 +55,11 @@ def record_login(session, *, realm, account, customer_id, client_ip, success, re
 
 
 def reauthenticate(session, row, password, *, client_ip, throttle):
-    """Check the service password again (sensitive changes); an error to raise after commit or None."""
+    """Check the service password again (sensitive changes). A wrong one is recorded as a failed
+    attempt and throttled like a login: the error is raised after the commit."""
     check_throttle(session, realm="customer", account=str(row.id), client_ip=None, throttle=throttle)
     if not verify_password(row.password_hash, password or ""):
         record_login(session, realm="customer", account=str(row.id), customer_id=row.id,
                      client_ip=client_ip, success=False, reason="reauth_failed")
-        return ValidationFailed("Das Service-Passwort ist falsch.",
-                                fields={"password": ["Das Service-Passwort ist falsch."]})
-    return None
+        raise after_commit(ValidationFailed("Das Service-Passwort ist falsch.",
+                                            fields={"password": ["Das Service-Passwort ist falsch."]}))

@@ -34,17 +34,15 @@ def two_factor_status(session, customer_id):
 
 
 def two_factor_setup(session, customer_id, password, *, vault, client_ip, throttle):
-    """A new secret to scan (confirmed by :func:`two_factor_enable`). Returns (result, error)."""
+    """A new secret to scan (confirmed by :func:`two_factor_enable`)."""
     row = get_customer_row(session, customer_id, lock=True)
-    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
-    if error:
-        return None, error
+    reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     if row.totp_secret_enc is not None:
         raise Conflict("Die Zwei-Faktor-Anmeldung ist bereits aktiv. Bitte deaktivieren Sie sie zuerst.")
     secret = twofactor.new_secret()
     session.execute(update(customers).where(customers.c.id == customer_id)
                     .values(totp_pending_enc=vault.encrypt(secret)))
-    return {"secret": secret, "otpauth_uri": twofactor.provisioning_uri(secret, f"{row.id} ({row.email})")}, None
+    return {"secret": secret, "otpauth_uri": twofactor.provisioning_uri(secret, f"{row.id} ({row.email})")}
 
 
 def _new_recovery_codes(session, customer_id):
@@ -73,20 +71,15 @@ def two_factor_enable(session, customer_id, code, *, vault):
 
 def two_factor_disable(session, customer_id, password, *, client_ip, throttle):
     row = get_customer_row(session, customer_id, lock=True)
-    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
-    if error:
-        return error
+    reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     session.execute(update(customers).where(customers.c.id == customer_id).values(
         totp_secret_enc=None, totp_pending_enc=None, totp_enabled_at=None, totp_last_step=None))
     session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
-    return None
 
 
 def two_factor_new_codes(session, customer_id, password, *, client_ip, throttle):
     row = get_customer_row(session, customer_id, lock=True)
-    error = reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
-    if error:
-        return None, error
+    reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     if row.totp_secret_enc is None:
         raise Unprocessable("Die Zwei-Faktor-Anmeldung ist nicht aktiv.")
-    return {"recovery_codes": _new_recovery_codes(session, customer_id)}, None
+    return {"recovery_codes": _new_recovery_codes(session, customer_id)}
