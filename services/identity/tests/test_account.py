@@ -195,7 +195,7 @@ def test_staff_create_customer_sends_a_set_password_link(account_identity, smtp_
 
 def test_retention_prunes_old_personal_logs_only(seeded):
     from kc_common.db import utcnow
-    from kc_identity import account
+    from kc_identity.domain import account
     from kc_identity.models import login_events, phone_password_checks
     now = utcnow()
     with seeded.unit_of_work() as uow:
