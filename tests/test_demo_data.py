@@ -117,7 +117,7 @@ def test_the_account_opens_at_a_small_open_amount_after_a_paid_year(demo):
             select(invoices.c.number, invoices.c.issued_at).order_by(invoices.c.number)).all()]
     items = account["bookings"]["items"]
     assert account["balance"] == total == Decimal("-2.38")
-    assert account["balance_text"] == "-2.38€ offener Betrag"
+    assert account["balance_text"] == "-2,38\u00a0€ offener Betrag"
     assert standing == {"in_arrears": False, "open_amount": "2.38"}
     # newest first: today's small order, the settlement, then a year of invoices each paid by transfer
     newest = items[0]

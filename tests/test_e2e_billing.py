@@ -42,7 +42,7 @@ def test_card_payment_through_the_psp_is_booked_exactly_once(system, make_custom
              message="the duplicate webhook")
     acc = account(system, me)
     assert [b["type"] for b in acc["bookings"]["items"]] == ["ZAHLUNG", "RE"]
-    assert acc["balance_text"] == "0.00€ Guthaben"
+    assert acc["balance_text"] == "0,00\u00a0€ Guthaben"
     status = requests.get(f"{system.url}/api/v1/me/payments/{payment['payment_id']}", headers=me).json()
     assert status["status"] == "succeeded"
 
@@ -80,7 +80,7 @@ def test_invoices_payment_details_transfers_and_other_customers(system, make_cus
                                  "reference": f"Zahlung {details['reference']}"})
     assert booked.status_code == 201, booked.text
     acc = account(system, me, type="ZAHLUNG")
-    assert acc["balance_text"] == "8.22€ Guthaben" and acc["bookings"]["total"] == 1
+    assert acc["balance_text"] == "8,22\u00a0€ Guthaben" and acc["bookings"]["total"] == 1
     assert acc["bookings"]["items"][0]["payment_method"] == "U"
     assert requests.post(system.url + "/api/v1/staff/billing/transfers", headers=me, json={}).status_code == 401
 
@@ -113,7 +113,7 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
                              files={"file": ("auszug.xml", xml.encode(), "application/xml")})
         assert resp.status_code == 200, resp.text
         assert (resp.json()["booked"], resp.json()["already_booked"]) == expected
-    assert account(system, me)["balance_text"] == "0.00€ Guthaben"
+    assert account(system, me)["balance_text"] == "0,00\u00a0€ Guthaben"
     cases = requests.get(system.url + "/api/v1/staff/billing/clarifications?status=open", headers=staff)
     assert cases.status_code == 200 and "items" in cases.json(), cases.text
     missing = requests.post(system.url + "/api/v1/staff/billing/clarifications/999999999/assign",

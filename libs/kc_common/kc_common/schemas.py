@@ -161,3 +161,14 @@ def _flatten(messages, prefix=""):
         else:
             flat[path] = value
     return flat
+
+
+IDEMPOTENCY_KEY_MAX = 200  # the services' idempotency_key columns are String(200)
+
+
+def load_idempotency_key(key):
+    """The ``Idempotency-Key`` header as an RPC gets it: absent (None) or 1..200 characters,
+    else 400 naming the header."""
+    if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise ValidationFailed(fields={"Idempotency-Key": [f"1 bis {IDEMPOTENCY_KEY_MAX} Zeichen."]})
+    return key

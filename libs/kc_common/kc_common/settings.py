@@ -110,6 +110,25 @@ class Settings(DependencyProvider):
         return self.values
 
 
+class Configured(Settings):
+    """Settings plus what a service builds from them once at start (a payment provider, a
+    document storage, the letterhead): ``build(values)`` runs in ``setup`` with the checked
+    settings, and every worker gets its result (one object, shared by the workers).
+    """
+
+    def __init__(self, build, schema_cls=None, secrets=()):
+        super().__init__(schema_cls, secrets)
+        self.build = build
+        self.built = None
+
+    def setup(self):
+        super().setup()
+        self.built = self.build(self.values)
+
+    def get_dependency(self, worker_ctx):
+        return self.built
+
+
 def load_settings(config, schema_cls=None, secrets=(), env=None):
     """The typed settings of ``config``; raises SettingsError naming what is wrong."""
     check_secrets(config, secrets, env)

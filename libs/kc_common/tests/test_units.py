@@ -65,3 +65,45 @@ def test_one_seller_source_with_overrides_and_the_statutory_lines():
     assert "USt-IdNr. DE123456789" in lines[2] and "Amtsgericht Hannover HRB 123456" in mail_signature(seller)
     with pytest.raises(RuntimeError, match="SELLER_REGISTER_NUMBER"):
         seller_from_config({}, environ={"SELLER_REGISTER_NUMBER": " "})
+
+
+def test_berlin_days_and_instants():
+    import datetime as dt
+
+    from kc_common.clock import as_berlin, berlin_date, berlin_today
+    late = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone.utc)  # 00:30 on New Year's Day
+    assert berlin_date(late) == dt.date(2027, 1, 1)
+    assert berlin_date(late.replace(tzinfo=None)) == dt.date(2027, 1, 1)  # naive = UTC (SQLite)
+    assert as_berlin(dt.datetime(2026, 7, 1, 12, 0)).hour == 14  # summer time
+    assert berlin_today() in {dt.date.today() - dt.timedelta(days=1), dt.date.today(),
+                              dt.date.today() + dt.timedelta(days=1)}
+
+
+@pytest.mark.parametrize("value, text", [
+    (Decimal("0"), "0,00\u00a0€"), ("-11.78", "-11,78\u00a0€"), (Decimal("1234.5"), "1.234,50\u00a0€"),
+    (Decimal("-0.00"), "0,00\u00a0€"), (None, ""),
+])
+def test_money_de_is_german(value, text):
+    from kc_common.formats import money_de
+    assert money_de(value) == text
+
+
+def test_idempotency_key_is_absent_or_1_to_200_characters():
+    from kc_common.schemas import load_idempotency_key
+    assert load_idempotency_key(None) is None and load_idempotency_key("k" * 200) == "k" * 200
+    for bad in ("", "k" * 201):
+        with pytest.raises(ValidationFailed) as err:
+            load_idempotency_key(bad)
+        assert set(err.value.fields) == {"Idempotency-Key"}
+
+
+def test_configured_builds_once_from_the_checked_settings_and_every_worker_gets_it():
+    from types import SimpleNamespace
+
+    from kc_common.settings import Configured
+    built = []
+    provider = Configured(lambda values: built.append(values["X"]) or SimpleNamespace(x=values["X"]))
+    provider.container = SimpleNamespace(config={"X": 7})
+    provider.setup()
+    first, second = provider.get_dependency(None), provider.get_dependency(None)
+    assert first is second and first.x == 7 and built == [7]

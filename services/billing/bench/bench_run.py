@@ -17,14 +17,15 @@ from decimal import Decimal
 from alembic import command
 from sqlalchemy import func, select
 
-from kc_billing import domain, schedule
+from kc_billing import schedule
 from kc_billing.models import billable_contracts, billed_periods, customers, invoices, metadata
 from kc_billing.settings import BillingSettings
+from kc_common.clock import berlin_today
 from kc_common.db import StandaloneDatabase, utcnow
 from kc_common.migrations import alembic_config
 from kc_common.testing import create_database, drop_database
 
-AS_OF = domain.today_local()  # a run's as_of is bounded around today (runs.check_as_of)
+AS_OF = berlin_today()  # a run's as_of is bounded around today (runs.check_as_of)
 
 
 def seed(url, contracts, per_customer):

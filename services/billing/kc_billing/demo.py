@@ -28,6 +28,7 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
+from kc_common.clock import BERLIN, berlin_date
 from kc_common.db import dialect_insert, utcnow
 from kc_billing import domain, payments, schedule
 from kc_billing.models import billable_contracts, bookings, invoices
@@ -90,7 +91,7 @@ def periods_in_history(contract, today):
 
 
 def _instant(day, time):
-    return dt.datetime.combine(day, time, tzinfo=domain.BERLIN).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, time, tzinfo=BERLIN).astimezone(dt.timezone.utc)
 
 
 def seed(db, config, now=None):
@@ -121,7 +122,7 @@ def _schedule(session, contract, next_invoice_date, at):
 def seed_history(uow, settings, now):
     """The year of invoices, transfers and the settlement, then today's small order."""
     session = uow.session
-    today = domain.local_date(now)
+    today = berlin_date(now)
     domain.upsert_customer(session, DEMO_BUYER, as_of=REPLICA_AS_OF)
     queue, order = [], itertools.count()  # everything in the order it happened
 

@@ -1,14 +1,19 @@
-"""Zahlungsdetails: invoice by post, invoice e-mail, contact person, payment method (+ SEPA)."""
+"""Zahlungsdetails: invoice by post, invoice e-mail, contact person, payment method (+ SEPA),
+and so whether an invoice's PDF is mailed."""
+import logging
 import re
 
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select, update
 
+from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.errors import ValidationFailed
 from kc_billing import domain
-from kc_billing.models import payment_details
+from kc_billing.models import invoices, payment_details
+
+log = logging.getLogger(__name__)
 
 
 def validate_iban(value):
@@ -87,7 +92,7 @@ def update_details(uow, customer_id, data, settings=None):
             int(current["mandate_reference"].rsplit("-M", 1)[1]) + 1
         values.update(iban=iban.compact, bic=str(iban.bic) if iban.bic else None,
                       bank_name=iban.bank_name, mandate_reference=mandate_reference(customer_id, count),
-                      mandate_date=domain.today_local())
+                      mandate_date=berlin_today())
     exists = session.execute(select(payment_details.c.customer_id).where(
         payment_details.c.customer_id == customer_id).with_for_update()).first()
     if exists:
@@ -110,3 +115,23 @@ def view(session, customer_id, settings=None):
         details["invoice_email"] = session.execute(select(domain.customers.c.email).where(
             domain.customers.c.customer_id == customer_id)).scalar()
     return details
+
+
+def invoice_to_mail(session, document):
+    """The invoice whose PDF documents stored (``document_stored``) and the SEPA mandate
+    reference its pre-notification names, or None when nothing is mailed: not an invoice
+    of this customer, sent by post, or no invoice e-mail address."""
+    try:
+        number = int(document["ref"])
+    except (KeyError, TypeError, ValueError):
+        log.warning("document_stored without an invoice number ignored: %r", document.get("ref"))
+        return None
+    inv = session.execute(invoices.select().where(invoices.c.number == number)).first()
+    if inv is None or inv.customer_id != int(document["customer_id"]):
+        log.warning("document_stored for unknown invoice %s ignored", document.get("ref"))
+        return None
+    if inv.by_post or not inv.invoice_email:
+        return None
+    if inv.payment_method == "sepa":  # the pre-notification needs the mandate
+        return inv, domain.get_details(session, inv.customer_id)["mandate_reference"]
+    return inv, None

@@ -9,17 +9,17 @@ information; it is not what is summed.
 import datetime as dt
 import idna
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
+from kc_common.clock import BERLIN, berlin_date, berlin_today
 from kc_common.db import as_utc, dialect_insert, next_in_series, utcnow
 from kc_common.errors import NotFound, Unprocessable
+from kc_common.formats import money_de
 from kc_common.schemas import money
 from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
                                payment_details)
 
-BERLIN = ZoneInfo("Europe/Berlin")
 FIRST_INVOICE_NUMBER = 1000001
 INVOICE = "RE"
 CREDIT_NOTE = "GU"
@@ -43,14 +43,6 @@ POSTAGE_TEXT = "Porto Rechnungsversand per Post"
 
 class CustomerUnknown(Exception):
     """No replica of the customer's address yet: fetch it from identity first."""
-
-
-def local_date(instant):
-    return as_utc(instant).astimezone(BERLIN).date()
-
-
-def today_local():
-    return utcnow().astimezone(BERLIN).date()
 
 
 def next_number(session, series, first):
@@ -206,7 +198,7 @@ def preceding_invoice(session, customer_id, lines, number=None):
             row = session.execute(query.order_by(invoices.c.number.desc()).limit(1)).first()
     if row is None:
         return None
-    return {"number": row.number, "issue_date": local_date(as_utc(row.issued_at))}
+    return {"number": row.number, "issue_date": berlin_date(row.issued_at)}
 
 
 def price_lines(session, customer_id, lines, settings):
@@ -272,7 +264,7 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     buyer = dict(buyer, leitweg_id=details.get("leitweg_id") if profile == "xrechnung" else None)
     number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
     now = now or utcnow()  # after the number lock: dates never run backwards along the series
-    issued_on = local_date(now)
+    issued_on = berlin_date(now)
     due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
     reference = f"KC{customer_id}-{number}"
     invoice_email = details["invoice_email"] or buyer["email"]
@@ -388,8 +380,8 @@ def invoice_open_amounts(session, customer_id):
 
 
 def balance_text(balance):
-    """As the guide shows it: "0.00€ Guthaben", "-4.00€ offener Betrag"."""
-    return f"{balance:.2f}€ offener Betrag" if balance < 0 else f"{balance:.2f}€ Guthaben"
+    """The balance in German: "0,00 € Guthaben", "-4,00 € offener Betrag" (Babel, de_DE)."""
+    return f"{money_de(balance)} offener Betrag" if balance < 0 else f"{money_de(balance)} Guthaben"
 
 
 def _local_midnight_utc(day):
@@ -412,7 +404,7 @@ def account(session, customer_id, *, page, per_page, type=None, date_from=None, 
         .order_by(bookings.c.booked_at.desc(), bookings.c.id.desc())
         .limit(per_page).offset((page - 1) * per_page)).all()
     open_by_invoice = invoice_open_amounts(session, customer_id)
-    items = [{"id": r.id, "invoice_number": r.number, "date": local_date(r.booked_at), "type": r.type,
+    items = [{"id": r.id, "invoice_number": r.number, "date": berlin_date(r.booked_at), "type": r.type,
               "text": r.text, "amount": r.amount, "payment_method": r.payment_method,
               "open_amount": open_by_invoice.get(r.invoice_id) if r.type == INVOICE else None}
              for r in rows]
@@ -429,16 +421,24 @@ def get_invoice(session, customer_id, number):
     lines = session.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
                             .order_by(invoice_lines.c.position)).all()
     data = dict(row._mapping)
-    data["issue_date"] = local_date(row.issued_at)
+    data["issue_date"] = berlin_date(row.issued_at)
     data["open_amount"] = invoice_open_amounts(session, customer_id).get(row.id, money(0))
     data["lines"] = [dict(line._mapping) for line in lines]
     return data
 
 
+
+def get_any_invoice(session, number):
+    """Staff: any customer's invoice by number (also of a closed account), else 404."""
+    owner = session.execute(select(invoices.c.customer_id).where(invoices.c.number == number)).scalar()
+    if owner is None:
+        raise NotFound("Rechnung nicht gefunden.")
+    return get_invoice(session, owner, number)
+
 def account_standing(session, customer_id, settings=None, today=None):
     """In arrears: an invoice still open after its due date plus the first reminder interval."""
     first_reminder = settings.dunning_days[0] if settings else 7
-    today = today or today_local()
+    today = today or berlin_today()
     items, _ = open_items(session, customer_id)
     open_ids = [inv for _, inv, amount in items if inv is not None and amount > 0]
     open_total = sum((amount for _, _, amount in items), Decimal("0"))
@@ -488,8 +488,8 @@ def refund_credit(uow, customer_id, amount, reason):
     credit = balance_of(session, customer_id)
     if amount > credit:
         raise Unprocessable(
-            f"Es können höchstens {max(credit, money(0)):.2f} € Guthaben erstattet werden.",
-            {"fields": {"amount": [f"Höchstens {max(credit, money(0)):.2f} €."]}})
+            f"Es können höchstens {money_de(max(credit, money(0)))} Guthaben erstattet werden.",
+            {"fields": {"amount": [f"Höchstens {money_de(max(credit, money(0)))}."]}})
     now = utcnow()
     booking_id = session.execute(bookings.insert().values(
         customer_id=customer_id, booked_at=now, type=REFUND, amount=-amount, payment_method="U",

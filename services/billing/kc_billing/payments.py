@@ -16,11 +16,13 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from kc_common.clock import berlin_date
 from kc_common.db import as_utc, utcnow
-from kc_common.errors import NotFound, Unprocessable
+from kc_common.errors import NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import money
 from kc_billing import domain
 from kc_billing.models import bookings, payments
+from kc_billing.settings import origin_of
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +186,7 @@ def book_transfer(uow, data, now=None):
     session.execute(payments.insert().values(
         id=payment_id, customer_id=customer_id, method="transfer", amount=money(data["amount"]),
         currency="EUR", status=SUCCEEDED, created_at=now, completed_at=now))
-    value_date = data.get("value_date") or domain.local_date(now)
+    value_date = data.get("value_date") or berlin_date(now)
     settled = book_payment(uow, customer_id, data["amount"], "transfer",
                            f"Überweisung vom {value_date:%d.%m.%Y}: {data['reference']}"[:500],
                            payment_id=payment_id, external_ref=transaction_id, now=now)
@@ -196,3 +198,24 @@ def book_transfer(uow, data, now=None):
 
 def is_stale(row, seconds):
     return as_utc(row.created_at) <= utcnow() - dt.timedelta(seconds=seconds)
+
+
+def checked_return_url(url, settings):
+    """A payment's own return URL: http(s), no user info or fragment, and on an allowed origin
+    (``PSP_RETURN_URL``'s or ``PSP_RETURN_ORIGINS``), else 400 naming ``return_url``: the PSP
+    never sends a customer anywhere else (no open redirect). None: ``PSP_RETURN_URL``."""
+    if url is None:
+        return settings.psp_return_url
+    if any(ch.isspace() or ord(ch) < 32 for ch in url) or "#" in url or "\\" in url:
+        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
+    origin = origin_of(url)
+    if origin is None:
+        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
+    if origin not in settings.psp_return_origins:
+        raise ValidationFailed(fields={"return_url": [
+            "Diese Rücksprungadresse ist nicht erlaubt (nur die Adressen des KundenCenters)."]})
+    return url
+
+
+def with_payment_id(url, payment_id):
+    return f"{url}{'&' if '?' in url else '?'}payment_id={payment_id}"

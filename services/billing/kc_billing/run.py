@@ -23,10 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kc_common.clock import berlin_today
 from kc_common.db import StandaloneDatabase
 from kc_common.errors import ValidationFailed
 from kc_common.manage import load_config
-from kc_billing import domain, runs, schedule
+from kc_billing import runs, schedule
 from kc_billing.models import metadata
 from kc_billing.settings import BillingSettings
 
@@ -62,7 +63,7 @@ def main(argv=None):
     config = load_config(args.config)
     settings = BillingSettings(config)
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
-    as_of = args.as_of or domain.today_local()
+    as_of = args.as_of or berlin_today()
     console = Console(stderr=True)
     try:
         runs.check_as_of(as_of, settings)

@@ -22,10 +22,10 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
+from kc_common.clock import berlin_today
 from kc_common.db import as_utc, dialect_insert, utcnow
 from kc_common.errors import NotFound, ValidationFailed
 from kc_common.schemas import money
-from kc_billing import domain
 from kc_billing.models import billing_runs, counters
 
 RUNNING, FINISHED, ABORTED = "running", "finished", "aborted"
@@ -48,7 +48,7 @@ def check_as_of(as_of, settings, today=None, field="as_of"):
     Everything due is billed by a run as of today, so a date further ahead only bills the
     future (as of 4454 it billed 172,336 periods) and one further back is a typo.
     """
-    today = today or domain.today_local()
+    today = today or berlin_today()
     latest = today + dt.timedelta(days=settings.run_max_days_ahead)
     earliest = today - dt.timedelta(days=settings.run_max_days_back)
     if as_of > latest:

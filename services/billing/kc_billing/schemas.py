@@ -2,6 +2,7 @@
 
 from marshmallow import fields, validate, validates_schema, ValidationError
 
+from kc_common.formats import money_de
 from kc_common.schemas import BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, UtcDateTime, page_of
 
 RETURN_URL_MAX = 500
@@ -10,7 +11,7 @@ BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLA
 
 def amount_between(low, high):
     """Exact Decimal bounds (the OpenAPI document states them as the decimal string's pattern)."""
-    return DecimalRange(low, high, error=f"Der Betrag muss zwischen {low} und {high} EUR liegen.")
+    return DecimalRange(low, high, error=f"Der Betrag muss zwischen {money_de(low)} und {money_de(high)} liegen.")
 
 
 class BookingSchema(BaseSchema):
@@ -34,7 +35,7 @@ BookingPageSchema = page_of(BookingSchema, "BookingPageSchema")
 
 class AccountSchema(BaseSchema):
     balance = Money(required=True, metadata={"description": "Kontostand; negativ = offener Betrag"})
-    balance_text = fields.String(required=True, metadata={"example": "-4.00€ offener Betrag"})
+    balance_text = fields.String(required=True, metadata={"example": "-4,00\u00a0€ offener Betrag"})
     currency = fields.String(required=True, dump_default="EUR")
     bookings = fields.Nested(BookingPageSchema, required=True)
 
@@ -291,7 +292,8 @@ class CreditNoteSchema(BaseSchema):
     net = Money(required=True, validate=amount_between("0.01", "100000.00"),
                 metadata={"description": "net amount credited (positive)"})
     vat_rate = fields.Decimal(load_default=None, places=2, as_string=True,
-                              validate=amount_between("0.00", "100.00"),
+                              validate=DecimalRange("0.00", "100.00",
+                                                    error="Der Steuersatz muss zwischen 0 und 100 % liegen."),
                               metadata={"description": "VAT rate in percent; default DEFAULT_VAT_RATE (19.00)"})
     invoice_number = fields.Integer(load_default=None, metadata={"description": "the corrected invoice"})
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.schemas import money
 from kc_billing import domain
@@ -105,13 +106,13 @@ def collect(uow, due_date, settings, started_by=None, max_debits=1000):
         session.execute(sepa_debits.insert().values(
             collection_id=collection_id, invoice_id=inv.id, customer_id=inv.customer_id,
             amount=open_amount, end_to_end_id=e2e, mandate_reference=details["mandate_reference"],
-            mandate_date=details["mandate_date"] or domain.today_local(), iban=details["iban"],
+            mandate_date=details["mandate_date"] or berlin_today(), iban=details["iban"],
             sequence_type=seq, payment_id=payment_id, status=COLLECTED))
         debits.append({"name": details["account_holder"] or f"Kunde {inv.customer_id}",
                        "IBAN": details["iban"], "BIC": details["bic"] or "NOTPROVIDED",
                        "amount": int(open_amount * 100), "type": seq, "collection_date": due_date,
                        "mandate_id": details["mandate_reference"],
-                       "mandate_date": details["mandate_date"] or domain.today_local(),
+                       "mandate_date": details["mandate_date"] or berlin_today(),
                        "description": f"Rechnung {inv.number} Kunde KC{inv.customer_id}",
                        "endtoend_id": e2e})
     total = sum((Decimal(d["amount"]) / 100 for d in debits), Decimal("0"))
@@ -189,19 +190,4 @@ def book_return(uow, debit, tx, settings, now=None):
         "mandate_reference": debit.mandate_reference, "invoice_email": email,
         "returned_at": now, "balance": domain.balance_of(session, debit.customer_id)})
     return True, number
-
-
-def mail_text(data, settings):
-    seller = settings.seller
-    fee = Decimal(str(data["fee"]))
-    return (f"Guten Tag,\n\ndie Lastschrift zu Rechnung {data['invoice_number']} über "
-            f"{Decimal(str(data['amount'])):.2f} EUR (Mandatsreferenz {data['mandate_reference']}) "
-            f"wurde von Ihrer Bank zurückgegeben.\nGrund: {data['reason']}"
-            + (f" ({data['reason_code']})" if data.get("reason_code") else "") + ".\n"
-            + (f"Für die Rücklastschrift berechnet uns die Bank {fee:.2f} EUR, die wir Ihrem "
-               "Kundenkonto belastet haben.\n" if fee > 0 else "")
-            + f"\nBitte überweisen Sie den offenen Betrag auf {seller['iban']} ({seller['bank']}) "
-            f"mit dem Verwendungszweck KC{data['customer_id']}-{data['invoice_number']} oder zahlen "
-            "Sie im KundenCenter. Prüfen Sie bitte auch Ihre Bankverbindung in den "
-            "Zahlungsdetails.\n\nMit freundlichen Grüßen\nIhr KundenCenter-Team\n")
 

@@ -1,33 +1,30 @@
-"""billing's entrypoints: thin; the rules live in ``domain``, ``schedule``, ``payments``,
-``details`` and ``dunning``."""
+"""billing's entrypoints: thin; the rules live in ``domain``, ``schedule``, ``runs``,
+``payments``, ``details``, ``statements``, ``sepa`` and ``dunning``, the mail texts in ``mails``."""
 import base64
 import datetime as dt
 import logging
 import os
-import time
 
 import eventlet
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from kc_common import settings as kc_settings
+from kc_common.clock import berlin_today
 from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
 from kc_common.db import Database, UnitOfWork, utcnow
-from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable,
-                              ValidationFailed)
+from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable)
 from kc_common.events import event_handler
 from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
-from kc_common.schemas import INT_MAX, load
-from kc_common.seller import mail_signature
-from kc_billing import (camt, details, domain, dunning, payments, runs, schedule, schemas, sepa,
-                        statements)
-from kc_billing.models import invoices, metadata
+from kc_common.schemas import INT_MAX, load, load_idempotency_key
+from kc_common.settings import Configured
+from kc_billing import (details, domain, dunning, mails, payments, runs, schedule, schemas,
+                        sepa, statements)
+from kc_billing.models import metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
-from kc_billing.settings import SECRETS, BillingSettings, origin_of
+from kc_billing.settings import SECRETS, BillingSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +34,12 @@ DUNNING_EVERY = float(os.environ.get("DUNNING_EVERY", 3600))
 SEPA_COLLECT_EVERY = float(os.environ.get("SEPA_COLLECT_EVERY", 3600))
 
 
-class Settings(kc_settings.Settings):
-    def setup(self):
-        super().setup()
-        self.settings = BillingSettings(self.values)
-        self.provider = provider_from_settings(self.settings)
+class BillingConfig:
+    """billing's checked settings and the PSP client made from them (once, at start)."""
 
-    def get_dependency(self, worker_ctx):
-        return self
+    def __init__(self, values):
+        self.settings = BillingSettings(values)
+        self.provider = provider_from_settings(self.settings)
 
 
 # Work in an RPC call stops this long before the caller's deadline, to answer in time.
@@ -130,7 +125,7 @@ class BillingService(PingMixin):
 
     db = Database(metadata)
     context = CallContext()
-    cfg = Settings(secrets=SECRETS)
+    cfg = Configured(BillingConfig, secrets=SECRETS)
     identity = TimedRpcProxy("identity")
     documents = TimedRpcProxy("documents")
     mailer = Mailer()
@@ -200,40 +195,22 @@ class BillingService(PingMixin):
         if data.get("kind") != "invoice":
             return
 
-        def prepare(uow, data):
-            try:
-                number = int(data["ref"])
-            except (KeyError, TypeError, ValueError):
-                log.warning("document_stored without an invoice number ignored: %r", data.get("ref"))
-                return None
-            inv = uow.session.execute(invoices.select().where(invoices.c.number == number)).first()
-            if inv is None or inv.customer_id != int(data["customer_id"]):
-                log.warning("document_stored for unknown invoice %s ignored", data.get("ref"))
-                return None
-            if inv.by_post or not inv.invoice_email:
-                return None
-            if inv.payment_method == "sepa":  # the pre-notification needs the mandate
-                mandate = domain.get_details(uow.session, inv.customer_id)["mandate_reference"]
-                return inv, mandate
-            return inv, None
-
         def deliver(prepared):
             inv, mandate = prepared
             doc = self.documents.get_document(document_id=data["document_id"])
             self.mailer.send(
-                to=inv.invoice_email, subject=invoice_mail_subject(inv),
-                body=invoice_mail_text(inv, self.settings, mandate), message_id=message_id_for(event["id"], "billing"),
-                attachments=[(doc.get("filename") or f"Rechnung-{inv.number}.pdf",
-                              doc.get("content_type") or "application/pdf",
+                to=inv.invoice_email, subject=mails.invoice_subject(inv),
+                body=mails.invoice_text(inv, self.settings, mandate),
+                message_id=message_id_for(event["id"], "billing"),
+                attachments=[(mails.invoice_filename(inv, doc), doc.get("content_type") or "application/pdf",
                               base64.b64decode(doc["content_b64"]))])
-        self.db.deliver_once(event, prepare, deliver)
+        self.db.deliver_once(event, lambda uow, data: details.invoice_to_mail(uow.session, data), deliver)
 
     @event_handler("billing", "dunning_notice")
     def on_dunning_notice(self, event):
         def deliver(data):
-            self.mailer.send(to=data["invoice_email"],
-                             subject=f"Zahlungserinnerung zu Rechnung {data['number']}",
-                             body=dunning_mail_text(data, self.settings),
+            self.mailer.send(to=data["invoice_email"], subject=mails.dunning_subject(data),
+                             body=mails.dunning_text(data, self.settings),
                              message_id=message_id_for(event["id"], "billing"))
         self.db.deliver_once(event, lambda uow, data: data if data.get("invoice_email") else None,
                              deliver)
@@ -242,9 +219,8 @@ class BillingService(PingMixin):
     def on_debit_returned(self, event):
         """A Rücklastschrift was booked: tell the customer (German mail, after commit, once)."""
         def deliver(data):
-            self.mailer.send(to=data["invoice_email"],
-                             subject=f"Rücklastschrift zu Rechnung {data['invoice_number']}",
-                             body=sepa.mail_text(data, self.settings),
+            self.mailer.send(to=data["invoice_email"], subject=mails.debit_returned_subject(data),
+                             body=mails.debit_returned_text(data, self.settings),
                              message_id=message_id_for(event["id"], "billing"))
         self.db.deliver_once(event, lambda uow, data: data if data.get("invoice_email") else None,
                              deliver)
@@ -253,7 +229,7 @@ class BillingService(PingMixin):
 
     @timer(interval=RUN_EVERY)
     def scheduled_billing_run(self):
-        run, created = self._start_run(domain.today_local(), "timer")
+        run, created = self._start_run(berlin_today(), "timer")
         if not created:
             log.info("scheduled billing run: run %s for %s is still running", run["run_id"],
                      run["as_of"])
@@ -268,12 +244,12 @@ class BillingService(PingMixin):
 
     @timer(interval=DUNNING_EVERY)
     def scheduled_dunning(self):
-        dunning.run_dunning(self.db, domain.today_local(), self.settings)
+        dunning.run_dunning(self.db, berlin_today(), self.settings)
 
     @timer(interval=SEPA_COLLECT_EVERY)
     def scheduled_sepa_collection(self):
         """The collection for today + SEPA_LEAD_DAYS (once per due date: later ticks find it)."""
-        self._collect(domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days), "timer")
+        self._collect(berlin_today() + dt.timedelta(days=self.settings.sepa_lead_days), "timer")
 
     def _collect(self, due_date, started_by):
         for attempt in (1, 2):
@@ -335,11 +311,7 @@ class BillingService(PingMixin):
         except (TypeError, ValueError):
             raise NotFound("Rechnung nicht gefunden.")
         with self.db.unit_of_work() as uow:
-            owner = uow.session.execute(select(invoices.c.customer_id).where(
-                invoices.c.number == number)).scalar()
-            if owner is None:
-                raise NotFound("Rechnung nicht gefunden.")
-            return schemas.InvoiceSchema().dump(domain.get_invoice(uow.session, owner, number))
+            return schemas.InvoiceSchema().dump(domain.get_any_invoice(uow.session, number))
 
     @rpc
     def account_standing(self):
@@ -402,9 +374,8 @@ class BillingService(PingMixin):
         """Card or instant transfer through the PSP; the customer continues at ``redirect_url``."""
         customer_id = self.context.require_customer()
         data = load(schemas.CreatePaymentSchema(), data)
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-            raise ValidationFailed(fields={"Idempotency-Key": ["1 bis 200 Zeichen."]})
-        return_url = checked_return_url(data.get("return_url"), self.settings)
+        idempotency_key = load_idempotency_key(idempotency_key)
+        return_url = payments.checked_return_url(data.get("return_url"), self.settings)
         for attempt in (1, 2):
             try:
                 with self.db.unit_of_work() as uow:
@@ -419,7 +390,7 @@ class BillingService(PingMixin):
                 psp = self.cfg.provider.create_payment(
                     reference=row.id, amount=row.amount, currency=row.currency, method=row.method,
                     description=f"Kundenkonto KC{customer_id}", idempotency_key=row.id,
-                    return_url=with_payment_id(return_url, row.id))
+                    return_url=payments.with_payment_id(return_url, row.id))
             except PspError as exc:
                 log.warning("PSP create failed for payment %s: %s", row.id, exc)
                 raise ServiceUnavailable("Der Zahlungsdienstleister ist nicht erreichbar. "
@@ -486,54 +457,8 @@ class BillingService(PingMixin):
         """
         self.context.require_staff("billing")
         data = load(schemas.StatementUploadSchema(), data)
-        settings = self.settings
-        content_b64 = data["files"][0].get("content_b64") or ""
-        if not isinstance(content_b64, str) or len(content_b64) * 3 // 4 > settings.statement_max_bytes:
-            raise ValidationFailed("Der Kontoauszug ist zu groß.", fields={"file": [
-                f"Höchstens {settings.statement_max_bytes // 1024} KiB."]})
-        try:
-            raw = base64.b64decode(content_b64, validate=True)
-        except ValueError:
-            raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [
-                "Die Datei ist nicht lesbar (Base64)."]})
-        try:
-            transactions = camt.parse(raw, max_entries=settings.statement_max_entries)
-        except camt.StatementInvalid as exc:
-            raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
-        stop_at = self.runs.stop_at()
-        counts = {statements.BOOKED: 0, statements.ALREADY: 0, statements.CLARIFICATION: 0,
-                  statements.NOT_BOOKED: 0}
-        items = []
-        result = {"entries": len(transactions), "not_processed": 0, "complete": True}
-        settled_up_to = {}  # customer -> latest value date booked from this statement
-        for n, tx in enumerate(transactions):  # one transaction per line: a bad line never blocks the others
-            if stop_at is not None and time.time() >= stop_at:
-                result["not_processed"], result["complete"] = len(transactions) - n, False
-                log.warning("statement import stopped before the caller's deadline: %d of %d "
-                            "transactions not processed", len(transactions) - n, len(transactions))
-                break
-            for attempt in (1, 2):
-                try:
-                    with self.db.unit_of_work() as uow:
-                        report = statements.import_transaction(uow, tx, settings.own_accounts,
-                                                                settings=settings)
-                    break
-                except IntegrityError:  # a concurrent import booked or recorded it: now it is found
-                    if attempt == 2:
-                        raise
-            counts[report["outcome"]] += 1
-            items.append(report)
-            if report["outcome"] == statements.BOOKED:
-                day = tx.get("value_date") or domain.today_local()
-                customer = report["customer_id"]
-                settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
-        for customer_id, up_to in settled_up_to.items():
-            with self.db.unit_of_work() as uow:
-                domain.book_settlement(uow.session, customer_id, up_to)
-        result.update(booked=counts[statements.BOOKED], already_booked=counts[statements.ALREADY],
-                      clarifications=counts[statements.CLARIFICATION],
-                      not_booked=counts[statements.NOT_BOOKED], items=items,
-                      unmatched=[i for i in items if i["outcome"] == statements.CLARIFICATION])
+        transactions = statements.read_statement(data["files"][0].get("content_b64"), self.settings)
+        result = statements.import_statement(self.db, transactions, self.settings, stop_at=self.runs.stop_at())
         return schemas.StatementImportSchema().dump(result)
 
     @rpc
@@ -601,7 +526,7 @@ class BillingService(PingMixin):
         """
         staff_id = self.context.require_staff("billing")
         data = load(schemas.RunBillingSchema(), data)
-        as_of = runs.check_as_of(data.get("as_of") or domain.today_local(), self.settings)
+        as_of = runs.check_as_of(data.get("as_of") or berlin_today(), self.settings)
         run, created = self._start_run(as_of, f"staff:{staff_id}")
         return schemas.BillingRunStartedSchema().dump(dict(run, already_running=not created))
 
@@ -631,7 +556,7 @@ class BillingService(PingMixin):
         """
         staff_id = self.context.require_staff("billing")
         data = load(schemas.RunCollectionSchema(), data)
-        default = domain.today_local() + dt.timedelta(days=self.settings.sepa_lead_days)
+        default = berlin_today() + dt.timedelta(days=self.settings.sepa_lead_days)
         due_date = runs.check_as_of(data.get("due_date") or default, self.settings, field="due_date")
         view, created = self._collect(due_date, f"staff:{staff_id}")
         return schemas.SepaCollectionSchema().dump(dict(view, created=created))
@@ -642,67 +567,6 @@ class BillingService(PingMixin):
         (``complete`` false: run again for the rest, each reminder level is sent once)."""
         self.context.require_staff("billing")
         data = load(schemas.RunBillingSchema(), data)
-        as_of = runs.check_as_of(data.get("as_of") or domain.today_local(), self.settings)
+        as_of = runs.check_as_of(data.get("as_of") or berlin_today(), self.settings)
         return schemas.DunningRunSchema().dump(
             dunning.run_dunning(self.db, as_of, self.settings, stop_at=self.runs.stop_at()))
-
-
-def checked_return_url(url, settings):
-    """A payment's own return URL: http(s), no user info or fragment, and on an allowed origin
-    (``PSP_RETURN_URL``'s or ``PSP_RETURN_ORIGINS``), else 400 naming ``return_url``: the PSP
-    never sends a customer anywhere else (no open redirect). None: ``PSP_RETURN_URL``."""
-    if url is None:
-        return settings.psp_return_url
-    if any(ch.isspace() or ord(ch) < 32 for ch in url) or "#" in url or "\\" in url:
-        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
-    origin = origin_of(url)
-    if origin is None:
-        raise ValidationFailed(fields={"return_url": ["Keine gültige http(s)-Adresse."]})
-    if origin not in settings.psp_return_origins:
-        raise ValidationFailed(fields={"return_url": [
-            "Diese Rücksprungadresse ist nicht erlaubt (nur die Adressen des KundenCenters)."]})
-    return url
-
-
-def with_payment_id(url, payment_id):
-    return f"{url}{'&' if '?' in url else '?'}payment_id={payment_id}"
-
-
-def invoice_mail_subject(inv):
-    if inv.kind == "credit_note":
-        return f"Ihre Gutschrift {inv.number}" + (
-            f" (Rechnungskorrektur zu Rechnung {inv.preceding_number})" if inv.preceding_number else "")
-    return f"Ihre Rechnung {inv.number}"
-
-
-def invoice_mail_text(inv, settings, mandate_reference=None):
-    """The mail with the PDF; a credit note is worded as one; for SEPA the pre-notification
-    (amount, due date, mandate reference, creditor id). Signed with the seller's statutory
-    details (the invoice's own seller snapshot, else the configured one)."""
-    seller = inv.seller or settings.seller
-    if inv.kind == "credit_note":
-        body = (f"Guten Tag,\n\nanbei erhalten Sie Ihre Gutschrift {inv.number} über "
-                f"{-inv.gross:.2f} EUR"
-                + (f" (Rechnungskorrektur zu Rechnung {inv.preceding_number})" if inv.preceding_number else "")
-                + ".\nWir verrechnen den Betrag mit offenen Rechnungen; ein verbleibendes Guthaben "
-                  "erstatten wir Ihnen auf Wunsch.\n")
-    else:
-        body = (f"Guten Tag,\n\nanbei erhalten Sie Ihre Rechnung {inv.number} über "
-                f"{inv.gross:.2f} EUR.\n"
-                + (f"Bitte überweisen Sie den Betrag bis zum {inv.due_date:%d.%m.%Y} unter Angabe "
-                   f"von {inv.payment_reference}.\n" if inv.payment_method == "transfer" else ""))
-        if inv.payment_method == "sepa" and mandate_reference:
-            body += (f"Den Betrag von {inv.gross:.2f} EUR ziehen wir am {inv.due_date:%d.%m.%Y} "
-                     f"per SEPA-Lastschrift von Ihrem Konto ein (Mandatsreferenz "
-                     f"{mandate_reference}, Gläubiger-ID {settings.sepa_creditor_id}).\n")
-    return body + "\n" + mail_signature(seller)
-
-
-def dunning_mail_text(data, settings):
-    due = dt.date.fromisoformat(data["due_date"])
-    seller = settings.seller
-    return (f"Guten Tag,\n\nzu Rechnung {data['number']} (fällig am {due:%d.%m.%Y}) ist noch "
-            f"ein Betrag von {data['open_amount']} EUR offen ({data['level']}. Erinnerung).\n"
-            f"Bitte überweisen Sie ihn auf {seller['iban']} ({seller['bank']}) mit dem "
-            f"Verwendungszweck {data['payment_reference']} oder zahlen Sie im KundenCenter.\n\n"
-            + mail_signature(seller))

@@ -16,17 +16,24 @@ Rules (docs/services/billing.md, "Bank statements"):
 - What cannot be matched, or matches ambiguously, becomes a Klärfall; staff assign it to a
   customer (and optionally an invoice), which books it then.
 """
+import base64
+import logging
 import re
+import time
 import uuid
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from kc_common.clock import berlin_date, berlin_today
 from kc_common.db import utcnow
-from kc_common.errors import Conflict, NotFound, Unprocessable
+from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import money
-from kc_billing import domain, sepa
+from kc_billing import camt, domain, sepa
 from kc_billing.models import bank_clarifications, bookings, invoices, payment_details, payments
 from kc_billing.payments import SUCCEEDED, book_payment
+
+log = logging.getLogger(__name__)
 
 BOOKED, ALREADY, CLARIFICATION, NOT_BOOKED = "booked", "already_booked", "clarification", "not_booked"
 OPEN, ASSIGNED = "open", "assigned"
@@ -150,7 +157,7 @@ def _book(uow, customer_id, tx, invoice, now, text_suffix=""):
     session.execute(payments.insert().values(
         id=payment_id, customer_id=customer_id, method="transfer", amount=money(tx["amount"]),
         currency="EUR", status=SUCCEEDED, created_at=now, completed_at=now))
-    value_date = tx.get("value_date") or domain.local_date(now)
+    value_date = tx.get("value_date") or berlin_date(now)
     reference = tx.get("reference") or "(ohne Verwendungszweck)"
     book_payment(uow, customer_id, money(tx["amount"]), "transfer",
                  f"Überweisung vom {value_date:%d.%m.%Y}: {reference}{text_suffix}"[:500],
@@ -219,6 +226,66 @@ def import_transaction(uow, tx, own_accounts, now=None, settings=None):
 
 
 # --- Klärfälle ---------------------------------------------------------------------------
+
+
+def read_statement(content_b64, settings):
+    """The uploaded file's transactions (``camt.parse``); 400 naming ``file`` when it is too
+    large (``STATEMENT_MAX_BYTES``), not Base64, not valid against its XSD or has more than
+    ``STATEMENT_MAX_ENTRIES`` transactions."""
+    content_b64 = content_b64 or ""
+    if not isinstance(content_b64, str) or len(content_b64) * 3 // 4 > settings.statement_max_bytes:
+        raise ValidationFailed("Der Kontoauszug ist zu groß.", fields={"file": [
+            f"Höchstens {settings.statement_max_bytes // 1024} KiB."]})
+    try:
+        raw = base64.b64decode(content_b64, validate=True)
+    except ValueError:
+        raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [
+            "Die Datei ist nicht lesbar (Base64)."]})
+    try:
+        return camt.parse(raw, max_entries=settings.statement_max_entries)
+    except camt.StatementInvalid as exc:
+        raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
+
+
+def import_statement(db, transactions, settings, stop_at=None):
+    """Book a statement's transactions, one short transaction each (a bad line never blocks
+    the others), then a KONTOAUSGLEICH per customer paid, up to the latest value date booked.
+
+    ``stop_at`` (epoch seconds, the RPC caller's deadline): stop before it and say how many
+    transactions were not reached (``complete`` false); importing the same statement again
+    books those, and nothing twice.
+    """
+    counts = {BOOKED: 0, ALREADY: 0, CLARIFICATION: 0, NOT_BOOKED: 0}
+    items = []
+    result = {"entries": len(transactions), "not_processed": 0, "complete": True}
+    settled_up_to = {}  # customer -> latest value date booked from this statement
+    for n, tx in enumerate(transactions):
+        if stop_at is not None and time.time() >= stop_at:
+            result["not_processed"], result["complete"] = len(transactions) - n, False
+            log.warning("statement import stopped before the caller's deadline: %d of %d "
+                        "transactions not processed", len(transactions) - n, len(transactions))
+            break
+        for attempt in (1, 2):
+            try:
+                with db.unit_of_work() as uow:
+                    report = import_transaction(uow, tx, settings.own_accounts, settings=settings)
+                break
+            except IntegrityError:  # a concurrent import booked or recorded it: now it is found
+                if attempt == 2:
+                    raise
+        counts[report["outcome"]] += 1
+        items.append(report)
+        if report["outcome"] == BOOKED:
+            day = tx.get("value_date") or berlin_today()
+            customer = report["customer_id"]
+            settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
+    for customer_id, up_to in settled_up_to.items():
+        with db.unit_of_work() as uow:
+            domain.book_settlement(uow.session, customer_id, up_to)
+    result.update(booked=counts[BOOKED], already_booked=counts[ALREADY],
+                  clarifications=counts[CLARIFICATION], not_booked=counts[NOT_BOOKED], items=items,
+                  unmatched=[i for i in items if i["outcome"] == CLARIFICATION])
+    return result
 
 def clarification_view(row):
     return {"clarification_id": row.id, "transaction_id": row.transaction_id, "account": row.account,

@@ -32,8 +32,8 @@ def test_half_up_at_the_cent():
 
 
 def test_balance_text_as_in_the_guide():
-    assert balance_text(Decimal("0.00")) == "0.00€ Guthaben"
-    assert balance_text(Decimal("-4.00")) == "-4.00€ offener Betrag"
+    assert balance_text(Decimal("0.00")) == "0,00\u00a0€ Guthaben"
+    assert balance_text(Decimal("-4.00")) == "-4,00\u00a0€ offener Betrag"
 
 
 def change(effective, old="120.00", new="240.00", old_rate="19.00", new_rate="19.00"):

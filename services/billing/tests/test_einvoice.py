@@ -150,7 +150,7 @@ def test_credit_note_mail_is_worded_as_gutschrift_with_the_sellers_statutory_det
     mail = smtp_server.wait(1, to="max@example.org")[0]
     assert mail["Subject"] == f"Ihre Gutschrift {note['number']} (Rechnungskorrektur zu Rechnung {number})"
     body = mail.get_body(("plain",)).get_content()
-    assert "Gutschrift" in body and "11.78 EUR" in body and "Rechnung über" not in body
+    assert "Gutschrift" in body and "11,78\u00a0€" in body and "Rechnung über" not in body
     for statutory in ["Hosting-Allee 1", "Amtsgericht Hannover HRB 123456", "Geschäftsführer:",
                       "USt-IdNr. DE123456789"]:
         assert statutory in body, statutory

@@ -2,7 +2,7 @@
 import pytest
 
 from kc_common.errors import ValidationFailed
-from kc_billing.service import checked_return_url, with_payment_id
+from kc_billing.payments import checked_return_url, with_payment_id
 from kc_billing.settings import BillingSettings, origin_of
 
 

@@ -12,6 +12,7 @@ import yaml
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
+from kc_common.clock import berlin_today
 from kc_billing import domain, runs, schedule
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings,
                                invoice_lines, invoices)
@@ -20,7 +21,7 @@ from kc_billing.settings import BillingSettings
 from .conftest import ROOT, customer, order_event
 
 # A run's as_of is bounded around today (runs.check_as_of): the dates are relative to today.
-AS_OF = domain.today_local()
+AS_OF = berlin_today()
 MONTHS = [AS_OF.replace(day=1) - relativedelta(months=n) for n in (3, 2, 1, 0)]
 CUSTOMERS = range(200001, 200021)      # 20 customers
 CONTRACTS_EACH = 3                     # monthly, first month invoiced on order: 3 more months due

@@ -19,6 +19,7 @@ from kc_billing import domain, runs
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, invoices,
                                metadata)
 from kc_billing.settings import BillingSettings
+from kc_common.clock import berlin_today
 from kc_common.context import DEADLINE
 from kc_common.db import StandaloneDatabase, as_utc, utcnow
 from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
@@ -83,7 +84,7 @@ def start_billing(container_factory, run_config):
 @pytest.fixture
 def due(run_db):
     """8 customers x 2 monthly contracts due this month; billing knows no address yet."""
-    first = domain.today_local().replace(day=1)
+    first = berlin_today().replace(day=1)
     now = utcnow()
     with run_db.unit_of_work() as uow:
         uow.session.execute(billable_contracts.insert(), [
@@ -120,7 +121,7 @@ def test_a_staff_run_answers_at_once_and_completes_after_its_callers_deadline(st
     started = call(billing, "run_billing", {}, context={**STAFF, DEADLINE: repr(deadline)})
     assert started["state"] == "running" and started["already_running"] is False
     assert (started["customers_done"], started["invoices"]) == (0, 0)  # answered before any work
-    assert started["as_of"] == domain.today_local().isoformat() and started["started_by"] == "staff:9"
+    assert started["as_of"] == berlin_today().isoformat() and started["started_by"] == "staff:9"
     # starting again for the same as_of while it runs: that run, not a second one
     again = call(billing, "run_billing", {"as_of": started["as_of"]})
     assert again["run_id"] == started["run_id"] and again["already_running"] is True
@@ -145,7 +146,7 @@ def test_a_staff_run_answers_at_once_and_completes_after_its_callers_deadline(st
 
 def test_a_far_as_of_is_refused_naming_the_field_and_nothing_is_recorded(start_billing, due):
     billing = start_billing()
-    for as_of in ("4454-04-01", (domain.today_local() + dt.timedelta(days=8)).isoformat(), "1999-01-01"):
+    for as_of in ("4454-04-01", (berlin_today() + dt.timedelta(days=8)).isoformat(), "1999-01-01"):
         for method in ("run_billing", "run_dunning"):
             with pytest.raises(ValidationFailed) as err:
                 call(billing, method, {"as_of": as_of})
@@ -202,7 +203,7 @@ def dead_run(db, as_of, heartbeat_age, owner="anderer-rechner:4242:abcdef"):
 
 def test_a_run_without_heartbeat_is_aborted_and_resumed(start_billing, due):
     billing = start_billing()
-    today = domain.today_local()
+    today = berlin_today()
     alive = dead_run(due, today, heartbeat_age=0)  # another machine runs it right now
     joined = call(billing, "run_billing", {})
     assert joined["run_id"] == alive and joined["already_running"] is True
@@ -229,7 +230,7 @@ def overdue(db, customer_ids):
                                  settings)
     with db.unit_of_work() as uow:
         uow.session.execute(invoices.update().values(
-            due_date=domain.today_local() - dt.timedelta(days=8)))
+            due_date=berlin_today() - dt.timedelta(days=8)))
 
 
 def test_dunning_and_a_statement_import_stop_before_the_callers_deadline_and_say_so(start_billing, run_db):

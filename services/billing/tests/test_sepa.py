@@ -101,7 +101,7 @@ def test_sepa_collection_and_return_debit(billing, publish, db, capture_events, 
     mail = smtp_server.wait(1, to="max@example.org")[0]
     assert "Rücklastschrift zu Rechnung 1000001" == mail["Subject"]
     body = mail.get_content()
-    assert "Rückgabe auf Verlangen des Zahlungspflichtigen (MD06)" in body and "3.00 EUR" in body
+    assert "Rückgabe auf Verlangen des Zahlungspflichtigen (MD06)" in body and "3,00\u00a0€" in body
 
     # the same return again, and notified once more by camt.054 under another reference: once
     assert upload(billing, statement([rueck], stmt_id="STMT-RL"))["already_booked"] == 1

@@ -40,7 +40,7 @@ def test_order_placed_twice_is_invoiced_once_with_the_full_payload(billing, publ
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)
     assert len(issued.drain(settle=1.0)) == 1
     acc = account(billing)
-    assert acc["balance"] == "-11.78" and acc["balance_text"] == "-11.78€ offener Betrag"
+    assert acc["balance"] == "-11.78" and acc["balance_text"] == "-11,78\u00a0€ offener Betrag"
     booking = acc["bookings"]["items"][0]
     assert booking["type"] == "RE" and booking["invoice_number"] == 1000001
     assert booking["text"] == "Domain beispiel.de 26.11.2026-25.11.2027"
@@ -57,7 +57,7 @@ def test_order_placed_twice_is_invoiced_once_with_the_full_payload(billing, publ
 
 def test_account_standing_of_a_new_customer(billing):
     assert call(billing, "account_standing") == {"in_arrears": False, "open_amount": "0.00"}
-    assert account(billing)["balance_text"] == "0.00€ Guthaben"
+    assert account(billing)["balance_text"] == "0,00\u00a0€ Guthaben"
 
 
 def test_another_customers_invoice_is_not_found(billing, publish):
@@ -176,7 +176,7 @@ def test_duplicate_and_concurrent_webhooks_book_the_payment_once(billing, publis
     late_body, late = _signed(payment["payment_id"], psp_id, "failed", "11.78")
     call(billing, "psp_webhook", raw_body=late_body, headers=late)  # late contradicting: ignored
     acc = account(billing)
-    assert acc["balance"] == "0.00" and acc["balance_text"] == "0.00€ Guthaben"
+    assert acc["balance"] == "0.00" and acc["balance_text"] == "0,00\u00a0€ Guthaben"
     assert [b["type"] for b in acc["bookings"]["items"]] == ["ZAHLUNG", "RE"]
     assert acc["bookings"]["items"][0]["payment_method"] == "K"
     events = received.drain(settle=1.0)
@@ -226,7 +226,7 @@ def test_bank_transfer_settles_oldest_first_and_overpayment_is_credit(billing, p
     assert sorted(str(v) for v in opened.values()) == ["0.00", "20.58"]
     call(billing, "book_transfer", {"transaction_id": "camt-2", "reference": "KC100001",
                                     "amount": "30.00"}, context=staff)
-    assert account(billing)["balance_text"] == "9.42€ Guthaben"
+    assert account(billing)["balance_text"] == "9,42\u00a0€ Guthaben"
     publish("catalog", "order_placed", order_event(100001, 16, TODAY))  # credit settles the next
     wait_for(lambda: account(billing)["bookings"]["total"] == 5)
     with db.unit_of_work() as uow:
@@ -245,7 +245,7 @@ def test_overdue_invoice_gets_reminders_and_the_customer_is_in_arrears(billing, 
     assert call(billing, "run_dunning", {"as_of": TODAY.isoformat()}, context=staff) == dict(done, sent=1)
     assert call(billing, "run_dunning", None, context=staff) == dict(done, sent=0)
     mail = smtp_server.wait(1, to="max@example.org")[0]
-    assert "Zahlungserinnerung" in mail["Subject"] and "11.78" in mail.get_content()
+    assert "Zahlungserinnerung" in mail["Subject"] and "11,78\u00a0€" in mail.get_content()
     with db.unit_of_work() as uow:
         standing = domain.account_standing(uow.session, 100001, BillingSettings({}),
                                            today=TODAY + dt.timedelta(days=22))
@@ -341,7 +341,7 @@ def test_credit_is_refunded_at_most_once_over(billing, publish, capture_events):
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)  # -11.78
     call(billing, "book_transfer", {"transaction_id": "ref-1", "reference": "KC100001",
                                     "amount": "20.00"}, context=staff)
-    assert account(billing)["balance_text"] == "8.22€ Guthaben"
+    assert account(billing)["balance_text"] == "8,22\u00a0€ Guthaben"
     with pytest.raises(Unprocessable) as err:
         call(billing, "refund_credit", {"customer_id": 100001, "amount": "8.23", "reason": "Rückzahlung"},
              context=staff)
@@ -350,7 +350,7 @@ def test_credit_is_refunded_at_most_once_over(billing, publish, capture_events):
                                            "reason": "Rückzahlung Überzahlung"}, context=staff)
     assert done["amount"] == "8.22" and done["balance"] == "0.00"
     acc = account(billing)
-    assert acc["balance_text"] == "0.00€ Guthaben"
+    assert acc["balance_text"] == "0,00\u00a0€ Guthaben"
     assert [b["type"] for b in acc["bookings"]["items"]][0] == "ERSTATTUNG"
     assert refunds.wait(1)[0]["data"]["amount"] == "8.22"
     with pytest.raises(Unprocessable):  # nothing left to refund

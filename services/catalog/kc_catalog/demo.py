@@ -12,8 +12,8 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, text
 
+from kc_common.clock import berlin_today
 from kc_common.db import utcnow
-from kc_catalog.domain.common import business_today
 from kc_catalog.models import contracts, ip_addresses, orders, product_prices, products
 
 VAT = Decimal("19.00")
@@ -137,7 +137,7 @@ DEMO_CONTRACTS = [
 
 
 def seed(db, config, today=None):
-    today = today or business_today()
+    today = today or berlin_today()
     with db.unit_of_work() as uow:
         seed_products(uow.session)
     with db.unit_of_work() as uow:

@@ -4,17 +4,17 @@ import logging
 from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
 
+from kc_common.clock import berlin_today
 from kc_common.context import CallContext
 from kc_common.db import Database, to_json_safe
 from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
-from kc_common.schemas import INT_MAX, INT_MIN, load
+from kc_common.schemas import INT_MAX, INT_MIN, load, load_idempotency_key
 from kc_common.settings import Secret, Settings
 from kc_catalog import schemas
 from kc_catalog.domain import access, contracts, orders, products, traffic
-from kc_catalog.domain.common import business_today
 from kc_catalog.models import metadata
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ class CatalogService(PingMixin):
     def place_order(self, data, idempotency_key=None):
         customer_id = self.context.require_customer()
         data = load(schemas.PlaceOrderSchema(), data)
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-            raise ValidationFailed(fields={"Idempotency-Key": ["1 bis 200 Zeichen."]})
+        idempotency_key = load_idempotency_key(idempotency_key)
         with self.db.unit_of_work() as uow:
             existing = orders.find_existing(uow.session, customer_id, idempotency_key, data["items"])
         if existing is None:
@@ -317,7 +316,7 @@ class CatalogService(PingMixin):
         return schemas.JobRunSchema().dump(self._run_jobs())
 
     def _run_jobs(self, today=None):
-        today = today or business_today()
+        today = today or berlin_today()
         with self.db.unit_of_work() as uow:
             ended, downgrades = contracts.due_contract_ids(uow.session, today)
         done = {"terminated": 0, "downgraded": 0}

@@ -1,6 +1,5 @@
 """documents's rules, plain functions over a SQLAlchemy session (and a storage)."""
 import base64
-import datetime as dt
 import logging
 import re
 import uuid
@@ -12,7 +11,7 @@ from kc_common.db import as_utc, dialect_insert, utcnow
 from kc_common.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, ValidationFailed
 from kc_common.schemas import _flatten
 from kc_documents import library
-from kc_documents.formatting import as_date, number_de
+from kc_documents.formatting import number_de
 from kc_documents.models import documents, library_documents, library_versions
 from kc_documents.pool import timed_out
 from kc_documents.storage import checked_get, sha256
@@ -300,7 +299,3 @@ def publish_version(uow, storage, slug, data, staff_id, today):
     return {"version": version, "valid_from": valid_from, "note": data.get("note"),
             "filename": library.filename(slug, version), "sha256": digest, "published_at": utcnow(),
             "download_path": _version_path(slug, version)}
-
-
-def today_berlin():
-    return as_date(dt.datetime.now(dt.timezone.utc))

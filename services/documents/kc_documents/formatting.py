@@ -1,20 +1,21 @@
 """German formats for documents (babel): 24.05.2019, 1.234,56 €, 19 %."""
 import datetime as dt
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
+
+from kc_common.clock import as_berlin
+from kc_common.formats import money_de
 
 LOCALE = "de_DE"
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def as_date(value):
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(BERLIN).date()
+        return as_berlin(value).date()
     if isinstance(value, dt.date):
         return value
     text = str(value)
@@ -35,16 +36,8 @@ def datetime_de(value):
         return ""
     if not isinstance(value, dt.datetime):
         value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    local = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(BERLIN)
+    local = as_berlin(value)
     return f"{format_date(local.date(), 'dd.MM.yyyy', locale=LOCALE)}, {local:%H:%M} Uhr"
-
-
-def money_de(value, currency="EUR"):
-    """1.234,56 € (always two places)."""
-    if value is None or value == "":
-        return ""
-    return format_currency(Decimal(str(value)), currency or "EUR", locale=LOCALE,
-                           format="#,##0.00\u00a0¤", currency_digits=False)
 
 
 def number_de(value, places=None):

@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
+from kc_common.clock import berlin_today
 from kc_common.context import CallContext
 from kc_common.db import Database, json_default
 from kc_common.errors import Conflict, NotFound
@@ -13,7 +14,7 @@ from kc_common.events import event_handler
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_common.privacy import customer_part
-from kc_common.settings import Settings
+from kc_common.settings import Configured
 from kc_documents import av, domain, exports, invoice, library, schemas, storage
 from kc_documents.formatting import as_date, number_de
 from kc_documents.models import metadata
@@ -22,20 +23,15 @@ from kc_documents.pool import RendererPool
 log = logging.getLogger(__name__)
 
 
-class DocumentsConfig(Settings):
+class DocumentsConfig:
     """Storage, the provider's own data (documents' letterhead) and the manual link, from config."""
 
-    def setup(self):
-        super().setup()
-        config = self.values
+    def __init__(self, config):
         self.storage = storage.from_config(config)
         self.provider = library.provider_from_config(config)
         self.manual_url = (config.get("SERVERCON_MANUAL_URL")
                            or "https://wissen.kundencenter.example/servercon/onlinehandbuch")
         self.pricelist_cache = {}
-
-    def get_dependency(self, worker_ctx):
-        return self
 
 
 class DocumentsService(PingMixin):
@@ -44,7 +40,7 @@ class DocumentsService(PingMixin):
     db = Database(metadata)
     context = CallContext()
     renderer = RendererPool()
-    cfg = DocumentsConfig()
+    cfg = Configured(DocumentsConfig)
     catalog = TimedRpcProxy("catalog")
 
     # --- events --------------------------------------------------------------------------------
@@ -209,7 +205,7 @@ class DocumentsService(PingMixin):
 
     @rpc
     def list_library(self):
-        today = domain.today_berlin()
+        today = berlin_today()
         with self.db.unit_of_work() as uow:
             domain.ensure_library(uow.session)
         with self.db.unit_of_work() as uow:
@@ -225,7 +221,7 @@ class DocumentsService(PingMixin):
 
     @rpc
     def download_library(self, slug, version=None):
-        today = domain.today_berlin()
+        today = berlin_today()
         with self.db.unit_of_work() as uow:
             domain.ensure_library(uow.session)
         with self.db.unit_of_work() as uow:
@@ -265,7 +261,7 @@ class DocumentsService(PingMixin):
                 domain.ensure_library(uow.session)
             with self.db.unit_of_work() as uow:
                 result = domain.publish_version(uow, self.cfg.storage, slug, data, staff_id,
-                                                domain.today_berlin())
+                                                berlin_today())
         except IntegrityError:  # a concurrent publish of the same version
             raise Conflict("Diese Version gibt es schon.", {"fields": {"version": ["Schon vorhanden."]}})
         return schemas.LibraryVersionSchema().dump(result)

@@ -1,7 +1,8 @@
 """Support requests: the rules, plain functions over a unit of work / session.
 
-Who may write (the customer or a contact person) is decided by identity before
-these functions run; attachments arrive checked (``kc_support.attachments``)
+Who may write (the customer or a contact person) and whether a caller's telephone
+password is right is answered by identity before these functions run (its answers are
+judged here: ``authorised_author``, ``caller_check``); attachments arrive checked (``kc_support.attachments``)
 and already in the store (only their metadata is written here).
 
 States: ``open`` (waiting for staff), ``answered`` (staff replied, waiting for
@@ -14,7 +15,7 @@ import secrets
 from sqlalchemy import and_, func, or_, select, update
 
 from kc_common.db import utcnow
-from kc_common.errors import NotFound
+from kc_common.errors import Forbidden, NotFound
 from kc_support.models import attachments, calls, messages, requests
 from kc_support.schemas import CATEGORIES, STATES
 
@@ -53,6 +54,47 @@ def token_from_address(base, address):
     token = a_local[len(prefix):].lower()
     return token if len(token) == 32 and all(c in "0123456789abcdef" for c in token) else None
 
+
+
+# --- who may speak for the customer (identity's answers, judged) ---------------------------
+
+NOT_A_CONTACT = "Nicht als Kunde oder Ansprechpartner hinterlegt."
+
+
+def author_of(contact, name):
+    """The request's author from identity's ``check_contact`` answer about ``name``."""
+    return {"name": contact.get("name") or name, "kind": contact.get("kind") or "customer",
+            "contact_id": contact.get("contact_id"), "email": contact.get("email")}
+
+
+def authorised_author(contact, name):
+    """Only the customer or a contact person identity knows may write; else 403 naming ``name``."""
+    if not contact.get("authorised"):
+        raise Forbidden(
+            f"„{name}“ ist für dieses Kundenkonto nicht berechtigt. Eine Supportanfrage können nur "
+            f"der Kunde selbst oder ein unter „Meine Daten › Ansprechpartner“ eingetragener "
+            f"Ansprechpartner stellen. Bitte geben Sie Ihren Namen so an, wie er dort hinterlegt ist.",
+            {"fields": {"name": [NOT_A_CONTACT]}})
+    return author_of(contact, name)
+
+
+def caller_check(contact, password_check):
+    """Telephone support: (name ok, telephone password ok) from identity's two answers."""
+    return bool(contact.get("authorised")), bool(password_check.get("verified"))
+
+
+def require_verified_caller(name_ok, password_ok):
+    """A request taken on the phone needs a verified caller: else 403 naming what failed
+    (and nothing is written)."""
+    if name_ok and password_ok:
+        return
+    fields_ = {}
+    if not name_ok:
+        fields_["caller_name"] = [NOT_A_CONTACT]
+    if not password_ok:
+        fields_["phone_password"] = ["Telefon-Passwort falsch."]
+    raise Forbidden("Der Anrufer ist nicht verifiziert; es wurde keine Anfrage angelegt.",
+                    {"fields": fields_})
 
 def event_data(row, **extra):
     """``data`` of every support_request_* event (docs/contracts.md)."""
@@ -287,6 +329,12 @@ def request_by_id(session, request_id):
 def message_by_id(session, message_id):
     return session.execute(select(messages).where(messages.c.id == message_id)).first()
 
+
+
+def files_of(session, message):
+    """The attachments of a message, in upload order."""
+    return session.execute(select(attachments).where(
+        attachments.c.message_id == message.id).order_by(attachments.c.id)).all()
 
 def request_by_token(session, token):
     if not token:

@@ -1,17 +1,14 @@
 """The texts of support's mails (German; times Europe/Berlin). Pure functions."""
-from zoneinfo import ZoneInfo
-
-from kc_common.db import as_utc
+from kc_common.clock import as_berlin
 from kc_common.seller import mail_signature, seller_from_config
 from kc_support.schemas import CATEGORIES, STATES
 
-BERLIN = ZoneInfo("Europe/Berlin")
 # with the provider's statutory lines (§ 35a GmbHG: a mail to a customer is a business letter)
 SIGNATURE = mail_signature(seller_from_config(), team="Ihr KundenCenter Support-Team").rstrip("\n")
 
 
 def berlin(instant):
-    return as_utc(instant).astimezone(BERLIN).strftime("%d.%m.%Y %H:%M Uhr")
+    return as_berlin(instant).strftime("%d.%m.%Y %H:%M Uhr")
 
 
 def reply_hint(can_reply_by_mail):

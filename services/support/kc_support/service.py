@@ -4,12 +4,10 @@ import hmac
 import logging
 
 from marshmallow import Schema, fields, validate
-from nameko.exceptions import MethodNotFound, RemoteError
-from sqlalchemy import select
 
 from kc_common.context import CallContext
 from kc_common.db import Database
-from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import NotFound, Unauthenticated, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
@@ -18,7 +16,7 @@ from kc_common.schemas import load
 from kc_common.settings import Secret, Settings
 from kc_support import attachments as att
 from kc_support import domain, inbound, mails, schemas
-from kc_support.models import attachments as attachments_table, metadata
+from kc_support.models import metadata
 from kc_support.storage import AttachmentStorage
 
 log = logging.getLogger(__name__)
@@ -82,16 +80,9 @@ class SupportService(PingMixin):
                                  lambda: att.check_uploads(files, self._limits))
 
     def _authorised(self, customer_id, name):
-        """identity decides who may speak for the customer; an unknown name is refused (403)."""
-        result = self.identity.check_contact(customer_id=customer_id, name=name, purpose=PURPOSE)
-        if not result.get("authorised"):
-            raise Forbidden(
-                f"„{name}“ ist für dieses Kundenkonto nicht berechtigt. Eine Supportanfrage können nur "
-                f"der Kunde selbst oder ein unter „Meine Daten › Ansprechpartner“ eingetragener "
-                f"Ansprechpartner stellen. Bitte geben Sie Ihren Namen so an, wie er dort hinterlegt ist.",
-                {"fields": {"name": ["Nicht als Kunde oder Ansprechpartner hinterlegt."]}})
-        return {"name": result.get("name") or name, "kind": result.get("kind") or "customer",
-                "contact_id": result.get("contact_id"), "email": result.get("email")}
+        """identity answers who may speak for the customer; an unknown name is refused (403)."""
+        contact = self.identity.check_contact(customer_id=customer_id, name=name, purpose=PURPOSE)
+        return domain.authorised_author(contact, name)
 
     def _store(self, uploads):
         """Write the bytes to the store (outside the database); rows for the message."""
@@ -233,14 +224,8 @@ class SupportService(PingMixin):
         """Telephone support: identity checks the caller's name and the telephone password
         (support passes it on, never stores, logs or shows it). -> (contact, name ok, password ok)"""
         contact = self.identity.check_contact(customer_id=customer_id, name=caller_name, purpose=PURPOSE)
-        try:
-            checked = self.identity.verify_phone_password(customer_id=customer_id, password=password)
-        except (MethodNotFound, RemoteError) as exc:  # identity without the RPC yet (docs/contracts.md)
-            if isinstance(exc, RemoteError) and exc.exc_type != "MethodNotFound":
-                raise
-            raise ServiceUnavailable("Die Prüfung des Telefon-Passworts ist derzeit nicht verfügbar.",
-                                     {"service": "identity"}) from None
-        return contact, bool(contact.get("authorised")), bool(checked.get("verified"))
+        checked = self.identity.verify_phone_password(customer_id=customer_id, password=password)
+        return (contact, *domain.caller_check(contact, checked))
 
     @rpc(sensitive_arguments=("data.phone_password",))
     def staff_record_call(self, number, data):
@@ -262,16 +247,8 @@ class SupportService(PingMixin):
         data = load(schemas.StaffOpenRequestSchema(), data)
         contact, name_ok, password_ok = self._verify_caller(data["customer_id"], data["caller_name"],
                                                             data["phone_password"])
-        if not (name_ok and password_ok):
-            fields_ = {}
-            if not name_ok:
-                fields_["caller_name"] = ["Nicht als Kunde oder Ansprechpartner hinterlegt."]
-            if not password_ok:
-                fields_["phone_password"] = ["Telefon-Passwort falsch."]
-            raise Forbidden("Der Anrufer ist nicht verifiziert; es wurde keine Anfrage angelegt.",
-                            {"fields": fields_})
-        author = {"name": contact.get("name") or data["caller_name"], "kind": contact.get("kind") or "customer",
-                  "contact_id": contact.get("contact_id"), "email": contact.get("email")}
+        domain.require_verified_caller(name_ok, password_ok)
+        author = domain.author_of(contact, data["caller_name"])
         with self.db.unit_of_work() as uow:
             number = domain.open_request(uow, data["customer_id"], author, data["subject"], data["message"],
                                          data["category"], via="phone")
@@ -304,11 +281,6 @@ class SupportService(PingMixin):
         self.mailer.send(to=to, subject=subject, body=body, reply_to=reply_to, message_id=message_id,
                          headers={"X-KC-Support-Request": request.number})
 
-    @staticmethod
-    def _files_of(uow, message):
-        return uow.session.execute(select(attachments_table).where(
-            attachments_table.c.message_id == message.id).order_by(attachments_table.c.id)).all()
-
     @property
     def _replies_by_mail(self):
         return bool(self.settings["SUPPORT_REPLY_ADDRESS"])
@@ -337,7 +309,7 @@ class SupportService(PingMixin):
         def prepare(uow, data):
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            return (request, *mails.opened(request, message, self._files_of(uow, message),
+            return (request, *mails.opened(request, message, domain.files_of(uow.session, message),
                                            self._replies_by_mail))
         self.db.deliver_once(event, prepare, self._deliver(event))
 
@@ -349,7 +321,7 @@ class SupportService(PingMixin):
                 return None
             request = domain.request_by_id(uow.session, data["request_id"])
             message = domain.message_by_id(uow.session, data["message_id"])
-            return (request, *mails.staff_replied(request, message, self._files_of(uow, message),
+            return (request, *mails.staff_replied(request, message, domain.files_of(uow.session, message),
                                                   self._replies_by_mail))
         self.db.deliver_once(event, prepare, self._deliver(event))
 

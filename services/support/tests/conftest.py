@@ -8,8 +8,8 @@ def config(service_config_factory):
     return service_config_factory("kc_support")
 
 
-# identity as the contract (docs/contracts.md) describes it; verify_phone_password and
-# contact persons are being built in parallel, so the tests stub identity on the real bus.
+# identity as the contract (docs/contracts.md) describes it, stubbed on the real bus so that
+# support's tests need neither identity's database nor its vault.
 CUSTOMERS = {
     100001: {"first_name": "Max", "last_name": "Mustermann", "email": "max@kunde.example"},
     100002: {"first_name": "Erika", "last_name": "Musterfrau", "email": "erika@kunde.example"},

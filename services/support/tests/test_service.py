@@ -7,7 +7,7 @@ from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, select, text
 
 from kc_common.db import normalise_url
-from kc_common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from kc_common.testing import wait_for
 from kc_support.models import calls, metadata
 from kc_support.service import SupportService
@@ -298,30 +298,6 @@ def test_phone_call_is_verified_through_identity_and_recorded_without_the_passwo
     with pytest.raises(ValidationFailed) as err:
         call(support, "staff_record_call", AGENT, number, {"caller_name": "", "phone_password": "  "})
     assert set(err.value.fields) == {"caller_name", "phone_password"}
-
-
-def test_phone_check_without_identity_support_is_a_clear_503(container_factory, support_config):
-    """Until identity ships verify_phone_password, the desk says so (no 500)."""
-    from nameko.rpc import rpc
-
-    class OldIdentity:
-        name = "identity"
-        check_contact = IdentityStub.check_contact
-        get_customer = IdentityStub.get_customer
-        notification_allowed = IdentityStub.notification_allowed
-
-        @rpc
-        def ping(self):
-            return {}
-
-    container_factory(OldIdentity, support_config).start()
-    support = container_factory(SupportService, support_config)
-    support.start()
-    number = open_request(support)["number"]
-    with pytest.raises(ServiceUnavailable):
-        call(support, "staff_record_call", AGENT, number,
-             {"caller_name": "Max Mustermann", "phone_password": "x"})
-    assert call(support, "staff_get_request", AGENT, number)["calls"] == []
 
 
 def test_ping(container_factory, config):

@@ -1,9 +1,7 @@
 """Shared rules: domain names, money, the contract state machine."""
-import datetime as dt
 import hashlib
 import json
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import idna
 
@@ -29,14 +27,6 @@ ORDERABLE_KINDS = ("hosting", "domain", "server", "addon")
 
 # Zugang: which admin panel a product opens, and the link text the guide shows.
 PANEL_LABELS = {"servercon": "Login", "reseller": "Admin Reseller", "cloud": "Cloud Platform Login"}
-
-
-BUSINESS_TZ = ZoneInfo("Europe/Berlin")
-
-
-def business_today():
-    """Contract dates (start, invoice, end, traffic days) are calendar days in Germany."""
-    return dt.datetime.now(BUSINESS_TZ).date()
 
 
 def check_transition(current, target):

@@ -4,11 +4,12 @@ import datetime as dt
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, or_, select
 
+from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable
 from kc_catalog.domain.common import (ACTIVE, CANCELLED, CATEGORY_KINDS, PANEL_LABELS, PENDING,
-                                      RUNNING, STATUS_TEXT, TERMINATED, business_today,
-                                      check_transition, gross, period_price)
+                                      RUNNING, STATUS_TEXT, TERMINATED, check_transition, gross,
+                                      period_price)
 from kc_catalog.models import contracts, ip_addresses, login_tokens, orders, products
 
 
@@ -158,7 +159,7 @@ def cancellation_end_date(row, today):
 def cancellation_preview(session, customer_id, contract_id, today=None):
     row = load_contract(session, customer_id, contract_id)
     check_transition(row.status, CANCELLED)
-    today = today or business_today()
+    today = today or berlin_today()
     return {"contract_id": row.id, "notice_days": row.notice_days,
             "end_date": cancellation_end_date(row, today), "status": row.status}
 
@@ -168,7 +169,7 @@ def cancel(uow, customer_id, contract_id, today=None):
     session = uow.session
     row = load_contract(session, customer_id, contract_id, lock=True)
     check_transition(row.status, CANCELLED)
-    today = today or business_today()
+    today = today or berlin_today()
     end_date = cancellation_end_date(row, today)
     # A downgrade already announced (contract_changed) still happens if the term reaches it.
     session.execute(_bump(row, status=CANCELLED, cancelled_at=utcnow(), end_date=end_date))
@@ -245,7 +246,7 @@ def plan_tariff_change(session, row, product_id, today):
 def quote_tariff_change(session, customer_id, contract_id, product_id, today=None):
     """The ``contract_changed`` data a tariff change now would publish (for billing's quote)."""
     row = load_contract(session, customer_id, contract_id)
-    change, _, _ = plan_tariff_change(session, row, product_id, today or business_today())
+    change, _, _ = plan_tariff_change(session, row, product_id, today or berlin_today())
     return change
 
 
@@ -258,7 +259,7 @@ def change_tariff(uow, customer_id, contract_id, product_id, today=None):
     """
     session = uow.session
     row = load_contract(session, customer_id, contract_id, lock=True)
-    today = today or business_today()
+    today = today or berlin_today()
     change, target, new_price = plan_tariff_change(session, row, product_id, today)
     if change["change"] == "upgrade":
         description = row.description

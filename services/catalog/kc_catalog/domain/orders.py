@@ -7,10 +7,11 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, Unprocessable, ValidationFailed
-from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, business_today,
-                                      normalise_domain, period_price, request_hash)
+from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, normalise_domain,
+                                      period_price, request_hash)
 from kc_catalog.models import contracts, ip_addresses, orders, products
 
 SERVER_DOMAIN = "kundencenter-server.de"
@@ -184,7 +185,7 @@ def first_period(today, months):
 def quote_items(session, customer_id, items, today=None):
     """The ``order_placed`` items these order items would become (no contract ids, nothing
     written): what billing's quote prices exactly as it invoices the order."""
-    today = today or business_today()
+    today = today or berlin_today()
     resolved, _, _ = resolve_items(session, items)
     quoted = []
     for r in resolved:
@@ -208,7 +209,7 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
     existing = find_existing(session, customer_id, idempotency_key, items)
     if existing is not None:
         return existing, False
-    today = today or business_today()
+    today = today or berlin_today()
     resolved, domains, names = resolve_items(session, items)
     status = PENDING if in_arrears else ACTIVE
     now = utcnow()

@@ -6,9 +6,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
+from kc_common.clock import berlin_today
 from kc_common.db import dialect_insert, utcnow
 from kc_common.errors import Unprocessable, ValidationFailed
-from kc_catalog.domain.common import TERMINATED, business_today
+from kc_catalog.domain.common import TERMINATED
 from kc_catalog.domain.contracts import load_contract
 from kc_catalog.models import contracts, products, server_traffic
 
@@ -39,7 +40,7 @@ def report(uow, items, today=None):
     The batch is stored whole or not at all; every bad item is named.
     """
     session = uow.session
-    today = today or business_today()
+    today = today or berlin_today()
     errors, reports = {}, []
     for i, item in enumerate(items):
         query = select(contracts.c.id, contracts.c.kind, contracts.c.status)
@@ -94,7 +95,7 @@ def usage(session, customer_id, contract_id, months=6, today=None, daily=True):
     row = load_contract(session, customer_id, contract_id)
     if row.kind != "server":
         raise Unprocessable("Traffic gibt es nur für Server.", {"contract_id": contract_id})
-    today = today or business_today()
+    today = today or berlin_today()
     included = Decimal((row.attributes or {}).get("traffic_gb") or 0)
     first_month = today.replace(day=1) - relativedelta(months=months - 1)
     sums = _month_sums(session, row.id, first_month, today)
@@ -126,7 +127,7 @@ def usage(session, customer_id, contract_id, months=6, today=None, daily=True):
 def overview(session, customer_id, months=2, today=None):
     """Traffic anzeigen: every running server of the customer, this month used vs. included,
     and the last ``months`` months (newest first) for the chart: one call for all servers."""
-    today = today or business_today()
+    today = today or berlin_today()
     rows = session.execute(select(contracts.c.id).join(products, products.c.id == contracts.c.product_id)
                            .where(contracts.c.customer_id == customer_id, contracts.c.kind == "server",
                                   contracts.c.status != TERMINATED).order_by(contracts.c.id)).scalars()
