@@ -105,7 +105,7 @@ class Bench:
         for svc in SERVICES:
             self.run("-m", "kc_common.manage", f"services/{svc}/config.yaml", "migrate")
             self.run("-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed")
-        self.run("-m", "kc_common.topology", "--services", "deploy/services.txt")
+        self.run("-m", "kc_common.topology")
         commands = dict(supervisord_conf.procfile())
         for name in SERVICES + ("gateway",):
             self.spawn(name, commands[name])

@@ -301,7 +301,7 @@ def test_scalers_watch_the_service_queues():
     from kc_common.events import queue_name, service_event_handlers
     from kc_common.topology import load_services
     scaled = by_kind(PRODUCTION, "ScaledObject")
-    for cls in load_services(ROOT / "deploy" / "services.txt"):
+    for cls in load_services():
         queues = {t["metadata"]["queueName"] for t in scaled[f"kc-{cls.name}"]["spec"]["triggers"]}
         expected = {f"rpc-{cls.name}"} | {queue_name(s, e, cls.name, m)
                                            for s, e, m in service_event_handlers(cls)}
