@@ -205,6 +205,7 @@ def _canonical(objects):
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")
+@pytest.mark.slow  # kubectl processes
 @pytest.mark.parametrize("directory", ["base", "overlays/production", "secrets"])
 def test_render_agrees_with_kubectl_kustomize(directory):
     out = subprocess.run(["kubectl", "kustomize", str(K8S / directory)], capture_output=True,

@@ -14,6 +14,12 @@
   an alarm), that greenlet died and the test waited forever, and CI with it.
   Here every call to the broker's management API is bounded and a refusal
   fails the test with the API's answer.
+* Markers, set here from the fixtures a test requests (so they cannot go stale):
+  ``unit`` for a test that needs neither broker nor database (no fixture of
+  :data:`INFRASTRUCTURE_FIXTURES`, directly or through another fixture); ``make
+  test-unit`` runs ``pytest -m "unit and not slow"``. A test that reaches a broker
+  or database on its own is marked ``@pytest.mark.infrastructure`` by hand; one that
+  starts processes for seconds ``@pytest.mark.slow``.
 * Every test's setup, call and teardown is bounded (``KC_TEST_TIMEOUT``, default
   900 s): a test blocked past it fails with the stacks of all greenlets printed,
   and the run goes on.
@@ -42,6 +48,30 @@ RUN_ID = uuid.uuid4().hex[:8]
 
 
 TEST_TIMEOUT = float(os.environ.get("KC_TEST_TIMEOUT", "900"))
+
+
+# A test that requests any of these (directly or through another fixture) needs a
+# RabbitMQ or PostgreSQL: it is not a unit test.
+INFRASTRUCTURE_FIXTURES = frozenset({
+    "rabbit_config", "rabbit_manager", "container_factory", "runner_factory", "web_session",
+    "database_factory", "service_config_factory", "empty_database", "capture_events",
+    "system", "supervised_system"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "unit: needs neither broker nor database (set automatically "
+                                       "from the fixtures a test requests; `make test-unit`)")
+    config.addinivalue_line("markers", "infrastructure: reaches a broker or database without one of "
+                                       "the infrastructure fixtures (never a unit test)")
+    config.addinivalue_line("markers", "slow: starts processes or renders for seconds; left out of "
+                                       "`make test-unit` (pytest -m 'unit and not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (INFRASTRUCTURE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("infrastructure") is None):
+            item.add_marker(pytest.mark.unit)
 
 
 class PhaseBlocked(Exception):
