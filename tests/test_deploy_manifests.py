@@ -28,11 +28,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from kc_common.services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 OBS = ROOT / "deploy" / "observability"
 K8S_VERSION = "1.32"
-SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
 
 
 def _module(path, name):
