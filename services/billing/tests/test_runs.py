@@ -27,6 +27,8 @@ from kc_common.migrations import alembic_config
 from kc_common.testing import wait_for
 
 from .conftest import DocumentsStub, customer
+from functools import partial
+from kc_common import testing
 
 STAFF = {"staff_id": 9, "staff_roles": ["billing"]}
 CUSTOMERS = range(400001, 400009)   # 8 customers billing has no address of yet
@@ -43,9 +45,7 @@ class SlowIdentity:
         return customer(customer_id)
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

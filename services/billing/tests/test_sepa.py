@@ -6,7 +6,6 @@ from pathlib import Path
 
 import sepaxml
 from lxml import etree
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select, update
 
 from kc_billing import domain
@@ -15,6 +14,8 @@ from kc_common.testing import wait_for
 
 from .camt_files import Tx, statement
 from .conftest import order_event
+from functools import partial
+from kc_common import testing
 
 STAFF = {"staff_id": 3, "staff_roles": ["billing"]}
 ME = {"customer_id": 100001}
@@ -23,9 +24,7 @@ IBAN = "DE02100100109307118603"
 PAIN_XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.008.001.02.xsd"
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 def open_amounts(db, customer_id):

@@ -4,7 +4,6 @@ import datetime as dt
 
 import pytest
 from lxml import etree
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select
 
 from kc_billing import camt, domain
@@ -14,14 +13,14 @@ from kc_common.testing import wait_for
 
 from .camt_files import OTHER_IBAN, SELLER_IBAN, Tx, statement
 from .conftest import order_event
+from functools import partial
+from kc_common import testing
 
 STAFF = {"staff_id": 7, "staff_roles": ["billing"]}
 TODAY = dt.date.today()
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 def upload(container, xml):

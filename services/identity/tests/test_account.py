@@ -5,13 +5,14 @@ import datetime as dt
 import re
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import select, update
 
 from kc_common.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, ValidationFailed
 from kc_identity import demo, policy
 from kc_identity.models import account_tokens, customers
 from kc_identity.service import IdentityService
+from functools import partial
+from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001, "client_ip": "192.0.2.10"}
 SUPPORT = {"staff_id": "s-1", "staff_roles": ["support"]}
@@ -21,9 +22,7 @@ ADDRESS = {"company": "Muster Webdesign GmbH", "last_name": "Mustermann", "first
 NEW_PASSWORD = "Kompass-Wolke-Birke-91"
 
 
-def call(container, method, *args, context=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
 def login(container, login="100001", password=demo.DEMO_PASSWORD, ip="192.0.2.10", **extra):
