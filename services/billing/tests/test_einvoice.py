@@ -8,15 +8,15 @@ Leitweg-ID; each captured event goes through documents' contract schema and e-in
 checked with the EN 16931 and the XRechnung Schematron (services/documents/tests/schematron.py).
 Also: the Leitweg-ID is validated in Zahlungsdetails.
 """
-from functools import partial
 import datetime as dt
+from functools import partial
 import importlib.util
 from pathlib import Path
 
 import pytest
 
-from kc_common.errors import ValidationFailed
 from kc_common import testing
+from kc_common.errors import ValidationFailed
 from kc_common.testing import wait_for
 
 from .conftest import order_event

@@ -6,6 +6,7 @@ The regressions of issue 11: a run as of 4454-04-01 was accepted; a staff run an
 import base64
 import datetime as dt
 import time
+from functools import partial
 from decimal import Decimal
 
 import eventlet
@@ -19,6 +20,7 @@ from kc_billing import domain, runs
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, invoices,
                                metadata)
 from kc_billing.settings import BillingSettings
+from kc_common import testing
 from kc_common.context import DEADLINE
 from kc_common.db import StandaloneDatabase, as_utc, utcnow
 from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
@@ -27,8 +29,6 @@ from kc_common.migrations import alembic_config
 from kc_common.testing import wait_for
 
 from .conftest import DocumentsStub, customer
-from functools import partial
-from kc_common import testing
 
 STAFF = {"staff_id": 9, "staff_roles": ["billing"]}
 CUSTOMERS = range(400001, 400009)   # 8 customers billing has no address of yet

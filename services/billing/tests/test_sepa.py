@@ -2,6 +2,7 @@
 against its XSD, FRST/RCUR, idempotent per due date), return debits in the statement."""
 import base64
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import sepaxml
@@ -10,12 +11,11 @@ from sqlalchemy import func, select, update
 
 from kc_billing import domain
 from kc_billing.models import bookings, invoices
+from kc_common import testing
 from kc_common.testing import wait_for
 
 from .camt_files import Tx, statement
 from .conftest import order_event
-from functools import partial
-from kc_common import testing
 
 STAFF = {"staff_id": 3, "staff_roles": ["billing"]}
 ME = {"customer_id": 100001}

@@ -1,5 +1,6 @@
 """billing on the real bus and PostgreSQL: invoices, payments exactly once, Zahlungsdetails."""
 import datetime as dt
+from functools import partial
 import json
 import time
 import uuid
@@ -14,12 +15,11 @@ from kc_billing import domain
 from kc_billing.models import invoices
 from kc_billing.psp import sign
 from kc_billing.settings import BillingSettings
+from kc_common import testing
 from kc_common.errors import NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.testing import wait_for
 
 from .conftest import PDF, SECRET, order_event
-from functools import partial
-from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001}
 TODAY = dt.date.today()

@@ -1,6 +1,7 @@
 """Bank statements on PostgreSQL with real-world-shaped camt.053 / camt.054 files."""
 import base64
 import datetime as dt
+from functools import partial
 
 import pytest
 from lxml import etree
@@ -8,13 +9,12 @@ from sqlalchemy import func, select
 
 from kc_billing import camt, domain
 from kc_billing.models import bank_clarifications, bookings
+from kc_common import testing
 from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.testing import wait_for
 
 from .camt_files import OTHER_IBAN, SELLER_IBAN, Tx, statement
 from .conftest import order_event
-from functools import partial
-from kc_common import testing
 
 STAFF = {"staff_id": 7, "staff_roles": ["billing"]}
 TODAY = dt.date.today()

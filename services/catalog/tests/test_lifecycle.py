@@ -1,6 +1,7 @@
 """catalog on the real bus: the three tables, order policy, tariff change, cancellation,
 the lifecycle job, login links, traffic and staff catalog management."""
 import datetime as dt
+from functools import partial
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -11,12 +12,11 @@ from kc_catalog.domain import contracts as lifecycle
 from kc_catalog.domain.traffic import usage as traffic_usage
 from kc_catalog.models import contracts, metadata, server_traffic
 from kc_catalog.service import CatalogService
+from kc_common import testing
 from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
                               Unprocessable, ValidationFailed)
 from kc_common.db import StandaloneDatabase
 from kc_common.testing import publish, wait_for
-from functools import partial
-from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001}
 OTHER = {"customer_id": 100002}

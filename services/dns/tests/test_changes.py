@@ -1,6 +1,7 @@
 """dns on the real bus and PostgreSQL: change sets, conflicts, serials, zone files, removal."""
 import base64
 import datetime as dt
+from functools import partial
 import importlib.util
 import pathlib
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.db import StandaloneDatabase
 from kc_common.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from kc_common.events import declare_topology
@@ -17,8 +19,6 @@ from kc_common.testing import publish, wait_for
 from kc_dns import domain
 from kc_dns.models import metadata, records, zones
 from kc_dns.service import DnsService
-from functools import partial
-from kc_common import testing
 
 
 def _sibling(name):

@@ -1,5 +1,6 @@
 """documents on the real bus and PostgreSQL: invoice and AV events, own documents, the library."""
 import base64
+from functools import partial
 import io
 import os
 import uuid
@@ -10,6 +11,7 @@ from kombu import Connection
 from nameko.rpc import rpc as nameko_rpc
 from pypdf import PdfReader
 
+from kc_common import testing
 from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.events import declare_topology
 from kc_common.testing import wait_for
@@ -18,8 +20,6 @@ from kc_documents.formatting import money_de
 from kc_documents.pool import RendererPool
 from kc_documents.rendering import pdf_text
 from kc_documents.service import DocumentsService
-from functools import partial
-from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001}
 OTHER = {"customer_id": 100002}

@@ -2,17 +2,17 @@
 Passwort vergessen, confirmed e-mail changes, customers created by staff.
 (Sign-up needs documents for the current AGB: tests/test_e2e_account.py.)"""
 import datetime as dt
+from functools import partial
 import re
 
 import pytest
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, ValidationFailed
 from kc_identity import demo, policy
 from kc_identity.models import account_tokens, customers
 from kc_identity.service import IdentityService
-from functools import partial
-from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001, "client_ip": "192.0.2.10"}
 SUPPORT = {"staff_id": "s-1", "staff_roles": ["support"]}

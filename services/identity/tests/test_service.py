@@ -1,18 +1,18 @@
 """identity on the real bus and PostgreSQL: logins, address data, passwords, whitelist,
 contacts, notifications, AV agreement and the staff operations."""
 import datetime as dt
+from functools import partial
 import logging
 
 import pytest
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.testing import wait_for
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
 from kc_identity import av, demo, domain
 from kc_identity.models import customers, sessions
-from functools import partial
-from kc_common import testing
 
 CUSTOMER = {"customer_id": 100001, "client_ip": "192.0.2.10"}
 SUPPORT = {"staff_id": "s-1", "staff_roles": ["support"]}
