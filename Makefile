@@ -1,11 +1,13 @@
 # KundenCenter: `make run` (whole system with demo data) and `make test` (whole suite).
+# `make test-unit`: the tests that need no broker and no database (seconds);
+# `make test SERVICE=billing`: one service's tests; `make test-e2e`: tests/ (the whole system).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock libs/*/pyproject.toml services/*/pyproject.toml gateway/pyproject.toml web/pyproject.toml | sha1sum | cut -c1-12)
 PACKAGES := libs/kc_common $(wildcard services/*) gateway web
 
-.PHONY: run test bench bench-soak install lock clean
+.PHONY: run test test-unit test-e2e bench bench-soak install lock clean
 
 run: install
 	@bash deploy/ensure-services.sh
@@ -16,7 +18,17 @@ test: install
 	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
 	@$(BIN)/ruff check libs gateway services tests web
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/pytest $(if $(SERVICE),$(or $(firstword $(wildcard services/$(SERVICE) libs/$(SERVICE) $(SERVICE))),$(error no tests of SERVICE=$(SERVICE)))) $(PYTEST_ARGS)
+
+# No broker, no database, no slow process tests: the `unit` marker is set from the fixtures a test requests
+# (kc_common.testing), so it cannot go stale.
+test-unit: install
+	@$(BIN)/pytest -m "unit and not slow" -q $(PYTEST_ARGS)
+
+test-e2e: install
+	@bash deploy/ensure-services.sh --postgres --management
+	@bash deploy/ensure-tools.sh
+	@$(BIN)/pytest tests $(PYTEST_ARGS)
 
 # The soak workload on SQLite and PostgreSQL, with figures (not part of `make test`;
 # a few minutes). Options: BENCH_ARGS="--seconds 30 --customers 8 --database sqlite".

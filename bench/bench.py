@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "deploy"))
 import supervisord_conf  # noqa: E402
 
-SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
+from kc_common.services import SERVICES  # noqa: E402
+
 DEMO = {"login": "demo@kundencenter.example", "password": "Hafen-Leuchtturm-2026"}
 MGMT = os.environ.get("RABBIT_MGMT", "http://127.0.0.1:15672")
 AMQP = os.environ.get("RABBIT_AMQP", "pyamqp://guest:guest@127.0.0.1:5672")
@@ -105,7 +106,7 @@ class Bench:
         for svc in SERVICES:
             self.run("-m", "kc_common.manage", f"services/{svc}/config.yaml", "migrate")
             self.run("-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed")
-        self.run("-m", "kc_common.topology", "--services", "deploy/services.txt")
+        self.run("-m", "kc_common.topology")
         commands = dict(supervisord_conf.procfile())
         for name in SERVICES + ("gateway",):
             self.spawn(name, commands[name])

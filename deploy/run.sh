@@ -28,7 +28,7 @@ for cfg in services/*/config.yaml; do
   python -m kc_common.manage "$cfg" migrate
   python -m kc_common.manage "$cfg" seed
 done
-python -m kc_common.topology --services deploy/services.txt
+python -m kc_common.topology
 
 color=""
 [ -t 1 ] && color="--color"

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from kc_common.services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
 SUPPORT_INBOUND_SECRET = "e2e-inbound-secret"  # switches support's inbound-mail webhook on
 
 
@@ -267,7 +268,7 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
             if database == "sqlite":
                 run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "migrate"], env)
             run(["-m", "kc_common.manage", f"services/{svc}/config.yaml", "seed"], env)
-        run(["-m", "kc_common.topology", "--services", "deploy/services.txt"], env)
+        run(["-m", "kc_common.topology"], env)
         # What the processes use (through the proxies, if any); the test itself goes direct.
         if broker_proxy is not None:
             env["AMQP_URI"] = broker_proxy.url_for(amqp_uri)

@@ -70,7 +70,10 @@ class Demo:
             db.engine.dispose()
 
 
-COMBOS = [(kind, now) for kind in ("sqlite", "postgresql") for now in NOWS]
+# PostgreSQL combinations take their database through request.getfixturevalue: marked by hand;
+# the SQLite ones migrate and seed three databases each (seconds: not in `make test-unit`).
+COMBOS = [pytest.param((kind, now), marks=[pytest.mark.infrastructure if kind == "postgresql" else pytest.mark.slow])
+          for kind in ("sqlite", "postgresql") for now in NOWS]
 
 
 def combo_id(combo):

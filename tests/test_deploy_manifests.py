@@ -28,11 +28,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from kc_common.services import SERVICES
+
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 OBS = ROOT / "deploy" / "observability"
 K8S_VERSION = "1.32"
-SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
 
 
 def _module(path, name):
@@ -205,6 +206,7 @@ def _canonical(objects):
 
 
 @pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl not installed")
+@pytest.mark.slow  # kubectl processes
 @pytest.mark.parametrize("directory", ["base", "overlays/production", "secrets"])
 def test_render_agrees_with_kubectl_kustomize(directory):
     out = subprocess.run(["kubectl", "kustomize", str(K8S / directory)], capture_output=True,
@@ -301,7 +303,7 @@ def test_scalers_watch_the_service_queues():
     from kc_common.events import queue_name, service_event_handlers
     from kc_common.topology import load_services
     scaled = by_kind(PRODUCTION, "ScaledObject")
-    for cls in load_services(ROOT / "deploy" / "services.txt"):
+    for cls in load_services():
         queues = {t["metadata"]["queueName"] for t in scaled[f"kc-{cls.name}"]["spec"]["triggers"]}
         expected = {f"rpc-{cls.name}"} | {queue_name(s, e, cls.name, m)
                                            for s, e, m in service_event_handlers(cls)}

@@ -3,7 +3,8 @@ gives each a free one through <NAME>_METRICS_ADDRESS; docs/metrics.md)."""
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-SERVICES = ["identity", "catalog", "billing", "dns", "documents", "support"]
+from kc_common.services import SERVICES
+
 
 
 def scrape(system, name):

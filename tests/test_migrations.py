@@ -8,8 +8,9 @@ from alembic.runtime.migration import MigrationContext
 
 from kc_common.db import make_engine
 from kc_common.migrations import alembic_config
+from kc_common.services import SERVICES, package
 
-PACKAGES = ["kc_identity", "kc_catalog", "kc_billing", "kc_dns", "kc_documents", "kc_support"]
+PACKAGES = [package(name) for name in SERVICES]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

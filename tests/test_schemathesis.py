@@ -18,6 +18,8 @@ import pytest
 from tests.conftest import DEMO, System, login, running_system, staff_login
 from kc_gateway.http import _slug
 
+pytestmark = pytest.mark.infrastructure  # its system comes through request.getfixturevalue
+
 HERE = Path(__file__).resolve().parent
 # Operations that would end the fuzzer's own login (logout, ending sessions, the IP
 # whitelist locking 127.0.0.1 out); they have their own end-to-end tests.

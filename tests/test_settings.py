@@ -81,6 +81,7 @@ def _production_env():
     return dict(env, KC_ENV="production", PATH=f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}")
 
 
+@pytest.mark.slow  # a `nameko run` process
 def test_nameko_run_refuses_to_start_a_service_with_the_development_webhook_secret():
     proc = subprocess.run(["nameko", "run", "--config", "services/billing/config.yaml",
                            "kc_billing.service:BillingService"], cwd=ROOT, env=_production_env(),
@@ -89,6 +90,7 @@ def test_nameko_run_refuses_to_start_a_service_with_the_development_webhook_secr
     assert "PSP_WEBHOOK_SECRET is a development value committed to the repository" in proc.stderr
 
 
+@pytest.mark.slow  # a web front end process
 def test_the_web_front_end_refuses_to_start_without_its_session_secret():
     proc = subprocess.run([sys.executable, "-m", "kc_web", "--address", "127.0.0.1:1"], cwd=ROOT,
                           env=_production_env(), capture_output=True, text=True, timeout=120)

@@ -17,6 +17,8 @@ import pytest
 from kc_common.testing import wait_for
 from tests.conftest import Supervisor, supervisord_conf
 
+pytestmark = pytest.mark.slow  # supervisord and its programs: seconds each (not in `make test-unit`)
+
 # Program lines as in deploy/Procfile: a shell command each (python is the venv's).
 PROCFILE = """\
 # dummy programs

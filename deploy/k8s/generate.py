@@ -22,7 +22,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "k8s" / "base"
 PROCFILE = ROOT / "deploy" / "Procfile"
-SERVICES_TXT = ROOT / "deploy" / "services.txt"
 
 IMAGE = "kundencenter"          # the one image (deploy/Dockerfile); the overlay sets registry and tag
 PART_OF = "kundencenter"
@@ -218,7 +217,7 @@ def migration_job(name, config_path):
 
 def topology_job():
     c = {"name": "topology", "image": IMAGE,
-         "command": ["python", "-m", "kc_common.topology", "--services", "deploy/services.txt"],
+         "command": ["python", "-m", "kc_common.topology"],
          "env": [secret_env(*SECRET_ENV["all"][0])],
          "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
                        "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -328,7 +327,7 @@ def service_queues(name, module_class):
     """The RPC queue and every event-handler queue of a service class."""
     from kc_common.events import queue_name, service_event_handlers
     from kc_common.topology import load_services
-    (cls,) = [c for c in load_services(SERVICES_TXT) if f"{c.__module__}:{c.__name__}" == module_class]
+    (cls,) = [c for c in load_services() if f"{c.__module__}:{c.__name__}" == module_class]
     return [f"rpc-{cls.name}"] + sorted(queue_name(source, event_type, cls.name, method)
                                         for source, event_type, method in service_event_handlers(cls))
 
@@ -337,8 +336,8 @@ def render():
     """{file name: list of objects} of the base."""
     files = {"platform.yaml": [configmap(), *misc(), keda_auth(), rabbitmq_cluster()],
              "topology-job.yaml": [topology_job()]}
-    service_lines = [line.split("#")[0].strip() for line in SERVICES_TXT.read_text().splitlines()]
-    service_lines = [line for line in service_lines if line]
+    from kc_common.services import SERVICES, class_path
+    service_lines = [class_path(name) for name in SERVICES]
     for name, command in procfile():
         if name in DEV_ONLY:
             continue

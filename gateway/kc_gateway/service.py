@@ -22,6 +22,7 @@ from kc_common.context import (CallContext, CLIENT_IP, CUSTOMER_ID, SESSION_ID, 
 from kc_common.errors import (Forbidden, ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
                               ValidationFailed)
 from kc_common.rpc import Services
+from kc_common.services import SERVICES
 from kc_common.settings import Settings
 from kc_gateway import openapi
 from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, body_required, json_response, route
@@ -30,7 +31,6 @@ from kc_gateway.sessions import SessionCache, token_key
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("identity", "catalog", "billing", "dns", "documents", "support")
 DEFAULT_HEALTH_TIMEOUT = 2.0  # seconds; config HEALTH_TIMEOUT
 # Seconds an answer of /health is reused; config HEALTH_CACHE. 0 (the default): requests only
 # share the round of pings under way, so a service frozen a moment ago is never reported ok.

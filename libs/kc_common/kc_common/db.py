@@ -42,20 +42,12 @@ from kc_common.errors import ServiceUnavailable
 from kc_common.events import KeptPublisher, event_exchange
 from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  # noqa: F401
                                in_transaction, transaction_marker)
+from kc_common.utc import as_utc, utcnow  # noqa: F401 (the services import them from here)
 
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 INBOX = "inbox"
-
-
-def utcnow():
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def as_utc(value):
-    """Stored instants are UTC; SQLite hands them back naive."""
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def add_messaging_tables(metadata: MetaData):

@@ -4,7 +4,7 @@
     python -m kc_common.dlq replay [--amqp-uri URI] QUEUE...
 
 QUEUE is a handler queue name (``evt-catalog-order_placed--billing.on_order_placed``)
-or ``all``, meaning every handler of the services in deploy/services.txt.
+or ``all``, meaning every handler of every service (kc_common.services).
 ``list`` shows each parked message's event id, type, attempts and error;
 ``replay`` moves them back to the handler's queue with a fresh attempt count.
 """
@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("queues", nargs="+")
     parser.add_argument("--amqp-uri", default=os.environ.get(
         "AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"))
-    parser.add_argument("--services", default="deploy/services.txt")
+    parser.add_argument("--services", default=None)
     args = parser.parse_args(argv)
     queues = _all_queues(args.services) if args.queues == ["all"] else args.queues
     total = 0  # listed messages stay unacked and return to their queue on disconnect

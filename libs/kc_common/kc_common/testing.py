@@ -14,6 +14,12 @@
   an alarm), that greenlet died and the test waited forever, and CI with it.
   Here every call to the broker's management API is bounded and a refusal
   fails the test with the API's answer.
+* Markers, set here from the fixtures a test requests (so they cannot go stale):
+  ``unit`` for a test that needs neither broker nor database (no fixture of
+  :data:`INFRASTRUCTURE_FIXTURES`, directly or through another fixture); ``make
+  test-unit`` runs ``pytest -m "unit and not slow"``. A test that reaches a broker
+  or database on its own is marked ``@pytest.mark.infrastructure`` by hand; one that
+  starts processes for seconds ``@pytest.mark.slow``.
 * Every test's setup, call and teardown is bounded (``KC_TEST_TIMEOUT``, default
   900 s): a test blocked past it fails with the stacks of all greenlets printed,
   and the run goes on.
@@ -42,6 +48,30 @@ RUN_ID = uuid.uuid4().hex[:8]
 
 
 TEST_TIMEOUT = float(os.environ.get("KC_TEST_TIMEOUT", "900"))
+
+
+# A test that requests any of these (directly or through another fixture) needs a
+# RabbitMQ or PostgreSQL: it is not a unit test.
+INFRASTRUCTURE_FIXTURES = frozenset({
+    "rabbit_config", "rabbit_manager", "container_factory", "runner_factory", "web_session",
+    "database_factory", "service_config_factory", "empty_database", "capture_events",
+    "system", "supervised_system"})
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "unit: needs neither broker nor database (set automatically "
+                                       "from the fixtures a test requests; `make test-unit`)")
+    config.addinivalue_line("markers", "infrastructure: reaches a broker or database without one of "
+                                       "the infrastructure fixtures (never a unit test)")
+    config.addinivalue_line("markers", "slow: starts processes or renders for seconds; left out of "
+                                       "`make test-unit` (pytest -m 'unit and not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (INFRASTRUCTURE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("infrastructure") is None):
+            item.add_marker(pytest.mark.unit)
 
 
 class PhaseBlocked(Exception):
@@ -284,6 +314,60 @@ def empty_database():
         drop_database(name)
 
 
+def call(container, method, *args, context=None, **kwargs):
+    """Call entrypoint ``method`` of a running service container, with ``context`` as the call
+    context (``{"customer_id": ...}``, ``{"staff_id": ..., "staff_roles": [...]}``, ...).
+    A suite with a usual caller binds it: ``call = functools.partial(call, context=CUSTOMER)``."""
+    from nameko.testing.services import entrypoint_hook
+    with entrypoint_hook(container, method, context_data=context) as fn:
+        return fn(*args, **kwargs)
+
+
+def envelope(source, event_type, data, event_id=None, occurred_at=None):
+    """An event as the services publish it (docs/architecture.md, "Event catalogue")."""
+    import datetime as dt
+    return {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
+            "occurred_at": occurred_at or dt.datetime.now(dt.timezone.utc).isoformat(), "data": data}
+
+
+def publish(config, source, event_type=None, data=None, event_id=None):
+    """Publish an event as a service's outbox relay does (to ``<source>.events``, routing key its
+    type, persistent): ``publish(config, envelope)``, or ``publish(config, source, event_type,
+    data, event_id=None)`` to have the envelope made. ``config``: a nameko config or an AMQP URI.
+    Returns the envelope."""
+    from kombu import Connection, Producer
+    from kc_common.events import event_exchange
+    event = source if isinstance(source, dict) else envelope(source, event_type, data, event_id)
+    exchange = event_exchange(event["source"])
+    with Connection(config["AMQP_URI"] if isinstance(config, dict) else config) as conn:
+        Producer(conn.default_channel, serializer="json").publish(
+            event, exchange=exchange, routing_key=event["type"], declare=[exchange], delivery_mode=2)
+    return event
+
+
+def _quiet(conn, container):
+    """No worker of ``container`` runs and none of its event handler queues holds a ready message."""
+    from kc_common.events import handler_queues, service_event_handlers
+    if container._worker_threads:
+        return False
+    channel = conn.default_channel
+    for source, event_type, method in service_event_handlers(container.service_cls):
+        name = handler_queues(source, event_type, container.service_name, method)[0].name
+        if channel.queue_declare(queue=name, passive=True).message_count:
+            return False
+    return not container._worker_threads
+
+
+def _outbox_backlog(url):
+    from kc_common.db import OUTBOX
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            return conn.execute(text(f"SELECT count(*) FROM {OUTBOX} WHERE published_at IS NULL")).scalar_one()
+    finally:
+        engine.dispose()
+
+
 class EventCapture:
     """Events of one source exchange, received on a private queue of the test."""
 
@@ -309,10 +393,36 @@ class EventCapture:
         wait_for(enough, timeout=timeout, message=f"{count} event(s)")
         return self.received
 
-    def drain(self, settle=0.5):
-        """Everything that arrives within ``settle`` seconds (to assert that nothing more came)."""
-        time.sleep(settle)
-        self.wait(count=0, timeout=0.1)
+    def drain(self, outbox=None, containers=(), timeout=10.0):
+        """Every event that has arrived once what was published has (to assert that nothing more came).
+
+        No fixed sleep. ``containers``: service containers to let go quiet first (their event
+        handler queues hold no ready message and no worker runs: an event published twice has been
+        handled twice). ``outbox``: a service's database URL (or several): wait until its outbox
+        holds no unpublished event (the relay has handed everything committed to the broker). Then a
+        sentinel goes straight into this capture's queue and everything up to it is read: the queue
+        is FIFO, so every event routed to it before the sentinel has been received.
+        """
+        from kombu import Producer
+        for container in containers:
+            wait_for(lambda: _quiet(self._conn, container), timeout=timeout,
+                     message=f"{container.service_name} to have handled every event")
+        for url in [outbox] if isinstance(outbox, str) else (outbox or ()):
+            wait_for(lambda: _outbox_backlog(url) == 0, timeout=timeout, message=f"an empty outbox ({url})")
+        marker = f"sentinel-{uuid.uuid4().hex}"
+        Producer(self._conn.default_channel, serializer="json").publish(
+            {"sentinel": marker}, exchange="", routing_key=self._queue.name)
+
+        def sentinel_seen():
+            while True:
+                message = self._bound.get(no_ack=True)
+                if message is None:
+                    return False
+                body = message.decode()
+                if isinstance(body, dict) and body.get("sentinel") == marker:
+                    return True
+                self.received.append(body)
+        wait_for(sentinel_seen, timeout=timeout, message="the capture's sentinel")
         return self.received
 
     def close(self):

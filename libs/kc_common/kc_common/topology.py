@@ -1,7 +1,7 @@
 """Declare every event queue before anything publishes: ``python -m kc_common.topology``.
 
-Reads the service classes from ``deploy/services.txt`` (``module:Class`` per
-line), finds their event handlers and declares each handler's queue, bound to
+Takes the service classes from :mod:`kc_common.services` (or ``--services FILE``,
+``module:Class`` per line), finds their event handlers and declares each handler's queue, bound to
 its source's event exchange, with its retry and dead-letter queues.
 """
 import argparse
@@ -10,9 +10,13 @@ import os
 import sys
 
 from kc_common.events import declare_topology
+from kc_common.services import service_classes
 
 
-def load_services(path):
+def load_services(path=None):
+    """The service classes listed in ``path``; without one, every service of kc_common.services."""
+    if path is None:
+        return service_classes()
     classes = []
     with open(path) as fh:
         for line in fh:
@@ -25,7 +29,8 @@ def load_services(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="kc_common.topology")
-    parser.add_argument("--services", default="deploy/services.txt")
+    parser.add_argument("--services", default=None, help="a file of module:Class lines "
+                        "(default: every service of kc_common.services)")
     parser.add_argument("--amqp-uri", default=os.environ.get(
         "AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args(argv)

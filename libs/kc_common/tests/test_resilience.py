@@ -198,6 +198,7 @@ list(pool.imap(write, range(150)))
 """
 
 
+@pytest.mark.slow  # several processes
 def test_several_processes_on_one_sqlite_file_all_write(tmp_path):
     url = f"sqlite:///{tmp_path}/shared.db"
     engine = make_engine(url)
@@ -289,6 +290,7 @@ def broker_proxy(rabbit_config):
     proxy.cut()
 
 
+@pytest.mark.infrastructure  # the scenario's own pytest process reaches the broker
 def test_broker_outage_quick_503_and_every_service_serves_again(tmp_path):
     """Run in a process of its own: nameko's test teardown of containers that lived through
     an outage can hang in kill() (see docs/resilience.md); the scenario's own assertions

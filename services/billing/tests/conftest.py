@@ -1,18 +1,18 @@
 import base64
 import datetime as dt
+from functools import partial
 import hashlib
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from kombu import Connection
 from nameko.rpc import rpc
 
+from kc_common import testing
 from kc_common.db import StandaloneDatabase
 from kc_common.events import declare_topology
 
@@ -131,14 +131,8 @@ def billing(container_factory, config):
 
 @pytest.fixture
 def publish(config):
-    def send(source, event_type, data, event_id=None):
-        envelope = {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
-                    "occurred_at": dt.datetime.now(dt.timezone.utc).isoformat(), "data": data}
-        with Connection(config["AMQP_URI"]) as conn:
-            conn.Producer(serializer="json").publish(
-                envelope, exchange=f"{source}.events", routing_key=event_type)
-        return envelope
-    return send
+    """``publish(source, event_type, data, event_id=None)`` on this test's vhost; returns the envelope."""
+    return partial(testing.publish, config)
 
 
 def order_event(customer_id, contract_id, start, months=12, price="9.90", domain=None, vat="19.00",

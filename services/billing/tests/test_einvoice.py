@@ -9,12 +9,13 @@ checked with the EN 16931 and the XRechnung Schematron (services/documents/tests
 Also: the Leitweg-ID is validated in Zahlungsdetails.
 """
 import datetime as dt
+from functools import partial
 import importlib.util
 from pathlib import Path
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 
+from kc_common import testing
 from kc_common.errors import ValidationFailed
 from kc_common.testing import wait_for
 
@@ -32,9 +33,7 @@ def _schematron():
     return module
 
 
-def call(container, method, *args, context=None, **kwargs):
-    with entrypoint_hook(container, method, context_data=context or {"customer_id": 100001}) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context={"customer_id": 100001})
 
 
 def details(container, customer_id=100001, **values):

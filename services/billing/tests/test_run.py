@@ -3,6 +3,7 @@
 The runs are real operator-command processes (``python -m kc_billing.run``).
 """
 import datetime as dt
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -54,6 +55,13 @@ def start_run(cli_config, *extra):
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def summary_figure(out, label):
+    """The value of one row of the run's summary table (a rich table: ``│ label │ value │``)."""
+    match = re.search(rf"^\W*{re.escape(label)}\W+(\S+?)\W*$", out, re.M)
+    assert match, f"no row {label!r} in:\n{out}"
+    return match.group(1)
+
+
 def run_invoices(db):
     with db.unit_of_work() as uow:
         return uow.session.execute(select(invoices.c.customer_id, invoices.c.number)
@@ -88,7 +96,9 @@ def test_a_second_run_finds_nothing_due(due, cli_config):
     first = start_run(cli_config)
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out
-    assert "Rechnungen" in out and "20" in out
+    assert summary_figure(out, "Rechnungen") == "20", out   # one invoice per due customer
+    assert summary_figure(out, "Kunden fällig") == "20", out
+    assert summary_figure(out, "Fehler") == "0", out
     again = start_run(cli_config)
     out, _ = again.communicate(timeout=120)
     assert again.returncode == 0, out

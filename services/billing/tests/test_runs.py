@@ -6,6 +6,7 @@ The regressions of issue 11: a run as of 4454-04-01 was accepted; a staff run an
 import base64
 import datetime as dt
 import time
+from functools import partial
 from decimal import Decimal
 
 import eventlet
@@ -19,6 +20,7 @@ from kc_billing import domain, runs
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, invoices,
                                metadata)
 from kc_billing.settings import BillingSettings
+from kc_common import testing
 from kc_common.clock import berlin_today
 from kc_common.context import DEADLINE
 from kc_common.db import StandaloneDatabase, as_utc, utcnow
@@ -44,9 +46,7 @@ class SlowIdentity:
         return customer(customer_id)
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

@@ -2,15 +2,16 @@
 against its XSD, FRST/RCUR, idempotent per due date), return debits in the statement."""
 import base64
 import datetime as dt
+from functools import partial
 from pathlib import Path
 
 import sepaxml
 from lxml import etree
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select, update
 
 from kc_billing import domain
 from kc_billing.models import bookings, invoices
+from kc_common import testing
 from kc_common.testing import wait_for
 
 from .camt_files import Tx, statement
@@ -23,9 +24,7 @@ IBAN = "DE02100100109307118603"
 PAIN_XSD = Path(sepaxml.__file__).parent / "schemas" / "pain.008.001.02.xsd"
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 def open_amounts(db, customer_id):

@@ -1,5 +1,6 @@
 """billing on the real bus and PostgreSQL: invoices, payments exactly once, Zahlungsdetails."""
 import datetime as dt
+from functools import partial
 import json
 import time
 import uuid
@@ -14,6 +15,7 @@ from kc_billing import domain
 from kc_billing.models import invoices
 from kc_billing.psp import sign
 from kc_billing.settings import BillingSettings
+from kc_common import testing
 from kc_common.errors import NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.testing import wait_for
 
@@ -23,22 +25,20 @@ CUSTOMER = {"customer_id": 100001}
 TODAY = dt.date.today()
 
 
-def call(container, method, *args, context=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
 def account(container, customer_id=100001, **params):
     return call(container, "get_account", params or None, context={"customer_id": customer_id})
 
 
-def test_order_placed_twice_is_invoiced_once_with_the_full_payload(billing, publish, capture_events):
+def test_order_placed_twice_is_invoiced_once_with_the_full_payload(billing, config, publish, capture_events):
     issued = capture_events("billing", "invoice_issued")
     event = publish("catalog", "order_placed",
                     order_event(100001, 7, dt.date(2026, 11, 26), domain="beispiel.de"))
     publish("catalog", "order_placed", event["data"], event_id=event["id"])
     wait_for(lambda: account(billing)["bookings"]["total"] == 1)
-    assert len(issued.drain(settle=1.0)) == 1
+    assert len(issued.drain(config["DATABASE_URL"], containers=[billing])) == 1
     acc = account(billing)
     assert acc["balance"] == "-11.78" and acc["balance_text"] == "-11,78\u00a0€ offener Betrag"
     booking = acc["bookings"]["items"][0]
@@ -179,7 +179,7 @@ def test_duplicate_and_concurrent_webhooks_book_the_payment_once(billing, publis
     assert acc["balance"] == "0.00" and acc["balance_text"] == "0,00\u00a0€ Guthaben"
     assert [b["type"] for b in acc["bookings"]["items"]] == ["ZAHLUNG", "RE"]
     assert acc["bookings"]["items"][0]["payment_method"] == "K"
-    events = received.drain(settle=1.0)
+    events = received.drain(config["DATABASE_URL"])
     assert len(events) == 1 and events[0]["data"]["amount"] == "11.78"
     assert len(events[0]["data"]["settled_invoice_ids"]) == 1
     assert call(billing, "get_payment", payment["payment_id"])["status"] == "succeeded"

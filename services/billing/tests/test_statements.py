@@ -1,14 +1,15 @@
 """Bank statements on PostgreSQL with real-world-shaped camt.053 / camt.054 files."""
 import base64
 import datetime as dt
+from functools import partial
 
 import pytest
 from lxml import etree
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select
 
 from kc_billing import camt, domain
 from kc_billing.models import bank_clarifications, bookings
+from kc_common import testing
 from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.testing import wait_for
 
@@ -19,9 +20,7 @@ STAFF = {"staff_id": 7, "staff_roles": ["billing"]}
 TODAY = dt.date.today()
 
 
-def call(container, method, *args, context=STAFF, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=STAFF)
 
 
 def upload(container, xml):

@@ -1,11 +1,10 @@
 """catalog on the real bus: the three tables, order policy, tariff change, cancellation,
 the lifecycle job, login links, traffic and staff catalog management."""
 import datetime as dt
+from functools import partial
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from nameko.standalone.events import event_dispatcher
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select, update
 
 from kc_catalog import demo
@@ -13,10 +12,11 @@ from kc_catalog.domain import contracts as lifecycle
 from kc_catalog.domain.traffic import usage as traffic_usage
 from kc_catalog.models import contracts, metadata, server_traffic
 from kc_catalog.service import CatalogService
+from kc_common import testing
 from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
                               Unprocessable, ValidationFailed)
 from kc_common.db import StandaloneDatabase
-from kc_common.testing import wait_for
+from kc_common.testing import publish, wait_for
 
 CUSTOMER = {"customer_id": 100001}
 OTHER = {"customer_id": 100002}
@@ -24,19 +24,11 @@ ADMIN = {"staff_id": "1", "staff_roles": ["admin"]}
 SUPPORT = {"staff_id": "2", "staff_roles": ["support"]}
 
 
-def call(container, method, *args, ctx=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=ctx) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
-def order(container, *items, ctx=CUSTOMER, **kwargs):
-    return call(container, "place_order", {"items": list(items)}, ctx=ctx, **kwargs)["contracts"]
-
-
-def publish(config, source, event_type, data, event_id):
-    dispatch = event_dispatcher(config)
-    dispatch(source, event_type, {"id": event_id, "type": event_type, "source": source,
-                                  "occurred_at": "2026-11-26T10:00:00+00:00", "data": data})
+def order(container, *items, context=CUSTOMER, **kwargs):
+    return call(container, "place_order", {"items": list(items)}, context=context, **kwargs)["contracts"]
 
 
 # ---------------------------------------------------------------- ordering
@@ -120,7 +112,7 @@ def test_in_arrears_the_order_is_pending_until_payment_received(catalog, config,
     publish(config, "billing", "payment_received", {"payment_id": 7, "customer_id": 100001,
                                                     "amount": "40.00", "method": "card",
                                                     "settled_invoice_ids": [1]}, "pay-1")
-    assert len(activated.drain()) == 1  # the same event twice activates once
+    assert len(activated.drain(config["DATABASE_URL"], containers=[catalog])) == 1  # the same event twice activates once
 
 
 def test_billing_unavailable_refuses_the_order_and_writes_nothing(container_factory, config, db):
@@ -155,7 +147,7 @@ def test_cancellation_with_notice_then_termination_frees_the_domain(catalog, db,
     assert preview == {"contract_id": contract["id"], "notice_days": 30, "end_date": str(expected_end),
                        "status": "active"}
     with pytest.raises(NotFound):
-        call(catalog, "cancel_contract", contract["id"], ctx=OTHER)
+        call(catalog, "cancel_contract", contract["id"], context=OTHER)
     done = call(catalog, "cancel_contract", contract["id"])
     assert done["status"] == "cancelled" and done["end_date"] == str(expected_end)
     assert done["status_text"] == f"Gekündigt zum {expected_end:%d.%m.%Y}"
@@ -165,7 +157,7 @@ def test_cancellation_with_notice_then_termination_frees_the_domain(catalog, db,
     with pytest.raises(Conflict):
         call(catalog, "change_tariff", contract["id"], {"product_id": "domain-com"})
     with pytest.raises(Conflict):  # still registered until the end date
-        order(catalog, {"product_id": "domain-de", "domain": "kuendigen.de"}, ctx=OTHER)
+        order(catalog, {"product_id": "domain-de", "domain": "kuendigen.de"}, context=OTHER)
 
     # The job on the day after the end date (the catalog's relay publishes what it commits).
     day_after = expected_end + dt.timedelta(days=1)
@@ -179,7 +171,7 @@ def test_cancellation_with_notice_then_termination_frees_the_domain(catalog, db,
     assert call(catalog, "get_contract", contract["id"])["status"] == "terminated"
     with pytest.raises(Conflict):
         call(catalog, "cancel_contract", contract["id"])
-    assert order(catalog, {"product_id": "domain-de", "domain": "kuendigen.de"}, ctx=OTHER)
+    assert order(catalog, {"product_id": "domain-de", "domain": "kuendigen.de"}, context=OTHER)
 
 
 def test_the_timer_terminates_contracts_whose_term_ended(container_factory, service_config_factory,
@@ -241,7 +233,7 @@ def test_tariff_change_outside_the_family_is_refused(catalog, target, error):
     with pytest.raises(error):
         call(catalog, "change_tariff", contract["id"], {"product_id": target})
     with pytest.raises(NotFound):
-        call(catalog, "change_tariff", contract["id"], {"product_id": "hosting-business-pro"}, ctx=OTHER)
+        call(catalog, "change_tariff", contract["id"], {"product_id": "hosting-business-pro"}, context=OTHER)
     with pytest.raises(ValidationFailed):
         call(catalog, "change_tariff", contract["id"], {"product": "x"})
 
@@ -255,15 +247,15 @@ def test_login_link_is_signed_single_use_and_only_for_the_owner(catalog):
     assert link["url"].startswith("https://servercon.kundencenter.example/sso?token=")
     assert "password" not in link["url"].lower()
     token = parse_qs(urlparse(link["url"]).query)["token"][0]
-    redeemed = call(catalog, "redeem_login_link", {"token": token}, ctx={})
+    redeemed = call(catalog, "redeem_login_link", {"token": token}, context={})
     assert redeemed["contract_id"] == hosting["id"] and redeemed["customer_id"] == 100001
     assert redeemed["panel"] == "servercon" and redeemed["account"] == "shop.de"
     with pytest.raises(Conflict):
-        call(catalog, "redeem_login_link", {"token": token}, ctx={})
+        call(catalog, "redeem_login_link", {"token": token}, context={})
     with pytest.raises(Unauthenticated):
-        call(catalog, "redeem_login_link", {"token": token[:-3] + "abc"}, ctx={})
+        call(catalog, "redeem_login_link", {"token": token[:-3] + "abc"}, context={})
     with pytest.raises(NotFound):
-        call(catalog, "create_login_link", hosting["id"], ctx=OTHER)
+        call(catalog, "create_login_link", hosting["id"], context=OTHER)
     with pytest.raises(Unprocessable):
         call(catalog, "create_login_link", domain["id"])
     root, = order(catalog, {"product_id": "root-s", "period_months": 1})
@@ -287,14 +279,14 @@ def test_traffic_is_fed_by_operators_and_shown_per_month(catalog):
     first = today.replace(day=1)
     last_month = (first - dt.timedelta(days=1)).replace(day=1)
     with pytest.raises(Conflict):  # server names are unique among live servers
-        order(catalog, {"product_id": "root-m", "period_months": 1, "label": "WEB1.example.net"}, ctx=OTHER)
+        order(catalog, {"product_id": "root-m", "period_months": 1, "label": "WEB1.example.net"}, context=OTHER)
     items = [{"server_name": "web1.example.net", "day": str(last_month + dt.timedelta(days=d)), "gb": "12.5"}
              for d in range(28)]
     items.append({"contract_id": server["id"], "day": str(first), "gb": 4})
-    assert call(catalog, "report_traffic", {"items": items}, ctx=ADMIN) == {"stored": 29}
+    assert call(catalog, "report_traffic", {"items": items}, context=ADMIN) == {"stored": 29}
     # a second report of a day replaces the first
     call(catalog, "report_traffic", {"items": [{"contract_id": server["id"], "day": str(first), "gb": 5}]},
-         ctx=ADMIN)
+         context=ADMIN)
     usage = call(catalog, "traffic_usage", server["id"], {"months": 3})
     current, previous = usage["months"][0], usage["months"][1]
     assert usage["included_gb"] == "300.00"
@@ -303,7 +295,7 @@ def test_traffic_is_fed_by_operators_and_shown_per_month(catalog):
     assert usage["trend"]["direction"] in ("up", "down", "flat")
     assert call(catalog, "traffic_overview")["items"][0]["previous"]["over_use"] is True
     with pytest.raises(NotFound):
-        call(catalog, "traffic_usage", server["id"], ctx=OTHER)
+        call(catalog, "traffic_usage", server["id"], context=OTHER)
 
 
 @pytest.mark.parametrize("item, field", [
@@ -317,7 +309,7 @@ def test_traffic_is_fed_by_operators_and_shown_per_month(catalog):
 def test_bad_traffic_reports_are_refused(catalog, item, field):
     order(catalog, {"product_id": "root-s", "period_months": 1})
     with pytest.raises(ValidationFailed) as err:
-        call(catalog, "report_traffic", {"items": [item]}, ctx=ADMIN)
+        call(catalog, "report_traffic", {"items": [item]}, context=ADMIN)
     assert field in err.value.fields
 
 
@@ -325,7 +317,7 @@ def test_traffic_feed_is_for_operators_and_only_servers_have_traffic(catalog):
     hosting, = order(catalog, {"product_id": "hosting-shop"})
     with pytest.raises(Forbidden):
         call(catalog, "report_traffic", {"items": [{"contract_id": 1, "day": "2026-01-01", "gb": 1}]},
-             ctx=SUPPORT)
+             context=SUPPORT)
     with pytest.raises(Unauthenticated):
         call(catalog, "report_traffic", {"items": [{"contract_id": 1, "day": "2026-01-01", "gb": 1}]})
     with pytest.raises(Unprocessable):
@@ -336,45 +328,45 @@ def test_traffic_feed_is_for_operators_and_only_servers_have_traffic(catalog):
 
 def test_price_change_applies_to_new_bookings_only(catalog):
     before, = order(catalog, {"product_id": "hosting-business", "period_months": 1})
-    changed = call(catalog, "staff_update_product", "hosting-business", {"price_net": "14.90"}, ctx=ADMIN)
+    changed = call(catalog, "staff_update_product", "hosting-business", {"price_net": "14.90"}, context=ADMIN)
     assert changed["price_net"] == "14.90" and changed["price_gross"] == "17.73"
     after, = order(catalog, {"product_id": "hosting-business", "period_months": 1})
     assert after["price_net"] == "14.90"
     assert call(catalog, "get_contract", before["id"])["price_net"] == "12.90"
-    history = call(catalog, "staff_price_history", "hosting-business", ctx=ADMIN)["items"]
+    history = call(catalog, "staff_price_history", "hosting-business", context=ADMIN)["items"]
     assert [h["price_net"] for h in history] == ["14.90", "12.90"]
     with pytest.raises(Forbidden):
-        call(catalog, "staff_update_product", "hosting-business", {"price_net": "1.00"}, ctx=SUPPORT)
+        call(catalog, "staff_update_product", "hosting-business", {"price_net": "1.00"}, context=SUPPORT)
     with pytest.raises(Unauthenticated):
         call(catalog, "staff_update_product", "hosting-business", {"price_net": "1.00"})
     with pytest.raises(ValidationFailed) as err:
-        call(catalog, "staff_update_product", "hosting-business", {"price_net": "-1"}, ctx=ADMIN)
+        call(catalog, "staff_update_product", "hosting-business", {"price_net": "-1"}, context=ADMIN)
     assert "price_net" in err.value.fields
     with pytest.raises(NotFound):
-        call(catalog, "staff_update_product", "nope", {"price_net": "1.00"}, ctx=ADMIN)
+        call(catalog, "staff_update_product", "nope", {"price_net": "1.00"}, context=ADMIN)
 
 
 def test_staff_create_and_retire_products(catalog):
     created = call(catalog, "staff_create_product", {
         "id": "domain-at", "kind": "domain", "name": "Domain .at", "tld": "at", "price_net": "19.90",
-        "vat_rate": "19.00", "periods": [12]}, ctx=ADMIN)
+        "vat_rate": "19.00", "periods": [12]}, context=ADMIN)
     assert created["period_prices"] == [{"months": 12, "price_net": "19.90", "price_gross": "23.68"}]
     assert order(catalog, {"product_id": "domain-at", "domain": "beispiel.at"})[0]["price_net"] == "19.90"
     with pytest.raises(Conflict):
         call(catalog, "staff_create_product", {"id": "domain-at2", "kind": "domain", "name": "x", "tld": "at",
-                                               "price_net": "1", "vat_rate": "19", "periods": [12]}, ctx=ADMIN)
+                                               "price_net": "1", "vat_rate": "19", "periods": [12]}, context=ADMIN)
     with pytest.raises(ValidationFailed) as err:
         call(catalog, "staff_create_product", {"id": "domain-ch", "kind": "domain", "name": "x", "tld": "ch",
-                                               "price_net": "1", "vat_rate": "19", "periods": [1]}, ctx=ADMIN)
+                                               "price_net": "1", "vat_rate": "19", "periods": [1]}, context=ADMIN)
     assert "periods" in err.value.fields
     with pytest.raises(ValidationFailed) as err:
         call(catalog, "staff_create_product", {"id": "hosting-x", "kind": "hosting", "name": "x",
                                                "family": "businesshosting", "price_net": "1",
-                                               "vat_rate": "19", "periods": [1]}, ctx=ADMIN)
+                                               "vat_rate": "19", "periods": [1]}, context=ADMIN)
     assert "rank" in err.value.fields
-    call(catalog, "staff_update_product", "domain-at", {"active": False}, ctx=ADMIN)
-    assert "domain-at" not in {p["id"] for p in call(catalog, "list_products", ctx={})["items"]}
-    assert "domain-at" in {p["id"] for p in call(catalog, "staff_list_products", ctx=ADMIN)["items"]}
+    call(catalog, "staff_update_product", "domain-at", {"active": False}, context=ADMIN)
+    assert "domain-at" not in {p["id"] for p in call(catalog, "list_products", context={})["items"]}
+    assert "domain-at" in {p["id"] for p in call(catalog, "staff_list_products", context=ADMIN)["items"]}
     with pytest.raises(ValidationFailed):
         order(catalog, {"product_id": "domain-at", "domain": "zwei.at"})
 
@@ -422,8 +414,8 @@ def test_pending_contract_cancelled_ends_today_and_the_job_terminates_it(catalog
     done = call(catalog, "cancel_contract", contract["id"])
     assert done["status"] == "cancelled" and done["end_date"] == contract["start_date"]
     with pytest.raises(Forbidden):
-        call(catalog, "run_jobs", ctx=SUPPORT)
-    assert call(catalog, "run_jobs", ctx=ADMIN) == {"terminated": 0, "downgraded": 0}  # not before tomorrow
+        call(catalog, "run_jobs", context=SUPPORT)
+    assert call(catalog, "run_jobs", context=ADMIN) == {"terminated": 0, "downgraded": 0}  # not before tomorrow
     tomorrow = dt.date.fromisoformat(contract["start_date"]) + dt.timedelta(days=1)
     with db.unit_of_work() as uow:
         assert lifecycle.terminate_one(uow, contract["id"], tomorrow)
@@ -478,4 +470,4 @@ def test_the_same_idempotency_key_sent_concurrently_places_one_order(catalog, co
         pool.spawn(place)
     pool.waitall()
     assert len(results) == 4 and len(set(results)) == 1, results
-    assert len(events.drain()) == 1
+    assert len(events.drain(config["DATABASE_URL"])) == 1

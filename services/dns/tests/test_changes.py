@@ -1,21 +1,21 @@
 """dns on the real bus and PostgreSQL: change sets, conflicts, serials, zone files, removal."""
 import base64
 import datetime as dt
+from functools import partial
 import importlib.util
 import pathlib
 import subprocess
 
 import eventlet
 import pytest
-from kombu import Connection
 from nameko.standalone.rpc import ServiceRpcProxy
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.db import StandaloneDatabase
 from kc_common.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from kc_common.events import declare_topology
-from kc_common.testing import wait_for
+from kc_common.testing import publish, wait_for
 from kc_dns import domain
 from kc_dns.models import metadata, records, zones
 from kc_dns.service import DnsService
@@ -75,9 +75,7 @@ def dns(container_factory, config, db):
     return container
 
 
-def call(container, method, *args, context=OWNER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=OWNER)
 
 
 def snapshot(db):
@@ -116,7 +114,7 @@ def test_change_set_applies_at_once_serial_once_and_zone_changed(dns, db, captur
         ["10 mx.kc.example.", f"20 mail.{ZONE}."]
     event = changed.wait(1)[0]["data"]
     assert event == {"zone": ZONE, "serial": result["serial"], "customer_id": 100001, "action": "changed"}
-    assert len(changed.drain(0.3)) == 1
+    assert len(changed.drain(db.engine.url.render_as_string(hide_password=False))) == 1
 
 
 def test_every_invalid_input_is_refused_with_its_message_and_nothing_is_saved(dns, db):
@@ -307,12 +305,6 @@ CONTRACT_TERMINATED = {
 }
 
 
-def publish(config, event):
-    with Connection(config["AMQP_URI"]) as conn:
-        conn.Producer(serializer="json").publish(event, exchange="catalog.events",
-                                                 routing_key=event["type"])
-
-
 def test_contract_terminated_removes_the_zone_once(dns, config, capture_events):
     removed = capture_events("dns", "zone_changed")
     stranger = dict(CONTRACT_TERMINATED, id=CONTRACT_TERMINATED["id"].format(n=1),
@@ -325,7 +317,7 @@ def test_contract_terminated_removes_the_zone_once(dns, config, capture_events):
                                           "customer_id": 100001, "action": "removed"}
     with pytest.raises(NotFound):
         call(dns, "get_zone", "müller.de")
-    assert len(removed.drain(0.3)) == 1
+    assert len(removed.drain(config["DATABASE_URL"], containers=[dns])) == 1
     assert call(dns, "get_zone", "zweite.de")["name"] == "zweite.de"
 
 

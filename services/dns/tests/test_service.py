@@ -34,7 +34,7 @@ def test_domain_order_creates_zone_with_defaults_once(container_factory, config,
         zone = wait_for(lambda: get_zone("müller.de"))
     types = sorted(r["type"] for r in zone["records"])
     assert types == ["A", "A", "AAAA", "AAAA", "MX", "NS", "NS", "SOA"]
-    assert len(changed.drain()) == 1
+    assert len(changed.drain(config["DATABASE_URL"], containers=[container])) == 1
     with entrypoint_hook(container, "get_zone", context_data={"customer_id": 100002}) as other:
         with pytest.raises(NotFound):
             other("müller.de")

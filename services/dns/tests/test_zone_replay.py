@@ -5,14 +5,15 @@ type is rejected only where the table below says why (there the product is stric
 or the file itself is broken); what was taken over exports into a zone named-checkzone accepts
 with the strict flags."""
 import base64
+from functools import partial
 import importlib.util
 import pathlib
 import re
 import subprocess
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 
+from kc_common import testing
 from kc_common.events import declare_topology
 from kc_dns import domain, rules, zonefile
 from kc_dns.service import DnsService
@@ -95,9 +96,7 @@ def dns(container_factory, config):
     return container
 
 
-def call(container, method, *args, **kwargs):
-    with entrypoint_hook(container, method, context_data=OWNER) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=OWNER)
 
 
 _CONTAINER = []

@@ -1,7 +1,8 @@
 """Run by tests/test_pool.py in a fresh interpreter set up as ``nameko run`` sets up documents
 (eventlet patches first, then kc_documents is imported): several green threads hand a render
 pool of ONE worker an invoice of 2,000 lines each and get a multi-megabyte result back, while
-another green thread ticks. Prints one JSON line: the result sizes, the longest tick gap.
+another green thread ticks. Prints one JSON line: the result sizes, the longest tick gap, the
+ticks during each job.
 
 With the former ProcessPoolExecutor pool this froze for good (service blocked writing the next
 job into the call pipe, worker blocked writing its result into the result pipe), so the test
@@ -40,9 +41,13 @@ def main(jobs, lines):
             ticks.append(time.monotonic())
             eventlet.sleep(0.01)
 
+    windows = []
+
     def job(i):
         eventlet.sleep(0.1 * i)  # staggered, as events arrive
+        start = time.monotonic()
         result = renderer.run(big_result, inv, RESULT_BYTES)
+        windows.append((start, time.monotonic()))
         return len(result) if result.startswith(expected) else -1
 
     tick_thread = eventlet.spawn(ticker)
@@ -53,7 +58,8 @@ def main(jobs, lines):
         tick_thread.wait()
         renderer.shutdown()
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    print(json.dumps({"sizes": sizes, "max_gap": max(gaps)}), flush=True)
+    during = [sum(1 for t in ticks if start < t < end) for start, end in windows]
+    print(json.dumps({"sizes": sizes, "max_gap": max(gaps), "ticks_during_jobs": during}), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from kc_documents.rendering import pdf_text
 
 from .schematron import assert_valid, failed_asserts
 
+pytestmark = pytest.mark.slow  # PDF rendering and Schematron: seconds each (not in `make test-unit`)
+
 LEITWEG = "04011000-1234512345-06"
 NS = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
       "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}

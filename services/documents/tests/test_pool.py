@@ -16,6 +16,8 @@ from kc_common.errors import ServiceUnavailable
 from kc_documents import invoice, rendering
 from kc_documents.pool import ProcessRenderer, timed_out
 
+pytestmark = pytest.mark.slow  # worker processes: seconds each (not in `make test-unit`)
+
 PROBE = Path(__file__).with_name("pool_probe.py")
 
 
@@ -38,13 +40,15 @@ def test_rendering_does_not_block_the_event_loop(renderer):
     thread = eventlet.spawn(ticker)
     start = time.monotonic()
     pdf, _ = renderer.run(invoice.render_invoice, invoice.sample_invoice(lines=25))
-    elapsed = time.monotonic() - start
+    end = time.monotonic()
     running[0] = False
     thread.wait()
     assert pdf.startswith(b"%PDF-") and pid_of_worker_differs(renderer)
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-    # The green thread kept ticking the whole time (rendering inline would stall it for `elapsed`).
-    assert elapsed > 0.1 and max(gaps) < min(0.1, elapsed / 2), (elapsed, max(gaps))
+    # The green thread ticked while the job was in the worker: rendering inline would hold the
+    # event loop from start to end, leaving no tick in between. Counted, not timed, so a busy
+    # machine (slower render, slower ticks alike) does not make it fail.
+    during = [t for t in ticks if start < t < end]
+    assert len(during) >= 3, (len(during), end - start)
 
 
 def pid_of_worker_differs(renderer):
@@ -86,8 +90,9 @@ def test_large_jobs_and_results_never_freeze_the_service():
     assert proc.returncode == 0, err[-3000:]
     report = json.loads(out.strip().splitlines()[-1])
     assert report["sizes"] == [4 * 1024 * 1024] * 3  # every result whole and for its own job
-    # The event loop kept running throughout (writing 4 MiB into a pipe would block it).
-    assert report["max_gap"] < 0.5, report
+    # The event loop kept running while each job was under way (a service blocked writing 4 MiB
+    # into a pipe would not tick until the worker read it): counted per job, not timed.
+    assert min(report["ticks_during_jobs"]) >= 3, report
 
 
 def test_megabytes_travel_to_and_from_a_worker(renderer):

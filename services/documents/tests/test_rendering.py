@@ -11,6 +11,8 @@ from kc_documents import av, invoice, library, rendering
 from kc_documents.formatting import money_de
 from kc_documents.rendering import pdf_text
 
+pytestmark = pytest.mark.slow  # WeasyPrint renders PDFs: seconds (not in `make test-unit`)
+
 
 @pytest.fixture(scope="module")
 def big_invoice():

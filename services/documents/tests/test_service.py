@@ -1,5 +1,6 @@
 """documents on the real bus and PostgreSQL: invoice and AV events, own documents, the library."""
 import base64
+from functools import partial
 import io
 import os
 import uuid
@@ -8,9 +9,9 @@ import facturx
 import pytest
 from kombu import Connection
 from nameko.rpc import rpc as nameko_rpc
-from nameko.testing.services import entrypoint_hook
 from pypdf import PdfReader
 
+from kc_common import testing
 from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.events import declare_topology
 from kc_common.testing import wait_for
@@ -25,18 +26,8 @@ OTHER = {"customer_id": 100002}
 STAFF = {"staff_id": "1", "staff_roles": ["admin"]}
 
 
-def envelope(source, event_type, data, event_id=None):
-    return {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
-            "occurred_at": "2026-11-26T10:15:00+00:00", "data": data}
-
-
-def publish(config, source, event_type, payload):
-    from kc_common.events import event_exchange
-    from kombu import Producer
-    with Connection(config["AMQP_URI"]) as conn:
-        producer = Producer(conn.default_channel, serializer="json")
-        producer.publish(payload, exchange=event_exchange(source), routing_key=event_type,
-                         declare=[event_exchange(source)], delivery_mode=2)
+envelope = partial(testing.envelope, occurred_at="2026-11-26T10:15:00+00:00")
+publish = testing.publish
 
 
 @pytest.fixture
@@ -47,18 +38,16 @@ def documents(container_factory, config):
     return container
 
 
-def call(container, method, *args, context=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
 def test_invoice_event_twice_gives_one_document_only_its_owner_fetches(documents, config, capture_events):
     stored = capture_events("documents", "document_stored")
     data = invoice.sample_invoice(number=f"RE-{uuid.uuid4().hex[:8]}")
     first = envelope("billing", "invoice_issued", data)
-    publish(config, "billing", "invoice_issued", first)
-    publish(config, "billing", "invoice_issued", first)                       # redelivered
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", data))  # re-sent
+    publish(config, first)
+    publish(config, first)                       # redelivered
+    publish(config, envelope("billing", "invoice_issued", data))  # re-sent
     event = stored.wait(1, timeout=60)[0]["data"]
     assert event["kind"] == "invoice" and event["ref"] == data["number"]
     assert event["customer_id"] == 100001 and len(event["sha256"]) == 64
@@ -89,13 +78,13 @@ def test_invoice_event_twice_gives_one_document_only_its_owner_fetches(documents
     assert call(documents, "list_my_documents", context=OTHER)["total"] == 0
     with pytest.raises(Unauthenticated):
         call(documents, "list_my_documents", context={})
-    assert len(stored.drain(0.5)) == 1  # one document, one event
+    assert len(stored.drain(config["DATABASE_URL"], containers=[documents])) == 1  # one document, one event
 
 
 def test_incomplete_invoice_event_is_parked_not_rendered(documents, config):
     minimal = {"invoice_id": 9, "number": "RE-MINIMAL-1", "customer_id": 100001, "net": "9.90",
                "vat": "1.88", "gross": "11.78", "issued_at": "2026-11-26T10:00:00+00:00"}
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", minimal))
+    publish(config, envelope("billing", "invoice_issued", minimal))
     dead = "evt-billing-invoice_issued--documents.on_invoice_issued.dead"
 
     def parked():
@@ -112,7 +101,7 @@ def test_av_agreement_event_renders_the_signed_agreement(documents, config):
             "signer_position": "Geschäftsführer", "client_ip": "203.0.113.7",
             "customer": {"company": "Beispiel GmbH", "first_name": "Max", "last_name": "Mustermann",
                          "street": "Musterweg 5", "zip": "10115", "city": "Berlin", "country": "DE"}}
-    publish(config, "identity", "av_agreement_signed", envelope("identity", "av_agreement_signed", data))
+    publish(config, envelope("identity", "av_agreement_signed", data))
     page = wait_for(lambda: call(documents, "list_my_documents", {"kind": "av_agreement"})["items"],
                     timeout=30)
     file = call(documents, "download_my_document", page[0]["id"])
@@ -225,8 +214,8 @@ def test_invoice_with_2000_lines_is_rendered_over_pages_and_stored(service_confi
     stored = capture_events("documents", "document_stored")
     big = invoice.sample_invoice(number=f"RE-GROSS-{uuid.uuid4().hex[:6]}", lines=2000)
     small = invoice.sample_invoice(number=f"RE-KLEIN-{uuid.uuid4().hex[:6]}")
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", big))
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", small))
+    publish(config, envelope("billing", "invoice_issued", big))
+    publish(config, envelope("billing", "invoice_issued", small))
     events = {e["data"]["ref"]: e["data"] for e in stored.wait(2, timeout=600)}
     assert set(events) == {big["number"], small["number"]}  # the small one did not stay stuck behind
 
@@ -252,7 +241,7 @@ def test_invoice_with_2000_lines_is_rendered_over_pages_and_stored(service_confi
 
 def test_invoice_over_the_line_limit_is_parked_with_its_reason(documents, config):
     too_big = invoice.sample_invoice(number="RE-ZU-GROSS", lines=invoice.MAX_LINES + 1)
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", too_big))
+    publish(config, envelope("billing", "invoice_issued", too_big))
     # Parked at once: rendering it would take minutes (and it is refused before validation).
     error = wait_for(lambda: parked_error(config), timeout=30, message="the event in the dead-letter queue")
     assert error.startswith("Unprocessable")
@@ -268,7 +257,7 @@ def test_invoice_too_large_to_render_in_time_is_parked_and_the_pool_recovers(
     [stuck] = renderer_of(documents).pids()
     stored = capture_events("documents", "document_stored")
     slow = invoice.sample_invoice(number="RE-LANGSAM", lines=1000)  # ~10 s CPU, limit 5 s
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", slow))
+    publish(config, envelope("billing", "invoice_issued", slow))
     error = wait_for(lambda: parked_error(config), timeout=60, message="the event in the dead-letter queue")
     assert error.startswith("Unprocessable")
     assert ("Rechnung RE-LANGSAM (1.000 Positionen): Das PDF konnte nicht innerhalb von 5 s erzeugt "
@@ -277,6 +266,6 @@ def test_invoice_too_large_to_render_in_time_is_parked_and_the_pool_recovers(
         os.kill(stuck, 0)  # the worker stuck on it was killed (and reaped)
     # A fresh worker took its place and renders the next invoice.
     fine = invoice.sample_invoice(number="RE-DANACH")
-    publish(config, "billing", "invoice_issued", envelope("billing", "invoice_issued", fine))
+    publish(config, envelope("billing", "invoice_issued", fine))
     assert stored.wait(1, timeout=60)[0]["data"]["ref"] == "RE-DANACH"
     assert stuck not in renderer_of(documents).pids()

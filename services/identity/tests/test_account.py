@@ -2,12 +2,13 @@
 Passwort vergessen, confirmed e-mail changes, customers created by staff.
 (Sign-up needs documents for the current AGB: tests/test_e2e_account.py.)"""
 import datetime as dt
+from functools import partial
 import re
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, ValidationFailed
 from kc_identity import demo, policy
 from kc_identity.models import account_tokens, customers
@@ -21,9 +22,7 @@ ADDRESS = {"company": "Muster Webdesign GmbH", "last_name": "Mustermann", "first
 NEW_PASSWORD = "Kompass-Wolke-Birke-91"
 
 
-def call(container, method, *args, context=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
 def login(container, login="100001", password=demo.DEMO_PASSWORD, ip="192.0.2.10", **extra):

@@ -1,12 +1,13 @@
 """identity on the real bus and PostgreSQL: logins, address data, passwords, whitelist,
 contacts, notifications, AV agreement and the staff operations."""
 import datetime as dt
+from functools import partial
 import logging
 
 import pytest
-from nameko.testing.services import entrypoint_hook
 from sqlalchemy import select, update
 
+from kc_common import testing
 from kc_common.testing import wait_for
 from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
                               Unprocessable, ValidationFailed)
@@ -21,9 +22,7 @@ ADDRESS = {"company": "Muster Webdesign GmbH", "last_name": "Mustermann", "first
            "country": "DE", "phone": "0511 7654321", "fax": None, "mobile": "", "vat_id": "DE123456788"}
 
 
-def call(container, method, *args, context=CUSTOMER, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+call = partial(testing.call, context=CUSTOMER)
 
 
 def login(container, login="100001", password=demo.DEMO_PASSWORD, ip="192.0.2.10"):
@@ -148,7 +147,7 @@ def test_address_change_is_validated_saved_and_published(identity, capture_event
         call(identity, "update_address", dict(ADDRESS, city="Celle", zip="29221", version=before["version"]))
 
 
-def test_bad_fields_are_each_named_and_nothing_is_saved(identity, capture_events):
+def test_bad_fields_are_each_named_and_nothing_is_saved(identity, config, capture_events):
     events = capture_events("identity", "customer_updated")
     before = call(identity, "get_me")
     bad = dict(ADDRESS, company="Andere Firma AG", email="kaputt@", zip="3016", phone="12345",
@@ -162,7 +161,7 @@ def test_bad_fields_are_each_named_and_nothing_is_saved(identity, capture_events
     with pytest.raises(ValidationFailed) as err:
         call(identity, "update_address", dict(ADDRESS, unknown_field="x"))
     assert "unknown_field" in err.value.fields
-    assert all(e["data"]["street"] != "Neue Straße 1" for e in events.drain(settle=0.3))
+    assert all(e["data"]["street"] != "Neue Straße 1" for e in events.drain(config["DATABASE_URL"]))
 
 
 def test_email_of_another_customer_is_refused(identity, seeded):

@@ -6,6 +6,7 @@ import pytest
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import create_engine, select, text
 
+from kc_common import testing
 from kc_common.db import normalise_url
 from kc_common.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from kc_common.testing import wait_for
@@ -46,8 +47,8 @@ def db(support_config):
 
 
 def call(container, method, context, *args, **kwargs):
-    with entrypoint_hook(container, method, context_data=context) as fn:
-        return fn(*args, **kwargs)
+    """kc_common.testing.call with the caller's context first (every call here names its caller)."""
+    return testing.call(container, method, *args, context=context, **kwargs)
 
 
 def open_request(support, form=None, files=(), context=MAX):
@@ -112,7 +113,7 @@ def test_an_unauthorised_name_is_refused_and_nothing_is_saved(support, support_c
     assert "nicht berechtigt" in err.value.message and "Ansprechpartner" in err.value.message
     assert "name" in err.value.details["fields"]
     assert call(support, "list_requests", MAX)["total"] == 0
-    assert stored_files(support_config) == [] and events.drain() == []
+    assert stored_files(support_config) == [] and events.drain(support_config["DATABASE_URL"]) == []
 
 
 @pytest.mark.parametrize("form, files, fields", [
@@ -408,4 +409,4 @@ def test_demo_seed_is_idempotent_and_mails_nobody(support, support_config, smtp_
     assert page["total"] == 1 and page["items"][0]["state"] == "answered"
     request = call(support, "get_request", MAX, page["items"][0]["number"])
     assert [m["kind"] for m in request["messages"]] == ["customer", "staff"]
-    assert events.drain() == [] and smtp_server.messages() == []
+    assert events.drain(support_config["DATABASE_URL"]) == [] and smtp_server.messages() == []
