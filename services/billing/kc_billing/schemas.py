@@ -1,6 +1,6 @@
 """billing's RPC contract (also the OpenAPI document's schemas)."""
 
-from marshmallow import fields, validate, validates_schema, ValidationError
+from marshmallow import fields, validate
 
 from kc_common.schemas import BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, UtcDateTime, page_of
 
@@ -45,11 +45,6 @@ class AccountQuerySchema(PageQuerySchema):
     type = fields.String(validate=validate.OneOf(BOOKING_TYPES))
     date_from = fields.Date()
     date_to = fields.Date()
-
-    @validates_schema
-    def _range(self, data, **kwargs):
-        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            raise ValidationError("Das Startdatum liegt nach dem Enddatum.", "date_to")
 
 
 class InvoiceLineSchema(BaseSchema):
