@@ -170,11 +170,23 @@ def check_schema(schema, data):
 
 
 def form_fields(schema, data):
-    """What of a multipart form its schema describes: the text fields, plus the uploads
-    (``files``) only where the schema declares them as ``files``."""
-    if "files" in schema._declared_fields:
-        return data
-    return {key: value for key, value in data.items() if key != "files"}
+    """A multipart form as its schema describes it: the text fields, an upload under the
+    name of a declared field (a file name stands for the bytes: ``format: binary`` says
+    nothing about them; a list field takes every upload of that name), and the gateway's
+    ``files`` only where the schema declares ``files`` itself."""
+    declared = schema._declared_fields
+    form = {key: value for key, value in data.items() if key != "files"}
+    if "files" in declared:
+        form["files"] = data["files"]
+    for upload in data.get("files") or ():
+        name = upload["field"]
+        if name == "files" or name not in declared:
+            continue  # the service judges uploads under other names
+        if isinstance(declared[name], fields.List):
+            form.setdefault(name, []).append(upload["filename"])
+        else:
+            form[name] = upload["filename"]
+    return form
 
 
 def check_required_headers(route_, headers):

@@ -157,3 +157,23 @@ def test_the_document_states_400_where_the_gateway_checks_and_422_where_a_servic
     assert "422" in zone and "400" not in zone
     # no input at all: neither
     assert not {"400", "422"} & set(paths["/api/v1/me"]["get"]["responses"])
+
+
+def test_a_multipart_form_is_checked_as_its_schema_describes_it():
+    import pytest
+    from kc_billing.schemas import StatementUploadFormSchema
+    from kc_common.errors import ValidationFailed
+    from kc_gateway.service import check_schema, form_fields
+    from kc_support.schemas import OpenRequestFormSchema
+
+    upload = {"field": "file", "filename": "auszug.xml", "content_type": "application/xml", "content_b64": ""}
+    check_schema(StatementUploadFormSchema, form_fields(StatementUploadFormSchema, {"files": [upload]}))
+    with pytest.raises(ValidationFailed) as info:  # the document's required file is missing
+        check_schema(StatementUploadFormSchema, form_fields(StatementUploadFormSchema, {"files": []}))
+    assert info.value.status == 400 and list(info.value.fields) == ["file"]
+    # a text field the form's schema refuses (blank after stripping: shorter than its minLength)
+    form = {"name": "Max", "subject": "  ", "message": "Hallo", "files": [dict(upload, field="attachments")]}
+    assert form_fields(OpenRequestFormSchema, form)["attachments"] == ["auszug.xml"]
+    with pytest.raises(ValidationFailed) as info:
+        check_schema(OpenRequestFormSchema, form_fields(OpenRequestFormSchema, form))
+    assert "subject" in info.value.fields

@@ -298,7 +298,15 @@ class IssuedInvoiceSchema(BaseSchema):
     gross = Money(required=True)
 
 
+class StatementUploadFormSchema(BaseSchema):
+    """multipart/form-data of POST /staff/billing/statements (the OpenAPI document, the gateway)."""
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "one camt.053 (.001.02/.001.08) or camt.054 (.001.02/.001.08) XML file"})
+
+
 class StatementUploadSchema(BaseSchema):
+    """The same upload as billing receives it: the gateway's ``files``."""
     files = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1),
                         metadata={"description": "one camt.053 (.001.02/.001.08) or camt.054 "
                                                  "(.001.02/.001.08) XML file (multipart field 'file')"})
