@@ -68,7 +68,7 @@ def test_invoices_payment_details_transfers_and_other_customers(system, make_cus
     bad = requests.put(system.url + "/api/v1/me/payment-details", headers=me, json={
         "by_post": False, "with_contact_person": False, "method": "sepa",
         "iban": "DE89370400440532013001", "account_holder": "Erika", "sepa_mandate_accepted": True})
-    assert bad.status_code == 400 and "iban" in bad.json()["fields"]
+    assert bad.status_code == 422 and "iban" in bad.json()["fields"]  # the checksum fails
     good = requests.put(system.url + "/api/v1/me/payment-details", headers=me, json={
         "by_post": True, "with_contact_person": False, "method": "transfer"})
     assert good.status_code == 200 and good.json()["by_post"] is True
@@ -126,16 +126,17 @@ def test_staff_import_a_camt053_statement(system, make_customer, staff_headers):
     assert again.json()["collection_id"] == collection.json()["collection_id"]  # once per due date
     far = requests.post(system.url + "/api/v1/staff/billing/sepa-collections", headers=staff,
                         json={"due_date": "2999-01-01"})
-    assert far.status_code == 400 and "due_date" in far.json()["fields"], far.text
+    assert far.status_code == 422 and "due_date" in far.json()["fields"], far.text  # a date, too far
 
 
 def test_a_staff_billing_run_is_bounded_started_in_the_background_and_polled(system, demo_headers,
                                                                               staff_headers):
     staff = staff_headers("billing")
     runs_url = system.url + "/api/v1/staff/billing/runs"
-    # as of 4454-04-01 it once billed 172,336 periods into one invoice: now a 400 naming the field
+    # as of 4454-04-01 it once billed 172,336 periods into one invoice: now a 422 naming the field
+    # (a valid date; the rule is relative to today)
     far = requests.post(runs_url, headers=staff, json={"as_of": "4454-04-01"})
-    assert far.status_code == 400, far.text
+    assert far.status_code == 422, far.text
     assert far.json()["error"] == "validation_failed" and "Stichtag" in far.json()["fields"]["as_of"][0]
     assert requests.post(runs_url, headers=demo_headers, json={}).status_code == 401
 

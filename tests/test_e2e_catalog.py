@@ -87,10 +87,10 @@ def test_order_hosting_log_in_once_upgrade_and_cancel(api, stranger, demo_header
 
 
 @pytest.mark.parametrize("item, status, field", [
-    ({"product_id": "gibt-es-nicht"}, 400, "items.0.product_id"),
-    ({"product_id": "hosting-shop", "period_months": 2}, 400, "items.0.period_months"),
-    ({"product_id": "ssl-dv", "period_months": 1}, 400, "items.0.period_months"),
-    ({"product_id": "domain-com", "domain": "bad_domain.com"}, 400, "items.0.domain"),
+    ({"product_id": "gibt-es-nicht"}, 422, "items.0.product_id"),        # not in the catalogue
+    ({"product_id": "hosting-shop", "period_months": 2}, 400, "items.0.period_months"),  # no period (schema)
+    ({"product_id": "ssl-dv", "period_months": 1}, 422, "items.0.period_months"),  # not this product's
+    ({"product_id": "domain-com", "domain": "bad_domain.com"}, 422, "items.0.domain"),
     ({"product_id": "domain-de", "domain": "profihost-demo.de"}, 409, None),   # taken (demo data)
 ])
 def test_bad_orders_are_refused_clearly(api, item, status, field):

@@ -59,14 +59,14 @@ def test_edit_a_zone_with_versions_through_the_gateway(system, demo_headers, ord
                           json={"changes": [{"action": "add", "name": "x", "type": "A",
                                              "records": ["192.0.2.1"]}]})
     assert stale.status_code == 409 and stale.json()["error"] == "conflict"
-    # an invalid change set: 400 naming the field, nothing changed
+    # a change set the zone's rules refuse: 422 naming the field, nothing changed
     bad = requests.post(zone_url(system, domain, "/changes"),
                         headers={**demo_headers, "If-Match": changed["etag"]},
                         json={"changes": [{"action": "add", "name": "x", "type": "A", "records": ["192.0.2.1"]},
                                           {"action": "add", "name": "www", "type": "TXT", "records": ["hi"]}]})
-    assert bad.status_code == 400 and "allein stehen" in bad.json()["fields"]["changes.1.name"][0]
+    assert bad.status_code == 422 and "allein stehen" in bad.json()["fields"]["changes.1.name"][0]
     missing = requests.post(zone_url(system, domain, "/changes"), headers=demo_headers, json=body)
-    assert missing.status_code == 400 and "If-Match" in missing.json()["fields"]
+    assert missing.status_code == 400 and "If-Match" in missing.json()["fields"]  # a required header
     after = requests.get(zone_url(system, domain), headers=demo_headers).json()
     assert (after["version"], after["serial"]) == (changed["version"], changed["serial"])
     assert not {("x", "A"), ("www", "TXT")} & {(r["name"], r["type"]) for r in after["records"]}

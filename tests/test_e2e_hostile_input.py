@@ -88,4 +88,4 @@ def test_long_urls_get_414_in_the_error_body(system, length):
 def test_look_alike_domains_are_refused_for_orders(system, demo, domain):
     resp = requests.post(system.url + "/api/v1/me/orders", headers=demo,
                          json={"items": [{"product_id": "domain-de", "domain": domain}]})
-    assert "mischt Schriften" in _error(resp, 400)["fields"]["items.0.domain"][0]
+    assert "mischt Schriften" in _error(resp, 422)["fields"]["items.0.domain"][0]

@@ -137,7 +137,7 @@ def test_closure_waits_for_contract_end_and_balance_then_pseudonymises_everywher
              message="the export")
     assert api(system, "GET", "/me/closure", me).json()["state"] == "none"
     wrong = api(system, "POST", "/me/closure", me, json={"password": "falsch-falsch-falsch"})
-    assert wrong.status_code == 400 and list(wrong.json()["fields"]) == ["password"]
+    assert wrong.status_code == 422 and list(wrong.json()["fields"]) == ["password"]  # not the password
     resp = api(system, "POST", "/me/closure", me, json={"password": password})
     assert resp.status_code == 202 and resp.json()["state"] == "requested", resp.text
     assert api(system, "POST", "/me/closure", me, json={"password": password}).json()["state"] == "requested"

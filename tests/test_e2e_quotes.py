@@ -125,7 +125,7 @@ def test_quote_errors_name_the_field(system, make_customer, demo_headers):
     _, me = make_customer()
     resp = requests.post(system.url + "/api/v1/me/orders/quote", headers=me,
                          json={"items": [{"product_id": "gibt-es-nicht"}]})
-    assert resp.status_code == 400 and "items.0.product_id" in resp.json()["fields"], resp.text
+    assert resp.status_code == 422 and "items.0.product_id" in resp.json()["fields"], resp.text
     resp = requests.post(system.url + "/api/v1/me/orders/quote", headers=me, json={"items": []})
     assert resp.status_code == 400 and "items" in resp.json()["fields"], resp.text
     # another customer's contract is unknown
@@ -162,7 +162,9 @@ def test_payment_return_url_only_to_allowed_origins(system, make_customer):
                 origin + "/zahlung#frag"):
         resp = requests.post(system.url + "/api/v1/me/payments", headers=me,
                              json={"method": "card", "return_url": bad})
-        assert resp.status_code == 400 and "return_url" in resp.json()["fields"], (bad, resp.text)
+        # longer than the document allows: 400 (schema); a URL of another origin: 422 (a rule)
+        status = 400 if len(bad) > 500 else 422
+        assert resp.status_code == status and "return_url" in resp.json()["fields"], (bad, resp.text)
 
     back = origin + "/konto?von=zahlung"
     resp = requests.post(system.url + "/api/v1/me/payments", headers=me,

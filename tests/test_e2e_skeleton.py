@@ -94,7 +94,7 @@ def test_errors_have_one_body_shape(system, method, path, kwargs, status, error)
 def test_bad_order_names_the_field_and_duplicate_domain_conflicts(system, demo):
     resp = requests.post(system.url + "/api/v1/me/orders", headers=demo,
                          json={"items": [{"product_id": "domain-de", "domain": "-kaputt.de"}]})
-    assert resp.status_code == 400 and "items.0.domain" in resp.json()["fields"]
+    assert resp.status_code == 422 and "items.0.domain" in resp.json()["fields"]  # not a valid name
     domain = f"doppelt-{uuid.uuid4().hex[:6]}.de"
     body = {"items": [{"product_id": "domain-de", "domain": domain}]}
     assert requests.post(system.url + "/api/v1/me/orders", headers=demo, json=body).status_code == 201

@@ -70,10 +70,10 @@ def test_open_request_with_attachment_list_read_download_and_mail(system, demo):
 
 @pytest.mark.parametrize("form, files, status, field", [
     (dict(FORM, name="Fremde Person"), [], 403, "name"),
-    (dict(FORM, subject="  "), [], 400, "subject"),
+    (dict(FORM, subject="  "), [], 400, "subject"),        # against the form's schema
     (dict(FORM, message=""), [], 400, "message"),
-    (FORM, [("rechnung.pdf", EXE, "application/pdf")], 400, "attachments.0"),
-    (FORM, [("riesig.log", b"x" * (10 * 1024 * 1024 + 1), "text/plain")], 400, "attachments.0"),
+    (FORM, [("rechnung.pdf", EXE, "application/pdf")], 422, "attachments.0"),   # the file's content
+    (FORM, [("riesig.log", b"x" * (10 * 1024 * 1024 + 1), "text/plain")], 422, "attachments.0"),
 ])
 def test_bad_requests_are_refused_with_a_clear_german_message(system, demo, form, files, status, field):
     before = requests.get(system.url + ME, headers=demo).json()["total"]

@@ -4,9 +4,10 @@ A system of its own (the fuzzer changes the demo customer's data, products and
 billing runs), the demo customer's token for the customer and public operations
 and a staff admin's for the back office. Fails on any 5xx, any response that does
 not match its documented schema (status, content type, headers, body), any
-documented-valid request that is refused with 400/415, and any invalid one that is
-accepted. Bounded: a fixed number of examples per operation, a time budget per
-run (tests/schemathesis.toml has the accepted statuses).
+documented-valid request that is refused with 400/415 (a refusal of data the schema
+cannot judge is 422), and any invalid one that is accepted. Bounded: a fixed number
+of examples per operation, a time budget per run (tests/schemathesis.toml has the
+accepted statuses).
 """
 import os
 import subprocess

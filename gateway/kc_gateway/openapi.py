@@ -8,7 +8,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
-from kc_common.errors import (ALL as ERRORS, ServiceUnavailable, Unauthenticated,
+from kc_common.errors import (ALL as ERRORS, ServiceUnavailable, Unauthenticated, Unprocessable,
                               UnsupportedMediaType, ValidationFailed)
 from kc_gateway.http import MAX_PATH_ID, PUBLIC, body_required
 
@@ -62,6 +62,16 @@ def decimal2properties(self, field, ret, **kwargs):
         return out
     places = -field.places.as_tuple().exponent if field.places is not None else 2
     return {"type": "string", "pattern": decimal_pattern(places, low, high)}
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "ValidationFailed: the request does not match this document (type, format, length, "
+         "pattern, range, required or unknown field, malformed JSON); ``fields`` names each field",
+    422: "Refused: the request matches this document, but a rule or a check against data "
+         "refuses it (e.g. a telephone number, a postcode of the country, an IBAN's checksum, a "
+         "product's rules, DNS record data): ``validation_failed`` as for 400 with ``fields`` naming "
+         "each field, or ``unprocessable`` for a rule of the operation itself",
+}
 
 
 def openapi_path(path):
@@ -176,17 +186,21 @@ def build(routes):
             ok["content"] = {r.response_content_type: {"schema": {"type": "string",
                                                                    "format": "binary"}}}
         op["responses"][str(r.status)] = ok
-        errors = set(r.errors) | {ServiceUnavailable}
+        # 400: the gateway's check of the request against this document; 422: what a
+        # service refuses of a request that matched it (ValidationFailed behind the RPC).
+        errors = (set(r.errors) - {ValidationFailed}) | {ServiceUnavailable}
         if r.auth != PUBLIC:
             op["security"] = [{"bearer": []}]
             errors.add(Unauthenticated)
-        if r.body is not None or r.query is not None:
+        if r.body is not None or r.query is not None or r.required_headers:
             errors.add(ValidationFailed)
         if r.body is not None:
             errors.add(UnsupportedMediaType)
+        if r.service and (params or r.body is not None or r.raw_body or ValidationFailed in r.errors):
+            errors.add(Unprocessable)
         for err in sorted(errors, key=lambda e: e.status):
             op["responses"][str(err.status)] = {
-                "description": by_status[err.status].__name__,
+                "description": _ERROR_DESCRIPTIONS.get(err.status, by_status[err.status].__name__),
                 "content": {"application/json": {"schema": "Error"}}}
         paths.setdefault(openapi_path(r.path), {})[r.method.lower()] = op
     for (method, path, status), targets in links(routes).items():

@@ -19,9 +19,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from kc_common.context import (CallContext, CLIENT_IP, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
-from kc_common.errors import (Forbidden, ServiceUnavailable, Unauthenticated, UnsupportedMediaType,
-                              ValidationFailed)
+from kc_common.errors import (Forbidden, InputRefused, ServiceUnavailable, Unauthenticated,
+                              UnsupportedMediaType, ValidationFailed)
 from kc_common.rpc import Services
+from kc_common.schemas import load
 from kc_common.services import SERVICES
 from kc_common.settings import Settings
 from kc_gateway import openapi
@@ -160,6 +161,41 @@ def _invalid_unicode(data):
     return None
 
 
+def check_schema(schema, data):
+    """400 naming each field when ``data`` does not match ``schema``: the marshmallow schema
+    the OpenAPI document publishes for the operation (types, formats, lengths, patterns,
+    ranges, enums, required and unknown fields). The service loads it again; whatever it
+    refuses after this check is no longer a malformed request (422)."""
+    load(schema(), data)
+
+
+def form_fields(schema, data):
+    """A multipart form as its schema describes it: the text fields, an upload under the
+    name of a declared field (a file name stands for the bytes: ``format: binary`` says
+    nothing about them; a list field takes every upload of that name), and the gateway's
+    ``files`` only where the schema declares ``files`` itself."""
+    declared = schema._declared_fields
+    form = {key: value for key, value in data.items() if key != "files"}
+    if "files" in declared:
+        form["files"] = data["files"]
+    for upload in data.get("files") or ():
+        name = upload["field"]
+        if name == "files" or name not in declared:
+            continue  # the service judges uploads under other names
+        if isinstance(declared[name], fields.List):
+            form.setdefault(name, []).append(upload["filename"])
+        else:
+            form[name] = upload["filename"]
+    return form
+
+
+def check_required_headers(route_, headers):
+    """400 naming the header when one the document marks required is missing or empty."""
+    missing = {h: ["Fehlt."] for h in route_.required_headers if not (headers.get(h) or "").strip()}
+    if missing:
+        raise ValidationFailed(f"Die Kopfzeile {', '.join(missing)} fehlt.", fields=missing)
+
+
 def read_multipart(request):
     """Form fields plus uploaded files (base64) of a multipart/form-data request."""
     if not request.mimetype.startswith("multipart/form-data"):
@@ -224,18 +260,29 @@ class GatewayService:
         kwargs = dict(path_values)
         if route_.query is not None:
             kwargs["params"] = query_dict(request)
+            check_schema(route_.query, kwargs["params"])
         if route_.multipart:
             kwargs["data"] = read_multipart(request)
+            if route_.body is not None:
+                check_schema(route_.body, form_fields(route_.body, kwargs["data"]))
         elif route_.body is not None:
             kwargs["data"] = read_json(request, required=body_required(route_.body))
+            check_schema(route_.body, kwargs["data"])
         if route_.raw_body:
             kwargs["raw_body"] = request.get_data(as_text=True)
         if route_.pass_headers:
             kwargs["headers"] = {h: request.headers.get(h) for h in route_.pass_headers}
+            check_required_headers(route_, kwargs["headers"])
         if route_.idempotent:
             kwargs["idempotency_key"] = request.headers.get("Idempotency-Key")
         try:
             result = getattr(self.services[route_.service], route_.rpc)(**kwargs)
+        except InputRefused:
+            raise
+        except ValidationFailed as exc:
+            # The request matched the published schema (checked above): what the service
+            # still refuses is a rule or a check against data, 422 with the same body.
+            raise InputRefused.of(exc) from None
         finally:
             if route_.service == "identity" and route_.rpc in SESSION_CHANGING_RPCS:
                 self.sessions.invalidate()

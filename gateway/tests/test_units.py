@@ -110,3 +110,70 @@ def test_a_500_is_logged_with_the_id_the_client_gets(caplog):
         CorrelationFilter().filter(record)  # as the log handler does, at the time of logging
     assert resp.status_code == 500 and b"cid-12345678" in resp.get_data()
     assert record.correlation_id == "cid-12345678" and "cid-12345678" in record.getMessage()
+
+
+def test_400_is_the_schema_and_422_what_a_service_refuses_of_a_matching_request():
+    """The gateway checks the body against the route's (published) schema before the RPC:
+    a mismatch is 400 and the service is never called; a ValidationFailed the service
+    raises for a matching request reaches the client as 422 with the same body."""
+    import pytest
+    from kc_common.errors import InputRefused, ValidationFailed
+    from kc_gateway.routes import ROUTES
+    from kc_gateway.service import GatewayService
+
+    route_ = next(r for r in ROUTES if (r.method, r.path) == ("POST", "/api/v1/email-confirmations"))
+    calls = []
+
+    class Identity:
+        def confirm_email(self, data):
+            calls.append(data)
+            raise ValidationFailed("Der Link ist ungültig.", fields={"token": ["Ungültig."]})
+
+    gateway = SimpleNamespace(state=SimpleNamespace(route=route_, data={}), _authenticate=lambda *a: None,
+                              services={"identity": Identity()},
+                              sessions=SimpleNamespace(invalidate=lambda **kw: None))
+    with pytest.raises(ValidationFailed) as info:
+        GatewayService.handle(gateway, _json_request(b'{"token": 5}'))
+    assert info.value.status == 400 and list(info.value.fields) == ["token"] and calls == []
+    with pytest.raises(ValidationFailed) as info:
+        GatewayService.handle(gateway, _json_request(b'{"token": "x", "extra": 1}'))
+    assert info.value.status == 400 and list(info.value.fields) == ["extra"] and calls == []
+
+    with pytest.raises(InputRefused) as info:
+        GatewayService.handle(gateway, _json_request(b'{"token": "abc"}'))
+    assert calls == [{"token": "abc"}]
+    resp = response_from_error(info.value)
+    assert resp.status_code == 422
+    assert resp.get_json() == {"error": "validation_failed", "message": "Der Link ist ungültig.",
+                               "fields": {"token": ["Ungültig."]}}
+
+
+def test_the_document_states_400_where_the_gateway_checks_and_422_where_a_service_judges():
+    paths = openapi.document()["paths"]
+    order = paths["/api/v1/me/orders"]["post"]["responses"]
+    assert {"400", "422"} <= set(order) and "document" in order["400"]["description"]
+    # a path value only: nothing the gateway checks against a schema, the service may refuse it
+    zone = paths["/api/v1/me/zones/{zone}"]["get"]["responses"]
+    assert "422" in zone and "400" not in zone
+    # no input at all: neither
+    assert not {"400", "422"} & set(paths["/api/v1/me"]["get"]["responses"])
+
+
+def test_a_multipart_form_is_checked_as_its_schema_describes_it():
+    import pytest
+    from kc_billing.schemas import StatementUploadFormSchema
+    from kc_common.errors import ValidationFailed
+    from kc_gateway.service import check_schema, form_fields
+    from kc_support.schemas import OpenRequestFormSchema
+
+    upload = {"field": "file", "filename": "auszug.xml", "content_type": "application/xml", "content_b64": ""}
+    check_schema(StatementUploadFormSchema, form_fields(StatementUploadFormSchema, {"files": [upload]}))
+    with pytest.raises(ValidationFailed) as info:  # the document's required file is missing
+        check_schema(StatementUploadFormSchema, form_fields(StatementUploadFormSchema, {"files": []}))
+    assert info.value.status == 400 and list(info.value.fields) == ["file"]
+    # a text field the form's schema refuses (blank after stripping: shorter than its minLength)
+    form = {"name": "Max", "subject": "  ", "message": "Hallo", "files": [dict(upload, field="attachments")]}
+    assert form_fields(OpenRequestFormSchema, form)["attachments"] == ["auszug.xml"]
+    with pytest.raises(ValidationFailed) as info:
+        check_schema(OpenRequestFormSchema, form_fields(OpenRequestFormSchema, form))
+    assert "subject" in info.value.fields

@@ -16,6 +16,7 @@ class FakeApi:
 
     def __init__(self):
         self.calls = []
+        self.address_status = 422
 
     def call(self, method, path, token=None, **kwargs):
         self.calls.append((method, path, token, kwargs))
@@ -28,6 +29,10 @@ class FakeApi:
             return {"first_name": "Max", "last_name": "Mustermann"}
         if (method, path) == ("DELETE", "/api/v1/session"):
             return None
+        if (method, path) == ("PUT", "/api/v1/me/address"):
+            # 400: the request does not match the schema; 422: a rule refuses it. Same body.
+            raise ApiError(self.address_status, "validation_failed", "Die Eingaben sind ungültig.",
+                           {"zip": ["Keine Postleitzahl in Deutschland."]})
         if path == "/api/v1/me/products/webhosting":
             return {"items": [], "total": 0, "page": 1, "per_page": 10}
         raise ApiError(404, "not_found", "Nicht gefunden.")
@@ -237,3 +242,16 @@ def test_web_json_log_lines_carry_the_request_correlation_id(app, monkeypatch):
     assert "customer_id" not in said[0]  # nobody logged in
     outside = [line for line in lines if line["message"] == "outside a request"]
     assert outside and "correlation_id" not in outside[0]
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_a_refused_field_is_shown_next_to_it_for_400_and_422(status):
+    fake = FakeApi()
+    fake.address_status = status
+    client = create_app("http://gateway.invalid", SECRET, api=fake, testing=True).test_client()
+    assert login(client).status_code == 302
+    token = csrf_of(client, "/daten/adresse")
+    resp = client.post("/daten/adresse", data={"csrf_token": token, "zip": "1", "version": "1"})
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 400, html
+    assert "Keine Postleitzahl in Deutschland." in html and "Die Eingaben sind ungültig." in html

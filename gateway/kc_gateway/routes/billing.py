@@ -43,7 +43,7 @@ ROUTES = [
                   "against the ISO 20022 XSD: booked credits of the seller's own accounts are "
                   "booked once (the invoice named first, then oldest first), unmatched ones become "
                   "Klärfälle, everything else is reported per transaction",
-          multipart=True, body=s.StatementUploadSchema, response=s.StatementImportSchema,
+          multipart=True, body=s.StatementUploadFormSchema, response=s.StatementImportSchema,
           errors=(ValidationFailed,)),
     Route("GET", "/api/v1/staff/billing/clarifications", "billing", "list_clarifications",
           auth=STAFF, tag="Staff: billing",

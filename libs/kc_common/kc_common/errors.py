@@ -34,7 +34,11 @@ class KcError(Exception):
 
 @deserialize_to_instance
 class ValidationFailed(KcError):
-    """400: the input is malformed; ``fields`` maps field name to messages."""
+    """400: the input is malformed; ``fields`` maps field name to messages.
+
+    Behind the gateway, the gateway has checked the request against its published schema
+    (400) before the service sees it; what a service still refuses reaches the client
+    as 422 (:class:`InputRefused`), with the same body."""
 
     status = 400
     code = "validation_failed"
@@ -47,6 +51,19 @@ class ValidationFailed(KcError):
     @property
     def fields(self):
         return self.details.get("fields", {})
+
+
+class InputRefused(ValidationFailed):
+    """422, with the body of :class:`ValidationFailed` (``validation_failed``, ``fields``):
+    input that matches the published schema (the gateway checked it) but that a service
+    refuses: a rule or a check against data or the world (a telephone number, an IBAN's
+    checksum, a product's rules). The gateway raises it for a service's ValidationFailed."""
+
+    status = 422
+
+    @classmethod
+    def of(cls, exc):
+        return cls(exc.message, exc.details)
 
 
 @deserialize_to_instance

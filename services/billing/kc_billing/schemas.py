@@ -1,6 +1,6 @@
 """billing's RPC contract (also the OpenAPI document's schemas)."""
 
-from marshmallow import fields, validate, validates_schema, ValidationError
+from marshmallow import fields, validate
 
 from kc_common.formats import money_de
 from kc_common.schemas import BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, UtcDateTime, page_of
@@ -46,11 +46,6 @@ class AccountQuerySchema(PageQuerySchema):
     type = fields.String(validate=validate.OneOf(BOOKING_TYPES))
     date_from = fields.Date()
     date_to = fields.Date()
-
-    @validates_schema
-    def _range(self, data, **kwargs):
-        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
-            raise ValidationError("Das Startdatum liegt nach dem Enddatum.", "date_to")
 
 
 class InvoiceLineSchema(BaseSchema):
@@ -305,7 +300,15 @@ class IssuedInvoiceSchema(BaseSchema):
     gross = Money(required=True)
 
 
+class StatementUploadFormSchema(BaseSchema):
+    """multipart/form-data of POST /staff/billing/statements (the OpenAPI document, the gateway)."""
+    file = fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "one camt.053 (.001.02/.001.08) or camt.054 (.001.02/.001.08) XML file"})
+
+
 class StatementUploadSchema(BaseSchema):
+    """The same upload as billing receives it: the gateway's ``files``."""
     files = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1),
                         metadata={"description": "one camt.053 (.001.02/.001.08) or camt.054 "
                                                  "(.001.02/.001.08) XML file (multipart field 'file')"})

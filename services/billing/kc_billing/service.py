@@ -286,6 +286,9 @@ class BillingService(PingMixin):
     def get_account(self, params=None):
         customer_id = self.context.require_customer()
         params = load(schemas.AccountQuerySchema(), params)
+        if params.get("date_from") and params.get("date_to") and params["date_from"] > params["date_to"]:
+            # a rule between two fields, not a form the schema states: 422 through the gateway
+            raise ValidationFailed(fields={"date_to": ["Das Startdatum liegt nach dem Enddatum."]})
         with self.db.unit_of_work() as uow:
             return schemas.AccountSchema().dump(domain.account(uow.session, customer_id, **params))
 

@@ -279,6 +279,9 @@ def test_account_filters_and_pages(billing, publish):
     with pytest.raises(ValidationFailed) as err:
         account(billing, per_page=7, type="XX")
     assert set(err.value.fields) == {"per_page", "type"}
+    with pytest.raises(ValidationFailed) as err:  # a rule between two fields: the service's (422)
+        account(billing, date_from=TODAY.isoformat(), date_to=(TODAY - dt.timedelta(days=1)).isoformat())
+    assert list(err.value.fields) == ["date_to"]
     numbers = [b["invoice_number"] for b in account(billing, per_page=25)["bookings"]["items"]]
     assert numbers == sorted(numbers, reverse=True)  # newest first
 

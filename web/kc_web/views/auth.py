@@ -72,7 +72,7 @@ def login():
                                                 "until": int(time.time()) + PENDING_SECONDS,
                                                 "weiter": safe_next(target, "")}
                     return redirect(url_for("auth.login_code"))
-                if exc.status in (400, 401, 403, 429):
+                if exc.status in (400, 401, 403, 422, 429):
                     error = login_error_text(exc)
                 else:
                     raise
@@ -102,7 +102,7 @@ def login_code():
             except ApiError as exc:
                 if exc.status == 401 and exc.reason == "otp_required":
                     error = exc.message
-                elif exc.status in (400, 401, 403, 429):
+                elif exc.status in (400, 401, 403, 422, 429):
                     session.pop("pending_login", None)
                     flash(login_error_text(exc), "error")
                     return redirect(url_for("auth.login"))

@@ -21,7 +21,7 @@ PHONE_FRESH_MINUTES = 10
 
 
 def _errors(exc):
-    return exc.field_errors() if exc.status == 400 else {}
+    return exc.field_errors() if exc.status in (400, 422) else {}
 
 
 # --- Adressdaten ---------------------------------------------------------------------------
@@ -39,7 +39,7 @@ def address():
         try:
             me = api("PUT", "/api/v1/me/address", json=body)
         except ApiError as exc:
-            if exc.status not in (400, 409):
+            if exc.status not in (400, 422, 409):
                 raise
             message, errors = exc.message, _errors(exc)
             if exc.status == 409:
@@ -78,7 +78,7 @@ def service_password():
     try:
         api("PUT", "/api/v1/me/password", json=body)
     except ApiError as exc:
-        if exc.status not in (400, 429):
+        if exc.status not in (400, 422, 429):
             raise
         return _passwords_page(400, service_message=exc.message, errors=_errors(exc))
     flash("Ihr Service-Passwort ist geändert. Alle anderen Sitzungen wurden beendet; Sie erhalten eine "
@@ -92,7 +92,7 @@ def phone_password():
     try:
         api("PUT", "/api/v1/me/phone-password", json=body)
     except ApiError as exc:
-        if exc.status != 400:
+        if exc.status not in (400, 422):
             raise
         return _passwords_page(400, phone_message=exc.message, errors=_errors(exc))
     flash("Ihr Telefon-Passwort ist gespeichert.", "success")
@@ -105,9 +105,9 @@ def reveal_phone_password():
     try:
         result = api("POST", "/api/v1/me/phone-password/reveal", json={"password": password} if password else {})
     except ApiError as exc:
-        if exc.status not in (400, 403, 404, 429):
+        if exc.status not in (400, 422, 403, 404, 429):
             raise
-        return _passwords_page(400 if exc.status == 400 else exc.status, reveal_message=exc.message,
+        return _passwords_page(400 if exc.status in (400, 422) else exc.status, reveal_message=exc.message,
                                errors={("reveal_password" if k == "password" else k): v
                                        for k, v in _errors(exc).items()}, ask_password=True)
     return _passwords_page(revealed=result["phone_password"])
@@ -135,7 +135,7 @@ def payment_details():
         try:
             api("PUT", "/api/v1/me/payment-details", json=body)
         except ApiError as exc:
-            if exc.status != 400:
+            if exc.status not in (400, 422):
                 raise
             message, errors = exc.message, _errors(exc)
             details = dict(details, **{k: v for k, v in body.items() if k != "iban"},
@@ -186,7 +186,7 @@ def contact_edit(contact_id):
         try:
             api("PUT", f"/api/v1/me/contacts/{contact_id}", json=values)
         except ApiError as exc:
-            if exc.status != 400:
+            if exc.status not in (400, 422):
                 raise
             message, errors = exc.message, _errors(exc)
             contact = dict(values, id=contact_id)
@@ -213,7 +213,7 @@ def notifications():
         try:
             api("PUT", "/api/v1/me/notifications", json=body)
         except ApiError as exc:
-            if exc.status != 400:
+            if exc.status not in (400, 422):
                 raise
             message = exc.message
         else:
@@ -234,7 +234,7 @@ def privacy():
             body = dict(values, version=int(request.form.get("version", "0")))
             api("POST", "/api/v1/me/av-agreement/signatures", json=body)
         except (ApiError, ValueError) as exc:
-            if isinstance(exc, ApiError) and exc.status not in (400, 409):
+            if isinstance(exc, ApiError) and exc.status not in (400, 422, 409):
                 raise
             message = getattr(exc, "message", "Bitte laden Sie die Seite neu.")
             errors = _errors(exc) if isinstance(exc, ApiError) else {}
@@ -263,7 +263,7 @@ def whitelist():
         try:
             api("PUT", "/api/v1/me/ip-whitelist", json=body)
         except ApiError as exc:
-            if exc.status not in (400, 409):
+            if exc.status not in (400, 422, 409):
                 raise
             message = exc.message
             if exc.status == 409 and exc.reason == "confirmation_required":
@@ -295,7 +295,7 @@ def export():
         try:
             api("POST", "/api/v1/me/data-export", json={})
         except ApiError as exc:
-            if exc.status not in (400, 409, 429):
+            if exc.status not in (400, 422, 409, 429):
                 raise
             message = exc.message
         else:
@@ -329,7 +329,7 @@ def closure():
             try:
                 state = api("POST", "/api/v1/me/closure", json={"password": request.form.get("password", "")})
             except ApiError as exc:
-                if exc.status not in (400, 429):
+                if exc.status not in (400, 422, 429):
                     raise
                 message, errors = exc.message, _errors(exc)
                 state = get("/api/v1/me/closure")
@@ -380,7 +380,7 @@ def totp_setup():
     try:
         result = api("POST", "/api/v1/me/two-factor/setup", json={"password": request.form.get("password", "")})
     except ApiError as exc:
-        if exc.status not in (400, 409, 429):
+        if exc.status not in (400, 422, 409, 429):
             raise
         return _security_page(400, totp_message=exc.message, errors=_errors(exc))
     session["totp_setup"] = {"uri": result["otpauth_uri"], "secret": result["secret"]}
@@ -412,7 +412,7 @@ def totp_disable():
     try:
         api("POST", "/api/v1/me/two-factor/disable", json={"password": request.form.get("password", "")})
     except ApiError as exc:
-        if exc.status not in (400, 429):
+        if exc.status not in (400, 422, 429):
             raise
         return _security_page(400, totp_message=exc.message, errors=_errors(exc))
     flash("Die Zwei-Faktor-Anmeldung ist ausgeschaltet.", "success")

@@ -187,7 +187,7 @@ def zone(zone):
         result = api("POST", f"/api/v1/me/zones/{zone}/changes", json={"changes": changes},
                      headers={"If-Match": f'"{version}"'})
     except ApiError as exc:
-        if exc.status not in (400, 409):
+        if exc.status not in (400, 422, 409):
             raise
         current = _zone_or_missing(zone)
         if current is None:
@@ -236,7 +236,7 @@ def import_zone(zone):
                              json={"zone_file": text, "replace_all": replace_all, "dry_run": dry},
                              headers={"If-Match": f'"{version}"'})
             except ApiError as exc:
-                if exc.status not in (400, 409):
+                if exc.status not in (400, 422, 409):
                     raise
                 error = exc.message + ("" if exc.status != 409 else
                                        " Bitte laden Sie die Seite neu und prüfen Sie den Import noch einmal.")

@@ -39,7 +39,7 @@ def register():
         try:
             result = _call("POST", "/api/v1/signup", json=body)
         except ApiError as exc:
-            if exc.status not in (400, 409, 429):
+            if exc.status not in (400, 422, 409, 429):
                 raise
             message, errors = _message(exc), exc.field_errors()
             if exc.status == 409:
@@ -61,7 +61,7 @@ def forgot():
             try:
                 result = _call("POST", "/api/v1/password-reset", json={"login": login_text})
             except ApiError as exc:
-                if exc.status not in (400, 429):
+                if exc.status not in (400, 422, 429):
                     raise
                 message = _message(exc)
             else:
@@ -80,7 +80,7 @@ def new_password():
                 "token": token, "new_password": request.form.get("new_password") or "",
                 "new_password_repeat": request.form.get("new_password_repeat") or ""})
         except ApiError as exc:
-            if exc.status != 400:
+            if exc.status not in (400, 422):
                 raise
             message, errors = exc.message, exc.field_errors()
         else:
@@ -99,7 +99,7 @@ def confirm_email():
         try:
             result = _call("POST", "/api/v1/email-confirmations", json={"token": token})
         except ApiError as exc:
-            if exc.status not in (400, 409):
+            if exc.status not in (400, 422, 409):
                 raise
             message = exc.message
         else:

@@ -102,7 +102,7 @@ def product(product_id):
             try:
                 quote = _quote_for(product, values)
             except ApiError as exc:
-                if exc.status not in (400, 404, 409, 422):
+                if exc.status not in (400, 422, 404, 409):
                     raise
                 message, errors = exc.message, _api_errors(exc)
             else:
@@ -115,7 +115,7 @@ def product(product_id):
                 order = api("POST", "/api/v1/me/orders", json={"items": [_item(product, values)]},
                             headers={"Idempotency-Key": key})
             except ApiError as exc:
-                if exc.status not in (400, 404, 409, 422):
+                if exc.status not in (400, 422, 404, 409):
                     raise
                 message, errors = exc.message, _api_errors(exc)
             else:
@@ -148,7 +148,7 @@ def tariff(contract_id):
                 quote = get(f"/api/v1/me/contracts/{contract_id}/tariff-change/quote",
                             params={"product_id": chosen["product_id"]})
             except ApiError as exc:
-                if exc.status not in (400, 404, 409, 422):
+                if exc.status not in (400, 422, 404, 409):
                     raise
                 error = exc.message
             else:
@@ -159,7 +159,7 @@ def tariff(contract_id):
                 result = api("POST", f"/api/v1/me/contracts/{contract_id}/tariff-change",
                              json={"product_id": chosen["product_id"]})
             except ApiError as exc:
-                if exc.status not in (400, 404, 409, 422):
+                if exc.status not in (400, 422, 404, 409):
                     raise
                 error = exc.message
             else:

@@ -35,7 +35,7 @@ def index():
         try:
             created = api("POST", "/api/v1/me/support/requests", data=values, files=_files())
         except ApiError as exc:
-            if exc.status not in (400, 403):
+            if exc.status not in (400, 422, 403):
                 raise
             message, errors = exc.message, _attachment_errors(exc.field_errors())
         else:
@@ -59,7 +59,7 @@ def thread(number):
         try:
             api("POST", f"/api/v1/me/support/requests/{number}/messages", data={"message": text}, files=_files())
         except ApiError as exc:
-            if exc.status not in (400, 403):
+            if exc.status not in (400, 422, 403):
                 raise
             message, errors = exc.message, _attachment_errors(exc.field_errors())
         else:
