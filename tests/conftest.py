@@ -211,7 +211,7 @@ def sqlite_url(directory, service):
 
 @contextmanager
 def running_system(kind, request, *, database="postgresql", broker_proxy=None, database_proxies=None,
-                   **env_overrides):
+                   broker_uri=None, **env_overrides):
     """A whole healthy system of class ``kind`` with its own vhost, databases and ports.
 
     ``database``: "postgresql" (a fresh database per service, as in production) or "sqlite"
@@ -220,20 +220,23 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
     :class:`kc_common.testing.TcpProxy` in front of RabbitMQ; every process talks to the
     broker through it (the test, the topology and the seeds go direct), so the test can
     cut the broker off. ``database_proxies``: ``{service: TcpProxy}`` in front of
-    PostgreSQL for that service's processes. The system knows ``vhost``, ``amqp_uri``
-    (direct) and ``database_urls`` (direct).
+    PostgreSQL for that service's processes. ``broker_uri``: a broker of the test's own
+    (tests/rabbit_cluster.py: every node, ``amqp://a;amqp://b;...``), used as it is, with its
+    default vhost, instead of a fresh vhost of the machine's broker. The system knows
+    ``vhost``, ``amqp_uri`` (direct) and ``database_urls`` (direct).
     """
     assert database in ("postgresql", "sqlite"), database
     rabbit_manager = request.getfixturevalue("rabbit_manager")
     tmp_path_factory = request.getfixturevalue("tmp_path_factory")
     amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
-    vhost = f"kct_e2e_{uuid.uuid4().hex[:8]}"
-    rabbit_manager.create_vhost(vhost)
-    rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
+    vhost = "/" if broker_uri else f"kct_e2e_{uuid.uuid4().hex[:8]}"
+    if not broker_uri:
+        rabbit_manager.create_vhost(vhost)
+        rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     try:
         port, web_port = free_port(), free_port()
         mail_dir = tmp_path_factory.mktemp("mail")
-        amqp_uri = f"{amqp}/{vhost}"
+        amqp_uri = broker_uri or f"{amqp}/{vhost}"
         env = dict(os.environ, AMQP_URI=amqp_uri, GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                    # the web front end (deploy/Procfile `web`), and the PSP sending customers back to it
                    WEB_ADDRESS=f"127.0.0.1:{web_port}",
@@ -285,7 +288,8 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
         finally:
             system.stop()
     finally:
-        rabbit_manager.delete_vhost(vhost)
+        if not broker_uri:
+            rabbit_manager.delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -65,15 +65,41 @@ def queue_name(source_service, event_type, service_name, method_name):
     return f"evt-{source_service}-{event_type}--{service_name}.{method_name}"
 
 
+# Every queue the system declares is a quorum queue (replicated on the broker cluster,
+# durable, never exclusive): losing a node loses no message. Only nameko's RPC reply
+# queues stay classic (one per caller, expiring: nothing to keep).
+QUORUM = {"x-queue-type": "quorum"}
+# A message delivered (and returned unsettled: crash, lost connection, requeue) this many
+# times goes to the queue's ``.dead`` queue through the dead-letter exchange instead of
+# looping for ever. Our handlers settle by re-publication, so only crashes count here.
+DELIVERY_LIMIT = 20
+
+
+def quorum_arguments(name, dead_letter=True):
+    """Arguments of the quorum queue ``name``: delivery limit, dead letters to ``<name>.dead``
+    (via the default exchange, the dead-letter exchange of the whole system)."""
+    if not dead_letter:
+        return dict(QUORUM)
+    return dict(QUORUM, **{"x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": "",
+                           "x-dead-letter-routing-key": f"{name}.dead"})
+
+
+def dead_queue(name):
+    """The parking queue of ``name``: quorum, no delivery limit (listing it with
+    ``kc_common.dlq`` returns its messages unacked, which must never drop them)."""
+    return Queue(f"{name}.dead", durable=True, auto_delete=False, queue_arguments=dict(QUORUM))
+
+
 def handler_queues(source_service, event_type, service_name, method_name):
-    """The handler's queue and its retry and dead-letter queues."""
+    """The handler's queue and its retry and dead-letter queues (all quorum queues)."""
     name = queue_name(source_service, event_type, service_name, method_name)
     main = Queue(name, exchange=event_exchange(source_service), routing_key=event_type,
-                 durable=True, auto_delete=False)
-    retry = Queue(f"{name}.retry", durable=True, auto_delete=False, queue_arguments={
-        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": name})
-    dead = Queue(f"{name}.dead", durable=True, auto_delete=False)
-    return main, retry, dead
+                 durable=True, auto_delete=False, queue_arguments=quorum_arguments(name))
+    # Per-message TTL (quorum queues have it since RabbitMQ 3.10); expired messages go
+    # back to the handler's queue. No delivery limit: nobody consumes it.
+    retry = Queue(f"{name}.retry", durable=True, auto_delete=False, queue_arguments=dict(
+        QUORUM, **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name}))
+    return main, retry, dead_queue(name)
 
 
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
@@ -229,6 +255,8 @@ class ReliableEventHandler(EventHandler):
 
     def setup(self):
         super().setup()
+        if not (self.queue.exclusive or self.queue.auto_delete):  # broadcast handlers stay classic
+            self.queue.queue_arguments = quorum_arguments(self.queue.name)
         config = self.container.config
         self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.backoff = float(config.get("EVENT_RETRY_BACKOFF", DEFAULT_BACKOFF))
@@ -377,17 +405,12 @@ def service_event_handlers(service_cls):
 
 
 def declare_topology(amqp_uri, service_classes):
-    """Declare every event exchange and handler queue (with retry and dead queues).
+    """Declare every event exchange and handler queue (with retry and dead queues) and each
+    service's RPC queue, migrating queues declared differently by an older version
+    (:func:`kc_common.topology.declare`).
 
     Run before any service publishes (``make run``, the tests), because an
     event published to an exchange with no bound queue is dropped.
     """
-    declared = []
-    with Connection(amqp_uri) as conn:
-        channel = conn.default_channel
-        for service_cls in service_classes:
-            for source, event_type, method in service_event_handlers(service_cls):
-                for queue in handler_queues(source, event_type, service_cls.name, method):
-                    queue.bind(channel).declare()
-                    declared.append(queue.name)
-    return declared
+    from kc_common.topology import declare
+    return declare(amqp_uri, service_classes)
