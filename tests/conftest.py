@@ -222,7 +222,8 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
     cut the broker off. ``database_proxies``: ``{service: TcpProxy}`` in front of
     PostgreSQL for that service's processes. ``broker_uri``: a broker of the test's own
     (tests/rabbit_cluster.py: every node, ``amqp://a;amqp://b;...``), used as it is, with its
-    default vhost, instead of a fresh vhost of the machine's broker. The system knows
+    default vhost, instead of a fresh vhost of the machine's broker, with quorum queues (the
+    machine's broker gets classic ones: ``QUEUE_TYPE``). The system knows
     ``vhost``, ``amqp_uri`` (direct) and ``database_urls`` (direct).
     """
     assert database in ("postgresql", "sqlite"), database
@@ -251,7 +252,12 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    # As deploy/run.sh: the gateway trusts X-Forwarded-For from the local web front
                    # end, so a test can act from a client address of its own (customer_maker signs
                    # every customer up from its own address: the per-address sign-up limit holds).
-                   TRUSTED_PROXIES="127.0.0.1/32")
+                   TRUSTED_PROXIES="127.0.0.1/32",
+                   # Classic queues on the machine's broker: the suite starts many short-lived
+                   # systems (a quorum queue is a Raft group each: ~180 per system made a
+                   # 2-core machine time out). The cluster test runs the production kind,
+                   # libs/kc_common/tests/test_topology.py the declarations of both.
+                   QUEUE_TYPE="quorum" if broker_uri else "classic")
         env.update(env_overrides)  # may override the defaults above (e.g. RPC_TIMEOUT)
         # Each process its own free metrics port (the defaults would collide between runs).
         for name in [*SERVICES, "gateway", "web"]:

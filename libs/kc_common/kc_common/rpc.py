@@ -18,7 +18,7 @@ from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, S
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
-from kc_common.events import QUORUM, is_transient
+from kc_common.events import DEFAULT_QUEUE_TYPE, QUORUM, is_transient, queue_type
 from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
 
@@ -224,17 +224,20 @@ class Services(RpcProxy):
 RPC_DELIVERY_LIMIT = 10
 
 
-def rpc_queue_arguments():
-    """``rpc-<service>``: a quorum queue (replicated) with a delivery limit."""
+def rpc_queue_arguments(kind=DEFAULT_QUEUE_TYPE):
+    """``rpc-<service>``: a quorum queue (replicated) with a delivery limit, or a classic
+    queue without one (``QUEUE_TYPE``, see :mod:`kc_common.events`)."""
+    if kind == "classic":
+        return {}
     return dict(QUORUM, **{"x-delivery-limit": RPC_DELIVERY_LIMIT})
 
 
 class KcRpcConsumer(RpcConsumer):
-    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as a quorum queue."""
+    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as ``QUEUE_TYPE`` says."""
 
     def setup(self):
         super().setup()
-        self.queue.queue_arguments = rpc_queue_arguments()
+        self.queue.queue_arguments = rpc_queue_arguments(queue_type(self.container.config))
 
 
 class KcRpc(Rpc):

@@ -3,7 +3,8 @@
 Reads the service classes from ``deploy/services.txt`` (``module:Class`` per
 line), finds their event handlers and declares each handler's queue, bound to
 its source's event exchange, with its retry and dead-letter queues, and each
-service's RPC queue. All are quorum queues (:data:`kc_common.events.QUORUM`).
+service's RPC queue. All are quorum queues (:data:`kc_common.events.QUORUM`), or
+classic ones with ``--queue-type classic`` (see ``QUEUE_TYPE`` in :mod:`kc_common.events`).
 
 Upgrade path: a queue that exists with other arguments (a classic queue of an
 older version, in a developer's long-lived vhost) cannot be re-declared
@@ -25,7 +26,8 @@ from kombu import Connection, Queue
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 
-from kc_common.events import QUORUM, handler_queues, service_event_handlers
+from kc_common.events import (DEFAULT_QUEUE_TYPE, QUEUE_TYPES, QUORUM, handler_queues, queue_type,
+                              service_event_handlers)
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,13 @@ def load_services(path):
     return classes
 
 
-def rpc_queue(service_name, rpc_exchange="nameko-rpc"):
+def rpc_queue(service_name, rpc_exchange="nameko-rpc", kind=DEFAULT_QUEUE_TYPE):
     """``rpc-<service>`` as :class:`kc_common.rpc.KcRpcConsumer` declares it."""
     from kc_common.rpc import rpc_queue_arguments
     exchange = get_rpc_exchange({RPC_EXCHANGE_CONFIG_KEY: rpc_exchange})
     return Queue(RPC_QUEUE_TEMPLATE.format(service_name), exchange=exchange,
                  routing_key=f"{service_name}.*", durable=True,
-                 queue_arguments=rpc_queue_arguments())
+                 queue_arguments=rpc_queue_arguments(kind))
 
 
 def _stats(conn, name):
@@ -139,16 +141,16 @@ def ensure_queue(conn, queue):
     return outcome
 
 
-def declare(amqp_uri, service_classes, rpc_exchange="nameko-rpc"):
+def declare(amqp_uri, service_classes, rpc_exchange="nameko-rpc", kind=DEFAULT_QUEUE_TYPE):
     """Declare (or migrate) every queue of ``service_classes``; returns their names."""
     declared = []
     with Connection(amqp_uri) as conn:
         conn.connect()
         raw = conn.connection  # the py-amqp connection: one channel per step
         for service_cls in service_classes:
-            queues = [rpc_queue(service_cls.name, rpc_exchange)]
+            queues = [rpc_queue(service_cls.name, rpc_exchange, kind)]
             for source, event_type, method in service_event_handlers(service_cls):
-                queues.extend(handler_queues(source, event_type, service_cls.name, method))
+                queues.extend(handler_queues(source, event_type, service_cls.name, method, kind))
             for queue in queues:
                 outcome = ensure_queue(raw, queue)
                 if outcome != "declared":
@@ -162,9 +164,12 @@ def main(argv=None):
     parser.add_argument("--services", default="deploy/services.txt")
     parser.add_argument("--amqp-uri", default=os.environ.get(
         "AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"))
+    parser.add_argument("--queue-type", choices=QUEUE_TYPES,
+                        default=queue_type({"QUEUE_TYPE": os.environ.get("QUEUE_TYPE")}),
+                        help="as the services' QUEUE_TYPE (environment QUEUE_TYPE, default quorum)")
     args = parser.parse_args(argv)
     try:
-        queues = declare(args.amqp_uri, load_services(args.services))
+        queues = declare(args.amqp_uri, load_services(args.services), kind=args.queue_type)
     except TopologyConflict as exc:
         print(f"kc_common.topology: {exc}", file=sys.stderr)
         return 2

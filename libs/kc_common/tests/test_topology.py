@@ -93,3 +93,32 @@ def test_a_classic_queue_still_consumed_is_refused_naming_the_command(rabbit_con
         channel.basic_consume(main.name, callback=lambda m: None)
         with pytest.raises(topology.TopologyConflict, match="python -m kc_common.topology"):
             topology.declare(uri, [Listener])
+
+
+def test_queue_type_classic_declares_classic_queues_that_services_of_that_type_consume(
+        rabbit_config, rabbit_manager, container_factory):
+    """``QUEUE_TYPE: classic`` (the test suite's systems): same names, bindings and retry path."""
+    vhost, uri = rabbit_config["vhost"], rabbit_config["AMQP_URI"]
+    assert topology.main(["--amqp-uri", uri, "--services", "/dev/null", "--queue-type", "classic"]) == 0
+    names = topology.declare(uri, [Listener], kind="classic")
+    for name in names:
+        assert queue_type(rabbit_manager, vhost, name) == "classic"
+        assert "x-delivery-limit" not in rabbit_manager.get_queue(vhost, name)["arguments"]
+    retry = rabbit_manager.get_queue(vhost, "evt-talker-said--listener.on_said.retry")["arguments"]
+    assert retry["x-dead-letter-routing-key"] == "evt-talker-said--listener.on_said"
+    # A service configured the same way starts on them (a mismatch would be PRECONDITION_FAILED).
+    container = container_factory(Listener, dict(rabbit_config, QUEUE_TYPE="classic"))
+    container.start()
+    from nameko.standalone.rpc import ServiceRpcProxy
+    with ServiceRpcProxy("listener", rabbit_config) as listener:
+        assert listener.echo(7) == 7
+
+
+def test_an_unknown_queue_type_is_refused():
+    from kc_common.events import queue_type as configured
+    assert configured({}) == "quorum"
+    assert configured({"QUEUE_TYPE": "Classic"}) == "classic"
+    with pytest.raises(ValueError, match="QUEUE_TYPE must be one of quorum, classic"):
+        configured({"QUEUE_TYPE": "stream"})
+    with pytest.raises(SystemExit):
+        topology.main(["--queue-type", "stream"])
