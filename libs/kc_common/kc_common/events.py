@@ -26,6 +26,7 @@ what a bus can promise. Queue names are those of nameko, so
 """
 import errno
 import logging
+import os
 import smtplib
 import socket
 import time
@@ -85,8 +86,11 @@ DELIVERY_LIMIT = 20
 
 
 def queue_type(config=None):
-    """The configured ``QUEUE_TYPE`` (``quorum`` unless set); refuses anything else."""
-    value = str((config or {}).get("QUEUE_TYPE") or DEFAULT_QUEUE_TYPE).strip().lower()
+    """``QUEUE_TYPE`` of the config, else of the environment (the topology command, and
+    the test suite, whose root conftest sets ``classic``), else ``quorum``; refuses
+    anything else."""
+    value = (config or {}).get("QUEUE_TYPE") or os.environ.get("QUEUE_TYPE") or DEFAULT_QUEUE_TYPE
+    value = str(value).strip().lower()
     if value not in QUEUE_TYPES:
         raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {value!r}")
     return value
@@ -428,7 +432,7 @@ def service_event_handlers(service_cls):
     return found
 
 
-def declare_topology(amqp_uri, service_classes, kind=DEFAULT_QUEUE_TYPE):
+def declare_topology(amqp_uri, service_classes, kind=None):
     """Declare every event exchange and handler queue (with retry and dead queues) and each
     service's RPC queue, migrating queues declared differently by an older version
     (:func:`kc_common.topology.declare`).
@@ -437,4 +441,4 @@ def declare_topology(amqp_uri, service_classes, kind=DEFAULT_QUEUE_TYPE):
     event published to an exchange with no bound queue is dropped.
     """
     from kc_common.topology import declare
-    return declare(amqp_uri, service_classes, kind=queue_type({"QUEUE_TYPE": kind}))
+    return declare(amqp_uri, service_classes, kind=queue_type({"QUEUE_TYPE": kind}))  # None: environment

@@ -165,7 +165,7 @@ def main(argv=None):
     parser.add_argument("--amqp-uri", default=os.environ.get(
         "AMQP_URI", "pyamqp://guest:guest@127.0.0.1:5672/"))
     parser.add_argument("--queue-type", choices=QUEUE_TYPES,
-                        default=queue_type({"QUEUE_TYPE": os.environ.get("QUEUE_TYPE")}),
+                        default=queue_type(),
                         help="as the services' QUEUE_TYPE (environment QUEUE_TYPE, default quorum)")
     args = parser.parse_args(argv)
     try:

@@ -114,9 +114,13 @@ def test_queue_type_classic_declares_classic_queues_that_services_of_that_type_c
         assert listener.echo(7) == 7
 
 
-def test_an_unknown_queue_type_is_refused():
+def test_an_unknown_queue_type_is_refused(monkeypatch):
     from kc_common.events import queue_type as configured
-    assert configured({}) == "quorum"
+    monkeypatch.delenv("QUEUE_TYPE", raising=False)
+    assert configured({}) == "quorum"  # the default: make run, Kubernetes
+    monkeypatch.setenv("QUEUE_TYPE", "classic")  # the test suite's (root conftest)
+    assert configured({}) == "classic"
+    assert configured({"QUEUE_TYPE": "quorum"}) == "quorum"  # the config wins
     assert configured({"QUEUE_TYPE": "Classic"}) == "classic"
     with pytest.raises(ValueError, match="QUEUE_TYPE must be one of quorum, classic"):
         configured({"QUEUE_TYPE": "stream"})
