@@ -212,7 +212,7 @@ def sqlite_url(directory, service):
 
 @contextmanager
 def running_system(kind, request, *, database="postgresql", broker_proxy=None, database_proxies=None,
-                   **env_overrides):
+                   broker_uri=None, **env_overrides):
     """A whole healthy system of class ``kind`` with its own vhost, databases and ports.
 
     ``database``: "postgresql" (a fresh database per service, as in production) or "sqlite"
@@ -221,20 +221,24 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
     :class:`kc_common.testing.TcpProxy` in front of RabbitMQ; every process talks to the
     broker through it (the test, the topology and the seeds go direct), so the test can
     cut the broker off. ``database_proxies``: ``{service: TcpProxy}`` in front of
-    PostgreSQL for that service's processes. The system knows ``vhost``, ``amqp_uri``
-    (direct) and ``database_urls`` (direct).
+    PostgreSQL for that service's processes. ``broker_uri``: a broker of the test's own
+    (tests/rabbit_cluster.py: every node, ``amqp://a;amqp://b;...``), used as it is, with its
+    default vhost, instead of a fresh vhost of the machine's broker, with quorum queues (the
+    machine's broker gets classic ones: ``QUEUE_TYPE``). The system knows
+    ``vhost``, ``amqp_uri`` (direct) and ``database_urls`` (direct).
     """
     assert database in ("postgresql", "sqlite"), database
     rabbit_manager = request.getfixturevalue("rabbit_manager")
     tmp_path_factory = request.getfixturevalue("tmp_path_factory")
     amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
-    vhost = f"kct_e2e_{uuid.uuid4().hex[:8]}"
-    rabbit_manager.create_vhost(vhost)
-    rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
+    vhost = "/" if broker_uri else f"kct_e2e_{uuid.uuid4().hex[:8]}"
+    if not broker_uri:
+        rabbit_manager.create_vhost(vhost)
+        rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     try:
         port, web_port = free_port(), free_port()
         mail_dir = tmp_path_factory.mktemp("mail")
-        amqp_uri = f"{amqp}/{vhost}"
+        amqp_uri = broker_uri or f"{amqp}/{vhost}"
         env = dict(os.environ, AMQP_URI=amqp_uri, GATEWAY_ADDRESS=f"127.0.0.1:{port}",
                    # the web front end (deploy/Procfile `web`), and the PSP sending customers back to it
                    WEB_ADDRESS=f"127.0.0.1:{web_port}",
@@ -249,7 +253,12 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
                    # As deploy/run.sh: the gateway trusts X-Forwarded-For from the local web front
                    # end, so a test can act from a client address of its own (customer_maker signs
                    # every customer up from its own address: the per-address sign-up limit holds).
-                   TRUSTED_PROXIES="127.0.0.1/32")
+                   TRUSTED_PROXIES="127.0.0.1/32",
+                   # Classic queues on the machine's broker: the suite starts many short-lived
+                   # systems (a quorum queue is a Raft group each: ~180 per system made a
+                   # 2-core machine time out). The cluster test runs the production kind,
+                   # libs/kc_common/tests/test_topology.py the declarations of both.
+                   QUEUE_TYPE="quorum" if broker_uri else "classic")
         env.update(env_overrides)  # may override the defaults above (e.g. RPC_TIMEOUT)
         # Each process its own free metrics port (the defaults would collide between runs).
         for name in [*SERVICES, "gateway", "web"]:
@@ -286,7 +295,8 @@ def running_system(kind, request, *, database="postgresql", broker_proxy=None, d
         finally:
             system.stop()
     finally:
-        rabbit_manager.delete_vhost(vhost)
+        if not broker_uri:
+            rabbit_manager.delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

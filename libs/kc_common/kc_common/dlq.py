@@ -12,9 +12,9 @@ import argparse
 import os
 import sys
 
-from kombu import Connection, Producer, Queue
+from kombu import Connection, Producer
 
-from kc_common.events import ATTEMPT_HEADER, handler_queues, service_event_handlers
+from kc_common.events import ATTEMPT_HEADER, dead_queue, handler_queues, service_event_handlers
 from kc_common.topology import load_services
 
 
@@ -35,10 +35,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     queues = _all_queues(args.services) if args.queues == ["all"] else args.queues
     total = 0  # listed messages stay unacked and return to their queue on disconnect
-    with Connection(args.amqp_uri) as conn:
+    with Connection(args.amqp_uri, transport_options={"confirm_publish": True}) as conn:
         channel = conn.default_channel
         for name in queues:
-            dead = Queue(f"{name}.dead", durable=True, auto_delete=False)(channel)
+            dead = dead_queue(name)(channel)
             while True:
                 message = dead.get(no_ack=False)
                 if message is None:

@@ -26,6 +26,7 @@ what a bus can promise. Queue names are those of nameko, so
 """
 import errno
 import logging
+import os
 import smtplib
 import socket
 import time
@@ -65,15 +66,66 @@ def queue_name(source_service, event_type, service_name, method_name):
     return f"evt-{source_service}-{event_type}--{service_name}.{method_name}"
 
 
-def handler_queues(source_service, event_type, service_name, method_name):
-    """The handler's queue and its retry and dead-letter queues."""
+# Every queue the system declares is a quorum queue (replicated on the broker cluster,
+# durable, never exclusive): losing a node loses no message. Only nameko's RPC reply
+# queues stay classic (one per caller, expiring: nothing to keep).
+#
+# ``QUEUE_TYPE`` (config, and the topology command's ``--queue-type``) chooses it:
+# ``quorum`` (the default: make run and the Kubernetes deployment) or ``classic`` (the
+# test suite's many short-lived systems, each in its own vhost: a quorum queue is a Raft
+# group of its own, and ~180 of them per test system made a 2-core machine time out).
+# Both kinds have the same names, bindings and retry/dead-letter path; a broker keeps
+# one kind per queue (changing it is the topology command's migration).
+QUORUM = {"x-queue-type": "quorum"}
+QUEUE_TYPES = ("quorum", "classic")
+DEFAULT_QUEUE_TYPE = "quorum"
+# A message delivered (and returned unsettled: crash, lost connection, requeue) this many
+# times goes to the queue's ``.dead`` queue through the dead-letter exchange instead of
+# looping for ever. Our handlers settle by re-publication, so only crashes count here.
+DELIVERY_LIMIT = 20
+
+
+def queue_type(config=None):
+    """``QUEUE_TYPE`` of the config, else of the environment (the topology command, and
+    the test suite, whose root conftest sets ``classic``), else ``quorum``; refuses
+    anything else."""
+    value = (config or {}).get("QUEUE_TYPE") or os.environ.get("QUEUE_TYPE") or DEFAULT_QUEUE_TYPE
+    value = str(value).strip().lower()
+    if value not in QUEUE_TYPES:
+        raise ValueError(f"QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}, not {value!r}")
+    return value
+
+
+def quorum_arguments(name, dead_letter=True, kind=DEFAULT_QUEUE_TYPE):
+    """Arguments of the handler queue ``name``. Quorum: delivery limit, dead letters to
+    ``<name>.dead`` (via the default exchange, the dead-letter exchange of the whole
+    system). Classic: none (a classic queue has no delivery limit)."""
+    if kind == "classic":
+        return {}
+    if not dead_letter:
+        return dict(QUORUM)
+    return dict(QUORUM, **{"x-delivery-limit": DELIVERY_LIMIT, "x-dead-letter-exchange": "",
+                           "x-dead-letter-routing-key": f"{name}.dead"})
+
+
+def dead_queue(name, kind=DEFAULT_QUEUE_TYPE):
+    """The parking queue of ``name``: no delivery limit (listing it with
+    ``kc_common.dlq`` returns its messages unacked, which must never drop them)."""
+    return Queue(f"{name}.dead", durable=True, auto_delete=False,
+                 queue_arguments=dict(QUORUM) if kind == "quorum" else {})
+
+
+def handler_queues(source_service, event_type, service_name, method_name, kind=DEFAULT_QUEUE_TYPE):
+    """The handler's queue and its retry and dead-letter queues (all of type ``kind``)."""
     name = queue_name(source_service, event_type, service_name, method_name)
     main = Queue(name, exchange=event_exchange(source_service), routing_key=event_type,
-                 durable=True, auto_delete=False)
-    retry = Queue(f"{name}.retry", durable=True, auto_delete=False, queue_arguments={
-        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": name})
-    dead = Queue(f"{name}.dead", durable=True, auto_delete=False)
-    return main, retry, dead
+                 durable=True, auto_delete=False, queue_arguments=quorum_arguments(name, kind=kind))
+    # Per-message TTL (quorum queues have it since RabbitMQ 3.10); expired messages go
+    # back to the handler's queue. No delivery limit: nobody consumes it.
+    retry = Queue(f"{name}.retry", durable=True, auto_delete=False, queue_arguments=dict(
+        QUORUM if kind == "quorum" else {},
+        **{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": name}))
+    return main, retry, dead_queue(name, kind)
 
 
 _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE,
@@ -230,12 +282,16 @@ class ReliableEventHandler(EventHandler):
     def setup(self):
         super().setup()
         config = self.container.config
+        kind = queue_type(config)
+        if not (self.queue.exclusive or self.queue.auto_delete):  # broadcast handlers stay classic
+            self.queue.queue_arguments = quorum_arguments(self.queue.name, kind=kind)
         self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
         self.backoff = float(config.get("EVENT_RETRY_BACKOFF", DEFAULT_BACKOFF))
         self.outage_patience = float(config.get("EVENT_OUTAGE_PATIENCE", DEFAULT_OUTAGE_PATIENCE))
         self.outage_max_delay = float(config.get("EVENT_OUTAGE_MAX_DELAY", DEFAULT_OUTAGE_MAX_DELAY))
         _, self.retry_queue, self.dead_queue = handler_queues(
-            self.source_service, self.event_type, self.container.service_name, self.method_name)
+            self.source_service, self.event_type, self.container.service_name, self.method_name,
+            kind)
         self.publisher = KeptPublisher(config["AMQP_URI"])
         self.dead_letters.register(self.dead_queue.name)
         # Failures whose re-publication failed (the message went back to the queue with its
@@ -376,18 +432,13 @@ def service_event_handlers(service_cls):
     return found
 
 
-def declare_topology(amqp_uri, service_classes):
-    """Declare every event exchange and handler queue (with retry and dead queues).
+def declare_topology(amqp_uri, service_classes, kind=None):
+    """Declare every event exchange and handler queue (with retry and dead queues) and each
+    service's RPC queue, migrating queues declared differently by an older version
+    (:func:`kc_common.topology.declare`).
 
     Run before any service publishes (``make run``, the tests), because an
     event published to an exchange with no bound queue is dropped.
     """
-    declared = []
-    with Connection(amqp_uri) as conn:
-        channel = conn.default_channel
-        for service_cls in service_classes:
-            for source, event_type, method in service_event_handlers(service_cls):
-                for queue in handler_queues(source, event_type, service_cls.name, method):
-                    queue.bind(channel).declare()
-                    declared.append(queue.name)
-    return declared
+    from kc_common.topology import declare
+    return declare(amqp_uri, service_classes, kind=queue_type({"QUEUE_TYPE": kind}))  # None: environment

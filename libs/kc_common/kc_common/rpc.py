@@ -14,11 +14,11 @@ import time
 import eventlet
 from eventlet.semaphore import Semaphore
 from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, Rpc, RpcProxy, ServiceProxy
+from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, ServiceProxy
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
-from kc_common.events import is_transient
+from kc_common.events import DEFAULT_QUEUE_TYPE, QUORUM, is_transient, queue_type
 from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
 
@@ -169,8 +169,25 @@ class _TimedServiceProxy(ServiceProxy):
                                  self.reply_listener, timeout, **options)
 
 
+class KcReplyListener(ReplyListener):
+    """nameko's reply listener with a transient (non-durable) classic reply queue.
+
+    nameko declares it durable: on a broker cluster, when the queue's node dies, every
+    re-declaration of that durable queue fails (404, "home node ... is down") and the
+    process never consumes again. A transient queue is removed with its node, so the
+    reconnected consumer declares it afresh on a live node (replies in flight are lost:
+    their callers time out with a 503, as for any broker fault).
+    """
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
+
+
 class TimedRpcProxy(RpcProxy):
     """Drop-in for ``nameko.rpc.RpcProxy`` with a timeout (seconds)."""
+
+    rpc_reply_listener = KcReplyListener()
 
     def __init__(self, target_service, timeout=None, **options):
         super().__init__(target_service, timeout=timeout, **options)
@@ -186,6 +203,8 @@ class Services(RpcProxy):
     Used by the gateway, which talks to every service through one dependency.
     """
 
+    rpc_reply_listener = KcReplyListener()
+
     def __init__(self, timeout=None, **options):
         super().__init__("*", timeout=timeout, **options)
 
@@ -199,6 +218,28 @@ class Services(RpcProxy):
         return _All()
 
 
+# A request returned unanswered this many times (the instance crashed on it each time) is
+# dropped: its caller has long given up (503), and a dead-letter copy would also collect
+# every request that merely expired (per-message TTL), so RPC queues have none.
+RPC_DELIVERY_LIMIT = 10
+
+
+def rpc_queue_arguments(kind=DEFAULT_QUEUE_TYPE):
+    """``rpc-<service>``: a quorum queue (replicated) with a delivery limit, or a classic
+    queue without one (``QUEUE_TYPE``, see :mod:`kc_common.events`)."""
+    if kind == "classic":
+        return {}
+    return dict(QUORUM, **{"x-delivery-limit": RPC_DELIVERY_LIMIT})
+
+
+class KcRpcConsumer(RpcConsumer):
+    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as ``QUEUE_TYPE`` says."""
+
+    def setup(self):
+        super().setup()
+        self.queue.queue_arguments = rpc_queue_arguments(queue_type(self.container.config))
+
+
 class KcRpc(Rpc):
     """``@rpc`` whose typed errors are logged as expected, not as crashes, that drops requests
     whose caller has already given up, and that survives a broker outage while replying.
@@ -206,6 +247,8 @@ class KcRpc(Rpc):
     Counts every call and its duration (``kc_rpc_requests_total``, ``kc_rpc_duration_seconds``)."""
 
     metrics_server = MetricsServer()
+
+    rpc_consumer = KcRpcConsumer()
 
     def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \

@@ -177,6 +177,9 @@ class RabbitAdmin:
     def get_queues(self, vhost):
         return self.request("GET", "queues", vhost)
 
+    def get_queue(self, vhost, name):
+        return self.request("GET", "queues", vhost, name)
+
     def get_messages(self, vhost, name, count=1, requeue=False):
         return self.request("POST", "queues", vhost, name, "get",
                             json={"count": count, "encoding": "auto", "requeue": requeue,
