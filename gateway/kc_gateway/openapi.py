@@ -10,6 +10,7 @@ from marshmallow import fields
 
 from kc_common.errors import (ALL as ERRORS, ServiceUnavailable, Unauthenticated, Unprocessable,
                               UnsupportedMediaType, ValidationFailed)
+from kc_common.schemas import IDEMPOTENCY_KEY_MAX
 from kc_gateway.http import MAX_PATH_ID, PUBLIC, body_required
 
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
@@ -167,7 +168,7 @@ def build(routes):
                            else {"type": "string"}})
         if r.idempotent:
             params.append({"in": "header", "name": "Idempotency-Key", "required": False,
-                           "schema": {"type": "string", "maxLength": 200},
+                           "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
                            "description": "Same key and body: the first result again; "
                                           "same key, other body: 422."})
         if params:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from kc_common.clock import berlin_today
 from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
 from kc_common.db import Database, UnitOfWork, utcnow
-from kc_common.errors import (NotFound, ServiceUnavailable, Unauthenticated, Unprocessable)
+from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, Unprocessable, ValidationFailed
 from kc_common.events import event_handler
 from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for

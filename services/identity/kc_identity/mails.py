@@ -1,11 +1,9 @@
 """German mail texts of identity."""
-from zoneinfo import ZoneInfo
 
 import dateutil.parser
 
+from kc_common.clock import BERLIN
 from kc_common.seller import legal_lines, seller_from_config
-
-BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def _footer():
