@@ -25,7 +25,7 @@ from tests import rabbit_cluster
 from tests.conftest import System, customer_maker, running_system
 from tests.soak_workload import Customer, Recorder, bad_log_lines, settle
 
-pytestmark = [pytest.mark.cluster,
+pytestmark = [pytest.mark.cluster, pytest.mark.infrastructure, pytest.mark.slow,
               pytest.mark.skipif(not rabbit_cluster.available(), reason="RabbitMQ not installed")]
 
 BEFORE, AFTER = 10.0, 15.0   # seconds of stream before and after the node is stopped
