@@ -11,7 +11,7 @@ from functools import partial
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -64,6 +64,8 @@ class Route:
     # Not JSON: the RPC returns {"filename", "content_type", "content_b64"} and the
     # gateway answers with the bytes (e.g. "application/pdf").
     response_content_type: str = "application/json"
+    # Further types the same operation may answer with (a data export in Meine Dokumente is a ZIP).
+    other_content_types: tuple = ()
     # multipart/form-data: the RPC's ``data`` holds the form fields plus
     # ``files``: [{"field", "filename", "content_type", "content_b64"}].
     multipart: bool = False
@@ -182,7 +184,7 @@ class JsonWsgiApp(WsgiApp):
             request.path_values = values
             response = provider.handle_request(request)
         except HTTPException as exc:
-            response = response_from_error(exc)
+            response = response_from_error(_not_found_if_no_rule_takes_it(adapter, exc))
         response.headers["X-Content-Type-Options"] = "nosniff"
         observe_http("gateway", route_label, http_method_label(request.method),
                      response.status_code, started)
@@ -192,6 +194,19 @@ class JsonWsgiApp(WsgiApp):
         finally:
             bind_log_context()  # bound by RouteEntrypoint.handle_request
         return response(environ, start_response)
+
+
+def _not_found_if_no_rule_takes_it(adapter, exc):
+    """werkzeug answers 405 when another method's rule matched the path's pattern even though
+    its converter refused the value (an id over MAX_PATH_ID): no rule takes that path, 404."""
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        try:
+            adapter.match(method=sorted(exc.valid_methods)[0])
+        except NotFound as not_found:
+            return not_found
+        except HTTPException:
+            pass
+    return exc
 
 
 def _uri_too_long_response():

@@ -184,8 +184,8 @@ def build(routes):
         if r.response is not None:
             ok["content"] = {r.response_content_type: {"schema": r.response}}
         elif r.response_content_type != "application/json":
-            ok["content"] = {r.response_content_type: {"schema": {"type": "string",
-                                                                   "format": "binary"}}}
+            ok["content"] = {media: {"schema": {"type": "string", "format": "binary"}}
+                             for media in (r.response_content_type, *r.other_content_types)}
         op["responses"][str(r.status)] = ok
         # 400: the gateway's check of the request against this document; 422: what a
         # service refuses of a request that matched it (ValidationFailed behind the RPC).

@@ -166,7 +166,39 @@ def check_schema(schema, data):
     the OpenAPI document publishes for the operation (types, formats, lengths, patterns,
     ranges, enums, required and unknown fields). The service loads it again; whatever it
     refuses after this check is no longer a malformed request (422)."""
-    load(schema(), data)
+    instance = schema()
+    numbers = _decimal_numbers(instance, data)
+    if numbers:  # marshmallow takes 19 for "19.00"; the document says a decimal string
+        raise ValidationFailed(fields={name: ['Als Zeichenkette angeben, z. B. "19.00".']
+                                       for name in numbers})
+    load(instance, data)
+
+
+def _decimal_numbers(schema, data, prefix="", depth=0):
+    """Dotted names of decimal fields that hold a JSON number instead of the documented string."""
+    found = []
+    if not isinstance(data, dict) or depth > 8:
+        return found
+    for name, field in schema.fields.items():
+        key = field.data_key or name
+        if key not in data:
+            continue
+        value, where = data[key], f"{prefix}{key}"
+        if isinstance(field, fields.Decimal) and isinstance(value, (int, float)):
+            found.append(where)
+        elif isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
+            items = value if field.many and isinstance(value, list) else [value]
+            for i, item in enumerate(items):
+                found += _decimal_numbers(field.schema, item,
+                                          f"{where}.{i}." if field.many else f"{where}.", depth + 1)
+        elif isinstance(field, fields.List) and isinstance(value, list):
+            inner = field.inner
+            for i, item in enumerate(value):
+                if isinstance(inner, fields.Decimal) and isinstance(item, (int, float)):
+                    found.append(f"{where}.{i}")
+                elif isinstance(inner, fields.Nested) and isinstance(inner.schema, Schema):
+                    found += _decimal_numbers(inner.schema, item, f"{where}.{i}.", depth + 1)
+    return found
 
 
 def form_fields(schema, data):

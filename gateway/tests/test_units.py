@@ -177,3 +177,16 @@ def test_a_multipart_form_is_checked_as_its_schema_describes_it():
     with pytest.raises(ValidationFailed) as info:
         check_schema(OpenRequestFormSchema, form_fields(OpenRequestFormSchema, form))
     assert "subject" in info.value.fields
+
+
+def test_a_json_number_for_a_documented_decimal_string_is_a_400_naming_it():
+    """schemathesis found PATCH /staff/products with "vat_rate": 0 accepted: marshmallow
+    takes a number where the document says a decimal string."""
+    import pytest
+    from kc_catalog import schemas as catalog
+    from kc_common.errors import ValidationFailed
+    from kc_gateway.service import check_schema
+    with pytest.raises(ValidationFailed) as refused:
+        check_schema(catalog.ProductUpdateSchema, {"vat_rate": 0, "price_net": 1.5, "name": "x"})
+    assert set(refused.value.fields) == {"vat_rate", "price_net"}
+    check_schema(catalog.ProductUpdateSchema, {"vat_rate": "19.00", "price_net": "1.50", "name": "x"})

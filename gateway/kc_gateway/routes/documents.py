@@ -30,7 +30,7 @@ ROUTES = [
     Route("GET", "/api/v1/me/documents/<document_id>", "documents", "download_my_document",
           tag="Meine Dokumente", summary="Download one of the customer's own documents (PDF; a data "
           "export is a ZIP)",
-          response_content_type=PDF, errors=(NotFound,)),
+          response_content_type=PDF, other_content_types=("application/zip",), errors=(NotFound,)),
     Route("GET", "/api/v1/me/documents/invoices/<number>", "documents", "download_invoice",
           tag="Meine Buchhaltung", summary="The invoice PDF (PDF/A-3 with EN 16931 XML) by invoice "
           "number (Rnr), as linked from the bookings", response_content_type=PDF, errors=(NotFound,)),

@@ -37,6 +37,10 @@ def register_order(uow, order, settings):
     demo seed (``kc_billing.demo``) bills the demo contracts itself before their order arrives.
     """
     session = uow.session
+    # The customer's row first, as every other writer of the ledger takes it: inserting the
+    # contracts (a foreign key share lock on that row) before locking it for the invoice
+    # deadlocked with a contract_changed of the same customer on PostgreSQL.
+    domain.lock_customer(session, order["customer_id"])
     now = utcnow()
     insert = dialect_insert(session)
     lines = domain.invoice_lines_of_order(order)
