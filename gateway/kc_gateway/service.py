@@ -174,8 +174,14 @@ def check_schema(schema, data):
     load(instance, data)
 
 
+def _string_decimal(field):
+    """A decimal the document states as a string (Money, ``as_string``: kc_gateway.openapi);
+    other decimals are documented as numbers and take one."""
+    return isinstance(field, fields.Decimal) and field.as_string
+
+
 def _decimal_numbers(schema, data, prefix="", depth=0):
-    """Dotted names of decimal fields that hold a JSON number instead of the documented string."""
+    """Dotted names of string decimals that hold a JSON number instead of the documented string."""
     found = []
     if not isinstance(data, dict) or depth > 8:
         return found
@@ -184,7 +190,7 @@ def _decimal_numbers(schema, data, prefix="", depth=0):
         if key not in data:
             continue
         value, where = data[key], f"{prefix}{key}"
-        if isinstance(field, fields.Decimal) and isinstance(value, (int, float)):
+        if _string_decimal(field) and isinstance(value, (int, float)):
             found.append(where)
         elif isinstance(field, fields.Nested) and isinstance(field.schema, Schema):
             items = value if field.many and isinstance(value, list) else [value]
@@ -194,7 +200,7 @@ def _decimal_numbers(schema, data, prefix="", depth=0):
         elif isinstance(field, fields.List) and isinstance(value, list):
             inner = field.inner
             for i, item in enumerate(value):
-                if isinstance(inner, fields.Decimal) and isinstance(item, (int, float)):
+                if _string_decimal(inner) and isinstance(item, (int, float)):
                     found.append(f"{where}.{i}")
                 elif isinstance(inner, fields.Nested) and isinstance(inner.schema, Schema):
                     found += _decimal_numbers(inner.schema, item, f"{where}.{i}.", depth + 1)

@@ -190,3 +190,5 @@ def test_a_json_number_for_a_documented_decimal_string_is_a_400_naming_it():
         check_schema(catalog.ProductUpdateSchema, {"vat_rate": 0, "price_net": 1.5, "name": "x"})
     assert set(refused.value.fields) == {"vat_rate", "price_net"}
     check_schema(catalog.ProductUpdateSchema, {"vat_rate": "19.00", "price_net": "1.50", "name": "x"})
+    # a decimal the document states as a number (traffic in GB) takes one
+    check_schema(catalog.TrafficReportSchema, {"items": [{"day": "2000-01-01", "gb": 0.0}]})
