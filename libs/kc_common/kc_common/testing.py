@@ -30,6 +30,7 @@ import sys
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from urllib.parse import quote, urlparse
 
 import eventlet
@@ -86,6 +87,7 @@ def _greenlet_stacks():
     return "\n".join(out)
 
 
+@contextmanager
 def _bounded(item, phase):
     """eventlet.Timeout raises in the blocked greenlet (a queue, a socket): the test fails, the run goes on."""
     timeout = eventlet.Timeout(TEST_TIMEOUT, PhaseBlocked(
@@ -95,37 +97,29 @@ def _bounded(item, phase):
         sys.stderr.write(f"\n=== {item.nodeid} {phase}: blocked, stacks of all greenlets ===\n"
                          + _greenlet_stacks() + "\n")
     dump = eventlet.spawn_after(max(TEST_TIMEOUT - 1, 0.1), report)
-    return timeout, dump
+    try:
+        yield
+    finally:
+        dump.cancel()
+        timeout.cancel()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
-    timeout, dump = _bounded(item, "setup")
-    try:
+    with _bounded(item, "setup"):
         yield
-    finally:
-        dump.cancel()
-        timeout.cancel()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
-    timeout, dump = _bounded(item, "call")
-    try:
+    with _bounded(item, "call"):
         yield
-    finally:
-        dump.cancel()
-        timeout.cancel()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item):
-    timeout, dump = _bounded(item, "teardown")
-    try:
+    with _bounded(item, "teardown"):
         yield
-    finally:
-        dump.cancel()
-        timeout.cancel()
 
 
 class RabbitAdmin:

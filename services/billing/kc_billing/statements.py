@@ -225,9 +225,6 @@ def import_transaction(uow, tx, own_accounts, now=None, settings=None):
                    invoice_number=invoice.number if invoice is not None else None)
 
 
-# --- Klärfälle ---------------------------------------------------------------------------
-
-
 def read_statement(content_b64, settings):
     """The uploaded file's transactions (``camt.parse``); 400 naming ``file`` when it is too
     large (``STATEMENT_MAX_BYTES``), not Base64, not valid against its XSD or has more than
@@ -286,6 +283,9 @@ def import_statement(db, transactions, settings, stop_at=None):
                   clarifications=counts[CLARIFICATION], not_booked=counts[NOT_BOOKED], items=items,
                   unmatched=[i for i in items if i["outcome"] == CLARIFICATION])
     return result
+
+
+# --- Klärfälle ---------------------------------------------------------------------------
 
 def clarification_view(row):
     return {"clarification_id": row.id, "transaction_id": row.transaction_id, "account": row.account,

@@ -55,7 +55,6 @@ def token_from_address(base, address):
     return token if len(token) == 32 and all(c in "0123456789abcdef" for c in token) else None
 
 
-
 # --- who may speak for the customer (identity's answers, judged) ---------------------------
 
 NOT_A_CONTACT = "Nicht als Kunde oder Ansprechpartner hinterlegt."
@@ -95,6 +94,7 @@ def require_verified_caller(name_ok, password_ok):
         fields_["phone_password"] = ["Telefon-Passwort falsch."]
     raise Forbidden("Der Anrufer ist nicht verifiziert; es wurde keine Anfrage angelegt.",
                     {"fields": fields_})
+
 
 def event_data(row, **extra):
     """``data`` of every support_request_* event (docs/contracts.md)."""
@@ -330,11 +330,11 @@ def message_by_id(session, message_id):
     return session.execute(select(messages).where(messages.c.id == message_id)).first()
 
 
-
 def files_of(session, message):
     """The attachments of a message, in upload order."""
     return session.execute(select(attachments).where(
         attachments.c.message_id == message.id).order_by(attachments.c.id)).all()
+
 
 def request_by_token(session, token):
     if not token:
