@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from kc_common.db import StandaloneDatabase, as_utc
 from kc_common.migrations import alembic_config
 
-from kc_billing import demo as billing_demo, domain as billing, schedule
+from kc_billing import billrun, demo as billing_demo, domain as billing, schedule
 from kc_billing.models import (billable_contracts, billed_periods, bookings, invoice_lines, invoices,
                                metadata as billing_metadata)
 from kc_billing.settings import BillingSettings
@@ -191,12 +191,12 @@ def test_catalog_and_billing_agree_and_the_order_event_bills_nothing_again(demo)
 
 def test_the_first_billing_runs_bill_only_what_begins_from_then_on(fresh_demo):
     demo = fresh_demo
-    assert schedule.run_billing(demo.billing, demo.today, SETTINGS)["invoices"] == 0
+    assert billrun.run_billing(demo.billing, demo.today, SETTINGS)["invoices"] == 0
     with demo.billing.unit_of_work() as uow:
         rows = uow.session.execute(select(billable_contracts)).all()
     next_day = min(r.next_invoice_date for r in rows)
     due = sorted(r.contract_id for r in rows if r.next_invoice_date == next_day)
-    summary = schedule.run_billing(demo.billing, next_day, SETTINGS)
+    summary = billrun.run_billing(demo.billing, next_day, SETTINGS)
     assert (summary["invoices"], summary["contracts"]) == (1, len(due))
     with demo.billing.unit_of_work() as uow:
         lines = uow.session.execute(select(invoice_lines.c.contract_id, invoice_lines.c.period_start).join(

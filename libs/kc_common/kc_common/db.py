@@ -228,17 +228,18 @@ def dialect_insert(session):
     return insert
 
 
-def next_in_series(session, counters, series, first):
+def next_in_series(session, counters, series, first, count=1):
     """Next number of a dense series (invoice numbers, customer numbers).
 
     ``counters`` is the service's table of ``(name, value)`` rows. The UPDATE takes
     the row lock until commit, so concurrent issuers queue up; the number moves in
     the transaction that uses it, so a rollback gives it back and the series has
     no gaps. The first issuer creates the row; a concurrent first one conflicts
-    harmlessly and then bumps it.
+    harmlessly and then bumps it. ``count`` > 1 takes a block of numbers at once and
+    returns the last: the block is ``value - count + 1 .. value``.
     """
     bump = update(counters).where(counters.c.name == series).values(
-        value=counters.c.value + 1).returning(counters.c.value)
+        value=counters.c.value + count).returning(counters.c.value)
     value = session.execute(bump).scalar()
     if value is None:
         insert = dialect_insert(session)
@@ -346,6 +347,26 @@ class UnitOfWork:
             headers=headers, created_at=now))
         self.emitted.append(envelope)
         return event_id
+
+    def emit_many(self, event_type, datas):
+        """:meth:`emit` of one event per item of ``datas`` in one multi-row INSERT; their ids."""
+        now = utcnow()
+        headers = {}
+        correlation_id = self._correlation_id or current_correlation_id()
+        if correlation_id:
+            headers[f"nameko.{CORRELATION_ID}"] = correlation_id
+        rows, envelopes = [], []
+        for data in datas:
+            event_id = str(uuid.uuid4())
+            envelope = {"id": event_id, "type": event_type, "source": self._database.service_name,
+                        "occurred_at": now.isoformat(), "data": to_json_safe(data)}
+            envelopes.append(envelope)
+            rows.append({"event_id": event_id, "event_type": event_type, "payload": envelope,
+                         "headers": headers, "created_at": now})
+        if rows:
+            self.session.execute(self._database.outbox.insert(), rows)
+        self.emitted.extend(envelopes)
+        return [envelope["id"] for envelope in envelopes]
 
     def first_time(self, consumer, event_id):
         """Record ``(consumer, event_id)``; False when it was recorded before."""

@@ -17,7 +17,7 @@ from decimal import Decimal
 from alembic import command
 from sqlalchemy import func, select
 
-from kc_billing import schedule
+from kc_billing import billrun
 from kc_billing.models import billable_contracts, billed_periods, customers, invoices, metadata
 from kc_billing.settings import BillingSettings
 from kc_common.clock import berlin_today
@@ -55,7 +55,7 @@ def seed(url, contracts, per_customer):
 
 def one_run(url, queue):
     db = StandaloneDatabase(metadata, url, "billing")
-    summary = schedule.run_billing(db, AS_OF, BillingSettings({}))
+    summary = billrun.run_billing(db, AS_OF, BillingSettings({}))
     db.engine.dispose()
     queue.put({k: str(v) for k, v in summary.items()})
 

@@ -2,7 +2,7 @@
 
 A year of history made by billing's own functions, with the instants they would have had:
 on every day in the last twelve months on which a demo contract's period began, the billing
-run's ``schedule.bill_customer`` invoices it (numbers from the series, VAT per rate,
+run's ``billrun.bill_customer`` invoices it (numbers from the series, VAT per rate,
 ``invoice_issued``: documents renders the PDFs when the system runs); the customer's transfer
 of each invoice (value date three days later) is booked the morning after
 (``payments.book_transfer``, Zahlungsart U); after the last one a KONTOAUSGLEICH ("Überweisungen/Gutschriften bis zum … wurden einbezogen."). Then, on the
@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from kc_common.clock import BERLIN, berlin_date
 from kc_common.db import dialect_insert, utcnow
-from kc_billing import domain, payments, schedule
+from kc_billing import billrun, domain, payments, schedule
 from kc_billing.models import billable_contracts, bookings, invoices
 from kc_billing.settings import BillingSettings
 
@@ -142,7 +142,7 @@ def seed_history(uow, settings, now):
         at, _, action, argument = heapq.heappop(queue)
         at = min(at, now)  # nothing happens after now (a renewal of today is paid "just now")
         if action == "run":
-            invoice = schedule.bill_customer(uow, DEMO_CUSTOMER, argument, settings, now=at, wait=True)
+            invoice = billrun.bill_customer(uow, DEMO_CUSTOMER, argument, settings, now=at, wait=True)
             days, time = STATEMENT_AT
             plan(_instant(argument + dt.timedelta(days=days), time), "transfer",
                  (invoice, min(argument + dt.timedelta(days=TRANSFER_DAYS), today)))
@@ -157,4 +157,4 @@ def seed_history(uow, settings, now):
 
     # Today: an additional IPv4 address for the managed server; its first month is invoiced at once.
     _schedule(session, DEMO_ORDER, today, now)
-    return schedule.bill_customer(uow, DEMO_CUSTOMER, today, settings, now=now, wait=True)
+    return billrun.bill_customer(uow, DEMO_CUSTOMER, today, settings, now=now, wait=True)

@@ -107,6 +107,16 @@ def customer_known(session, customer_id):
         customers.c.customer_id == customer_id)).scalar() is not None
 
 
+def known_customers(session, customer_ids):
+    """The ones of ``customer_ids`` billing has an address replica of (a set)."""
+    ids, known = list(customer_ids), set()
+    for i in range(0, len(ids), 1000):  # SQLite's bound on variables per statement
+        known.update(session.execute(select(customers.c.customer_id).where(
+            customers.c.customer_id.in_(ids[i:i + 1000]),
+            customers.c.replicated_at.isnot(None))).scalars())
+    return known
+
+
 def upsert_customer(session, data, as_of=None):
     """Apply a ``customer_updated`` (or ``get_customer``) snapshot unless a newer one is stored."""
     as_of = as_of or utcnow()
@@ -134,6 +144,11 @@ DEFAULT_DETAILS = {"by_post": False, "invoice_email": None, "with_contact_person
 def get_details(session, customer_id):
     row = session.execute(select(payment_details).where(
         payment_details.c.customer_id == customer_id)).first()
+    return details_of(customer_id, row)
+
+
+def details_of(customer_id, row):
+    """The payment details of a ``payment_details`` row (None: the defaults)."""
     details = dict(DEFAULT_DETAILS) if row is None else dict(row._mapping)
     details.pop("updated_at", None)
     details["customer_id"] = customer_id
@@ -142,6 +157,11 @@ def get_details(session, customer_id):
 
 def buyer_snapshot(session, customer_id, details):
     row = session.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
+    return buyer_of(customer_id, row, details)
+
+
+def buyer_of(customer_id, row, details):
+    """The buyer at issue time from the replica's ``customers`` row (CustomerUnknown: none yet)."""
     if row is None or row.replicated_at is None:
         raise CustomerUnknown(customer_id)
     name = " ".join(p for p in (row.first_name, row.last_name) if p)
@@ -210,7 +230,11 @@ def price_lines(session, customer_id, lines, settings):
     invoice it announces can never disagree. No lines: nothing would be issued.
     """
     details = get_details(session, customer_id)
-    buyer = buyer_snapshot(session, customer_id, details)
+    return priced_lines(details, buyer_snapshot(session, customer_id, details), lines, settings)
+
+
+def priced_lines(details, buyer, lines, settings):
+    """:func:`price_lines` of the customer's payment details and buyer snapshot."""
     reverse_charge = is_reverse_charge(buyer, settings.seller["country"])
     lines = [dict(line, net=money(line["net"]),
                   vat_rate=Decimal("0.00") if reverse_charge else money(line["vat_rate"]))
@@ -253,47 +277,58 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     if not locked:
         lock_customer(session, customer_id)
     priced = price_lines(session, customer_id, lines, settings)
+    preceding = preceding_invoice(session, customer_id, priced["lines"], preceding_number) \
+        if priced["kind"] == "credit_note" else None
+    number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
+    # ``now`` after the number lock: dates never run backwards along the series
+    doc = invoice_document(customer_id, priced, settings, number=number, now=now or utcnow(),
+                           run_id=run_id, preceding=preceding)
+    invoice_id = session.execute(invoices.insert().values(**doc["row"])
+                                 .returning(invoices.c.id)).scalar_one()
+    session.execute(invoice_lines.insert(), [dict(r, invoice_id=invoice_id) for r in doc["lines"]])
+    session.execute(bookings.insert().values(invoice_id=invoice_id, **doc["booking"]))
+    open_amount = invoice_open_amounts(session, customer_id).get(invoice_id, money(0))
+    uow.emit("invoice_issued", dict(doc["payload"], invoice_id=invoice_id, open_amount=open_amount))
+    return invoice_result(doc, invoice_id, open_amount)
+
+
+def invoice_document(customer_id, priced, settings, *, number, now, run_id=None, preceding=None):
+    """What issuing one priced invoice books, before it has an id: its ``invoices`` row, its
+    lines, its ledger booking and its ``invoice_issued`` payload (``invoice_id`` and
+    ``open_amount`` are filled in once known). ``preceding``: the invoice a credit note corrects."""
     details, buyer, reverse_charge = priced["details"], priced["buyer"], priced["reverse_charge"]
     seller = settings.seller
     lines, breakdown = priced["lines"], priced["vat_breakdown"]
     net, vat, gross = priced["net"], priced["vat"], priced["gross"]
     kind = priced["kind"]
-    preceding = preceding_invoice(session, customer_id, lines, preceding_number) \
-        if kind == "credit_note" else None
     profile = details.get("einvoice_profile") or "en16931"
     buyer = dict(buyer, leitweg_id=details.get("leitweg_id") if profile == "xrechnung" else None)
-    number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
-    now = now or utcnow()  # after the number lock: dates never run backwards along the series
     issued_on = berlin_date(now)
     due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
     reference = f"KC{customer_id}-{number}"
     invoice_email = details["invoice_email"] or buyer["email"]
-    invoice_id = session.execute(invoices.insert().values(
+    row = dict(
         number=number, customer_id=customer_id, issued_at=now, net=net, vat=vat, gross=gross,
         kind=kind, due_date=due_date, currency="EUR", payment_method=details["method"],
         payment_reference=reference, by_post=details["by_post"], invoice_email=invoice_email,
         reverse_charge=reverse_charge, seller=seller, buyer=to_plain(buyer),
         vat_breakdown=to_plain(breakdown), run_id=run_id, einvoice_profile=profile,
-        preceding_number=preceding["number"] if preceding else None,
-    ).returning(invoices.c.id)).scalar_one()
+        preceding_number=preceding["number"] if preceding else None)
     event_lines = []
     for pos, line in enumerate(lines, start=1):
         line_vat = money(line["net"] * line["vat_rate"] / 100)
-        row = {"position": pos, "text": line["text"], "contract_id": line.get("contract_id"),
-               "period_start": line.get("period_start"), "period_end": line.get("period_end"),
-               "quantity": 1, "unit_net": line["net"], "net": line["net"],
-               "vat_rate": line["vat_rate"], "vat": line_vat}
-        event_lines.append(row)
-    session.execute(invoice_lines.insert(), [dict(r, invoice_id=invoice_id) for r in event_lines])
-    session.execute(bookings.insert().values(
-        customer_id=customer_id, booked_at=now, type=INVOICE if kind == "invoice" else CREDIT_NOTE,
-        invoice_id=invoice_id, text=lines[0]["text"], amount=-gross,
-        payment_method=METHOD_LETTER[details["method"]]))
-    open_amount = invoice_open_amounts(session, customer_id).get(invoice_id, money(0))
+        event_lines.append({
+            "position": pos, "text": line["text"], "contract_id": line.get("contract_id"),
+            "period_start": line.get("period_start"), "period_end": line.get("period_end"),
+            "quantity": 1, "unit_net": line["net"], "net": line["net"],
+            "vat_rate": line["vat_rate"], "vat": line_vat})
+    booking = dict(customer_id=customer_id, booked_at=now,
+                   type=INVOICE if kind == "invoice" else CREDIT_NOTE, text=lines[0]["text"],
+                   amount=-gross, payment_method=METHOD_LETTER[details["method"]])
     payload = {
-        "invoice_id": invoice_id, "number": number, "customer_id": customer_id,
+        "invoice_id": None, "number": number, "customer_id": customer_id,
         "kind": kind, "issued_at": now, "issue_date": issued_on, "due_date": due_date,
-        "currency": "EUR", "net": net, "vat": vat, "gross": gross, "open_amount": open_amount,
+        "currency": "EUR", "net": net, "vat": vat, "gross": gross, "open_amount": None,
         "payment_method": details["method"], "payment_reference": reference,
         "by_post": details["by_post"], "invoice_email": invoice_email,
         "reverse_charge": reverse_charge,
@@ -306,9 +341,16 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
                  if details["method"] == "sepa" else None),
         "einvoice_profile": profile, "preceding_invoice": preceding,
     }
-    uow.emit("invoice_issued", payload)
-    return {"invoice_id": invoice_id, "number": number, "gross": gross, "open_amount": open_amount,
-            "kind": kind, "method": details["method"], "details": details}
+    return {"row": row, "lines": event_lines, "booking": booking, "payload": payload,
+            "details": details}
+
+
+def invoice_result(doc, invoice_id, open_amount):
+    """What :func:`issue_invoice` returns for an issued ``invoice_document``."""
+    row = doc["row"]
+    return {"invoice_id": invoice_id, "number": row["number"], "gross": row["gross"],
+            "open_amount": open_amount, "kind": row["kind"], "method": row["payment_method"],
+            "details": doc["details"]}
 
 
 def to_plain(value):
@@ -343,10 +385,17 @@ def open_items(session, customer_id):
     (Guthaben) that settles the next invoice. A return debit (``reverses_booking_id``)
     cancels the credit of the payment it reverses, so the invoice is open again.
     """
-    rows = session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
-                                  bookings.c.applies_to_invoice_id, bookings.c.reverses_booking_id)
-                           .where(bookings.c.customer_id == customer_id)
+    rows = session.execute(select(*LEDGER_COLUMNS).where(bookings.c.customer_id == customer_id)
                            .order_by(bookings.c.booked_at, bookings.c.id)).all()
+    return open_items_of(rows)
+
+
+LEDGER_COLUMNS = (bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
+                  bookings.c.applies_to_invoice_id, bookings.c.reverses_booking_id)
+
+
+def open_items_of(rows):
+    """:func:`open_items` of one customer's bookings (``LEDGER_COLUMNS``, in booking order)."""
     reversed_ = {}
     for r in rows:
         if r.reverses_booking_id is not None and r.amount < 0:

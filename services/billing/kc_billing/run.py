@@ -5,14 +5,15 @@
 Safe to start while the scheduled run (nameko timer) or another command runs:
 customers another run holds are skipped (and billed by that run), and a run
 that is killed is resumed by simply running again: the run lists the aborted
-runs whose work it completed. Customers billing has no address replica for are
+runs whose work it completed. Customers are billed ``--chunk-size`` at a time
+(default ``RUN_CHUNK_SIZE``, 250) in one transaction each. Customers billing has no address replica for are
 fetched from identity over the bus (``identity.get_customer``).
 
 The as_of is bounded as for the staff route and the timer: at most
 ``RUN_MAX_DAYS_AHEAD`` (7) days ahead of today and ``RUN_MAX_DAYS_BACK`` (31) back
 (exit code 2 otherwise). An operator who really means a date further out sets the
 bound for that one command: ``BILLING_RUN_MAX_DAYS_AHEAD=40 python -m kc_billing.run ...``.
-Ctrl-C rolls back the current customer and records the run as aborted (exit code 130).
+Ctrl-C rolls back the current chunk of customers and records the run as aborted (exit code 130).
 """
 import argparse
 import datetime as dt
@@ -27,7 +28,7 @@ from kc_common.clock import berlin_today
 from kc_common.db import StandaloneDatabase
 from kc_common.errors import ValidationFailed
 from kc_common.manage import load_config
-from kc_billing import runs, schedule
+from kc_billing import billrun, runs
 from kc_billing.models import metadata
 from kc_billing.settings import BillingSettings
 
@@ -56,8 +57,10 @@ def main(argv=None):
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None,
                         help="bill every period starting on or before this date (default: today)")
     parser.add_argument("--no-progress", action="store_true")
-    # Fault injection for the crash/resume test: die (no cleanup, open transaction) while
-    # billing the customer after this many have been committed.
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="customers billed per transaction (default: RUN_CHUNK_SIZE)")
+    # Fault injection for the crash/resume test: die (no cleanup, open transaction) before
+    # committing the first chunk that would take the committed customers past this many.
     parser.add_argument("--crash-after", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     config = load_config(args.config)
@@ -74,10 +77,10 @@ def main(argv=None):
     fetch, close = identity_fetcher(config)
     committed = {"n": 0}
 
-    def before_commit(customer_id):
-        if args.crash_after is not None and committed["n"] >= args.crash_after:
+    def before_commit(customer_ids):
+        if args.crash_after is not None and committed["n"] + len(customer_ids) > args.crash_after:
             os._exit(17)
-        committed["n"] += 1
+        committed["n"] += len(customer_ids)
 
     try:
         with Progress(TextColumn("Abrechnungslauf {task.fields[as_of]}"), BarColumn(),
@@ -87,9 +90,9 @@ def main(argv=None):
 
             def on_progress(done, total):
                 progress.update(task, completed=done, total=total)
-            summary = schedule.run_billing(db, as_of, settings, started_by="cli",
-                                           fetch_customer=fetch, progress=on_progress,
-                                           before_commit=before_commit)
+            summary = billrun.run_billing(db, as_of, settings, started_by="cli",
+                                          fetch_customer=fetch, progress=on_progress,
+                                          before_commit=before_commit, chunk_size=args.chunk_size)
     except KeyboardInterrupt:
         console.print("[yellow]Abrechnungslauf abgebrochen; der nächste Lauf schließt ihn ab.[/yellow]")
         return 130

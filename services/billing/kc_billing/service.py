@@ -20,8 +20,8 @@ from kc_common.mail import Mailer, message_id_for
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import INT_MAX, load, load_idempotency_key
 from kc_common.settings import Configured
-from kc_billing import (details, domain, dunning, mails, payments, runs, schedule, schemas,
-                        sepa, statements)
+from kc_billing import (billrun, details, domain, dunning, mails, payments, runs, schedule,
+                        schemas, sepa, statements)
 from kc_billing.models import metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import SECRETS, BillingSettings
@@ -107,7 +107,7 @@ class _RunsAccess:
 
         def execute():
             try:
-                summary = schedule.execute_run(db, run_id, as_of, provider.settings,
+                summary = billrun.execute_run(db, run_id, as_of, provider.settings,
                                                fetch_customer=fetch_customer,
                                                should_stop=lambda: provider.stopping)
                 log.info("billing run %s: %s", run_id, summary)

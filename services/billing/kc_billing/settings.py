@@ -42,6 +42,9 @@ DEFAULTS = {
     # seconds (or whose process is gone) is shown as aborted and resumed by the next run.
     "RUN_HEARTBEAT_EVERY": 5,
     "RUN_STALE_AFTER": 60,
+    # A billing run bills this many customers per transaction (set-based statements, one block
+    # of invoice numbers); a chunk that fails is billed customer by customer.
+    "RUN_CHUNK_SIZE": 250,
     "STATEMENT_MAX_BYTES": 5 * 1024 * 1024,
     "STATEMENT_MAX_ENTRIES": 500,
 }
@@ -76,6 +79,7 @@ class BillingSettings:
             self.run_max_days_back = int(get("RUN_MAX_DAYS_BACK"))
             self.run_heartbeat_every = float(get("RUN_HEARTBEAT_EVERY"))
             self.run_stale_after = float(get("RUN_STALE_AFTER"))
+            self.run_chunk_size = int(get("RUN_CHUNK_SIZE"))
             self.statement_max_bytes = int(get("STATEMENT_MAX_BYTES"))
             self.statement_max_entries = int(get("STATEMENT_MAX_ENTRIES"))
             self.sepa_return_fee = Decimal(str(get("SEPA_RETURN_FEE"))).quantize(Decimal("0.01"))
@@ -88,6 +92,8 @@ class BillingSettings:
             raise RuntimeError("billing: RUN_MAX_DAYS_AHEAD/RUN_MAX_DAYS_BACK must not be negative")
         if not 0 < self.run_heartbeat_every < self.run_stale_after:
             raise RuntimeError("billing: RUN_HEARTBEAT_EVERY must be positive and below RUN_STALE_AFTER")
+        if not 1 <= self.run_chunk_size <= 10000:
+            raise RuntimeError("billing: RUN_CHUNK_SIZE must lie within 1..10000")
         if self.statement_max_bytes < 1 or self.statement_max_entries < 1:
             raise RuntimeError("billing: STATEMENT_MAX_BYTES/STATEMENT_MAX_ENTRIES must be positive")
         if self.sepa_return_fee < 0:

@@ -14,7 +14,7 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
 from kc_common.clock import berlin_today
-from kc_billing import domain, runs, schedule
+from kc_billing import billrun, domain, runs, schedule
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings,
                                invoice_lines, invoices)
 from kc_billing.settings import BillingSettings
@@ -114,7 +114,8 @@ def test_two_runs_at_once_never_bill_twice(due, cli_config):
 
 
 def test_a_run_killed_mid_way_is_resumed_by_the_next(due, cli_config):
-    killed = start_run(cli_config, "--crash-after", "7")
+    # chunks of 7 customers: dies inside the transaction of the second chunk (customers 8-14)
+    killed = start_run(cli_config, "--chunk-size", "7", "--crash-after", "7")
     out, _ = killed.communicate(timeout=120)
     assert killed.returncode == 17, out  # died inside the 8th customer's transaction
     assert len(run_invoices(due)) == 7
@@ -152,7 +153,7 @@ def test_cancelled_contract_stops_after_its_end_date(db):
         schedule.register_order(uow, order_event(100001, 2, first, months=1, price="7.00"), settings)
         schedule.terminate_contract(uow, {"contract_id": 2, "customer_id": 100001,
                                           "terminated_on": (first + dt.timedelta(days=19)).isoformat()})
-    summary = schedule.run_billing(db, AS_OF, settings)
+    summary = billrun.run_billing(db, AS_OF, settings)
     assert (summary["invoices"], summary["contracts"]) == (1, 1)  # only the second month of contract 1
     with db.unit_of_work() as uow:
         lines = uow.session.execute(select(invoice_lines.c.text).join(invoices).where(
