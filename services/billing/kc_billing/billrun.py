@@ -20,10 +20,12 @@ import datetime as dt
 import logging
 import time
 from decimal import Decimal
+from types import SimpleNamespace
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
-from kc_common.db import next_in_series, utcnow
+from kc_common.clock import berlin_date
+from kc_common.db import as_utc, bulk_insert, next_in_series, prepare_bulk_insert, to_json_safe, utcnow
 from kc_common.schemas import money
 from kc_billing import domain, runs
 from kc_billing.models import (billable_contracts, billed_periods, bookings, counters, customers,
@@ -36,6 +38,15 @@ LOCKED = "locked"      # another transaction holds the customer (not with ``wait
 UNKNOWN = "unknown"    # no address replica (or the chunk failed): billed on its own
 ERROR = "error"        # billing the customer failed; they stay due
 IN_SLICE = 1000        # longest IN list of one statement (SQLite's bound on variables)
+
+
+def _chunks(todo, size, from_the_end=False):
+    """The due customers in chunks of ``size``, each in customer order. A run with an odd id
+    walks the list from its end: two runs started together meet in the middle instead of
+    racing each other through the same chunks (any order bills the same)."""
+    if not from_the_end:
+        return [todo[i:i + size] for i in range(0, len(todo), size)]
+    return [todo[max(0, end - size):end] for end in range(len(todo), 0, -size)]
 
 
 def _slices(items, size=IN_SLICE):
@@ -175,44 +186,85 @@ def bill_customers(uow, customer_ids, as_of, settings, run_id=None, before_commi
     if not plans:
         return results
     _advance(session, [a for plan in plans for a in plan[4]], utcnow())
-    # The number block last: the counter row stays locked until commit, and a second run
-    # waits for it only for the inserts below. ``now`` after it: dates never run backwards
-    # along the series.
-    last = next_in_series(session, counters, "invoice", domain.FIRST_INVOICE_NUMBER, count=len(plans))
+    # Everything that does not depend on the invoice numbers is prepared before the number
+    # block is taken: the counter row stays locked until commit, and a second run waits for
+    # it only for the few steps after it.
+    cids = [plan[0] for plan in plans]
+    ledgers = _ledgers(session, cids)
+    ids = _invoice_ids(session, len(plans))
+    drafts = [domain.invoice_draft(cid, priced, settings, run_id=run_id, preceding=preceding)
+              for cid, priced, preceding, _, _ in plans]
+    send_lines = prepare_bulk_insert(session, invoice_lines, [
+        dict(line, invoice_id=invoice_id) for draft, invoice_id in zip(drafts, ids) for line in draft["lines"]])
+    send_periods = prepare_bulk_insert(session, billed_periods, [
+        row for plan, invoice_id in zip(plans, ids) for row in _record_periods(plan[3], invoice_id)])
+    seller = to_json_safe(settings.seller)  # the same for every invoice: converted once
+    templates = [dict(to_json_safe(dict(draft["payload"], seller=None)), seller=seller) for draft in drafts]
+    # The number block; ``now`` after it: dates never run backwards along the series.
+    first = next_in_series(session, counters, "invoice", domain.FIRST_INVOICE_NUMBER,
+                           count=len(plans)) - len(plans) + 1
     now = utcnow()
-    docs = [domain.invoice_document(cid, priced, settings, number=last - len(plans) + k, now=now,
-                                    run_id=run_id, preceding=preceding)
-            for k, (cid, priced, preceding, _, _) in enumerate(plans, start=1)]
-    invoice_ids = {}
-    for part in _slices(docs):
-        invoice_ids.update((row.number, row.id) for row in session.execute(
-            invoices.insert().returning(invoices.c.id, invoices.c.number), [d["row"] for d in part]))
-    for doc in docs:
-        doc["invoice_id"] = invoice_ids[doc["row"]["number"]]
-    session.execute(invoice_lines.insert(), [dict(line, invoice_id=doc["invoice_id"])
-                                             for doc in docs for line in doc["lines"]])
-    session.execute(bookings.insert(), [dict(doc["booking"], invoice_id=doc["invoice_id"])
-                                        for doc in docs])
-    session.execute(billed_periods.insert(), [
-        row for plan, doc in zip(plans, docs) for row in _record_periods(plan[3], doc["invoice_id"])])
-    # What each invoice still owes after its booking, from the customer's ledger (as
-    # ``issue_invoice`` reads it): one SELECT for the chunk.
+    issued_on = berlin_date(now)
+    rows, booking_rows, payloads = [], [], []
+    for k, (cid, draft, invoice_id, template) in enumerate(zip(cids, drafts, ids, templates)):
+        fields, event_fields = domain.number_fields(cid, first + k, now, settings, issued_on)
+        rows.append(dict(draft["row"], id=invoice_id, **fields))
+        booking = dict(draft["booking"], booked_at=now, invoice_id=invoice_id)
+        booking_rows.append(booking)
+        open_amount = _open_amount(ledgers.get(cid, []), booking, invoice_id, now)
+        payloads.append(dict(template, **{key: value if isinstance(value, int) else _plain_scalar(value)
+                                          for key, value in event_fields.items()},
+                             invoice_id=invoice_id, open_amount=str(open_amount)))
+        results[cid] = dict(domain.invoice_result({"row": rows[-1], "details": draft["details"]},
+                                                  invoice_id, open_amount), periods=len(plans[k][3]))
+    bulk_insert(session, invoices, rows)
+    send_lines()
+    bulk_insert(session, bookings, booking_rows)
+    send_periods()
+    uow.emit_many("invoice_issued", payloads, json_safe=True)
+    if before_commit is not None:
+        before_commit(cids)
+    return results
+
+
+def _plain_scalar(value):
+    """A date, datetime or string as :func:`to_json_safe` writes it."""
+    return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else str(value)
+
+
+def _ledgers(session, customer_ids):
+    """The customers' bookings (``domain.LEDGER_COLUMNS`` and ``booked_at``) in booking order."""
     ledgers = {}
-    for part in _slices([plan[0] for plan in plans]):
-        for row in session.execute(select(bookings.c.customer_id, *domain.LEDGER_COLUMNS)
+    for part in _slices(customer_ids):
+        for row in session.execute(select(bookings.c.customer_id, bookings.c.booked_at, *domain.LEDGER_COLUMNS)
                                    .where(bookings.c.customer_id.in_(part))
                                    .order_by(bookings.c.customer_id, bookings.c.booked_at, bookings.c.id)):
             ledgers.setdefault(row.customer_id, []).append(row)
-    payloads = []
-    for (cid, _, _, periods, _), doc in zip(plans, docs):
-        items, _ = domain.open_items_of(ledgers[cid])
-        open_amount = next((o for _, inv, o in items if inv == doc["invoice_id"]), money(0))
-        payloads.append(dict(doc["payload"], invoice_id=doc["invoice_id"], open_amount=open_amount))
-        results[cid] = dict(domain.invoice_result(doc, doc["invoice_id"], open_amount), periods=len(periods))
-    uow.emit_many("invoice_issued", payloads)
-    if before_commit is not None:
-        before_commit([plan[0] for plan in plans])
-    return results
+    return ledgers
+
+
+def _open_amount(ledger, booking, invoice_id, now):
+    """What the invoice still owes once its booking is in the customer's ledger (read before,
+    under the customer's lock: no other writer). The new booking sorts after every booking up
+    to ``now`` (its id is the highest), before any dated later."""
+    new = SimpleNamespace(id=None, invoice_id=invoice_id, amount=booking["amount"],
+                          applies_to_invoice_id=None, reverses_booking_id=None)
+    later = next((i for i, row in enumerate(ledger) if as_utc(row.booked_at) > now), len(ledger))
+    items, _ = domain.open_items_of(ledger[:later] + [new] + ledger[later:])
+    return next((o for _, inv, o in items if inv == invoice_id), money(0))
+
+
+def _invoice_ids(session, count):
+    """Ids for the chunk's invoices, taken before their rows (their lines are encoded first).
+
+    PostgreSQL: from the table's sequence (no lock; an id a rollback leaves unused is a gap in
+    ids, never in the invoice numbers). SQLite: after the highest (its write transaction is the
+    only one: ``BEGIN IMMEDIATE``)."""
+    if session.bind.dialect.name == "postgresql":
+        return session.execute(text("SELECT nextval(pg_get_serial_sequence('invoices', 'id')) "
+                                    "FROM generate_series(1, :n)"), {"n": count}).scalars().all()
+    first = session.execute(select(func.coalesce(func.max(invoices.c.id), 0))).scalar_one() + 1
+    return list(range(first, first + count))
 
 
 def run_billing(db, as_of, settings, *, started_by="cli", fetch_customer=None, progress=None,
@@ -313,8 +365,7 @@ def execute_run(db, run_id, as_of, settings, *, fetch_customer=None, progress=No
                 progress(done, len(todo))
             beat()
 
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start:start + chunk_size]
+        for chunk in _chunks(todo, chunk_size, from_the_end=run_id % 2 == 1):
             if fetch_customer is not None:
                 with db.unit_of_work() as uow:
                     known = domain.known_customers(uow.session, chunk)

@@ -281,8 +281,8 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
         if priced["kind"] == "credit_note" else None
     number = next_number(session, "invoice", FIRST_INVOICE_NUMBER)
     # ``now`` after the number lock: dates never run backwards along the series
-    doc = invoice_document(customer_id, priced, settings, number=number, now=now or utcnow(),
-                           run_id=run_id, preceding=preceding)
+    doc = numbered(invoice_draft(customer_id, priced, settings, run_id=run_id, preceding=preceding),
+                   number, now or utcnow(), settings)
     invoice_id = session.execute(invoices.insert().values(**doc["row"])
                                  .returning(invoices.c.id)).scalar_one()
     session.execute(invoice_lines.insert(), [dict(r, invoice_id=invoice_id) for r in doc["lines"]])
@@ -292,10 +292,10 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     return invoice_result(doc, invoice_id, open_amount)
 
 
-def invoice_document(customer_id, priced, settings, *, number, now, run_id=None, preceding=None):
-    """What issuing one priced invoice books, before it has an id: its ``invoices`` row, its
-    lines, its ledger booking and its ``invoice_issued`` payload (``invoice_id`` and
-    ``open_amount`` are filled in once known). ``preceding``: the invoice a credit note corrects."""
+def invoice_draft(customer_id, priced, settings, *, run_id=None, preceding=None):
+    """What issuing one priced invoice books, before it has a number, an issue time or an id:
+    its ``invoices`` row, its lines, its ledger booking and its ``invoice_issued`` payload
+    (:func:`numbered` completes them). ``preceding``: the invoice a credit note corrects."""
     details, buyer, reverse_charge = priced["details"], priced["buyer"], priced["reverse_charge"]
     seller = settings.seller
     lines, breakdown = priced["lines"], priced["vat_breakdown"]
@@ -303,14 +303,11 @@ def invoice_document(customer_id, priced, settings, *, number, now, run_id=None,
     kind = priced["kind"]
     profile = details.get("einvoice_profile") or "en16931"
     buyer = dict(buyer, leitweg_id=details.get("leitweg_id") if profile == "xrechnung" else None)
-    issued_on = berlin_date(now)
-    due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
-    reference = f"KC{customer_id}-{number}"
     invoice_email = details["invoice_email"] or buyer["email"]
     row = dict(
-        number=number, customer_id=customer_id, issued_at=now, net=net, vat=vat, gross=gross,
-        kind=kind, due_date=due_date, currency="EUR", payment_method=details["method"],
-        payment_reference=reference, by_post=details["by_post"], invoice_email=invoice_email,
+        number=None, customer_id=customer_id, issued_at=None, net=net, vat=vat, gross=gross,
+        kind=kind, due_date=None, currency="EUR", payment_method=details["method"],
+        payment_reference=None, by_post=details["by_post"], invoice_email=invoice_email,
         reverse_charge=reverse_charge, seller=seller, buyer=to_plain(buyer),
         vat_breakdown=to_plain(breakdown), run_id=run_id, einvoice_profile=profile,
         preceding_number=preceding["number"] if preceding else None)
@@ -322,14 +319,14 @@ def invoice_document(customer_id, priced, settings, *, number, now, run_id=None,
             "period_start": line.get("period_start"), "period_end": line.get("period_end"),
             "quantity": 1, "unit_net": line["net"], "net": line["net"],
             "vat_rate": line["vat_rate"], "vat": line_vat})
-    booking = dict(customer_id=customer_id, booked_at=now,
+    booking = dict(customer_id=customer_id, booked_at=None,
                    type=INVOICE if kind == "invoice" else CREDIT_NOTE, text=lines[0]["text"],
                    amount=-gross, payment_method=METHOD_LETTER[details["method"]])
     payload = {
-        "invoice_id": None, "number": number, "customer_id": customer_id,
-        "kind": kind, "issued_at": now, "issue_date": issued_on, "due_date": due_date,
+        "invoice_id": None, "number": None, "customer_id": customer_id,
+        "kind": kind, "issued_at": None, "issue_date": None, "due_date": None,
         "currency": "EUR", "net": net, "vat": vat, "gross": gross, "open_amount": None,
-        "payment_method": details["method"], "payment_reference": reference,
+        "payment_method": details["method"], "payment_reference": None,
         "by_post": details["by_post"], "invoice_email": invoice_email,
         "reverse_charge": reverse_charge,
         "reverse_charge_note": REVERSE_CHARGE_NOTE if reverse_charge else None,
@@ -345,8 +342,26 @@ def invoice_document(customer_id, priced, settings, *, number, now, run_id=None,
             "details": details}
 
 
+def number_fields(customer_id, number, now, settings, issued_on=None):
+    """What the number and the issue instant decide: ``(row fields, payload fields)``."""
+    issued_on = issued_on or berlin_date(now)
+    due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
+    reference = f"KC{customer_id}-{number}"
+    return ({"number": number, "issued_at": now, "due_date": due_date, "payment_reference": reference},
+            {"number": number, "issued_at": now, "issue_date": issued_on, "due_date": due_date,
+             "payment_reference": reference})
+
+
+def numbered(draft, number, now, settings):
+    """The :func:`invoice_draft` with its number and issue instant (taken after the number's
+    lock: dates never run backwards along the series)."""
+    fields, payload_fields = number_fields(draft["row"]["customer_id"], number, now, settings)
+    return dict(draft, row=dict(draft["row"], **fields), booking=dict(draft["booking"], booked_at=now),
+                payload=dict(draft["payload"], **payload_fields))
+
+
 def invoice_result(doc, invoice_id, open_amount):
-    """What :func:`issue_invoice` returns for an issued ``invoice_document``."""
+    """What :func:`issue_invoice` returns for a :func:`numbered` invoice."""
     row = doc["row"]
     return {"invoice_id": invoice_id, "number": row["number"], "gross": row["gross"],
             "open_amount": open_amount, "kind": row["kind"], "method": row["payment_method"],

@@ -3,6 +3,7 @@
 What the schedule says is due is billed by the recurring billing run (``billrun``).
 """
 import datetime as dt
+import functools
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
@@ -16,6 +17,7 @@ from kc_billing.models import billable_contracts, billed_periods
 ACTIVE, CANCELLED, TERMINATED = "active", "cancelled", "terminated"
 
 
+@functools.lru_cache(maxsize=4096)
 def period_end(start, months):
     return start + relativedelta(months=months) - dt.timedelta(days=1)
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from alembic import command
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from kc_billing import billrun, domain, payments
 from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, customers,
@@ -152,27 +152,35 @@ def test_a_chunk_books_exactly_what_one_by_one_books(any_db):
 
 
 def test_chunk_boundaries_bill_every_customer_once_with_dense_numbers(any_db):
-    due = list(range(530001, 530008))  # 7 customers in chunks of 3, 3 and 1
-    with any_db.unit_of_work() as uow:
-        for cid in due:
-            domain.upsert_customer(uow.session, customer(cid))
-        uow.session.execute(billable_contracts.insert(), [
-            contract(cid, n, MONTH, price=f"{n + 1}.10") for cid in due for n in range(2)])
-    seen = []
-    summary = billrun.run_billing(any_db, AS_OF, SETTINGS, chunk_size=3,
-                                  progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(3, 7), (6, 7), (7, 7)]
-    assert (summary["customers"], summary["customers_done"], summary["invoices"], summary["contracts"],
-            summary["errors"], summary["skipped"], summary["state"]) == (7, 7, 7, 14, 0, 0, "finished")
-    assert summary["gross"] == 7 * Decimal("3.81")  # 1.10 + 2.10 net + 0.61 VAT
-    with any_db.unit_of_work() as uow:
-        s = uow.session
-        rows = s.execute(select(invoices.c.customer_id, invoices.c.number).order_by(invoices.c.number)).all()
-        assert [cid for cid, _ in rows] == due
-        assert [n for _, n in rows] == list(range(rows[0][1], rows[0][1] + 7))
-        assert s.execute(select(func.count()).select_from(billed_periods)).scalar() == 14
-        run = s.execute(select(billing_runs).where(billing_runs.c.id == summary["run_id"])).one()
-        assert (run.invoices, run.customers_done, run.finished_at is not None) == (7, 7, True)
+    """7 customers in chunks of 3: runs with an odd id walk the list from its end."""
+    for base in (530000, 531000):  # the first run has id 1 (from the end), the second id 2
+        due = list(range(base + 1, base + 8))
+        with any_db.unit_of_work() as uow:
+            for cid in due:
+                domain.upsert_customer(uow.session, customer(cid))
+            uow.session.execute(billable_contracts.insert(), [
+                contract(cid, n, MONTH, price=f"{n + 1}.10") for cid in due for n in range(2)])
+        seen = []
+        summary = billrun.run_billing(any_db, AS_OF, SETTINGS, chunk_size=3,
+                                      progress=lambda done, total: seen.append((done, total)))
+        assert seen == [(3, 7), (6, 7), (7, 7)]
+        assert (summary["customers"], summary["customers_done"], summary["invoices"], summary["contracts"],
+                summary["errors"], summary["skipped"], summary["state"]) == (7, 7, 7, 14, 0, 0, "finished")
+        assert summary["gross"] == 7 * Decimal("3.81")  # 1.10 + 2.10 net + 0.61 VAT
+        chunks = [due[4:], due[1:4], due[:1]] if summary["run_id"] % 2 else [due[:3], due[3:6], due[6:]]
+        with any_db.unit_of_work() as uow:
+            s = uow.session
+            rows = s.execute(select(invoices.c.customer_id, invoices.c.number).where(
+                invoices.c.run_id == summary["run_id"]).order_by(invoices.c.number)).all()
+            assert [cid for cid, _ in rows] == [cid for chunk in chunks for cid in chunk]
+            assert [n for _, n in rows] == list(range(rows[0][1], rows[0][1] + 7))
+            assert s.execute(select(func.count()).select_from(billed_periods).where(
+                billed_periods.c.contract_id.between(base * 10, base * 10 + 99))).scalar() == 14
+            run = s.execute(select(billing_runs).where(billing_runs.c.id == summary["run_id"])).one()
+            assert (run.invoices, run.customers_done, run.finished_at is not None) == (7, 7, True)
+    with any_db.unit_of_work() as uow:  # dense across both runs
+        numbers = uow.session.execute(select(invoices.c.number).order_by(invoices.c.number)).scalars().all()
+    assert numbers == list(range(numbers[0], numbers[0] + 14))
     again = billrun.run_billing(any_db, AS_OF, SETTINGS, chunk_size=3)
     assert (again["customers"], again["invoices"]) == (0, 0)
 
@@ -269,3 +277,50 @@ def test_two_commands_at_once_on_sqlite_bill_every_customer_once(config, tmp_pat
     assert len(periods) == len(set(periods)) == 2 * len(due)
     assert per_customer == {cid: 1 for cid in due}
     assert sum(n for n, _ in runs_) == len(due)
+
+
+def test_copy_writes_what_an_insert_writes(config):
+    """``kc_common.db.bulk_insert`` on PostgreSQL streams COPY (in the operator command, where
+    psycopg2 is not made green): texts with tabs, newlines and backslashes, NULLs, numbers,
+    dates and JSON arrive as written."""
+    from psycopg2 import extensions
+    from kc_common.db import bulk_insert
+    db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
+    callback = extensions.get_wait_callback()
+    extensions.set_wait_callback(None)  # as in `python -m kc_billing.run`: COPY is used
+    try:
+        with db.unit_of_work() as uow:
+            domain.upsert_customer(uow.session, customer(570001))
+            invoice = domain.issue_invoice(uow, 570001, [{"text": "x", "contract_id": None, "period_start": None,
+                                                          "period_end": None, "net": Decimal("1.00"),
+                                                          "vat_rate": Decimal("19.00")}], SETTINGS)
+        texts = ["Tab\there", "Zeile\nzwei\r\n", "Back\\slash \\N", "Ümläut €", ""]
+        statements = []
+        event.listen(db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        with db.unit_of_work() as uow:
+            bulk_insert(uow.session, invoice_lines, [
+                {"invoice_id": invoice["invoice_id"], "position": 10 + i, "text": t, "contract_id": None,
+                 "period_start": MONTH if i % 2 else None, "period_end": None, "net": Decimal("-1.5") * i,
+                 "vat_rate": Decimal("19.00"), "quantity": 1, "unit_net": None, "vat": None}
+                for i, t in enumerate(texts)])
+            uow.emit_many("bench_probe", [{"text": t, "amount": Decimal("2.50"), "on": MONTH} for t in texts])
+        assert not [sql for sql in statements if sql.startswith("INSERT")]  # COPY, not INSERT
+        with db.unit_of_work() as uow:
+            rows = uow.session.execute(select(invoice_lines.c.text, invoice_lines.c.period_start,
+                                              invoice_lines.c.net, invoice_lines.c.unit_net)
+                                       .where(invoice_lines.c.position >= 10)
+                                       .order_by(invoice_lines.c.position)).all()
+            events = uow.session.execute(select(db.outbox.c.payload, db.outbox.c.headers)
+                                         .where(db.outbox.c.event_type == "bench_probe")
+                                         .order_by(db.outbox.c.id)).all()
+    finally:
+        extensions.set_wait_callback(callback)
+        db.engine.dispose()
+    assert [r.text for r in rows] == texts
+    assert [r.period_start for r in rows] == [None, MONTH, None, MONTH, None]
+    assert [r.net for r in rows] == [Decimal("0.00"), Decimal("-1.50"), Decimal("-3.00"), Decimal("-4.50"),
+                                     Decimal("-6.00")]
+    assert {r.unit_net for r in rows} == {None}
+    assert [e.payload["data"] for e in events] == [{"text": t, "amount": "2.50", "on": MONTH.isoformat()}
+                                                   for t in texts]
+    assert {e.headers == {} or "nameko.correlation_id" in e.headers for e in events} == {True}
