@@ -11,7 +11,7 @@ A run's state is derived from its row, never left to the process that may have d
 
 Every run starts by taking over the aborted runs whose ``as_of`` is not later than its own:
 it marks them ``resumed_by`` itself and, since a run bills everything due up to its as_of
-(customers are claimed one by one, a killed run's customer rolled back), completes their
+(customers are claimed chunk by chunk, a killed run's chunk rolled back), completes their
 work; its summary lists them as ``resumed_runs``.
 """
 import datetime as dt

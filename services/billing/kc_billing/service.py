@@ -61,7 +61,7 @@ class BillingRuns(DependencyProvider):
 
     Starting a run answers at once (the run's id and state); the run itself may take
     minutes, far beyond any caller's deadline. On a graceful stop the running runs end
-    after their current customer and are marked aborted (the next run completes them);
+    after their current chunk of customers and are marked aborted (the next run completes them);
     if the process dies instead, the heartbeat and the owner tell (see ``runs``).
     """
 
