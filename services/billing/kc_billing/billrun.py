@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select, text, update
 
 from kc_common.clock import berlin_date
-from kc_common.db import as_utc, bulk_insert, next_in_series, prepare_bulk_insert, utcnow
+from kc_common.db import as_utc, bulk_insert, next_in_series, prepare_bulk_insert, to_json_safe, utcnow
 from kc_common.schemas import money
 from kc_billing import domain, runs
 from kc_billing.models import (billable_contracts, billed_periods, bookings, counters, customers,
@@ -198,8 +198,8 @@ def bill_customers(uow, customer_ids, as_of, settings, run_id=None, before_commi
         dict(line, invoice_id=invoice_id) for draft, invoice_id in zip(drafts, ids) for line in draft["lines"]])
     send_periods = prepare_bulk_insert(session, billed_periods, [
         row for plan, invoice_id in zip(plans, ids) for row in _record_periods(plan[3], invoice_id)])
-    seller = domain.to_plain(settings.seller)  # the same for every invoice: converted once
-    templates = [dict(domain.to_plain(dict(draft["payload"], seller=None)), seller=seller) for draft in drafts]
+    seller = to_json_safe(settings.seller)  # the same for every invoice: converted once
+    templates = [dict(to_json_safe(dict(draft["payload"], seller=None)), seller=seller) for draft in drafts]
     # The number block; ``now`` after it: dates never run backwards along the series.
     first = next_in_series(session, counters, "invoice", domain.FIRST_INVOICE_NUMBER,
                            count=len(plans)) - len(plans) + 1
