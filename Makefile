@@ -40,6 +40,7 @@ bench-soak: install
 # BENCH_ARGS=--write appends the table to docs/performance.md.
 bench: install
 	@bash deploy/ensure-services.sh --management
+	@bash deploy/ensure-tools.sh --bench
 	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 install: $(STAMP)
