@@ -137,19 +137,19 @@ class _TimedMethodProxy(MethodProxy):
         try:
             reply = self._call(*args, **kwargs)
         except UnknownService:
-            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.")
+            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.") from None
         except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("RPC %s.%s could not be sent: %r", self.service_name, self.method_name, exc)
             raise self._unavailable("Der Nachrichtenbus ist nicht erreichbar; bitte später "
-                                    "erneut versuchen.")
+                                    "erneut versuchen.") from exc
         try:
             with eventlet.Timeout(self.timeout):
                 return reply.result()
         except eventlet.Timeout:
             self._forget(reply)
-            raise self._unavailable(f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.")
+            raise self._unavailable(f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.") from None
 
     def _forget(self, reply):
         events = self.reply_listener._reply_events

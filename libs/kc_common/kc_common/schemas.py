@@ -148,7 +148,7 @@ def load(schema, data, *, partial=False):
     try:
         return schema.load(data, partial=partial)
     except ValidationError as exc:
-        raise ValidationFailed(fields=_flatten(exc.messages))
+        raise ValidationFailed(fields=_flatten(exc.messages)) from None
 
 
 def _flatten(messages, prefix=""):

@@ -402,10 +402,10 @@ class EventCapture:
         """
         from kombu import Producer
         for container in containers:
-            wait_for(lambda: _quiet(self._conn, container), timeout=timeout,
+            wait_for(lambda container=container: _quiet(self._conn, container), timeout=timeout,
                      message=f"{container.service_name} to have handled every event")
         for url in [outbox] if isinstance(outbox, str) else (outbox or ()):
-            wait_for(lambda: _outbox_backlog(url) == 0, timeout=timeout, message=f"an empty outbox ({url})")
+            wait_for(lambda url=url: _outbox_backlog(url) == 0, timeout=timeout, message=f"an empty outbox ({url})")
         marker = f"sentinel-{uuid.uuid4().hex}"
         Producer(self._conn.default_channel, serializer="json").publish(
             {"sentinel": marker}, exchange="", routing_key=self._queue.name)

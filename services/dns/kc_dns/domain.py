@@ -52,7 +52,7 @@ def normalise_zone(name):
     try:
         return rules.zone_name(name or "")
     except RuleError:
-        raise NotFound("Zone nicht gefunden.")
+        raise NotFound("Zone nicht gefunden.") from None
 
 
 def create_zones_for_order(uow, order, defaults, today=None):

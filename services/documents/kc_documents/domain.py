@@ -35,7 +35,7 @@ def parse_event(schema, data, event_type):
         fields = _flatten(exc.messages)
         log.warning("%s event incomplete or malformed, not rendered (fields: %s)", event_type,
                     ", ".join(sorted(fields)))
-        raise Unprocessable(f"{event_type}: Daten unvollständig", {"fields": fields})
+        raise Unprocessable(f"{event_type}: Daten unvollständig", {"fields": fields}) from None
 
 
 def check_invoice_size(data, max_lines):
@@ -134,7 +134,7 @@ def document_file(session, storage, document_id, customer_id=None):
     try:
         uuid.UUID(str(document_id))
     except ValueError:
-        raise NotFound("Dokument nicht gefunden.")
+        raise NotFound("Dokument nicht gefunden.") from None
     row = session.execute(select(documents).where(documents.c.id == str(document_id))).first()
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise NotFound("Dokument nicht gefunden.")
@@ -278,7 +278,7 @@ def publish_version(uow, storage, slug, data, staff_id, today):
     try:
         content = base64.b64decode(uploads[0]["content_b64"], validate=True)
     except ValueError:
-        raise ValidationFailed(fields={"file": ["Ungültige Datei."]})
+        raise ValidationFailed(fields={"file": ["Ungültige Datei."]}) from None
     if not content.startswith(b"%PDF-") or b"%%EOF" not in content[-1024:]:
         raise ValidationFailed(fields={"file": ["Die Datei ist kein PDF."]})
     if len(content) > MAX_UPLOAD_BYTES:

@@ -51,9 +51,9 @@ def redeem(uow, token, *, secret, ttl):
         payload = serializer(secret).loads(token, max_age=ttl)
         jti, contract_id, panel = payload["j"], payload["c"], payload["p"]
     except SignatureExpired:
-        raise Unauthenticated("Der Login-Link ist abgelaufen.")
+        raise Unauthenticated("Der Login-Link ist abgelaufen.") from None
     except (BadSignature, KeyError, TypeError):
-        raise Unauthenticated("Der Login-Link ist ungültig.")
+        raise Unauthenticated("Der Login-Link ist ungültig.") from None
     now = utcnow()
     used = uow.session.execute(
         update(login_tokens).where(login_tokens.c.jti == jti, login_tokens.c.used_at.is_(None),

@@ -45,7 +45,7 @@ def normalise_domain(name):
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
-        raise ValueError("Die Domain enthält ungültige Zeichen.")
+        raise ValueError("Die Domain enthält ungültige Zeichen.") from None
     problem = lookalike_problem(ascii_name)
     if problem:
         raise ValueError(problem)

@@ -244,6 +244,6 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
     except IntegrityError:
         # A concurrent order won the race for a domain or server name (unique indexes) or the key.
         raise Conflict("Die Domain oder der Servername wurde soeben anderweitig bestellt."
-                       if domains or names else "Die Bestellung wurde gleichzeitig schon einmal aufgegeben.")
+                       if domains or names else "Die Bestellung wurde gleichzeitig schon einmal aufgegeben.") from None
     uow.emit("order_placed", {"order_id": order_id, "customer_id": customer_id, "items": event_items})
     return order_id, True

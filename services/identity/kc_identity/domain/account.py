@@ -283,7 +283,7 @@ def staff_create(uow, data, *, limits, vault, vat_valid=None):
                 uow, password_hash=hash_password(secrets.token_urlsafe(32)), email_verified=False,
                 **cleaned)
     except IntegrityError:
-        raise taken
+        raise taken from None
     issue_link(uow, purpose=SET_PASSWORD, customer_id=customer_id, email=cleaned["email"], limits=limits,
                vault=vault)
     return address_view(get_customer_row(session, customer_id))
@@ -318,7 +318,7 @@ def confirm_email(uow, token, *, client_ip):
                 email=row.email, email_verified_at=now, version=customer.version + 1, updated_at=now))
     except IntegrityError:
         raise Conflict("Diese E-Mail-Adresse ist inzwischen einem anderen Kundenkonto zugeordnet.",
-                       {"reason": "email_taken"})
+                       {"reason": "email_taken"}) from None
     sessions_changed(uow, customer_id=customer.id)
     uow.emit("email_changed", {"customer_id": customer.id, "old_email": customer.email, "new_email": row.email,
                                "changed_at": now, "client_ip": client_ip, "by_staff": False})

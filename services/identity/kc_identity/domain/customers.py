@@ -125,7 +125,7 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None, reque
                 **changes, version=row.version + 1, updated_at=utcnow()))
     except IntegrityError:
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields={"email": [
-            "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]})
+            "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]}) from None
     if "email" in changes:  # security notice to the address that was valid until now
         sessions_changed(uow, customer_id=customer_id)
         uow.emit("email_changed", {"customer_id": customer_id, "old_email": old_email,
