@@ -288,7 +288,8 @@ class UnitOfWork:
     instead, so nothing a caller was told failed happens later.
     """
 
-    def __init__(self, database: Any, correlation_id: str | None = None, deadline: float | None = None) -> None:
+    def __init__(self, database: Any, correlation_id: str | None = None,
+                 deadline: float | None = None) -> None:
         self._database = database
         self._correlation_id = correlation_id
         self._deadline = deadline
@@ -308,7 +309,8 @@ class UnitOfWork:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> Literal[False]:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         commit = exc_type is None or getattr(exc, _COMMIT_FIRST, False)
         try:
             if commit:
@@ -381,7 +383,8 @@ class OutboxRelay:
     that another relay publishes again after the lease: consumers are idempotent.
     """
 
-    def __init__(self, engine: Engine, outbox: Table, service_name: str, amqp_uri: str, batch: int = 200, lease: float = 30.0) -> None:
+    def __init__(self, engine: Engine, outbox: Table, service_name: str, amqp_uri: str, batch: int = 200,
+                 lease: float = 30.0) -> None:
         self.engine = engine
         self.outbox = outbox
         self.service_name = service_name
@@ -613,7 +616,8 @@ class _Db:
                 return None
             return fn(uow, event["data"])
 
-    def deliver_once(self, event: dict[str, Any], prepare: Callable[..., Any], deliver: Callable[..., Any], consumer: str | None = None, lease: float = 300.0) -> Any:
+    def deliver_once(self, event: dict[str, Any], prepare: Callable[..., Any], deliver: Callable[..., Any],
+                     consumer: str | None = None, lease: float = 300.0) -> Any:
         """A side effect outside the database (mail, RPC, HTTP) once per event and consumer.
 
         ``prepare(uow, data)`` reads what the effect needs in a short transaction that

@@ -46,7 +46,8 @@ class ValidationFailed(KcError):
     status = 400
     code = "validation_failed"
 
-    def __init__(self, message: str = "Die Eingaben sind ungültig.", details: dict[str, Any] | None = None, fields: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str = "Die Eingaben sind ungültig.", details: dict[str, Any] | None = None,
+                 fields: dict[str, Any] | None = None) -> None:
         if fields is not None:
             details = dict(details or {}, fields=fields)
         super().__init__(message, details)

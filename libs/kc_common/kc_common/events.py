@@ -120,7 +120,8 @@ def dead_queue(name: str, kind: str = DEFAULT_QUEUE_TYPE) -> Queue:
                  queue_arguments=dict(QUORUM) if kind == "quorum" else {})
 
 
-def handler_queues(source_service: str, event_type: str, service_name: str, method_name: str, kind: str = DEFAULT_QUEUE_TYPE) -> tuple[Queue, Queue, Queue]:
+def handler_queues(source_service: str, event_type: str, service_name: str, method_name: str,
+                   kind: str = DEFAULT_QUEUE_TYPE) -> tuple[Queue, Queue, Queue]:
     """The handler's queue and its retry and dead-letter queues (all of type ``kind``)."""
     name = queue_name(source_service, event_type, service_name, method_name)
     main = Queue(name, exchange=event_exchange(source_service), routing_key=event_type,
@@ -174,7 +175,8 @@ class KeptPublisher:
     leaves the message unacked). Safe for several green threads (one publish at a time).
     """
 
-    def __init__(self, amqp_uri: str, attempts: int = 3, confirm_timeout: float = 10.0, connect_timeout: float = 5.0) -> None:
+    def __init__(self, amqp_uri: str, attempts: int = 3, confirm_timeout: float = 10.0,
+                 connect_timeout: float = 5.0) -> None:
         self.amqp_uri = amqp_uri
         self.attempts = attempts
         self.confirm_timeout = confirm_timeout
@@ -202,7 +204,8 @@ class KeptPublisher:
             except Exception:  # noqa: BLE001 - a dead connection may fail to close
                 pass
 
-    def publish(self, body: Any, *, exchange: Any = "", routing_key: str, headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def publish(self, body: Any, *, exchange: Any = "", routing_key: str,
+                headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
         assert_no_transaction("broker publish")
         with self._lock:
             for attempt in range(1, self.attempts + 1):
@@ -400,8 +403,8 @@ class ReliableEventHandler(EventHandler):
             self._publish_or_requeue(message, self.dead_queue.name, headers, key)
             self._observe(message, "dead_lettered")
 
-    def _publish_or_requeue(self, message: Any, routing_key: str, headers: dict[str, Any], key: str, expiration: float | None = None,
-                            counted: bool = True) -> None:
+    def _publish_or_requeue(self, message: Any, routing_key: str, headers: dict[str, Any], key: str,
+                            expiration: float | None = None, counted: bool = True) -> None:
         try:
             self.publisher.publish(message.body, exchange="", routing_key=routing_key,
                                    headers=headers, content_type=message.content_type,

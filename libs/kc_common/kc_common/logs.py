@@ -49,7 +49,8 @@ def log_format(value: Any = None) -> str:
     return value
 
 
-def configure(service: str, level: str | int | None = None, fmt: str | None = None, stream: Any = None) -> logging.Handler:
+def configure(service: str, level: str | int | None = None, fmt: str | None = None,
+              stream: Any = None) -> logging.Handler:
     """Root logging for a process outside nameko (the web front end)."""
     from kc_common.context import CorrelationFilter
     handler = logging.StreamHandler(stream)

@@ -32,8 +32,9 @@ def message_id_for(event_id: str, source: str) -> str:
     return f"<{event_id}.{source}@kundencenter.example>"
 
 
-def build_message(*, sender: str, to: str | Sequence[str], subject: str, body: str, reply_to: str | None = None, attachments: Sequence[tuple[str, str, bytes]] = (), headers: dict[str, Any] | None = None,
-                  message_id: str | None = None) -> EmailMessage:
+def build_message(*, sender: str, to: str | Sequence[str], subject: str, body: str,
+                  reply_to: str | None = None, attachments: Sequence[tuple[str, str, bytes]] = (),
+                  headers: dict[str, Any] | None = None, message_id: str | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to if isinstance(to, str) else ", ".join(to)

@@ -33,7 +33,9 @@ def _dump(rows: Sequence[Row[Any]]) -> list[Any]:
     return [to_json_safe(dict(row._mapping)) for row in rows]
 
 
-def customer_part(session: Session, metadata: MetaData, customer_id: int, *, key_columns: Mapping[str, str] | None = None, exclude: Collection[str] = (), max_rows: int = MAX_ROWS) -> dict[str, Any]:
+def customer_part(session: Session, metadata: MetaData, customer_id: int, *,
+                  key_columns: Mapping[str, str] | None = None, exclude: Collection[str] = (),
+                  max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """``{table: {"rows": [...], "truncated": bool}}`` for one customer, children included."""
     key_columns = dict(key_columns or {})
     part, ids = {}, {}
@@ -76,7 +78,8 @@ def bounded(part: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def answer_export_request(uow: UnitOfWork, metadata: MetaData, service: str, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def answer_export_request(uow: UnitOfWork, metadata: MetaData, service: str, data: dict[str, Any],
+                          **kwargs: Any) -> dict[str, Any]:
     """The standard answer to ``data_export_requested``: emit ``data_export_part``."""
     part = customer_part(uow.session, metadata, data["customer_id"], **kwargs)
     uow.emit("data_export_part", {"export_id": data["export_id"], "customer_id": data["customer_id"],

@@ -116,7 +116,8 @@ class _TimedMethodProxy(MethodProxy):
     (503) is not carried out later.
     """
 
-    def __init__(self, worker_ctx: Any, service_name: str, method_name: str, reply_listener: Any, timeout: float, **options: Any) -> None:
+    def __init__(self, worker_ctx: Any, service_name: str, method_name: str, reply_listener: Any,
+                 timeout: float, **options: Any) -> None:
         self.timeout = timeout
         options.setdefault("retry_policy", PUBLISH_RETRY_POLICY)
         options.setdefault("expiration", timeout)

@@ -33,7 +33,8 @@ class DecimalRange(validate.Range):
     """Inclusive bounds of a decimal (a money amount, a rate); the OpenAPI document
     states them as the pattern of the decimal string (kc_gateway.openapi)."""
 
-    def __init__(self, low: Decimal | str | None, high: Decimal | str | None, error: str | None = None) -> None:
+    def __init__(self, low: Decimal | str | None, high: Decimal | str | None,
+                 error: str | None = None) -> None:
         super().__init__(min=Decimal(str(low)), max=Decimal(str(high)),
                          error=error or f"Muss zwischen {low} und {high} liegen.")
 
@@ -50,7 +51,8 @@ class Boolean(fields.Boolean):
     truthy = frozenset({True})  # type: ignore[assignment]  # marshmallow's stubs say set
     falsy = frozenset({False})  # type: ignore[assignment]
 
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value

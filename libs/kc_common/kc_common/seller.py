@@ -48,7 +48,8 @@ REQUIRED = ("SELLER_NAME", "SELLER_STREET", "SELLER_ZIP", "SELLER_CITY", "SELLER
             "SELLER_REGISTER_COURT", "SELLER_REGISTER_NUMBER", "SELLER_MANAGING_DIRECTORS")
 
 
-def seller_from_config(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def seller_from_config(config: Mapping[str, Any] | None = None,
+                       environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The seller dict: config key, else environment variable, else the default above.
 
     Fails fast when a legally required value is empty or neither tax number nor VAT id is set.

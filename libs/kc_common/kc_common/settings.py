@@ -71,7 +71,8 @@ COMMON_SECRETS = (
 )
 
 
-def check_secrets(config: Mapping[str, Any], secrets: Sequence[Secret], env: Mapping[str, str] | None = None) -> None:
+def check_secrets(config: Mapping[str, Any], secrets: Sequence[Secret],
+                  env: Mapping[str, str] | None = None) -> None:
     """Outside development: refuse missing secrets and committed development values."""
     if is_development(env):
         return
@@ -122,7 +123,8 @@ class Configured(Settings):
     settings, and every worker gets its result (one object, shared by the workers).
     """
 
-    def __init__(self, build: Callable[[Any], Any], schema_cls: type[Schema] | None = None, secrets: Sequence[Secret] = ()) -> None:
+    def __init__(self, build: Callable[[Any], Any], schema_cls: type[Schema] | None = None,
+                 secrets: Sequence[Secret] = ()) -> None:
         super().__init__(schema_cls, secrets)
         self.build = build
         self.built: Any = None
@@ -135,7 +137,8 @@ class Configured(Settings):
         return self.built
 
 
-def load_settings(config: Mapping[str, Any], schema_cls: type[Schema] | None = None, secrets: Sequence[Secret] = (), env: Mapping[str, str] | None = None) -> Any:
+def load_settings(config: Mapping[str, Any], schema_cls: type[Schema] | None = None,
+                  secrets: Sequence[Secret] = (), env: Mapping[str, str] | None = None) -> Any:
     """The typed settings of ``config``; raises SettingsError naming what is wrong."""
     check_secrets(config, secrets, env)
     if schema_cls is None:

@@ -250,7 +250,8 @@ def truncate_all(url: str) -> None:
     engine.dispose()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, message: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -280,7 +281,8 @@ def database_factory() -> Iterator[Callable[..., str]]:
             drop_database(name)
 
 
-def service_config(package: str, amqp_config: dict[str, Any], database_url: str, **extra: Any) -> dict[str, Any]:
+def service_config(package: str, amqp_config: dict[str, Any], database_url: str,
+                   **extra: Any) -> dict[str, Any]:
     config = dict(amqp_config)
     config.update({
         "SERVICE_PACKAGE": package,
@@ -295,7 +297,8 @@ def service_config(package: str, amqp_config: dict[str, Any], database_url: str,
 
 
 @pytest.fixture
-def service_config_factory(rabbit_config: dict[str, Any], database_factory: Callable[..., str]) -> Callable[..., dict[str, Any]]:
+def service_config_factory(rabbit_config: dict[str, Any],
+                           database_factory: Callable[..., str]) -> Callable[..., dict[str, Any]]:
     """Config for one service; its database is emptied first."""
     def make(package: str, **extra: Any) -> dict[str, Any]:
         url = database_factory(package)
@@ -319,7 +322,8 @@ def empty_database() -> Iterator[Callable[[], str]]:
         drop_database(name)
 
 
-def call(container: Any, method: str, *args: Any, context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def call(container: Any, method: str, *args: Any, context: dict[str, Any] | None = None,
+         **kwargs: Any) -> Any:
     """Call entrypoint ``method`` of a running service container, with ``context`` as the call
     context (``{"customer_id": ...}``, ``{"staff_id": ..., "staff_roles": [...]}``, ...).
     A suite with a usual caller binds it: ``call = functools.partial(call, context=CUSTOMER)``."""
@@ -328,14 +332,16 @@ def call(container: Any, method: str, *args: Any, context: dict[str, Any] | None
         return fn(*args, **kwargs)
 
 
-def envelope(source: str, event_type: str | None, data: dict[str, Any] | None, event_id: str | None = None, occurred_at: str | None = None) -> dict[str, Any]:
+def envelope(source: str, event_type: str | None, data: dict[str, Any] | None, event_id: str | None = None,
+             occurred_at: str | None = None) -> dict[str, Any]:
     """An event as the services publish it (docs/architecture.md, "Event catalogue")."""
     import datetime as dt
     return {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
             "occurred_at": occurred_at or dt.datetime.now(dt.timezone.utc).isoformat(), "data": data}
 
 
-def publish(config: Mapping[str, Any] | str, source: str | dict[str, Any], event_type: str | None = None, data: dict[str, Any] | None = None, event_id: str | None = None) -> dict[str, Any]:
+def publish(config: Mapping[str, Any] | str, source: str | dict[str, Any], event_type: str | None = None,
+            data: dict[str, Any] | None = None, event_id: str | None = None) -> dict[str, Any]:
     """Publish an event as a service's outbox relay does (to ``<source>.events``, routing key its
     type, persistent): ``publish(config, envelope)``, or ``publish(config, source, event_type,
     data, event_id=None)`` to have the envelope made. ``config``: a nameko config or an AMQP URI.
@@ -398,7 +404,8 @@ class EventCapture:
         wait_for(enough, timeout=timeout, message=f"{count} event(s)")
         return self.received
 
-    def drain(self, outbox: str | Sequence[str] | None = None, containers: Any = (), timeout: float = 10.0) -> list[dict[str, Any]]:
+    def drain(self, outbox: str | Sequence[str] | None = None, containers: Any = (),
+              timeout: float = 10.0) -> list[dict[str, Any]]:
         """Every event that has arrived once what was published has (to assert that nothing more came).
 
         No fixed sleep. ``containers``: service containers to let go quiet first (their event

@@ -149,7 +149,8 @@ def ensure_queue(conn: Any, queue: Any) -> str:
     return outcome
 
 
-def declare(amqp_uri: str, service_classes: Sequence[Any], rpc_exchange: Any = "nameko-rpc", kind: str = DEFAULT_QUEUE_TYPE) -> list[str]:
+def declare(amqp_uri: str, service_classes: Sequence[Any], rpc_exchange: Any = "nameko-rpc",
+            kind: str = DEFAULT_QUEUE_TYPE) -> list[str]:
     """Declare (or migrate) every queue of ``service_classes``; returns their names."""
     declared = []
     with Connection(amqp_uri) as conn:

@@ -187,7 +187,8 @@ def lock_customer(session: Session, customer_id: int, skip_locked: bool = False)
     return row
 
 
-def preceding_invoice(session: Session, customer_id: int, lines: list[dict[str, Any]], number: int | None = None) -> dict[str, Any] | None:
+def preceding_invoice(session: Session, customer_id: int, lines: list[dict[str, Any]],
+                      number: int | None = None) -> dict[str, Any] | None:
     """The invoice a credit note corrects (EN 16931 BT-25): the one named, else the latest invoice
     billing one of the credited contracts, else the customer's latest invoice; None if none."""
     query = select(invoices.c.number, invoices.c.issued_at).where(
@@ -208,7 +209,8 @@ def preceding_invoice(session: Session, customer_id: int, lines: list[dict[str, 
     return {"number": row.number, "issue_date": berlin_date(row.issued_at)}
 
 
-def price_lines(session: Session, customer_id: int, lines: list[dict[str, Any]], settings: BillingSettings) -> dict[str, Any]:
+def price_lines(session: Session, customer_id: int, lines: list[dict[str, Any]],
+                settings: BillingSettings) -> dict[str, Any]:
     """The amounts of an invoice of ``lines`` for this customer as it would be issued now.
 
     The one place of the rules: the customer's VAT situation (reverse charge: VAT 0 on every
@@ -232,7 +234,8 @@ def price_lines(session: Session, customer_id: int, lines: list[dict[str, Any]],
             "kind": "credit_note" if gross < 0 else "invoice"}
 
 
-def quote(session: Session, customer_id: int, lines: list[dict[str, Any]], settings: BillingSettings) -> dict[str, Any]:
+def quote(session: Session, customer_id: int, lines: list[dict[str, Any]],
+          settings: BillingSettings) -> dict[str, Any]:
     """What ``issue_invoice`` would book for ``lines`` now (nothing is written)."""
     priced = price_lines(session, customer_id, lines, settings)
     return {
@@ -248,7 +251,8 @@ def quote(session: Session, customer_id: int, lines: list[dict[str, Any]], setti
     }
 
 
-def issue_invoice(uow: UnitOfWork, customer_id: int, lines: list[dict[str, Any]], settings: BillingSettings, *, run_id: int | None = None, now: dt.datetime | None = None, locked: bool = False,
+def issue_invoice(uow: UnitOfWork, customer_id: int, lines: list[dict[str, Any]], settings: BillingSettings,
+                  *, run_id: int | None = None, now: dt.datetime | None = None, locked: bool = False,
                   preceding_number: int | None = None) -> dict[str, Any]:
     """Issue one invoice (or credit note when negative) with its ledger booking and event.
 
@@ -395,7 +399,8 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=BERLIN).astimezone(dt.timezone.utc)
 
 
-def account(session: Session, customer_id: int, *, page: int, per_page: int, type: str | None = None, date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict[str, Any]:
+def account(session: Session, customer_id: int, *, page: int, per_page: int, type: str | None = None,
+            date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict[str, Any]:
     balance = balance_of(session, customer_id)
     where = [bookings.c.customer_id == customer_id]
     if type:
@@ -442,7 +447,8 @@ def get_any_invoice(session: Session, number: int) -> dict[str, Any]:
         raise NotFound("Rechnung nicht gefunden.")
     return get_invoice(session, owner, number)
 
-def account_standing(session: Session, customer_id: int, settings: BillingSettings | None = None, today: dt.date | None = None) -> dict[str, Any]:
+def account_standing(session: Session, customer_id: int, settings: BillingSettings | None = None,
+                     today: dt.date | None = None) -> dict[str, Any]:
     """In arrears: an invoice still open after its due date plus the first reminder interval."""
     first_reminder = settings.dunning_days[0] if settings else 7
     today = today or berlin_today()
@@ -477,7 +483,8 @@ def credit_note(uow: UnitOfWork, data: dict[str, Any], settings: BillingSettings
                          preceding_number=data.get("invoice_number"))
 
 
-def book_settlement(session: Session, customer_id: int, up_to: dt.date, now: dt.datetime | None = None) -> None:
+def book_settlement(session: Session, customer_id: int, up_to: dt.date,
+                    now: dt.datetime | None = None) -> None:
     """KONTOAUSGLEICH, as in the guide: a 0.00 € marker that the account was settled with
     every transfer and credit up to ``up_to`` ("Überweisungen/Gutschriften bis zum
     11.06.2019 wurden einbezogen.")."""

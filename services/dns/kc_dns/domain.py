@@ -67,7 +67,8 @@ def normalise_zone(name: str) -> str:
         raise NotFound("Zone nicht gefunden.") from None
 
 
-def create_zones_for_order(uow: UnitOfWork, order: dict[str, Any], defaults: Mapping[str, Any], today: dt.date | None = None) -> list[str]:
+def create_zones_for_order(uow: UnitOfWork, order: dict[str, Any], defaults: Mapping[str, Any],
+                           today: dt.date | None = None) -> list[str]:
     """A zone with default records for every domain of an order (``order_placed``)."""
     today = today or utcnow().date()
     created = []
@@ -281,7 +282,9 @@ def _warnings(plan: Plan) -> list[dict[str, Any]]:
     return [{"field": w.field, "message": w.message} for w in plan.warnings]
 
 
-def apply_changes(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any], changes: list[dict[str, Any]], policy: Policy, today: dt.date | None = None) -> dict[str, Any]:
+def apply_changes(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any],
+                  changes: list[dict[str, Any]], policy: Policy,
+                  today: dt.date | None = None) -> dict[str, Any]:
     """Apply a change set atomically (all or nothing) on the version named by If-Match."""
     expected = parse_if_match(headers)
     zone = _zone(uow.session, customer_id, name, lock=True)
@@ -309,7 +312,8 @@ def export_zone(session: Session, customer_id: int, name: str) -> dict[str, Any]
             "version": zone.version}
 
 
-def import_zone(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any], text: str, policy: Policy, *, replace_all: bool = False, dry_run: bool = False,
+def import_zone(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any], text: str,
+                policy: Policy, *, replace_all: bool = False, dry_run: bool = False,
                 today: dt.date | None = None) -> dict[str, Any]:
     """A zone file as one change set: each record set in the file replaces the zone's set.
 

@@ -87,7 +87,8 @@ def find_document(session: Session, kind: str, ref: str) -> Row[Any] | None:
                                                    documents.c.ref == str(ref))).first()
 
 
-def store_document(uow: UnitOfWork, *, customer_id: int, kind: str, ref: str, title: str, filename: str, data: bytes, document_date: dt.date, storage: Storage) -> str | None:
+def store_document(uow: UnitOfWork, *, customer_id: int, kind: str, ref: str, title: str, filename: str,
+                   data: bytes, document_date: dt.date, storage: Storage) -> str | None:
     """Store the bytes and record the document once per (kind, ref); emits ``document_stored``.
 
     Returns the document id, or None when the document existed already (duplicate event)."""
@@ -123,7 +124,8 @@ def _doc_dump(row: Row[Any]) -> dict[str, Any]:
     return data
 
 
-def list_documents(session: Session, customer_id: int, *, page: int, per_page: int, kind: str | None = None) -> dict[str, Any]:
+def list_documents(session: Session, customer_id: int, *, page: int, per_page: int,
+                   kind: str | None = None) -> dict[str, Any]:
     where = [documents.c.customer_id == customer_id]
     if kind:
         where.append(documents.c.kind == kind)
@@ -140,7 +142,8 @@ def _file(row: Row[Any], storage: Storage) -> dict[str, Any]:
             "content_b64": base64.b64encode(data).decode("ascii"), "sha256": row.sha256}
 
 
-def document_file(session: Session, storage: Storage, document_id: str, customer_id: int | None = None) -> dict[str, Any]:
+def document_file(session: Session, storage: Storage, document_id: str,
+                  customer_id: int | None = None) -> dict[str, Any]:
     """The file of a document; with ``customer_id`` only that customer's (else 404)."""
     try:
         uuid.UUID(str(document_id))
@@ -234,7 +237,8 @@ def library_versions_list(session: Session, slug: str) -> dict[str, Any]:
     return {"slug": slug, "name": entry.name, "items": items}
 
 
-def library_version_row(session: Session, slug: str, version: str, today: dt.date) -> tuple[Row[Any], Row[Any] | None]:
+def library_version_row(session: Session, slug: str, version: str,
+                        today: dt.date) -> tuple[Row[Any], Row[Any] | None]:
     """(entry, version row) for a download; version None = the current one."""
     entry = _entry(session, slug)
     if entry.source == "link":
@@ -279,7 +283,8 @@ def save_rendered_version(session: Session, storage: Storage, row: Row[Any], dat
     return checked_get(storage, fresh.storage_key, fresh.sha256)
 
 
-def publish_version(uow: UnitOfWork, storage: Storage, slug: str, data: dict[str, Any], staff_id: str, today: dt.date) -> dict[str, Any]:
+def publish_version(uow: UnitOfWork, storage: Storage, slug: str, data: dict[str, Any], staff_id: str,
+                    today: dt.date) -> dict[str, Any]:
     """A staff upload becomes the newest version of a library document."""
     entry = _entry(uow.session, slug)
     if entry.source != "versions":

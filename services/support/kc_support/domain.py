@@ -132,7 +132,8 @@ def _summary(row: Row[Any]) -> dict[str, Any]:
     return data
 
 
-def _messages(session: Session, request_id: int, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
+def _messages(session: Session, request_id: int,
+              kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
     query = select(messages).where(messages.c.request_id == request_id).order_by(messages.c.id)
     if kinds is not None:
         query = query.where(messages.c.kind.in_(kinds))
@@ -164,15 +165,17 @@ def _page(session: Session, query: Any, page: int, per_page: int) -> dict[str, A
     return {"items": [_summary(r) for r in rows], "total": total, "page": page, "per_page": per_page}
 
 
-def list_for_customer(session: Session, customer_id: int, state: str | None = None, page: int = 1, per_page: int = 10) -> dict[str, Any]:
+def list_for_customer(session: Session, customer_id: int, state: str | None = None, page: int = 1,
+                      per_page: int = 10) -> dict[str, Any]:
     query = select(requests).where(requests.c.customer_id == customer_id)
     if state:
         query = query.where(requests.c.state == state)
     return _page(session, query, page, per_page)
 
 
-def list_for_staff(session: Session, staff_id: str, state: str | None = None, category: str | None = None, assignee: str | None = None, customer_id: int | None = None,
-                   q: str | None = None, page: int = 1, per_page: int = 10) -> dict[str, Any]:
+def list_for_staff(session: Session, staff_id: str, state: str | None = None, category: str | None = None,
+                   assignee: str | None = None, customer_id: int | None = None, q: str | None = None,
+                   page: int = 1, per_page: int = 10) -> dict[str, Any]:
     query = select(requests)
     if state:
         query = query.where(requests.c.state == state)
@@ -191,7 +194,8 @@ def list_for_staff(session: Session, staff_id: str, state: str | None = None, ca
     return _page(session, query, page, per_page)
 
 
-def attachment_for(session: Session, number: str, attachment_id: int, customer_id: int | None = None) -> Row[Any]:
+def attachment_for(session: Session, number: str, attachment_id: int,
+                   customer_id: int | None = None) -> Row[Any]:
     """An attachment's metadata; a customer gets only their own, never one of an internal message."""
     row = _by_number(session, number, customer_id)
     try:
@@ -209,7 +213,9 @@ def attachment_for(session: Session, number: str, attachment_id: int, customer_i
 
 # --- writing ----------------------------------------------------------------------------
 
-def _add_message(session: Session, request_id: int, kind: str, author_name: str, body: str, via: str, staff_id: str | None = None, files: Sequence[dict[str, Any]] = (), now: dt.datetime | None = None) -> int:
+def _add_message(session: Session, request_id: int, kind: str, author_name: str, body: str, via: str,
+                 staff_id: str | None = None, files: Sequence[dict[str, Any]] = (),
+                 now: dt.datetime | None = None) -> int:
     now = now or utcnow()
     message_id = session.execute(messages.insert().values(
         request_id=request_id, kind=kind, author_name=author_name, staff_id=staff_id, via=via,
@@ -224,7 +230,8 @@ def _reload(session: Session, request_id: int) -> Row[Any]:
     return session.execute(select(requests).where(requests.c.id == request_id)).first()  # type: ignore[return-value]  # it exists
 
 
-def open_request(uow: UnitOfWork, customer_id: int, author: dict[str, Any], subject: str, message: str, category: str | None, files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
+def open_request(uow: UnitOfWork, customer_id: int, author: dict[str, Any], subject: str, message: str,
+                 category: str | None, files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """A new request with its first message; emits ``support_request_opened``. Returns its number."""
     now = utcnow()
     session = uow.session
@@ -255,7 +262,8 @@ def _set_state(uow: UnitOfWork, row: Row[Any], state: str | None, now: dt.dateti
     return new
 
 
-def customer_reply(uow: UnitOfWork, customer_id: int, number: str, author_name: str, body: str, files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
+def customer_reply(uow: UnitOfWork, customer_id: int, number: str, author_name: str, body: str,
+                   files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """The customer (or their contact) adds to the thread; the request is open again."""
     now = utcnow()
     row = _by_number(uow.session, number, customer_id, lock=True)
@@ -267,7 +275,8 @@ def customer_reply(uow: UnitOfWork, customer_id: int, number: str, author_name: 
     return row.number
 
 
-def mail_reply(uow: UnitOfWork, token: str, author_name: str, body: str, files: Sequence[dict[str, Any]] = ()) -> str:
+def mail_reply(uow: UnitOfWork, token: str, author_name: str, body: str,
+               files: Sequence[dict[str, Any]] = ()) -> str:
     """A reply by e-mail, matched by the request's secret reply token; returns the number."""
     row = request_by_token(uow.session, token)
     if row is None:
@@ -275,7 +284,8 @@ def mail_reply(uow: UnitOfWork, token: str, author_name: str, body: str, files: 
     return customer_reply(uow, row.customer_id, row.number, author_name, body, files, via="email")
 
 
-def staff_reply(uow: UnitOfWork, staff_id: str, number: str, body: str, state: str | None = "answered", files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
+def staff_reply(uow: UnitOfWork, staff_id: str, number: str, body: str, state: str | None = "answered",
+                files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """A reply the customer sees (and gets by mail); then the request is in ``state``."""
     now = utcnow()
     row = _by_number(uow.session, number, lock=True)
@@ -290,7 +300,8 @@ def staff_reply(uow: UnitOfWork, staff_id: str, number: str, body: str, state: s
     return row.number
 
 
-def change_state(uow: UnitOfWork, staff_id: str, number: str, state: str | None, category: str | None = None) -> str:
+def change_state(uow: UnitOfWork, staff_id: str, number: str, state: str | None,
+                 category: str | None = None) -> str:
     """Staff set the state (and optionally re-categorise); emits state_changed (mail) when it changed."""
     now = utcnow()
     row = _by_number(uow.session, number, lock=True)
@@ -318,7 +329,8 @@ def add_note(uow: UnitOfWork, staff_id: str, number: str, body: str) -> str:
     return row.number
 
 
-def record_call(uow: UnitOfWork, staff_id: str, number: str, caller_name: str, name_authorised: bool, password_verified: bool, note: str | None) -> tuple[int, bool]:
+def record_call(uow: UnitOfWork, staff_id: str, number: str, caller_name: str, name_authorised: bool,
+                password_verified: bool, note: str | None) -> tuple[int, bool]:
     """Record a telephone call and the result of the caller's verification (never the password)."""
     row = _by_number(uow.session, number, lock=True)
     now = utcnow()

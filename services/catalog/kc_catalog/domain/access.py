@@ -30,7 +30,8 @@ def serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=SALT)
 
 
-def create_link(uow: UnitOfWork, customer_id: int, contract_id: int, *, secret: str, panel_urls: Mapping[str, str], ttl: int, client_ip: str | None = None) -> dict[str, Any]:
+def create_link(uow: UnitOfWork, customer_id: int, contract_id: int, *, secret: str,
+                panel_urls: Mapping[str, str], ttl: int, client_ip: str | None = None) -> dict[str, Any]:
     """A login URL for the owner's running hosting package or server."""
     row = load_contract(uow.session, customer_id, contract_id)
     panel = (row.attributes or {}).get("access")

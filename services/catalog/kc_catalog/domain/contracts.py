@@ -45,7 +45,8 @@ def status_text(row: Row[Any]) -> str:
     return STATUS_TEXT.get(row.status, row.status)
 
 
-def contract_view(row: Row[Any], ips: Sequence[str] = (), live_domains: Collection[str] = frozenset()) -> dict[str, Any]:
+def contract_view(row: Row[Any], ips: Sequence[str] = (),
+                  live_domains: Collection[str] = frozenset()) -> dict[str, Any]:
     """Everything the three tables and the detail need; each table's schema picks its columns."""
     attrs = row.attributes or {}
     panel = attrs.get("access")
@@ -86,7 +87,8 @@ def _views(session: Session, customer_id: int, rows: Sequence[Row[Any]]) -> list
     return [contract_view(r, ips.get(r.id, ()), live_domains) for r in rows]
 
 
-def list_contracts(session: Session, customer_id: int, *, page: int, per_page: int, q: str | None = None, category: str | None = None, status: str | None = None) -> dict[str, Any]:
+def list_contracts(session: Session, customer_id: int, *, page: int, per_page: int, q: str | None = None,
+                   category: str | None = None, status: str | None = None) -> dict[str, Any]:
     """The customer's contracts (one of the guide's tables with ``category``), newest first.
 
     ``q`` searches domain, server name/label, package, description and IP addresses.
@@ -166,7 +168,8 @@ def cancellation_end_date(row: Row[Any], today: dt.date) -> dt.date:
     return end
 
 
-def cancellation_preview(session: Session, customer_id: int, contract_id: int, today: dt.date | None = None) -> dict[str, Any]:
+def cancellation_preview(session: Session, customer_id: int, contract_id: int,
+                         today: dt.date | None = None) -> dict[str, Any]:
     row = load_contract(session, customer_id, contract_id)
     check_transition(row.status, CANCELLED)
     today = today or berlin_today()
@@ -174,7 +177,8 @@ def cancellation_preview(session: Session, customer_id: int, contract_id: int, t
             "end_date": cancellation_end_date(row, today), "status": row.status}
 
 
-def cancel(uow: UnitOfWork, customer_id: int, contract_id: int, today: dt.date | None = None) -> dict[str, Any]:
+def cancel(uow: UnitOfWork, customer_id: int, contract_id: int,
+           today: dt.date | None = None) -> dict[str, Any]:
     """Cancel with the notice period: ``cancelled`` until ``end_date``, then terminated by the job."""
     session = uow.session
     row = load_contract(session, customer_id, contract_id, lock=True)
@@ -215,12 +219,14 @@ def _options(session: Session, row: Row[Any]) -> Sequence[Row[Any]]:
     return session.execute(select(products).where(products.c.id.in_(ids))).all()
 
 
-def _terms(product_id: str, name: str, price_net: Decimal, vat_rate: Decimal, period_months: int) -> dict[str, Any]:
+def _terms(product_id: str, name: str, price_net: Decimal, vat_rate: Decimal,
+           period_months: int) -> dict[str, Any]:
     return {"product_id": product_id, "product_name": name, "price_net": price_net,
             "vat_rate": vat_rate, "period_months": period_months}
 
 
-def plan_tariff_change(session: Session, row: Row[Any], product_id: str, today: dt.date) -> tuple[dict[str, Any], Row[Any], Decimal]:
+def plan_tariff_change(session: Session, row: Row[Any], product_id: str,
+                       today: dt.date) -> tuple[dict[str, Any], Row[Any], Decimal]:
     """Check a tariff change of the contract ``row`` and compute it (nothing is written).
 
     Returns ``(change, target, new_price)``: ``change`` is the ``contract_changed`` data
@@ -253,14 +259,16 @@ def plan_tariff_change(session: Session, row: Row[Any], product_id: str, today: 
     return change, target, new_price
 
 
-def quote_tariff_change(session: Session, customer_id: int, contract_id: int, product_id: str, today: dt.date | None = None) -> dict[str, Any]:
+def quote_tariff_change(session: Session, customer_id: int, contract_id: int, product_id: str,
+                        today: dt.date | None = None) -> dict[str, Any]:
     """The ``contract_changed`` data a tariff change now would publish (for billing's quote)."""
     row = load_contract(session, customer_id, contract_id)
     change, _, _ = plan_tariff_change(session, row, product_id, today or berlin_today())
     return change
 
 
-def change_tariff(uow: UnitOfWork, customer_id: int, contract_id: int, product_id: str, today: dt.date | None = None) -> dict[str, Any]:
+def change_tariff(uow: UnitOfWork, customer_id: int, contract_id: int, product_id: str,
+                  today: dt.date | None = None) -> dict[str, Any]:
     """Upgrade (higher rank, same family): at once, billing prorates the rest of the period.
     Downgrade: at the end of the current period (the job applies it then).
 

@@ -26,7 +26,8 @@ DEFAULT_IP_POOL = "178.250.10.0/24"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
-def find_existing(session: Session, customer_id: int, idempotency_key: str | None, items: list[dict[str, Any]]) -> int | None:
+def find_existing(session: Session, customer_id: int, idempotency_key: str | None,
+                  items: list[dict[str, Any]]) -> int | None:
     """The order placed before with this key (same items), None, or 422 for other items."""
     if not idempotency_key:
         return None
@@ -39,7 +40,8 @@ def find_existing(session: Session, customer_id: int, idempotency_key: str | Non
     return existing.id
 
 
-def contract_terms(product: Row[Any], period: int, options: Sequence[Row[Any]] = (), usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def contract_terms(product: Row[Any], period: int, options: Sequence[Row[Any]] = (),
+                   usage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Description, booked options and price of one period, fixed at order time."""
     parts = [product.name] + [o.name for o in options]
     if usage:
@@ -50,7 +52,8 @@ def contract_terms(product: Row[Any], period: int, options: Sequence[Row[Any]] =
                         for o in options]}
 
 
-def event_item(contract_id: int | None, product: Row[Any], item: dict[str, Any], terms: dict[str, Any], status: str, period_start: dt.date, period_end: dt.date, ips: Sequence[str]) -> dict[str, Any]:
+def event_item(contract_id: int | None, product: Row[Any], item: dict[str, Any], terms: dict[str, Any],
+               status: str, period_start: dt.date, period_end: dt.date, ips: Sequence[str]) -> dict[str, Any]:
     """One item of ``order_placed`` (see docs/contracts.md; fields are only ever added)."""
     return {
         "contract_id": contract_id, "product_id": product.id, "product_name": product.name,
@@ -62,7 +65,8 @@ def event_item(contract_id: int | None, product: Row[Any], item: dict[str, Any],
     }
 
 
-def _validate_item(session: Session, i: int, item: dict[str, Any], errors: dict[str, Any]) -> dict[str, Any] | None:
+def _validate_item(session: Session, i: int, item: dict[str, Any],
+                   errors: dict[str, Any]) -> dict[str, Any] | None:
     """Resolve one order item or record its errors under ``items.<i>.<field>``."""
     def fail(field: str, message: str) -> None:
         errors.setdefault(f"items.{i}.{field}", []).append(message)
@@ -153,7 +157,8 @@ def allocate_ips(session: Session, contract_id: int, count: int, pool: str, now:
     return given
 
 
-def resolve_items(session: Session, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+def resolve_items(session: Session,
+                  items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """Validate every item of an order (all errors at once) and check that its domains and
     server names are free. Returns ``(resolved, domains, names)``."""
     errors: dict[str, Any] = {}
@@ -190,7 +195,8 @@ def first_period(today: dt.date, months: int) -> tuple[dt.date, dt.date, dt.date
     return today, next_invoice - dt.timedelta(days=1), next_invoice
 
 
-def quote_items(session: Session, customer_id: int, items: list[dict[str, Any]], today: dt.date | None = None) -> dict[str, Any]:
+def quote_items(session: Session, customer_id: int, items: list[dict[str, Any]],
+                today: dt.date | None = None) -> dict[str, Any]:
     """The ``order_placed`` items these order items would become (no contract ids, nothing
     written): what billing's quote prices exactly as it invoices the order."""
     today = today or berlin_today()
@@ -204,7 +210,8 @@ def quote_items(session: Session, customer_id: int, items: list[dict[str, Any]],
     return {"customer_id": customer_id, "items": quoted}
 
 
-def place_order(uow: UnitOfWork, customer_id: int, items: list[dict[str, Any]], idempotency_key: str | None = None, *, in_arrears: bool = False, today: dt.date | None = None,
+def place_order(uow: UnitOfWork, customer_id: int, items: list[dict[str, Any]],
+                idempotency_key: str | None = None, *, in_arrears: bool = False, today: dt.date | None = None,
                 ip_pool: str = DEFAULT_IP_POOL) -> tuple[int, bool]:
     """Validate every item, then create the order, its contracts and ``order_placed``.
 

@@ -39,7 +39,8 @@ def product_view(row: Row[Any]) -> dict[str, Any]:
 _KIND_ORDER = {"hosting": 0, "domain": 1, "server": 2, "option": 3, "addon": 4}
 
 
-def list_products(session: Session, *, kind: str | None = None, family: str | None = None, include_inactive: bool = False) -> dict[str, Any]:
+def list_products(session: Session, *, kind: str | None = None, family: str | None = None,
+                  include_inactive: bool = False) -> dict[str, Any]:
     query = select(products)
     if kind:
         query = query.where(products.c.kind == kind)
@@ -69,7 +70,8 @@ def _check(data: dict[str, Any], kind: str) -> None:
         raise ValidationFailed(fields=errors)
 
 
-def _record_price(session: Session, product_id: str, price_net: Decimal, vat_rate: Decimal, staff_id: str, now: dt.datetime) -> None:
+def _record_price(session: Session, product_id: str, price_net: Decimal, vat_rate: Decimal, staff_id: str,
+                  now: dt.datetime) -> None:
     session.execute(product_prices.insert().values(product_id=product_id, price_net=price_net,
                                                    vat_rate=vat_rate, valid_from=now,
                                                    changed_by=str(staff_id)))

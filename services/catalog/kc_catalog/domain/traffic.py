@@ -76,7 +76,8 @@ def report(uow: UnitOfWork, items: list[dict[str, Any]], today: dt.date | None =
     return {"stored": store_reports(session, reports)}
 
 
-def _month_sums(session: Session, contract_id: int, first_day: dt.date, last_day: dt.date) -> dict[Any, tuple[Decimal, int]]:
+def _month_sums(session: Session, contract_id: int, first_day: dt.date,
+                last_day: dt.date) -> dict[Any, tuple[Decimal, int]]:
     month = func.to_char(server_traffic.c.day, "YYYY-MM") \
         if session.bind.dialect.name == "postgresql" else func.strftime("%Y-%m", server_traffic.c.day)  # type: ignore[union-attr]  # a bound session
     rows = session.execute(select(month.label("m"), func.sum(server_traffic.c.gb), func.count())
@@ -94,7 +95,8 @@ def _trend(current_avg: Decimal, previous_avg: Decimal | None) -> dict[str, Any]
     return {"direction": direction, "change_percent": change}
 
 
-def usage(session: Session, customer_id: int, contract_id: int, months: int = 6, today: dt.date | None = None, daily: bool = True) -> dict[str, Any]:
+def usage(session: Session, customer_id: int, contract_id: int, months: int = 6, today: dt.date | None = None,
+          daily: bool = True) -> dict[str, Any]:
     """Per month used vs. included (newest first), over-use flagged, trend and last 30 days
     (``daily``)."""
     row = load_contract(session, customer_id, contract_id)
@@ -129,7 +131,8 @@ def usage(session: Session, customer_id: int, contract_id: int, months: int = 6,
             "daily": [{"day": d, "gb": _gb(gb)} for d, gb in days]}
 
 
-def overview(session: Session, customer_id: int, months: int = 2, today: dt.date | None = None) -> dict[str, Any]:
+def overview(session: Session, customer_id: int, months: int = 2,
+             today: dt.date | None = None) -> dict[str, Any]:
     """Traffic anzeigen: every running server of the customer, this month used vs. included,
     and the last ``months`` months (newest first) for the chart: one call for all servers."""
     today = today or berlin_today()

@@ -66,7 +66,8 @@ class Limits:
 
 # --- throttle of public requests -----------------------------------------------------------
 
-def _throttle(session: Session, *, kind: str, subject: str, client_ip: str | None, per_subject: int, per_address: int, window: dt.timedelta) -> None:
+def _throttle(session: Session, *, kind: str, subject: str, client_ip: str | None, per_subject: int,
+              per_address: int, window: dt.timedelta) -> None:
     """429 when ``subject`` or ``client_ip`` asked too often within ``window``; else record it."""
     now = utcnow()
     since = now - window
@@ -88,7 +89,8 @@ def _throttle(session: Session, *, kind: str, subject: str, client_ip: str | Non
 
 # --- single-use links ------------------------------------------------------------------------
 
-def issue_link(uow: UnitOfWork, *, purpose: str, customer_id: int, email: str, limits: Limits, vault: Vault, client_ip: str | None = None) -> str:
+def issue_link(uow: UnitOfWork, *, purpose: str, customer_id: int, email: str, limits: Limits, vault: Vault,
+               client_ip: str | None = None) -> str:
     """A new link for ``purpose`` (earlier unused ones of that purpose end); emits
     ``account_link_issued`` whose handler mails it to ``email``."""
     session = uow.session
@@ -126,7 +128,8 @@ def _use(session: Session, row: Row[Any]) -> None:
 
 # --- Passwort vergessen ----------------------------------------------------------------------
 
-def request_password_reset(uow: UnitOfWork, *, login: str, client_ip: str | None, limits: Limits, vault: Vault) -> None:
+def request_password_reset(uow: UnitOfWork, *, login: str, client_ip: str | None, limits: Limits,
+                           vault: Vault) -> None:
     """Mail a reset link when ``login`` (Kundennummer or e-mail) is a customer. The caller
     answers the same either way; a known account gets at most ``reset_mails_per_account``
     mails per window (silently)."""
@@ -217,7 +220,8 @@ def vat_id_to_check(data: dict[str, Any]) -> str | None:
         return None
 
 
-def signup(uow: UnitOfWork, data: dict[str, Any], *, client_ip: str | None, limits: Limits, vault: Vault, terms: dict[str, Any], vat_valid: bool | None = None) -> None:
+def signup(uow: UnitOfWork, data: dict[str, Any], *, client_ip: str | None, limits: Limits, vault: Vault,
+           terms: dict[str, Any], vat_valid: bool | None = None) -> None:
     """Public registration. ``terms``: the current Unternehmer-AGB ``{"version", ...}``.
 
     Valid input always gets the same answer: a new customer (the next Kundennummer, not yet
@@ -266,7 +270,8 @@ def signup(uow: UnitOfWork, data: dict[str, Any], *, client_ip: str | None, limi
                                   "at": utcnow()})
 
 
-def resend_verification(uow: UnitOfWork, customer_id: int, *, limits: Limits, vault: Vault, client_ip: str | None) -> None:
+def resend_verification(uow: UnitOfWork, customer_id: int, *, limits: Limits, vault: Vault,
+                        client_ip: str | None) -> None:
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     if row.email_verified_at is not None:
@@ -277,7 +282,8 @@ def resend_verification(uow: UnitOfWork, customer_id: int, *, limits: Limits, va
                client_ip=client_ip)
 
 
-def staff_create(uow: UnitOfWork, data: dict[str, Any], *, limits: Limits, vault: Vault, vat_valid: bool | None = None) -> dict[str, Any]:
+def staff_create(uow: UnitOfWork, data: dict[str, Any], *, limits: Limits, vault: Vault,
+                 vat_valid: bool | None = None) -> dict[str, Any]:
     """A customer taken on the phone: same validation, no password yet — the customer gets a
     link to set it (which also confirms the e-mail address)."""
     session = uow.session
@@ -345,7 +351,8 @@ def pending_email(session: Session, customer_id: int) -> str | None:
 
 # --- retention of personal logs ----------------------------------------------------------
 
-def prune(session: Session, *, login_events_days: int, phone_checks_days: int, now: dt.datetime | None = None) -> dict[str, int]:
+def prune(session: Session, *, login_events_days: int, phone_checks_days: int,
+          now: dt.datetime | None = None) -> dict[str, int]:
     """Delete what is no longer needed: login attempts and telephone password checks older than
     their retention, throttle records older than a day, links used or expired 30 days ago.
     Returns the number of rows deleted per table."""

@@ -46,7 +46,8 @@ def status(row: Row[Any]) -> dict[str, Any]:
     return {"state": state, "requested_at": row.closure_requested_at, "erased_at": row.erased_at}
 
 
-def request_closure(uow: UnitOfWork, customer_id: int, password: str, *, client_ip: str | None, throttle: Throttle) -> dict[str, Any]:
+def request_closure(uow: UnitOfWork, customer_id: int, password: str, *, client_ip: str | None,
+                    throttle: Throttle) -> dict[str, Any]:
     """The closure status; a wrong password is recorded and raised after the commit."""
     row = get_customer_row(uow.session, customer_id, lock=True)
     reauthenticate(uow.session, row, password, client_ip=client_ip, throttle=throttle)

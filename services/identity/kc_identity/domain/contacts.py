@@ -82,7 +82,8 @@ def _get_contact(session: Session, customer_id: int, contact_id: str) -> dict[st
     return _contact_view(row)
 
 
-def update_contact(session: Session, customer_id: int, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def update_contact(session: Session, customer_id: int, contact_id: str,
+                   data: dict[str, Any]) -> dict[str, Any]:
     _get_contact(session, customer_id, contact_id)
     customer = get_customer_row(session, customer_id)
     values = _clean_contact(data, customer.country)

@@ -27,8 +27,10 @@ def next_number(session: Session, series: str, first: int) -> int:
     return next_in_series(session, counters, series, first)
 
 
-def create_customer(uow: UnitOfWork, *, email: str, last_name: str, first_name: str, password: str | None = None, password_hash: str | None = None, company: str | None = "",
-                    email_verified: bool = True, terms_version: str | None = None, terms_accepted_at: dt.datetime | None = None, **fields: Any) -> int:
+def create_customer(uow: UnitOfWork, *, email: str, last_name: str, first_name: str,
+                    password: str | None = None, password_hash: str | None = None, company: str | None = "",
+                    email_verified: bool = True, terms_version: str | None = None,
+                    terms_accepted_at: dt.datetime | None = None, **fields: Any) -> int:
     """A new customer (Kundennummer from the counter); publishes ``customer_updated``.
 
     ``email_verified=False`` for a sign-up (double opt-in pending) or a customer created by staff."""
@@ -87,7 +89,9 @@ COMPANY_CHANGE_REFUSED = ("Der Firmenname kann hier nicht geändert werden: daf�
                           "nötig. Das Formular finden Sie unter „Meine Dokumente → Inhaberwechsel“.")
 
 
-def update_address(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, staff: bool = False, client_ip: str | None = None, request_email_change: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def update_address(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, staff: bool = False,
+                   client_ip: str | None = None,
+                   request_email_change: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Change the address data (all valid or nothing saved); publishes ``customer_updated``.
 
     The customer may not change the company (owner change); staff may (``staff=True``).

@@ -35,7 +35,9 @@ def _account_key(login_text: str, row: Row[Any] | None) -> str:
     return str(row.id) if row is not None else login_text.strip().lower()
 
 
-def attempt_login(session: Session, *, login: str, password: str, client_ip: str | None, idle: dt.timedelta, absolute: dt.timedelta, throttle: Throttle, otp: str | None = None, vault: Vault | None = None) -> dict[str, Any]:
+def attempt_login(session: Session, *, login: str, password: str, client_ip: str | None, idle: dt.timedelta,
+                  absolute: dt.timedelta, throttle: Throttle, otp: str | None = None,
+                  vault: Vault | None = None) -> dict[str, Any]:
     """Try a customer login; returns the new session.
 
     The attempt is recorded either way: a failure is raised ``after_commit``, so that it
@@ -77,7 +79,8 @@ def attempt_login(session: Session, *, login: str, password: str, client_ip: str
             "notice": None if verified else UNVERIFIED_NOTICE}
 
 
-def attempt_staff_login(session: Session, *, login: str, password: str, client_ip: str | None, idle: dt.timedelta, absolute: dt.timedelta, throttle: Throttle) -> dict[str, Any]:
+def attempt_staff_login(session: Session, *, login: str, password: str, client_ip: str | None,
+                        idle: dt.timedelta, absolute: dt.timedelta, throttle: Throttle) -> dict[str, Any]:
     """As :func:`attempt_login`, for the back office realm."""
     account = login.strip().lower()
     check_throttle(session, realm="staff", account=account, client_ip=client_ip, throttle=throttle)

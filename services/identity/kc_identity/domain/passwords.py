@@ -21,7 +21,8 @@ from typing import Any
 import datetime as dt
 
 
-def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, session_id: str | None, client_ip: str | None, throttle: Throttle) -> None:
+def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, session_id: str | None,
+                    client_ip: str | None, throttle: Throttle) -> None:
     """Change the service password. A wrong current password is recorded as a failed attempt
     and throttled like a login (the error is raised after the commit)."""
     session = uow.session
@@ -52,7 +53,8 @@ def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, 
                                   "client_ip": client_ip, "sessions_ended": ended})
 
 
-def set_phone_password(session: Session, customer_id: int, data: dict[str, Any], vault: Vault) -> dict[str, Any]:
+def set_phone_password(session: Session, customer_id: int, data: dict[str, Any],
+                       vault: Vault) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     errors = {}
     problems = policy.phone_password_problems(
@@ -75,7 +77,8 @@ def phone_password_status(session: Session, customer_id: int) -> dict[str, Any]:
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def reveal_phone_password(session: Session, customer_id: int, *, session_id: str | None, password: str, vault: Vault, fresh: dt.timedelta, client_ip: str | None,
+def reveal_phone_password(session: Session, customer_id: int, *, session_id: str | None, password: str,
+                          vault: Vault, fresh: dt.timedelta, client_ip: str | None,
                           throttle: Throttle) -> dict[str, Any]:
     """The telephone password for a freshly authenticated customer: the session is younger
     than ``fresh``, or the service password is given again (a wrong one is recorded)."""
@@ -94,7 +97,8 @@ def reveal_phone_password(session: Session, customer_id: int, *, session_id: str
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def verify_phone_password(session: Session, customer_id: int, password: str, *, staff_id: str, vault: Vault, max_failures: int, window: dt.timedelta) -> dict[str, Any]:
+def verify_phone_password(session: Session, customer_id: int, password: str, *, staff_id: str, vault: Vault,
+                          max_failures: int, window: dt.timedelta) -> dict[str, Any]:
     """Staff check what a caller says; failures per customer are limited within ``window``.
     Every check is recorded, the right and the wrong ones."""
     row = get_customer_row(session, customer_id)

@@ -21,7 +21,8 @@ def whitelist_message(client_ip: str | None) -> str:
             f"IP-Whitelist dieses Kundenkontos nicht erlaubt.")
 
 
-def authenticate(session: Session, *, token: str, idle: dt.timedelta, client_ip: str | None = None) -> dict[str, Any]:
+def authenticate(session: Session, *, token: str, idle: dt.timedelta,
+                 client_ip: str | None = None) -> dict[str, Any]:
     """The principal behind a token (either realm); idle and absolute expiry enforced,
     and for customers the IP whitelist against the caller's address."""
     table = sessions if token.startswith(CUSTOMER_TOKEN_PREFIX) else \
@@ -57,7 +58,8 @@ def authenticate(session: Session, *, token: str, idle: dt.timedelta, client_ip:
             "expires_in": expires_in}
 
 
-def sessions_changed(uow: UnitOfWork, *, session_id: str | None = None, customer_id: int | None = None, staff_id: str | None = None) -> None:
+def sessions_changed(uow: UnitOfWork, *, session_id: str | None = None, customer_id: int | None = None,
+                     staff_id: str | None = None) -> None:
     """Tell every gateway (event ``session_ended``) that what ``authenticate`` answered for
     this session, or for every session of this customer or staff member, may no longer hold:
     a session ended, or the whitelist or the e-mail confirmation changed. Gateways drop
@@ -78,7 +80,8 @@ def _active(now: dt.datetime, idle: dt.timedelta) -> Any:
                 sessions.c.last_seen_at > now - idle)
 
 
-def list_sessions(session: Session, customer_id: int, current_session_id: str | None, idle: dt.timedelta) -> list[dict[str, Any]]:
+def list_sessions(session: Session, customer_id: int, current_session_id: str | None,
+                  idle: dt.timedelta) -> list[dict[str, Any]]:
     now = utcnow()
     rows = session.execute(select(sessions).where(sessions.c.customer_id == customer_id, _active(now, idle))
                            .order_by(sessions.c.created_at.desc())).all()

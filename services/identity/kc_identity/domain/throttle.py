@@ -18,13 +18,15 @@ from typing import Any
 class Throttle:
     """Failed-attempt limits (config): per account and per client address within a window."""
 
-    def __init__(self, per_account: int = 5, per_address: int = 30, window: dt.timedelta = dt.timedelta(minutes=15)) -> None:
+    def __init__(self, per_account: int = 5, per_address: int = 30,
+                 window: dt.timedelta = dt.timedelta(minutes=15)) -> None:
         self.per_account = per_account
         self.per_address = per_address
         self.window = window
 
 
-def check_throttle(session: Session, *, realm: str, account: str, client_ip: str | None, throttle: Throttle) -> None:
+def check_throttle(session: Session, *, realm: str, account: str, client_ip: str | None,
+                   throttle: Throttle) -> None:
     """Raise TooManyRequests (with retry_after) when the account or address has failed too often."""
     now = utcnow()
     since = now - throttle.window
@@ -53,13 +55,15 @@ def check_throttle(session: Session, *, realm: str, account: str, client_ip: str
                                   {"retry_after": retry_seconds(until - now)})
 
 
-def record_login(session: Session, *, realm: str, account: str, customer_id: int | None, client_ip: str | None, success: bool, reason: str | None) -> None:
+def record_login(session: Session, *, realm: str, account: str, customer_id: int | None,
+                 client_ip: str | None, success: bool, reason: str | None) -> None:
     session.execute(login_events.insert().values(
         realm=realm, account=str(account)[:254], customer_id=customer_id, client_ip=client_ip,
         success=success, reason=reason, at=utcnow()))
 
 
-def reauthenticate(session: Session, row: Row[Any], password: str, *, client_ip: str | None, throttle: Throttle) -> None:
+def reauthenticate(session: Session, row: Row[Any], password: str, *, client_ip: str | None,
+                   throttle: Throttle) -> None:
     """Check the service password again (sensitive changes). A wrong one is recorded as a failed
     attempt and throttled like a login: the error is raised after the commit."""
     check_throttle(session, realm="customer", account=str(row.id), client_ip=None, throttle=throttle)

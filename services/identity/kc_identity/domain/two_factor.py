@@ -40,7 +40,8 @@ def two_factor_status(session: Session, customer_id: int) -> dict[str, Any]:
             "recovery_codes_left": left if row.totp_secret_enc is not None else 0}
 
 
-def two_factor_setup(session: Session, customer_id: int, password: str, *, vault: Vault, client_ip: str | None, throttle: Throttle) -> dict[str, Any]:
+def two_factor_setup(session: Session, customer_id: int, password: str, *, vault: Vault,
+                     client_ip: str | None, throttle: Throttle) -> dict[str, Any]:
     """A new secret to scan (confirmed by :func:`two_factor_enable`)."""
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
@@ -76,7 +77,8 @@ def two_factor_enable(session: Session, customer_id: int, code: str, *, vault: V
     return {"recovery_codes": _new_recovery_codes(session, customer_id)}
 
 
-def two_factor_disable(session: Session, customer_id: int, password: str, *, client_ip: str | None, throttle: Throttle) -> None:
+def two_factor_disable(session: Session, customer_id: int, password: str, *, client_ip: str | None,
+                       throttle: Throttle) -> None:
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     session.execute(update(customers).where(customers.c.id == customer_id).values(
@@ -84,7 +86,8 @@ def two_factor_disable(session: Session, customer_id: int, password: str, *, cli
     session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
 
 
-def two_factor_new_codes(session: Session, customer_id: int, password: str, *, client_ip: str | None, throttle: Throttle) -> dict[str, Any]:
+def two_factor_new_codes(session: Session, customer_id: int, password: str, *, client_ip: str | None,
+                         throttle: Throttle) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     if row.totp_secret_enc is None:

@@ -17,7 +17,8 @@ def get_whitelist(session: Session, customer_id: int, client_ip: str | None) -> 
             "client_ip_allowed": netlist.allows(row.ip_whitelist, client_ip)}
 
 
-def set_whitelist(session: Session, customer_id: int, data: dict[str, Any], client_ip: str | None) -> dict[str, Any]:
+def set_whitelist(session: Session, customer_id: int, data: dict[str, Any],
+                  client_ip: str | None) -> dict[str, Any]:
     entries, errors = netlist.normalise(data.get("entries"))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die Einträge der IP-Whitelist.", fields=errors)
