@@ -17,7 +17,8 @@ test: install
 	@bash deploy/ensure-services.sh --postgres --management
 	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
-	@$(BIN)/ruff check libs gateway services tests web
+	@$(BIN)/ruff check libs gateway services tests web bench deploy
+	@$(BIN)/mypy
 	@$(BIN)/pytest $(if $(SERVICE),$(or $(firstword $(wildcard services/$(SERVICE) libs/$(SERVICE) $(SERVICE))),$(error no tests of SERVICE=$(SERVICE)))) $(PYTEST_ARGS)
 
 # No broker, no database, no slow process tests: the `unit` marker is set from the fixtures a test requests

@@ -8,6 +8,8 @@ and so does a call that cannot be published because the broker is down (within
 about a second). The request expires with the caller's timeout: nothing the
 caller was told failed is carried out later (see :class:`_TimedMethodProxy`).
 """
+
+from __future__ import annotations
 import logging
 import time
 
@@ -21,6 +23,7 @@ from kc_common.errors import KcError, ServiceUnavailable
 from kc_common.events import DEFAULT_QUEUE_TYPE, QUORUM, is_transient, queue_type
 from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +48,12 @@ class _Listeners:
 
     TTL = 1.0
 
-    def __init__(self):
-        self._cache = {}
-        self._connections = {}
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], tuple[float, int | None]] = {}
+        self._connections: dict[str, Any] = {}
         self._lock = Semaphore(1)
 
-    def count(self, amqp_uri, service_name):
+    def count(self, amqp_uri: str, service_name: str) -> int | None:
         key = (amqp_uri, service_name)
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
@@ -64,7 +67,7 @@ class _Listeners:
             self._cache[key] = (time.monotonic() + self.TTL, count)
         return count
 
-    def _ask(self, amqp_uri, queue):
+    def _ask(self, amqp_uri: str, queue: Any) -> int | None:
         from amqp.exceptions import NotFound
         from kombu import Connection
         try:
@@ -98,7 +101,7 @@ class _Listeners:
 _listeners = _Listeners()
 
 
-def deadline_margin(timeout):
+def deadline_margin(timeout: float) -> float:
     """How long before the caller gives up the callee stops committing (reply travel time)."""
     return min(1.0, timeout * 0.1)
 
@@ -113,45 +116,46 @@ class _TimedMethodProxy(MethodProxy):
     (503) is not carried out later.
     """
 
-    def __init__(self, worker_ctx, service_name, method_name, reply_listener, timeout, **options):
+    def __init__(self, worker_ctx: Any, service_name: str, method_name: str, reply_listener: Any,
+                 timeout: float, **options: Any) -> None:
         self.timeout = timeout
         options.setdefault("retry_policy", PUBLISH_RETRY_POLICY)
         options.setdefault("expiration", timeout)
         super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
         self.publisher.transport_options = dict(PUBLISH_TRANSPORT_OPTIONS)
 
-    def get_message_headers(self, worker_ctx):
+    def get_message_headers(self, worker_ctx: Any) -> dict[str, Any]:
         headers = super().get_message_headers(worker_ctx)
         # Our own deadline, never the one our caller gave us (each hop has its own timeout).
         headers[f"nameko.{DEADLINE}"] = repr(
             time.time() + self.timeout - deadline_margin(self.timeout))
         return headers
 
-    def _unavailable(self, message):
+    def _unavailable(self, message: str) -> ServiceUnavailable:
         return ServiceUnavailable(message, {"service": self.service_name})
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         assert_no_transaction(f"RPC {self.service_name}.{self.method_name}")
         if _listeners.count(self.amqp_uri, self.service_name) == 0:
             raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.")
         try:
             reply = self._call(*args, **kwargs)
         except UnknownService:
-            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.")
+            raise self._unavailable(f"Der Dienst '{self.service_name}' ist nicht erreichbar.") from None
         except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("RPC %s.%s could not be sent: %r", self.service_name, self.method_name, exc)
             raise self._unavailable("Der Nachrichtenbus ist nicht erreichbar; bitte später "
-                                    "erneut versuchen.")
+                                    "erneut versuchen.") from exc
         try:
             with eventlet.Timeout(self.timeout):
                 return reply.result()
         except eventlet.Timeout:
             self._forget(reply)
-            raise self._unavailable(f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.")
+            raise self._unavailable(f"Der Dienst '{self.service_name}' hat nicht rechtzeitig geantwortet.") from None
 
-    def _forget(self, reply):
+    def _forget(self, reply: Any) -> None:
         events = self.reply_listener._reply_events
         for key, event in list(events.items()):
             if event is reply.reply_event:
@@ -159,7 +163,7 @@ class _TimedMethodProxy(MethodProxy):
 
 
 class _TimedServiceProxy(ServiceProxy):
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> _TimedMethodProxy:
         if name.startswith("__"):
             raise AttributeError(name)
         options = dict(self.options)
@@ -179,7 +183,7 @@ class KcReplyListener(ReplyListener):
     their callers time out with a 503, as for any broker fault).
     """
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.queue.durable = False
 
@@ -189,10 +193,10 @@ class TimedRpcProxy(RpcProxy):
 
     rpc_reply_listener = KcReplyListener()
 
-    def __init__(self, target_service, timeout=None, **options):
+    def __init__(self, target_service: str, timeout: float | None = None, **options: Any) -> None:
         super().__init__(target_service, timeout=timeout, **options)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> _TimedServiceProxy:
         return _TimedServiceProxy(worker_ctx, self.target_service,
                                   self.rpc_reply_listener, **self.options)
 
@@ -205,14 +209,14 @@ class Services(RpcProxy):
 
     rpc_reply_listener = KcReplyListener()
 
-    def __init__(self, timeout=None, **options):
+    def __init__(self, timeout: float | None = None, **options: Any) -> None:
         super().__init__("*", timeout=timeout, **options)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         listener, options = self.rpc_reply_listener, self.options
 
         class _All:
-            def __getitem__(self, service_name):
+            def __getitem__(self, service_name: str) -> _TimedServiceProxy:
                 return _TimedServiceProxy(worker_ctx, service_name, listener, **options)
 
         return _All()
@@ -224,7 +228,7 @@ class Services(RpcProxy):
 RPC_DELIVERY_LIMIT = 10
 
 
-def rpc_queue_arguments(kind=DEFAULT_QUEUE_TYPE):
+def rpc_queue_arguments(kind: str = DEFAULT_QUEUE_TYPE) -> dict[str, Any]:
     """``rpc-<service>``: a quorum queue (replicated) with a delivery limit, or a classic
     queue without one (``QUEUE_TYPE``, see :mod:`kc_common.events`)."""
     if kind == "classic":
@@ -235,7 +239,7 @@ def rpc_queue_arguments(kind=DEFAULT_QUEUE_TYPE):
 class KcRpcConsumer(RpcConsumer):
     """nameko's shared RPC consumer, declaring ``rpc-<service>`` as ``QUEUE_TYPE`` says."""
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.queue.queue_arguments = rpc_queue_arguments(queue_type(self.container.config))
 
@@ -250,14 +254,14 @@ class KcRpc(Rpc):
 
     rpc_consumer = KcRpcConsumer()
 
-    def __init__(self, expected_exceptions=(), sensitive_arguments=(), **kwargs):
+    def __init__(self, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any) -> None:
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \
             else (expected_exceptions,) if expected_exceptions else ()
         super().__init__(expected_exceptions=expected + (KcError,),
                          sensitive_arguments=sensitive_arguments, **kwargs)
 
-    def handle_message(self, body, message):
-        deadline = (message.headers or {}).get(f"nameko.{DEADLINE}")
+    def handle_message(self, body: Any, message: Any) -> None:
+        deadline: Any = (message.headers or {}).get(f"nameko.{DEADLINE}")
         try:
             expired = deadline is not None and time.time() > float(deadline)
         except (TypeError, ValueError):
@@ -270,7 +274,7 @@ class KcRpc(Rpc):
         message._kc_started = time.perf_counter()
         super().handle_message(body, message)
 
-    def handle_result(self, message, worker_ctx, result, exc_info):
+    def handle_result(self, message: Any, worker_ctx: Any, result: Any, exc_info: Any) -> Any:
         if exc_info is not None and not isinstance(exc_info[1], KcError) and is_transient(exc_info[1]):
             # A dependency's outage (its database, the broker, the mail server) is not a
             # failure of this service: the caller gets the typed 503 (retry later), not an
@@ -305,6 +309,8 @@ rpc = KcRpc.decorator
 class PingMixin:
     """Every service answers ``ping`` (used by the gateway's /health)."""
 
+    name: str
+
     @rpc
-    def ping(self):
+    def ping(self) -> dict[str, str]:
         return {"service": self.name, "status": "ok"}

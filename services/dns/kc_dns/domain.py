@@ -14,6 +14,8 @@ into the next day's prefix (``2026112699`` → ``2026112700``); the serial
 keeps rising by one per change, and once the calendar catches up the date
 form resumes. It never falls, so secondaries always see a newer zone.
 """
+
+from __future__ import annotations
 import base64
 import re
 
@@ -25,18 +27,28 @@ from kc_dns import changeset, rules, zonefile
 from kc_dns.changeset import Rrset
 from kc_dns.models import records, zones
 from kc_dns.rules import RuleError, display
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from kc_dns.changeset import Plan
+from kc_dns.rules import Policy
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 
-def initial_serial(today):
+def initial_serial(today: dt.date) -> int:
     return int(today.strftime("%Y%m%d")) * 100 + 1
 
 
-def next_serial(old, today):
+def next_serial(old: int, today: dt.date) -> int:
     """The serial after one more applied change set (see the module docstring)."""
     return max(int(old) + 1, initial_serial(today))
 
 
-def default_records(defaults):
+def default_records(defaults: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
     ttl = int(defaults["ttl"])
     rows = [("@", "SOA", ttl, f"{defaults['nameservers'][0]} {defaults['hostmaster']} "
                               f"{{serial}} 10800 3600 604800 3600")]
@@ -47,15 +59,16 @@ def default_records(defaults):
     return rows
 
 
-def normalise_zone(name):
+def normalise_zone(name: str) -> str:
     """A-label of a zone name as the customer typed it; unknown names are simply not found."""
     try:
         return rules.zone_name(name or "")
     except RuleError:
-        raise NotFound("Zone nicht gefunden.")
+        raise NotFound("Zone nicht gefunden.") from None
 
 
-def create_zones_for_order(uow, order, defaults, today=None):
+def create_zones_for_order(uow: UnitOfWork, order: dict[str, Any], defaults: Mapping[str, Any],
+                           today: dt.date | None = None) -> list[str]:
     """A zone with default records for every domain of an order (``order_placed``)."""
     today = today or utcnow().date()
     created = []
@@ -82,7 +95,7 @@ def create_zones_for_order(uow, order, defaults, today=None):
     return created
 
 
-def remove_zone_for_contract(uow, data):
+def remove_zone_for_contract(uow: UnitOfWork, data: dict[str, Any]) -> str | None:
     """``contract_terminated`` of a domain: its zone goes (records with it)."""
     if data.get("kind") not in (None, "domain"):
         return None
@@ -107,7 +120,7 @@ def remove_zone_for_contract(uow, data):
     return zone.name
 
 
-def remove_zones_of_customer(uow, data):
+def remove_zones_of_customer(uow: UnitOfWork, data: dict[str, Any]) -> list[str]:
     """identity's ``customer_erased``: any zone left (normally removed with its contract) goes."""
     removed = []
     for zone in uow.session.execute(select(zones).where(
@@ -120,7 +133,7 @@ def remove_zones_of_customer(uow, data):
     return removed
 
 
-def _zone(session, customer_id, name, lock=False):
+def _zone(session: Session, customer_id: int, name: str, lock: bool = False) -> Row[Any]:
     """The customer's own zone; another customer's is as unknown as a missing one."""
     stmt = select(zones).where(zones.c.name == normalise_zone(name), zones.c.customer_id == customer_id)
     zone = session.execute(stmt.with_for_update() if lock else stmt).first()
@@ -129,11 +142,11 @@ def _zone(session, customer_id, name, lock=False):
     return zone
 
 
-def _managed(record):
+def _managed(record: Mapping[str, Any]) -> bool:
     return record["type"] == "SOA" or (record["type"] == "NS" and record["name"] == "@")
 
 
-def _zone_rows(session, zone_id, names=None):
+def _zone_rows(session: Session, zone_id: int, names: Collection[str] | None = None) -> list[dict[str, Any]]:
     stmt = select(records.c.id, records.c.name, records.c.type, records.c.ttl, records.c.content) \
         .where(records.c.zone_id == zone_id)
     if names is not None:
@@ -143,17 +156,17 @@ def _zone_rows(session, zone_id, names=None):
                   key=zonefile._sort_key)
 
 
-def _zone_view(session, zone):
+def _zone_view(session: Session, zone: Row[Any]) -> dict[str, Any]:
     return {"name": zone.name, "name_unicode": display(zone.name), "serial": zone.serial,
             "version": zone.version, "etag": f'"{zone.version}"',
             "records": [dict(r, managed=_managed(r)) for r in _zone_rows(session, zone.id)]}
 
 
-def get_zone(session, customer_id, name):
+def get_zone(session: Session, customer_id: int, name: str) -> dict[str, Any]:
     return _zone_view(session, _zone(session, customer_id, name))
 
 
-def list_zones(session, customer_id, page=1, per_page=10):
+def list_zones(session: Session, customer_id: int, page: int = 1, per_page: int = 10) -> dict[str, Any]:
     total = session.execute(select(func.count()).select_from(zones)
                             .where(zones.c.customer_id == customer_id)).scalar_one()
     counts = (select(records.c.zone_id, func.count().label("n")).group_by(records.c.zone_id)
@@ -171,25 +184,25 @@ def list_zones(session, customer_id, page=1, per_page=10):
 class SqlSource:
     """The zone's records as :func:`changeset.plan` reads them (only what a rule needs)."""
 
-    def __init__(self, session, zone_id, zone_name):
+    def __init__(self, session: Session, zone_id: int, zone_name: str) -> None:
         self.session, self.zone_id, self.zone = session, zone_id, zone_name
 
-    def _sets(self, rows):
-        sets = {}
+    def _sets(self, rows: Sequence[Row[Any]]) -> dict[Any, Any]:
+        sets: dict[tuple[str, str], Rrset] = {}
         for r in rows:
             s = sets.setdefault((r.name, r.type), Rrset(r.ttl, [], []))
             s.records.append(r.content)
             s.ids.append(r.id)
         return sets
 
-    def rows_at(self, names):
+    def rows_at(self, names: Collection[str]) -> dict[Any, Any]:
         if not names:
             return {}
         return self._sets(self.session.execute(select(records).where(
             records.c.zone_id == self.zone_id, records.c.name.in_(sorted(names)))
             .order_by(records.c.id)).all())
 
-    def descendants(self, rel):
+    def descendants(self, rel: str) -> Any:
         if rel == "@":
             return []
         pattern = "%." + re.sub(r"([\\%_])", r"\\\1", rel)
@@ -198,7 +211,7 @@ class SqlSource:
                 records.c.zone_id == self.zone_id,
                 records.c.name.like(pattern, escape="\\"))).all()}
 
-    def target_records(self):
+    def target_records(self) -> list[Any]:
         """All MX/NS/SRV records of the zone (who points where): their number, not the zone's size,
         bounds this read."""
         return [((r.name, r.type), r.content) for r in self.session.execute(
@@ -206,13 +219,13 @@ class SqlSource:
                 records.c.zone_id == self.zone_id,
                 records.c.type.in_(sorted(changeset.TARGET_TYPES)))).all()]
 
-    def keys(self):
+    def keys(self) -> set[tuple[str, str]]:
         return {(r.name, r.type) for r in self.session.execute(
             select(records.c.name, records.c.type).where(records.c.zone_id == self.zone_id)
             .distinct()).all()}
 
 
-def parse_if_match(headers):
+def parse_if_match(headers: dict[str, Any]) -> int:
     value = ((headers or {}).get("If-Match") or "").strip()
     if not value:
         raise ValidationFailed("Bitte senden Sie die Version der Zone mit (Kopfzeile If-Match), "
@@ -225,7 +238,7 @@ def parse_if_match(headers):
     return int(m.group(1))
 
 
-def _check_version(zone, expected):
+def _check_version(zone: Row[Any], expected: int | None) -> None:
     if zone.version != expected:
         raise Conflict(f"Die Zone {display(zone.name)} wurde inzwischen geändert (Version "
                        f"{zone.version}, Ihre Änderung beruht auf Version {expected}). Es wurde "
@@ -233,8 +246,8 @@ def _check_version(zone, expected):
                        {"current_version": zone.version})
 
 
-def _problems_error(problems):
-    fields = {}
+def _problems_error(problems: Sequence[Any]) -> ValidationFailed:
+    fields: dict[str, list[str]] = {}
     for p in problems:
         fields.setdefault(p.field, []).append(p.message)
     n = len(problems)
@@ -242,7 +255,7 @@ def _problems_error(problems):
                             f"{'ein Problem' if n == 1 else f'{n} Probleme'}.", fields=fields)
 
 
-def _commit(uow, zone, plan, today):
+def _commit(uow: UnitOfWork, zone: Row[Any], plan: Plan, today: dt.date) -> int:
     """Write a valid plan; version and serial rise once; ``zone_changed`` goes out."""
     session = uow.session
     stale = [i for key in plan.writes for i in (plan.current[key].ids if key in plan.current else [])]
@@ -265,11 +278,13 @@ def _commit(uow, zone, plan, today):
     return serial
 
 
-def _warnings(plan):
+def _warnings(plan: Plan) -> list[dict[str, Any]]:
     return [{"field": w.field, "message": w.message} for w in plan.warnings]
 
 
-def apply_changes(uow, customer_id, name, headers, changes, policy, today=None):
+def apply_changes(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any],
+                  changes: list[dict[str, Any]], policy: Policy,
+                  today: dt.date | None = None) -> dict[str, Any]:
     """Apply a change set atomically (all or nothing) on the version named by If-Match."""
     expected = parse_if_match(headers)
     zone = _zone(uow.session, customer_id, name, lock=True)
@@ -288,7 +303,7 @@ def apply_changes(uow, customer_id, name, headers, changes, policy, today=None):
             "warnings": _warnings(plan)}
 
 
-def export_zone(session, customer_id, name):
+def export_zone(session: Session, customer_id: int, name: str) -> dict[str, Any]:
     zone = _zone(session, customer_id, name)
     text = zonefile.export_text(zone.name, zone.serial, _zone_rows(session, zone.id),
                                 utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -297,8 +312,9 @@ def export_zone(session, customer_id, name):
             "version": zone.version}
 
 
-def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=False, dry_run=False,
-                today=None):
+def import_zone(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any], text: str,
+                policy: Policy, *, replace_all: bool = False, dry_run: bool = False,
+                today: dt.date | None = None) -> dict[str, Any]:
     """A zone file as one change set: each record set in the file replaces the zone's set.
 
     Records the rules reject are left out and reported (with line and reason);
@@ -314,7 +330,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
             f"Sie enthält {len(parsed)} Einträge; importiert werden höchstens "
             f"{policy.max_import_records} auf einmal."]})
     ignored, notes = [], []
-    groups = {}
+    groups: dict[Any, dict[str, Any]] = {}
     for r in parsed:
         try:
             rel = rules.owner_name(r["owner"], zone.name)
@@ -339,7 +355,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
     if replace_all:
         deletions = sorted(k for k in source.keys() if k not in groups
                            and not (k[1] == "SOA" or (k[1] == "NS" and k[0] == "@")))
-    plan = None
+    plan: Any = None  # a Plan, or None when nothing is left to change
     for _ in range(50):
         keys = [k for k in groups if groups[k]["items"]]
         changes = [{"action": "replace", "name": rules.fqdn(k[0], zone.name), "type": k[1],
@@ -358,7 +374,7 @@ def import_zone(uow, customer_id, name, headers, text, policy, *, replace_all=Fa
         # something broken — re-planned after each step, so a record is only rejected for
         # its own fault, with its own message.
         stage = min(p.stage for p in plan.problems)
-        drop = {}
+        drop: dict[Any, Any] = {}
         for p in plan.problems:
             if p.stage == stage:
                 drop.setdefault(p.change or 0, {}).setdefault(p.record, p.message)

@@ -122,7 +122,7 @@ def parse(text, zone):
     default_ttl, last_owner = None, None
     records, rejected = [], []
     for line, entry, owner_omitted in logical_entries(text):
-        def reject(message):
+        def reject(message, line=line, entry=entry):  # bound: called only in this iteration
             rejected.append({"line": line, "text": entry[:200], "message": message})
 
         if entry.startswith("$"):
@@ -140,7 +140,7 @@ def parse(text, zone):
             continue
         pos = 0
 
-        def next_token():
+        def next_token(entry=entry):
             nonlocal pos
             m = _TOKEN.match(entry, pos)
             if not m:

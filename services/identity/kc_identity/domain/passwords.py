@@ -1,4 +1,6 @@
 """The service password (change) and the telephone password (set, reveal, staff check)."""
+
+from __future__ import annotations
 import secrets
 
 from sqlalchemy import func, select, update
@@ -11,9 +13,16 @@ from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
 from kc_identity.domain.throttle import check_throttle, reauthenticate, record_login
 from kc_identity.models import customers, phone_password_checks, sessions
+from kc_common.db import UnitOfWork
+from kc_identity.domain.throttle import Throttle
+from kc_identity.vault import Vault
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 
-def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
+def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, session_id: str | None,
+                    client_ip: str | None, throttle: Throttle) -> None:
     """Change the service password. A wrong current password is recorded as a failed attempt
     and throttled like a login (the error is raised after the commit)."""
     session = uow.session
@@ -44,7 +53,8 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
                                   "client_ip": client_ip, "sessions_ended": ended})
 
 
-def set_phone_password(session, customer_id, data, vault):
+def set_phone_password(session: Session, customer_id: int, data: dict[str, Any],
+                       vault: Vault) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     errors = {}
     problems = policy.phone_password_problems(
@@ -61,14 +71,15 @@ def set_phone_password(session, customer_id, data, vault):
     return {"phone_password_set": True, "phone_password_set_at": now}
 
 
-def phone_password_status(session, customer_id):
+def phone_password_status(session: Session, customer_id: int) -> dict[str, Any]:
     row = get_customer_row(session, customer_id)
     return {"phone_password_set": row.phone_password_enc is not None,
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def reveal_phone_password(session, customer_id, *, session_id, password, vault, fresh, client_ip,
-                          throttle):
+def reveal_phone_password(session: Session, customer_id: int, *, session_id: str | None, password: str,
+                          vault: Vault, fresh: dt.timedelta, client_ip: str | None,
+                          throttle: Throttle) -> dict[str, Any]:
     """The telephone password for a freshly authenticated customer: the session is younger
     than ``fresh``, or the service password is given again (a wrong one is recorded)."""
     row = get_customer_row(session, customer_id)
@@ -86,7 +97,8 @@ def reveal_phone_password(session, customer_id, *, session_id, password, vault, 
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def verify_phone_password(session, customer_id, password, *, staff_id, vault, max_failures, window):
+def verify_phone_password(session: Session, customer_id: int, password: str, *, staff_id: str, vault: Vault,
+                          max_failures: int, window: dt.timedelta) -> dict[str, Any]:
     """Staff check what a caller says; failures per customer are limited within ``window``.
     Every check is recorded, the right and the wrong ones."""
     row = get_customer_row(session, customer_id)

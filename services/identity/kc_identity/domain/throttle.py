@@ -1,5 +1,7 @@
 """Failed-attempt limits: every failed login or password re-check is recorded and counted
 per account and per client address within a window."""
+
+from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import func, select
@@ -8,18 +10,23 @@ from kc_common.db import after_commit, as_utc, utcnow
 from kc_common.errors import TooManyRequests, ValidationFailed
 from kc_identity.domain.common import retry_seconds, verify_password
 from kc_identity.models import login_events
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 
 class Throttle:
     """Failed-attempt limits (config): per account and per client address within a window."""
 
-    def __init__(self, per_account=5, per_address=30, window=dt.timedelta(minutes=15)):
+    def __init__(self, per_account: int = 5, per_address: int = 30,
+                 window: dt.timedelta = dt.timedelta(minutes=15)) -> None:
         self.per_account = per_account
         self.per_address = per_address
         self.window = window
 
 
-def check_throttle(session, *, realm, account, client_ip, throttle):
+def check_throttle(session: Session, *, realm: str, account: str, client_ip: str | None,
+                   throttle: Throttle) -> None:
     """Raise TooManyRequests (with retry_after) when the account or address has failed too often."""
     now = utcnow()
     since = now - throttle.window
@@ -48,13 +55,15 @@ def check_throttle(session, *, realm, account, client_ip, throttle):
                                   {"retry_after": retry_seconds(until - now)})
 
 
-def record_login(session, *, realm, account, customer_id, client_ip, success, reason):
+def record_login(session: Session, *, realm: str, account: str, customer_id: int | None,
+                 client_ip: str | None, success: bool, reason: str | None) -> None:
     session.execute(login_events.insert().values(
         realm=realm, account=str(account)[:254], customer_id=customer_id, client_ip=client_ip,
         success=success, reason=reason, at=utcnow()))
 
 
-def reauthenticate(session, row, password, *, client_ip, throttle):
+def reauthenticate(session: Session, row: Row[Any], password: str, *, client_ip: str | None,
+                   throttle: Throttle) -> None:
     """Check the service password again (sensitive changes). A wrong one is recorded as a failed
     attempt and throttled like a login: the error is raised after the commit."""
     check_throttle(session, realm="customer", account=str(row.id), client_ip=None, throttle=throttle)

@@ -1,19 +1,24 @@
 """The customer's IP whitelist (enforced at login and on every authenticated call)."""
+
+from __future__ import annotations
 from sqlalchemy import update
 
 from kc_common.errors import Conflict, ValidationFailed
 from kc_identity import netlist
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import customers
+from sqlalchemy.orm import Session
+from typing import Any
 
 
-def get_whitelist(session, customer_id, client_ip):
+def get_whitelist(session: Session, customer_id: int, client_ip: str | None) -> dict[str, Any]:
     row = get_customer_row(session, customer_id)
     return {"entries": list(row.ip_whitelist or []), "client_ip": client_ip,
             "client_ip_allowed": netlist.allows(row.ip_whitelist, client_ip)}
 
 
-def set_whitelist(session, customer_id, data, client_ip):
+def set_whitelist(session: Session, customer_id: int, data: dict[str, Any],
+                  client_ip: str | None) -> dict[str, Any]:
     entries, errors = netlist.normalise(data.get("entries"))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die Einträge der IP-Whitelist.", fields=errors)
@@ -26,7 +31,7 @@ def set_whitelist(session, customer_id, data, client_ip):
     return get_whitelist(session, customer_id, client_ip)
 
 
-def staff_clear_whitelist(session, customer_id):
+def staff_clear_whitelist(session: Session, customer_id: int) -> None:
     """Support lifts the whitelist of a customer who locked themself out (after verifying them)."""
     get_customer_row(session, customer_id, lock=True)
     session.execute(update(customers).where(customers.c.id == customer_id).values(ip_whitelist=[]))
