@@ -1,12 +1,14 @@
 """dns's rules over the database, free of nameko: zones, change sets, serials, zone files.
 
-Concurrency: every change locks the zone row (``SELECT … FOR UPDATE``), then
-compares the caller's version (``If-Match``) with the zone's. A stale version
-is a 409 and nothing is written; a current one is validated against the
-records read *under the lock*, written, and the version and serial rise by
-one in the same transaction. Two sessions can therefore never both apply a
-change to the same version, and a zone never holds duplicates or records
-that the rules reject.
+Concurrency: every change first locks the zone row and compares the caller's
+version (``If-Match``) with the zone's: a change set does both, and raises
+version and serial, in one ``UPDATE … WHERE version = :if_match``; an import
+by ``SELECT … FOR UPDATE``. A stale version is a 409 and nothing is written; a
+current one is validated against the records read *under the lock* (only the
+names the rules need), written, and the version and serial rise by one in the
+same transaction (a rejected change set rolls the raise back with the rest).
+Two sessions can therefore never both apply a change to the same version, and
+a zone never holds duplicates or records that the rules reject.
 
 Serial (``YYYYMMDDnn``): each applied change set sets it to
 ``max(old + 1, today·100 + 1)``. The 100th change of a day overflows ``nn``
@@ -298,8 +300,8 @@ def _write(conn, zone_id, plan, returning=False):
         conn.execute(_DELETE_IDS, {"ids": stale})
     rows = [dict(zone_id=zone_id, name=k[0], type=k[1], ttl=v.ttl, content=c)
             for k, v in plan.writes.items() if v for c in v.records]
-    if rows and returning:
-        return conn.execute(_INSERT_RETURNING, rows).all()
+    if rows and returning:   # one row: a plain execute, not an executemany batch
+        return conn.execute(_INSERT_RETURNING, rows[0] if len(rows) == 1 else rows).all()
     if rows:
         conn.execute(_INSERT, rows)
     return []
