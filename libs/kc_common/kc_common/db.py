@@ -352,9 +352,10 @@ class UnitOfWork:
         correlation_id = self._correlation_id or current_correlation_id()
         if correlation_id:
             headers[f"nameko.{CORRELATION_ID}"] = correlation_id
-        self.session.execute(self._database.outbox.insert().values(
-            event_id=event_id, event_type=event_type, payload=envelope,
-            headers=headers, created_at=now))
+        # on the session's connection (Core): a fraction of the ORM session's cost per statement
+        self.session.connection().execute(self._database.outbox.insert(), {
+            "event_id": event_id, "event_type": event_type, "payload": envelope,
+            "headers": headers, "created_at": now})
         self.emitted.append(envelope)
         return event_id
 

@@ -1,12 +1,14 @@
 """dns's rules over the database, free of nameko: zones, change sets, serials, zone files.
 
-Concurrency: every change locks the zone row (``SELECT … FOR UPDATE``), then
-compares the caller's version (``If-Match``) with the zone's. A stale version
-is a 409 and nothing is written; a current one is validated against the
-records read *under the lock*, written, and the version and serial rise by
-one in the same transaction. Two sessions can therefore never both apply a
-change to the same version, and a zone never holds duplicates or records
-that the rules reject.
+Concurrency: every change first locks the zone row and compares the caller's
+version (``If-Match``) with the zone's: a change set does both, and raises
+version and serial, in one ``UPDATE … WHERE version = :if_match``; an import
+by ``SELECT … FOR UPDATE``. A stale version is a 409 and nothing is written; a
+current one is validated against the records read *under the lock* (only the
+names the rules need), written, and the version and serial rise by one in the
+same transaction (a rejected change set rolls the raise back with the rest).
+Two sessions can therefore never both apply a change to the same version, and
+a zone never holds duplicates or records that the rules reject.
 
 Serial (``YYYYMMDDnn``): each applied change set sets it to
 ``max(old + 1, today·100 + 1)``. The 100th change of a day overflows ``nn``
@@ -19,7 +21,7 @@ from __future__ import annotations
 import base64
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, NotFound, ValidationFailed
@@ -33,7 +35,7 @@ from collections.abc import Sequence
 from kc_common.db import UnitOfWork
 from kc_dns.changeset import Plan
 from kc_dns.rules import Policy
-from sqlalchemy import Row
+from sqlalchemy import Connection, Row
 from sqlalchemy.orm import Session
 from typing import Any
 import datetime as dt
@@ -133,10 +135,45 @@ def remove_zones_of_customer(uow: UnitOfWork, data: dict[str, Any]) -> list[str]
     return removed
 
 
+# The statements of a change set, built once (SQLAlchemy then finds their compiled form in its
+# cache by a cheap key); executed on the session's connection (Core), inside its transaction.
+_ZONE = select(zones).where(zones.c.name == bindparam("zone_name"),
+                            zones.c.customer_id == bindparam("customer_id"))
+_ZONE_LOCKED = _ZONE.with_for_update()
+_ROWS = select(records.c.id, records.c.name, records.c.type, records.c.ttl, records.c.content)
+_AT_NAME = records.c.name == bindparam("name")
+_AT_NAMES = records.c.name.in_(bindparam("names", expanding=True))
+_IS_SOA = and_(records.c.name == "@", records.c.type == "SOA")
+_ROWS_AT_NAME = _ROWS.where(records.c.zone_id == bindparam("zone_id"), _AT_NAME).order_by(records.c.id)
+_ROWS_AT = _ROWS.where(records.c.zone_id == bindparam("zone_id"), _AT_NAMES).order_by(records.c.id)
+# the same, plus the SOA (whose serial the change set rises): one query instead of two
+_ROWS_AT_NAME_SOA = _ROWS.where(records.c.zone_id == bindparam("zone_id"),
+                                or_(_AT_NAME, _IS_SOA)).order_by(records.c.id)
+_ROWS_AT_SOA = _ROWS.where(records.c.zone_id == bindparam("zone_id"),
+                           or_(_AT_NAMES, _IS_SOA)).order_by(records.c.id)
+_SOA = select(records.c.id, records.c.content).where(records.c.zone_id == bindparam("zone_id"), _IS_SOA)
+_DELETE_ID = records.delete().where(records.c.id == bindparam("record_id"))
+_DELETE_IDS = records.delete().where(records.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT = records.insert()
+_INSERT_RETURNING = records.insert().returning(records.c.id, records.c.name, records.c.type,
+                                               records.c.ttl, records.c.content)
+_SET_CONTENT = records.update().where(records.c.id == bindparam("record_id")) \
+    .values(content=bindparam("new_content"))
+_BUMP_ZONE = zones.update().where(zones.c.id == bindparam("zone_id")) \
+    .values(serial=bindparam("new_serial"), version=bindparam("new_version"))
+# apply_changes: lock, version check and bump in one statement; serial = max(old + 1, today·100 + 1)
+_BUMP_IF_CURRENT = zones.update().where(
+    zones.c.name == bindparam("zone_name"), zones.c.customer_id == bindparam("owner_id"),
+    zones.c.version == bindparam("expected")).values(
+    version=zones.c.version + 1,
+    serial=case((zones.c.serial + 1 > bindparam("floor"), zones.c.serial + 1),
+                else_=bindparam("floor"))).returning(*zones.c)
+
+
 def _zone(session: Session, customer_id: int, name: str, lock: bool = False) -> Row[Any]:
     """The customer's own zone; another customer's is as unknown as a missing one."""
-    stmt = select(zones).where(zones.c.name == normalise_zone(name), zones.c.customer_id == customer_id)
-    zone = session.execute(stmt.with_for_update() if lock else stmt).first()
+    zone = session.connection().execute(_ZONE_LOCKED if lock else _ZONE, {
+        "zone_name": normalise_zone(name), "customer_id": customer_id}).first()
     if zone is None:
         raise NotFound("Zone nicht gefunden.")
     return zone
@@ -146,14 +183,16 @@ def _managed(record: Mapping[str, Any]) -> bool:
     return record["type"] == "SOA" or (record["type"] == "NS" and record["name"] == "@")
 
 
-def _zone_rows(session: Session, zone_id: int, names: Collection[str] | None = None) -> list[dict[str, Any]]:
-    stmt = select(records.c.id, records.c.name, records.c.type, records.c.ttl, records.c.content) \
-        .where(records.c.zone_id == zone_id)
-    if names is not None:
-        stmt = stmt.where(records.c.name.in_(sorted(names)))
-    rows = session.execute(stmt).tuples().all()
-    return sorted(({"id": i, "name": n, "type": t, "ttl": ttl, "content": c} for i, n, t, ttl, c in rows),
-                  key=zonefile._sort_key)
+_ZONE_ROWS = _ROWS.where(records.c.zone_id == bindparam("zone_id"))
+
+
+def _zone_rows(session: Session, zone_id: int, names: Collection[str] | None = None,
+               sort: bool = True) -> list[dict[str, Any]]:
+    """The zone's records as dicts, in zone-file order (``sort``)."""
+    stmt = _ZONE_ROWS if names is None else _ZONE_ROWS.where(records.c.name.in_(sorted(names)))
+    rows = [{"id": i, "name": n, "type": t, "ttl": ttl, "content": c}
+            for i, n, t, ttl, c in session.connection().execute(stmt, {"zone_id": zone_id})]
+    return sorted(rows, key=zonefile._sort_key) if sort else rows
 
 
 def _zone_view(session: Session, zone: Row[Any]) -> dict[str, Any]:
@@ -184,10 +223,14 @@ def list_zones(session: Session, customer_id: int, page: int = 1, per_page: int 
 class SqlSource:
     """The zone's records as :func:`changeset.plan` reads them (only what a rule needs)."""
 
-    def __init__(self, session: Session, zone_id: int, zone_name: str) -> None:
+    def __init__(self, session: Session, zone_id: int, zone_name: str, *, with_soa: bool = False) -> None:
         self.session, self.zone_id, self.zone = session, zone_id, zone_name
+        self.conn = session.connection()
+        # with_soa: the first read also fetches the zone's SOA rows (``soa``: [(id, content)])
+        self.with_soa = with_soa
+        self.soa: list[tuple[Any, Any]] | None = None
 
-    def _sets(self, rows: Sequence[Row[Any]]) -> dict[Any, Any]:
+    def _sets(self, rows: Sequence[Any]) -> dict[Any, Any]:
         sets: dict[tuple[str, str], Rrset] = {}
         for r in rows:
             s = sets.setdefault((r.name, r.type), Rrset(r.ttl, [], []))
@@ -198,9 +241,17 @@ class SqlSource:
     def rows_at(self, names: Collection[str]) -> dict[Any, Any]:
         if not names:
             return {}
-        return self._sets(self.session.execute(select(records).where(
-            records.c.zone_id == self.zone_id, records.c.name.in_(sorted(names)))
-            .order_by(records.c.id)).all())
+        soa = self.with_soa and self.soa is None
+        if len(names) == 1:   # the usual case; an expanding IN is compiled at each execution
+            rows = self.conn.execute(_ROWS_AT_NAME_SOA if soa else _ROWS_AT_NAME, {
+                "zone_id": self.zone_id, "name": next(iter(names))}).all()
+        else:
+            rows = self.conn.execute(_ROWS_AT_SOA if soa else _ROWS_AT, {
+                "zone_id": self.zone_id, "names": sorted(names)}).all()
+        if soa:
+            self.soa = [(r.id, r.content) for r in rows if r.name == "@" and r.type == "SOA"]
+            rows = [r for r in rows if r.name in names]
+        return self._sets(rows)
 
     def descendants(self, rel: str) -> Any:
         if rel == "@":
@@ -255,26 +306,48 @@ def _problems_error(problems: Sequence[Any]) -> ValidationFailed:
                             f"{'ein Problem' if n == 1 else f'{n} Probleme'}.", fields=fields)
 
 
-def _commit(uow: UnitOfWork, zone: Row[Any], plan: Plan, today: dt.date) -> int:
-    """Write a valid plan; version and serial rise once; ``zone_changed`` goes out."""
-    session = uow.session
+def _write(conn: Connection, zone_id: int, plan: Plan, returning: bool = False) -> Sequence[Any]:
+    """The plan's record sets replace the zone's (delete, insert); with ``returning``, the rows
+    written (id, name, type, ttl, content)."""
     stale = [i for key in plan.writes for i in (plan.current[key].ids if key in plan.current else [])]
-    if stale:
-        session.execute(records.delete().where(records.c.id.in_(stale)))
-    rows = [dict(zone_id=zone.id, name=k[0], type=k[1], ttl=v.ttl, content=c)
+    if len(stale) == 1:
+        conn.execute(_DELETE_ID, {"record_id": stale[0]})
+    elif stale:
+        conn.execute(_DELETE_IDS, {"ids": stale})
+    rows = [dict(zone_id=zone_id, name=k[0], type=k[1], ttl=v.ttl, content=c)
             for k, v in plan.writes.items() if v for c in v.records]
+    if rows and returning:   # one row: a plain execute, not an executemany batch
+        return conn.execute(_INSERT_RETURNING, rows[0] if len(rows) == 1 else rows).all()
     if rows:
-        session.execute(records.insert(), rows)
-    serial = next_serial(zone.serial, today)
-    for soa in session.execute(select(records.c.id, records.c.content).where(
-            records.c.zone_id == zone.id, records.c.name == "@", records.c.type == "SOA")).all():
-        parts = soa.content.split()
+        conn.execute(_INSERT, rows)
+    return []
+
+
+def _set_soa_serial(conn: Connection, zone_id: int, serial: int,
+                    soa: Sequence[Any] | None = None) -> None:
+    """The serial in the zone's SOA record(s) (``soa``: their (id, content) if already read)."""
+    if soa is None:
+        soa = conn.execute(_SOA, {"zone_id": zone_id}).all()
+    for record_id, content in soa:
+        parts = content.split()
         parts[2] = str(serial)
-        session.execute(records.update().where(records.c.id == soa.id).values(content=" ".join(parts)))
-    session.execute(zones.update().where(zones.c.id == zone.id)
-                    .values(serial=serial, version=zone.version + 1))
+        conn.execute(_SET_CONTENT, {"record_id": record_id, "new_content": " ".join(parts)})
+
+
+def _zone_changed(uow: UnitOfWork, zone: Row[Any], serial: int) -> None:
     uow.emit("zone_changed", {"zone": zone.name, "serial": serial, "customer_id": zone.customer_id,
                               "action": "changed"})
+
+
+def _commit(uow: UnitOfWork, zone: Row[Any], plan: Plan, today: dt.date) -> int:
+    """Write a valid plan; version and serial rise once; ``zone_changed`` goes out."""
+    conn = uow.session.connection()
+    _write(conn, zone.id, plan)
+    serial = next_serial(zone.serial, today)
+    _set_soa_serial(conn, zone.id, serial)
+    conn.execute(_BUMP_ZONE, {"zone_id": zone.id, "new_serial": serial,
+                              "new_version": zone.version + 1})
+    _zone_changed(uow, zone, serial)
     return serial
 
 
@@ -285,27 +358,39 @@ def _warnings(plan: Plan) -> list[dict[str, Any]]:
 def apply_changes(uow: UnitOfWork, customer_id: int, name: str, headers: dict[str, Any],
                   changes: list[dict[str, Any]], policy: Policy,
                   today: dt.date | None = None) -> dict[str, Any]:
-    """Apply a change set atomically (all or nothing) on the version named by If-Match."""
+    """Apply a change set atomically (all or nothing) on the version named by If-Match.
+
+    The zone's row is locked, checked and bumped by one ``UPDATE … WHERE version = If-Match``
+    first (a rejected change set rolls the bump back with everything else); when it matches
+    no row, the zone is missing (404) or at another version (409)."""
     expected = parse_if_match(headers)
-    zone = _zone(uow.session, customer_id, name, lock=True)
-    _check_version(zone, expected)
-    plan = changeset.plan(zone.name, changes, SqlSource(uow.session, zone.id, zone.name), policy)
+    conn = uow.session.connection()
+    zone = conn.execute(_BUMP_IF_CURRENT, {
+        "zone_name": normalise_zone(name), "owner_id": customer_id, "expected": expected,
+        "floor": initial_serial(today or utcnow().date())}).first()
+    if zone is None:
+        _check_version(_zone(uow.session, customer_id, name), expected)
+        raise AssertionError("the zone's version matched but its update did not")  # pragma: no cover
+    source = SqlSource(uow.session, zone.id, zone.name, with_soa=True)
+    plan = changeset.plan(zone.name, changes, source, policy)
     if not plan.ok:
         raise _problems_error(plan.problems)
-    serial = _commit(uow, zone, plan, today or utcnow().date())
-    touched = set(plan.writes)
-    changed = [dict(r, managed=_managed(r)) for r in _zone_rows(uow.session, zone.id,
-                                                                 {k[0] for k in touched})
-               if (r["name"], r["type"]) in touched]
-    return {"name": zone.name, "name_unicode": display(zone.name), "serial": serial,
-            "version": zone.version + 1, "etag": f'"{zone.version + 1}"', "records": changed,
+    written = _write(conn, zone.id, plan, returning=True)
+    _set_soa_serial(conn, zone.id, zone.serial, source.soa)
+    _zone_changed(uow, zone, zone.serial)
+    # every row of a touched set was deleted and written again: the rows written are the sets
+    changed = [dict(r, managed=_managed(r)) for r in sorted(
+        ({"id": i, "name": n, "type": t, "ttl": ttl, "content": c} for i, n, t, ttl, c in written),
+        key=zonefile._sort_key)]
+    return {"name": zone.name, "name_unicode": display(zone.name), "serial": zone.serial,
+            "version": zone.version, "etag": f'"{zone.version}"', "records": changed,
             "deleted": [{"name": k[0], "type": k[1]} for k, v in sorted(plan.writes.items()) if not v],
             "warnings": _warnings(plan)}
 
 
 def export_zone(session: Session, customer_id: int, name: str) -> dict[str, Any]:
     zone = _zone(session, customer_id, name)
-    text = zonefile.export_text(zone.name, zone.serial, _zone_rows(session, zone.id),
+    text = zonefile.export_text(zone.name, zone.serial, _zone_rows(session, zone.id, sort=False),
                                 utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
     return {"filename": f"{zone.name}.zone", "content_type": "text/dns; charset=utf-8",
             "content_b64": base64.b64encode(text.encode("utf-8")).decode("ascii"),

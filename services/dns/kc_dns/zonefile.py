@@ -27,7 +27,7 @@ def _sort_key(record):
     name = record["name"]
     apex = name == "@"
     rtype = record["type"]
-    return (not apex, list(reversed(name.split("."))) if not apex else [],
+    return (not apex, name.split(".")[::-1] if not apex else [],
             _TYPE_ORDER.get(rtype, 2) if apex else 2, rtype, record["content"])
 
 
