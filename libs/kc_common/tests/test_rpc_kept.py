@@ -95,3 +95,15 @@ def test_a_request_while_the_broker_refuses_connections_fails_fast():
     from kc_common.events import is_transient
     assert is_transient(raised.value)  # the RPC's ServiceUnavailable (tests/test_resilience.py)
     assert eventlet.hubs.get_hub().clock() - started < 1.5
+
+
+def test_a_call_with_wrong_arguments_is_refused_by_the_signature_check(container_factory, config):
+    """KcRpc checks the arguments against a signature built once (nameko's getcallargs built
+    it on every call): a wrong call still fails with nameko's IncorrectSignature."""
+    from nameko.exceptions import IncorrectSignature
+    container_factory(Echo, config).start()
+    with ServiceRpcProxy("kept_echo", config) as echo:
+        assert echo.echo(value=3) == 3
+        for args, kwargs in (((), {}), ((1, 2), {}), ((1,), {"other": 2})):
+            with pytest.raises(IncorrectSignature):
+                echo.echo(*args, **kwargs)
