@@ -4,7 +4,9 @@ Starts what it needs (its own RabbitMQ vhost, SQLite databases in a temporary di
 the six services and the gateway from deploy/Procfile, plus the anchor of bench/anchor.py),
 then measures with wrk, interleaving product and anchor, and prints a Markdown table:
 figure, product, anchor, ratio, target, met. ``--write`` appends it, with the date and the
-machine's load, to docs/performance.md.
+machine's load, to docs/performance.md. Each round also times orders until billing's booking
+and dns's zone exist (:class:`OrderWatch`). ``--only``/``--skip`` choose parts
+(``read``, ``orders``, ``billing_run``, ``dns_changesets``).
 
 CPU per request is read from /proc (utime + stime) of every started process plus the
 broker (beam.smp, shared with whatever else runs on this machine: noisy) over each wrk run.
