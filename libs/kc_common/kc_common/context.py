@@ -64,7 +64,13 @@ def bind_log_context(correlation_id: str | None = None, data: dict[str, Any] | N
 
 class CorrelationFilter(logging.Filter):
     """Adds ``correlation_id`` to every log record (``-`` outside a worker), and
-    ``customer_id`` where the worker knows its customer."""
+    ``customer_id`` where the worker knows its customer. Configuring it makes the process's
+    log records lean (:func:`kc_common.logs.lean_records`)."""
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__(name)
+        from kc_common.logs import lean_records
+        lean_records()
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = current_correlation_id() or "-"

@@ -7,9 +7,10 @@
 * A relay green thread in every instance publishes unpublished outbox rows with
   publisher confirms (rows claimed with ``FOR UPDATE SKIP LOCKED`` on
   PostgreSQL, so several instances share the work), marks them published, and
-  retries with backoff while the broker is down. A commit kicks the relay, so
-  events leave within milliseconds; a poll covers crashes between commit and
-  publish.
+  retries with backoff while the broker is down. A unit of work claims its events
+  for its own process's relay (a short lease, ``EMIT_CLAIM_LEASE``) and its commit
+  hands them over, so they leave within milliseconds without a claim transaction;
+  a poll covers the rest (crashes between commit and publish: after the lease).
 * ``self.db.handle_once(event, fn)`` runs ``fn(uow, data)`` in a transaction
   that also records ``(consumer, event id)`` in the ``inbox`` table: a consumer
   that sees an event twice does its work once.
@@ -26,6 +27,7 @@ import os
 import random
 import time
 import uuid
+from collections import namedtuple
 from decimal import Decimal
 
 import eventlet
@@ -47,7 +49,7 @@ from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  #
 from kc_common.utc import as_utc, utcnow  # noqa: F401 (the services import them from here)
 from types import TracebackType
 from collections.abc import Callable
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from typing import Any, Literal, TypeVar
@@ -276,6 +278,16 @@ def after_commit(error: _E) -> _E:
     return error
 
 
+# How long events a unit of work emitted stay reserved for its own process's relay (which
+# publishes them right after the commit). Only a crash between commit and publish lets it
+# run out; then any relay's poll publishes them (consumers are idempotent).
+EMIT_CLAIM_LEASE = 5.0
+
+
+class ClaimedEvent(namedtuple("ClaimedEvent", "id event_type payload headers")):
+    """An outbox row its unit of work claimed for this process's relay (as a claimed row)."""
+
+
 class UnitOfWork:
     """One transaction; ``emit`` adds events that commit (or not) with it.
 
@@ -296,6 +308,7 @@ class UnitOfWork:
         self._marker = transaction_marker()
         self.session: Session = None  # type: ignore[assignment]  # opened by __enter__
         self.emitted: list[dict[str, Any]] = []
+        self._claimed: list[ClaimedEvent] = []
 
     def __enter__(self) -> UnitOfWork:
         self._check_deadline()
@@ -328,7 +341,7 @@ class UnitOfWork:
         if exc is not None and commit:
             setattr(exc, _COMMIT_FIRST, False)  # an enclosing unit of work rolls back as usual
         if commit and self.emitted:
-            self._database.kick_relay()
+            self._database.kick_relay(self._claimed)
         return False  # an exception (marked or not) goes on to the caller
 
     def _check_deadline(self) -> None:
@@ -352,10 +365,16 @@ class UnitOfWork:
         correlation_id = self._correlation_id or current_correlation_id()
         if correlation_id:
             headers[f"nameko.{CORRELATION_ID}"] = correlation_id
-        # on the session's connection (Core): a fraction of the ORM session's cost per statement
-        self.session.connection().execute(self._database.outbox.insert(), {
-            "event_id": event_id, "event_type": event_type, "payload": envelope,
-            "headers": headers, "created_at": now})
+        # Claimed at once by this process's relay when it runs (published right after the
+        # commit, without a claim transaction of its own); else left for any relay.
+        lease = getattr(self._database, "claim_lease", lambda: None)()
+        claimed_until = now + dt.timedelta(seconds=lease) if lease else None
+        row_id = self.session.connection().execute(self._database.outbox.insert().values(
+            event_id=event_id, event_type=event_type, payload=envelope,
+            headers=headers, created_at=now, claimed_until=claimed_until)
+            .returning(self._database.outbox.c.id)).scalar_one()
+        if claimed_until is not None:
+            self._claimed.append(ClaimedEvent(row_id, event_type, envelope, headers))
         self.emitted.append(envelope)
         return event_id
 
@@ -445,6 +464,11 @@ class OutboxRelay:
         rows = self._claim()
         if not rows:
             return 0
+        return self.publish(rows)
+
+    def publish(self, rows: Sequence[Any]) -> int:
+        """Publish rows this relay has claimed (by ``_claim`` or at emit), then mark them
+        published; on failure the rest are given back at once and the error raised."""
         assert_no_transaction("outbox relay publish")
         published = []
         try:
@@ -472,6 +496,7 @@ class Database(DependencyProvider):
         self.Session: sessionmaker[Session] = None  # type: ignore[assignment]
         self._kick = LightQueue()
         self._running = False
+        self._ready: list[ClaimedEvent] = []  # ClaimedEvent rows committed here, for the relay to publish at once
 
     @property
     def outbox(self) -> Table:
@@ -531,6 +556,7 @@ class Database(DependencyProvider):
         if thread is not None and not thread.dead:
             with eventlet.Timeout(10, False):
                 thread.wait()
+        self._give_back_ready()
         metrics.remove_gauge_source(f"db-{id(self)}")
         if self.engine is not None:
             self.engine.dispose()
@@ -544,12 +570,30 @@ class Database(DependencyProvider):
             with eventlet.Timeout(2, False):
                 thread.wait()
 
-    def kick_relay(self) -> None:
+    def _give_back_ready(self) -> None:
+        """Events committed after the relay's last round: any relay's next poll takes them
+        (not only after the lease)."""
+        ready, self._ready = self._ready, []
+        if ready and self.engine is not None:
+            try:
+                self.relay._settle([], [r.id for r in ready])
+            except Exception:  # noqa: BLE001 - then the lease runs out first
+                log.warning("%s: could not give back %d claimed event(s); they go out after "
+                            "the lease", self.service_name, len(ready), exc_info=True)
+
+    def claim_lease(self) -> float | None:
+        """Seconds a unit of work claims its events for this process's relay (None: no relay
+        runs here, the events wait for any relay's poll)."""
+        return EMIT_CLAIM_LEASE if self.relay_enabled and self._running else None
+
+    def kick_relay(self, claimed: Iterable[ClaimedEvent] = ()) -> None:
+        """After a commit: publish the events the unit of work claimed, at once."""
+        self._ready.extend(claimed)
         self._kick.put_nowait(1)
 
     def _relay_loop(self) -> None:
         backoff = self.poll_interval
-        next_prune = 0.0
+        next_prune = next_poll = 0.0
         while self._running:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + 3600
@@ -558,9 +602,19 @@ class Database(DependencyProvider):
                 except Exception:  # noqa: BLE001 - housekeeping must never stop the relay
                     log.warning("pruning outbox/inbox of %s failed", self.service_name, exc_info=True)
             try:
-                published = self.relay.flush()
+                # Events committed here go out at once (claimed at emit: no claim transaction
+                # on the way); the poll for everything else (given back after a failure,
+                # emitted outside a container, another relay's expired lease) runs at least
+                # every poll interval.
+                ready, self._ready = self._ready, []
+                if ready:
+                    self.relay.publish(ready)
+                published = 0
+                if not ready or time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.poll_interval
+                    published = self.relay.flush()
                 backoff = self.poll_interval
-                if published == self.relay.batch:
+                if published == self.relay.batch or self._ready:
                     continue
             except Exception:  # broker or database down: keep the rows, try again later
                 log.warning("outbox relay of %s failed; retrying in %.1fs", self.service_name,
@@ -680,7 +734,7 @@ class StandaloneDatabase:
     outbox = Database.outbox
     inbox = Database.inbox
 
-    def kick_relay(self) -> None:
+    def kick_relay(self, claimed: Iterable[ClaimedEvent] = ()) -> None:
         pass
 
     def unit_of_work(self) -> UnitOfWork:

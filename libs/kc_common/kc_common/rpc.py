@@ -10,13 +10,19 @@ caller was told failed is carried out later (see :class:`_TimedMethodProxy`).
 """
 
 from __future__ import annotations
+import inspect
 import logging
+import os
 import time
 
 import eventlet
 from eventlet.semaphore import Semaphore
-from nameko.exceptions import UnknownService
-from nameko.rpc import MethodProxy, ReplyListener, Rpc, RpcConsumer, RpcProxy, ServiceProxy
+from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
+                              LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY)
+from nameko.exceptions import IncorrectSignature, UnknownService
+from nameko.rpc import (MethodProxy, ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy,
+                        ServiceProxy, get_rpc_exchange)
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
@@ -31,10 +37,137 @@ DEFAULT_TIMEOUT = 10.0
 
 # A request that cannot be published at once (broker down) fails fast: the caller gets a
 # 503 within a second or two instead of waiting out kombu's default retries.
-PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3,
-                        "interval_max": 0.5}
-PUBLISH_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.3,
-                             "interval_max": 0.5}
+CONNECT_TIMEOUT = 2.0
+RETRY_DELAY = 0.2
+# Kept connections per process and broker address (kombu's pool limit, as before).
+KEPT_CONNECTIONS = 10
+
+
+class KeptProducers:
+    """Every RPC request and reply of a process goes out through kept broker connections.
+
+    nameko 2.14 builds a ``Publisher``, a kombu ``Connection`` and a pooled ``Producer``
+    (acquired, revived on a channel, released) for every publish; the TCP connection is
+    pooled, the rest is rebuilt each time. Here each kept connection keeps its confirm
+    channel and producer; a publish borrows one (at most ``KEPT_CONNECTIONS`` are open, the
+    others wait) and gives it back. Every publish waits for the broker's confirm
+    (``mandatory`` returns are seen, as nameko's ``UndeliverableMessage``).
+
+    A connection that fails is dropped (the next publish opens a new one): a kept connection
+    that died with a broker restart is retried once at once on a fresh one; a fresh one that
+    fails is retried once after ``RETRY_DELAY``, then the error goes to the caller (the RPC's
+    fast ``ServiceUnavailable``). A confirm that does not come in time is not retried (the
+    request may have been routed).
+    """
+
+    def __init__(self, amqp_uri: str, ssl: Any = None, login_method: Any = None,
+                 limit: int = KEPT_CONNECTIONS) -> None:
+        self.amqp_uri = amqp_uri
+        self.ssl = ssl
+        self.login_method = login_method
+        self._idle: list[Any] = []
+        self._free = Semaphore(limit)
+
+    def _connect(self) -> Any:
+        from kombu import Connection, Producer
+        connection = Connection(self.amqp_uri, ssl=self.ssl, login_method=self.login_method,
+                                connect_timeout=CONNECT_TIMEOUT,
+                                transport_options={"confirm_publish": True})
+        try:
+            # One attempt: kombu's connect() retries a refused connection after 2 s.
+            connection.ensure_connection(max_retries=0)
+            return connection, Producer(connection.default_channel)
+        except BaseException:
+            self._drop((connection, None))
+            raise
+
+    @staticmethod
+    def _drop(slot: Any) -> None:
+        try:
+            slot[0].release()
+        except Exception:  # noqa: BLE001 - a dead connection may fail to close
+            pass
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for slot in idle:
+            self._drop(slot)
+
+    def publish(self, payload: Any, *, timeout: float | None = None, **kwargs: Any) -> None:
+        from kombu.exceptions import ChannelError, OperationalError
+        with self._free:
+            for attempt in (1, 2):
+                # The second attempt on a fresh connection: the other kept ones may have
+                # died with the same broker restart.
+                slot = self._idle.pop() if self._idle and attempt == 1 else None
+                kept = slot is not None
+                try:
+                    if slot is None:
+                        slot = self._connect()
+                    slot[1].publish(payload, retry=False, timeout=timeout, **kwargs)
+                except BaseException as exc:
+                    if slot is not None:
+                        self._drop(slot)
+                    if isinstance(exc, ChannelError) and "NO_ROUTE" in str(exc):
+                        raise UndeliverableMessage() from None
+                    lost = isinstance(exc, Exception) and not isinstance(exc, TimeoutError) and (
+                        is_transient(exc) or isinstance(exc, _connection_errors()))
+                    if not lost or attempt == 2:
+                        if lost and not is_transient(exc):  # e.g. "Server unexpectedly closed"
+                            raise OperationalError(f"broker connection lost: {exc!r}") from exc
+                        raise
+                    if not kept:
+                        eventlet.sleep(RETRY_DELAY)
+                    continue
+                self._idle.append(slot)
+                return
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """What py-amqp raises when the connection is lost (a bare ``OSError`` among them)."""
+    from kombu.transport.pyamqp import Transport
+    return Transport.connection_errors + Transport.recoverable_connection_errors
+
+
+_kept: dict[tuple[Any, ...], KeptProducers] = {}
+
+
+def kept_producers(amqp_uri: str, ssl: Any = None, login_method: Any = None) -> KeptProducers:
+    """This process's :class:`KeptProducers` for a broker address."""
+    key = (os.getpid(), amqp_uri, repr(ssl), login_method)
+    producers = _kept.get(key)
+    if producers is None:
+        producers = _kept[key] = KeptProducers(amqp_uri, ssl, login_method)
+    return producers
+
+
+class KeptPublisher(Publisher):
+    """nameko's ``Publisher`` (same options and arguments) publishing through the process's
+    :class:`KeptProducers`, always with confirms; ``confirm_timeout`` (seconds, None: wait)
+    bounds the wait for the confirm. kombu's retry options are not used (see
+    :class:`KeptProducers` for what is retried)."""
+
+    confirm_timeout: float | None = None
+
+    def publish(self, payload: Any, **kwargs: Any) -> None:
+        publish_kwargs = self.publish_kwargs.copy()
+        headers = publish_kwargs.pop("headers", {}).copy()
+        headers.update(kwargs.pop("headers", {}))
+        headers.update(kwargs.pop("extra_headers", {}))
+        for ignored in ("use_confirms", "transport_options", "retry", "retry_policy"):
+            kwargs.pop(ignored, None)
+        options = {"delivery_mode": self.delivery_mode, "mandatory": self.mandatory,
+                   "priority": self.priority, "expiration": self.expiration,
+                   "serializer": self.serializer, "compression": self.compression}
+        for name in options:
+            if name in kwargs:
+                options[name] = kwargs.pop(name)
+        declare = self.declare[:]
+        declare.extend(kwargs.pop("declare", ()))
+        publish_kwargs.update(kwargs)
+        kept_producers(self.amqp_uri, self.ssl, self.login_method).publish(
+            payload, headers=headers, declare=declare, timeout=self.confirm_timeout,
+            **options, **publish_kwargs)
 
 
 class _Listeners:
@@ -116,13 +249,15 @@ class _TimedMethodProxy(MethodProxy):
     (503) is not carried out later.
     """
 
+    publisher_cls = KeptPublisher
+
     def __init__(self, worker_ctx: Any, service_name: str, method_name: str, reply_listener: Any,
                  timeout: float, **options: Any) -> None:
         self.timeout = timeout
-        options.setdefault("retry_policy", PUBLISH_RETRY_POLICY)
         options.setdefault("expiration", timeout)
         super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
-        self.publisher.transport_options = dict(PUBLISH_TRANSPORT_OPTIONS)
+        # A half-open connection does not hold the caller past its timeout.
+        self.publisher.confirm_timeout = timeout
 
     def get_message_headers(self, worker_ctx: Any) -> dict[str, Any]:
         headers = super().get_message_headers(worker_ctx)
@@ -236,12 +371,36 @@ def rpc_queue_arguments(kind: str = DEFAULT_QUEUE_TYPE) -> dict[str, Any]:
     return dict(QUORUM, **{"x-delivery-limit": RPC_DELIVERY_LIMIT})
 
 
+class _ReplyPublisher(KeptPublisher):
+    confirm_timeout = DEFAULT_TIMEOUT  # a half-open connection does not hold the worker
+
+
+class KcResponder(Responder):
+    """nameko's reply, sent through the process's kept connections."""
+
+    publisher_cls = _ReplyPublisher
+
+
 class KcRpcConsumer(RpcConsumer):
-    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as ``QUEUE_TYPE`` says."""
+    """nameko's shared RPC consumer, declaring ``rpc-<service>`` as ``QUEUE_TYPE`` says and
+    replying through the process's kept connections (:class:`KeptProducers`)."""
 
     def setup(self) -> None:
         super().setup()
         self.queue.queue_arguments = rpc_queue_arguments(queue_type(self.container.config))
+        config = self.container.config
+        self._reply_args = (config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+                            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER))
+        self._reply_kwargs = {"ssl": config.get(AMQP_SSL_CONFIG_KEY),
+                              "login_method": config.get(LOGIN_METHOD_CONFIG_KEY)}
+
+    def handle_result(self, message: Any, result: Any, exc_info: Any) -> Any:
+        # nameko's RpcConsumer.handle_result with the kept-connection responder (and the
+        # exchange built once).
+        responder = KcResponder(*self._reply_args, message, **self._reply_kwargs)
+        result, exc_info = responder.send_response(result, exc_info)
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
 
 
 class KcRpc(Rpc):
@@ -253,6 +412,20 @@ class KcRpc(Rpc):
     metrics_server = MetricsServer()
 
     rpc_consumer = KcRpcConsumer()
+
+    _signature: inspect.Signature | None = None
+
+    def check_signature(self, args: Any, kwargs: Any) -> None:
+        # nameko's check with inspect.getcallargs builds the method's signature on every call
+        # (up to a sixth of a service's CPU in a profile); the signature is built once here.
+        signature = self._signature
+        if signature is None:
+            fn = getattr(self.container.service_cls, self.method_name)
+            signature = self._signature = inspect.signature(fn)
+        try:
+            signature.bind(None, *args, **kwargs)  # None: the unbound method's self
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc)) from None
 
     def __init__(self, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any) -> None:
         expected = tuple(expected_exceptions) if isinstance(expected_exceptions, tuple) \

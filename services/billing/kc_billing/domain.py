@@ -354,10 +354,18 @@ def open_items(session: Session, customer_id: int) -> tuple[list[tuple[Any, int 
     (Guthaben) that settles the next invoice. A return debit (``reverses_booking_id``)
     cancels the credit of the payment it reverses, so the invoice is open again.
     """
-    rows = session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
+    return _open_items_of(_settlement_rows(session, customer_id))
+
+
+def _settlement_rows(session: Session, customer_id: int) -> Any:
+    """Every booking of the customer, oldest first, with what settling them needs."""
+    return session.execute(select(bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
                                   bookings.c.applies_to_invoice_id, bookings.c.reverses_booking_id)
                            .where(bookings.c.customer_id == customer_id)
                            .order_by(bookings.c.booked_at, bookings.c.id)).all()
+
+
+def _open_items_of(rows: Any) -> Any:
     reversed_: dict[Any, Decimal] = {}
     for r in rows:
         if r.reverses_booking_id is not None and r.amount < 0:
@@ -401,7 +409,10 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
 
 def account(session: Session, customer_id: int, *, page: int, per_page: int, type: str | None = None,
             date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict[str, Any]:
-    balance = balance_of(session, customer_id)
+    # Two statements in the usual case (no filter): every booking of the customer once (the
+    # balance, the open amounts and the count come from it) and the page.
+    settlement = _settlement_rows(session, customer_id)
+    balance = money(sum((r.amount for r in settlement), Decimal("0")))
     where = [bookings.c.customer_id == customer_id]
     if type:
         where.append(bookings.c.type == type)
@@ -409,13 +420,17 @@ def account(session: Session, customer_id: int, *, page: int, per_page: int, typ
         where.append(bookings.c.booked_at >= _local_midnight_utc(date_from))
     if date_to:
         where.append(bookings.c.booked_at < _local_midnight_utc(date_to + dt.timedelta(days=1)))
-    total = session.execute(select(func.count()).select_from(bookings).where(*where)).scalar_one()
+    if len(where) == 1:
+        total = len(settlement)
+    else:
+        total = session.execute(select(func.count()).select_from(bookings).where(*where)).scalar_one()
     rows = session.execute(
         select(bookings, invoices.c.number).outerjoin(invoices, invoices.c.id == bookings.c.invoice_id)
         .where(*where)
         .order_by(bookings.c.booked_at.desc(), bookings.c.id.desc())
         .limit(per_page).offset((page - 1) * per_page)).all()
-    open_by_invoice = invoice_open_amounts(session, customer_id)
+    open_by_invoice = {invoice_id: open_ for _, invoice_id, open_ in _open_items_of(settlement)[0]
+                       if invoice_id is not None}
     items = [{"id": r.id, "invoice_number": r.number, "date": berlin_date(r.booked_at), "type": r.type,
               "text": r.text, "amount": r.amount, "payment_method": r.payment_method,
               "open_amount": open_by_invoice.get(r.invoice_id) if r.type == INVOICE else None}

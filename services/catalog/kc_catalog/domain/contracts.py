@@ -81,9 +81,11 @@ def contract_view(row: Row[Any], ips: Sequence[str] = (),
 
 def _views(session: Session, customer_id: int, rows: Sequence[Row[Any]]) -> list[dict[str, Any]]:
     ips = _ips(session, [r.id for r in rows])
+    # Only a domain or hosting contract can show a DNS zone: no statement without one.
+    domains = {r.domain or r.label for r in rows if r.kind in ("domain", "hosting")} - {None}
     live_domains = set(session.execute(select(contracts.c.domain).where(
-        contracts.c.customer_id == customer_id, contracts.c.domain.is_not(None),
-        contracts.c.status != TERMINATED)).scalars())
+        contracts.c.customer_id == customer_id, contracts.c.domain.in_(domains),
+        contracts.c.status != TERMINATED)).scalars()) if domains else set()
     return [contract_view(r, ips.get(r.id, ()), live_domains) for r in rows]
 
 
@@ -106,9 +108,15 @@ def list_contracts(session: Session, customer_id: int, *, page: int, per_page: i
                                 func.lower(products.c.name).like(like),
                                 func.lower(contracts.c.description).like(like),
                                 contracts.c.id.in_(ip_match)))
-    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.execute(query.order_by(contracts.c.id.desc())
+    # The count rides on the page's rows (a window over the whole filtered set); only a page
+    # past the end needs a statement of its own for it.
+    rows = session.execute(query.add_columns(func.count().over().label("kc_total"))
+                           .order_by(contracts.c.id.desc())
                            .limit(per_page).offset((page - 1) * per_page)).all()
+    if rows:
+        total = rows[0].kc_total
+    else:
+        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     return {"items": _views(session, customer_id, rows), "total": total, "page": page,
             "per_page": per_page}
 
