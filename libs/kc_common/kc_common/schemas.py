@@ -4,7 +4,7 @@ from decimal import Decimal, ROUND_HALF_UP
 from marshmallow import Schema, ValidationError, fields, validate, RAISE
 from marshmallow.schema import SchemaMeta
 
-from kc_common.utc import as_utc
+from kc_common.clock import as_utc
 from kc_common.errors import ValidationFailed
 
 CENT = Decimal("0.01")
