@@ -17,13 +17,19 @@ def set_whitelist(session, customer_id, data, client_ip):
     entries, errors = netlist.normalise(data.get("entries"))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die Einträge der IP-Whitelist.", fields=errors)
-    if entries and not netlist.allows(entries, client_ip) and not data.get("confirm_lockout"):
-        raise Conflict(f"Ihre aktuelle IP-Adresse ({client_ip or 'unbekannt'}) ist nicht in der Liste: "
-                       f"Sie könnten sich danach nicht mehr anmelden. Bitte bestätigen Sie das ausdrücklich "
-                       f"(confirm_lockout).", {"reason": "confirmation_required", "client_ip": client_ip})
+    check_lockout(entries, client_ip, confirmed=bool(data.get("confirm_lockout")))
     get_customer_row(session, customer_id, lock=True)
     session.execute(update(customers).where(customers.c.id == customer_id).values(ip_whitelist=entries))
     return get_whitelist(session, customer_id, client_ip)
+
+
+def check_lockout(entries, client_ip, *, confirmed):
+    """A whitelist that would shut out the address the customer sets it from needs their
+    explicit confirmation (409 ``confirmation_required`` otherwise); an empty list allows all."""
+    if entries and not netlist.allows(entries, client_ip) and not confirmed:
+        raise Conflict(f"Ihre aktuelle IP-Adresse ({client_ip or 'unbekannt'}) ist nicht in der Liste: "
+                       f"Sie könnten sich danach nicht mehr anmelden. Bitte bestätigen Sie das ausdrücklich "
+                       f"(confirm_lockout).", {"reason": "confirmation_required", "client_ip": client_ip})
 
 
 def staff_clear_whitelist(session, customer_id):
