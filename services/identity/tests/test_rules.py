@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from kc_common.errors import Conflict
+from kc_common.errors import Conflict, ValidationFailed
+from kc_identity.domain.contacts import clean_contact, speaker
 from kc_identity.domain.passwords import new_password_errors
 from kc_identity.domain.sessions import answer_lifetime, session_open
 from kc_identity.domain.throttle import blocked_until, counting_start
@@ -116,3 +117,47 @@ def test_the_customer_number_is_no_password():
                                  is_current=never)
     assert errors == {"new_password": [
         "Das Passwort darf weder Ihre Kundennummer noch Ihre E-Mail-Adresse enthalten."]}
+
+
+# ---------------------------------------------------------------- who may speak for a customer
+
+CUSTOMER = SimpleNamespace(first_name="Max", last_name="Mustermann", email="max@beispiel.de")
+
+
+def contact(name, email=None, *, support=False, billing=False, contact_id="c1"):
+    return SimpleNamespace(id=contact_id, name=name, email=email, may_support=support, may_billing=billing)
+
+
+@pytest.mark.parametrize("name", ["Max Mustermann", "mustermann, max", "  MAX   mustermann ",
+                                  "Max@Beispiel.de"])
+def test_the_customer_may_always_speak_named_in_any_order_case_or_by_e_mail(name):
+    answer = speaker(CUSTOMER, [], name, "billing")
+    assert answer == {"authorised": True, "kind": "customer", "contact_id": None,
+                      "name": "Max Mustermann", "email": "max@beispiel.de"}
+
+
+def test_a_contact_person_speaks_only_with_the_permission_for_the_purpose():
+    petra = contact("Petra Partner", "petra@agentur.example", support=True)
+    assert speaker(CUSTOMER, [petra], "partner petra", "support")["authorised"] is True
+    denied = speaker(CUSTOMER, [petra], "petra@agentur.example", "billing")
+    assert denied == {"authorised": False, "kind": "contact", "contact_id": "c1",
+                      "name": "Petra Partner", "email": "petra@agentur.example"}
+
+
+def test_a_stranger_a_part_of_a_name_or_an_unknown_customer_is_denied():
+    petra = contact("Petra Partner", support=True)
+    for name in ("Mallory", "Max", "Petra", ""):
+        assert speaker(CUSTOMER, [petra], name, "support")["authorised"] is False
+    assert speaker(None, [petra], "Petra Partner", "support") == {
+        "authorised": False, "kind": None, "contact_id": None, "name": "Petra Partner", "email": None}
+
+
+def test_a_contact_needs_a_name_and_an_e_mail_address_or_a_phone_number():
+    cleaned = clean_contact({"name": "  Petra   Partner ", "email": "Petra@Agentur.example",
+                             "role": " IT  Leitung ", "may_support": 1}, "DE")
+    assert (cleaned["name"], cleaned["email"], cleaned["role"]) == ("Petra Partner", "petra@agentur.example",
+                                                                    "IT Leitung")
+    assert (cleaned["relation"], cleaned["may_support"], cleaned["may_billing"]) == ("external", True, False)
+    with pytest.raises(ValidationFailed) as err:
+        clean_contact({"name": " ", "role": "x" * 101}, "DE")
+    assert set(err.value.fields) == {"name", "email", "role"}
