@@ -10,7 +10,8 @@ from kc_catalog.domain.common import ACTIVE, CANCELLED, PENDING
 from kc_catalog.domain.contracts import (contract_view, invoiced_period_ends, tariff_change,
                                          upgraded_description)
 from kc_catalog.domain.orders import SERVER_DOMAIN, check_item, contract_terms, first_period
-from kc_common.errors import Conflict, Unprocessable
+from kc_catalog.domain.products import check_product, product_view
+from kc_common.errors import Conflict, Unprocessable, ValidationFailed
 
 
 def product(pid="managed-business", kind="server", *, name="FlexServer - Business", price="99.00",
@@ -221,3 +222,38 @@ def test_a_domain_links_to_its_dns_zone_only_while_it_is_live_and_a_cancelled_on
     view = contract_view(view_row(CANCELLED, end_date=dt.date(2027, 2, 28)))
     assert view["status_text"] == "Gekündigt zum 28.02.2027"
     assert view["price_gross"] == Decimal("184.21")
+
+
+# ---------------------------------------------------------------- staff's product data
+
+@pytest.mark.parametrize("data, kind, fields", [
+    ({"periods": [1, 12]}, "domain", {"periods"}),                  # domains bill yearly
+    ({"periods": [1, 1, 12]}, "server", {"periods"}),
+    ({"family": "managed-flexserver"}, "server", {"rank"}),         # family without rank
+    ({"family": None, "rank": 2}, "server", {"rank"}),
+    ({"attributes": {"disk_gb": 20}}, "option", {"attributes"}),   # an option applies to families
+    ({"periods": [12, 12], "rank": 1}, "domain", {"periods", "rank"}),
+])
+def test_staff_product_data_is_checked_against_the_catalogs_rules(data, kind, fields):
+    with pytest.raises(ValidationFailed) as err:
+        check_product(data, kind)
+    assert set(err.value.fields) == fields
+
+
+@pytest.mark.parametrize("data, kind", [
+    ({"periods": [12]}, "domain"), ({"periods": [12, 1]}, "server"),
+    ({"family": "root-flexserver", "rank": 4}, "server"), ({"family": None, "rank": None}, "addon"),
+    ({"attributes": {"applies_to": ["root-flexserver"]}}, "option"), ({"price_net": "1.00"}, "option"),
+])
+def test_good_product_data_passes(data, kind):
+    check_product(data, kind)
+
+
+def test_a_products_view_prices_every_period_net_and_gross():
+    view = product_view(SimpleNamespace(**vars(DE), notice_days=30))
+    assert (view["category"], view["price_unit"]) == ("webhosting", "year")
+    assert view["period_prices"] == [{"months": 12, "price_net": Decimal("9.90"),
+                                      "price_gross": Decimal("11.78")}]
+    server = product_view(SimpleNamespace(**vars(product()), notice_days=30))
+    assert server["price_unit"] == "month"
+    assert [p["price_net"] for p in server["period_prices"]] == [Decimal("99.00"), Decimal("1188.00")]

@@ -45,7 +45,11 @@ def list_products(session, *, kind=None, family=None, include_inactive=False):
     return {"items": [product_view(r) for r in rows]}
 
 
-def _check(data, kind):
+def check_product(data, kind):
+    """Staff's product data (a new product, or the fields an update changes) against the
+    catalog's rules: domains bill yearly only, no payment period twice, family and rank
+    together (tariff changes move within a family by rank), an option names the families it
+    applies to. All problems at once as ValidationFailed."""
     errors = {}
     periods = data.get("periods")
     if periods is not None:
@@ -73,7 +77,7 @@ def create_product(session, data, staff_id):
         raise Conflict("Ein Produkt mit dieser ID gibt es schon.", {"fields": {"id": ["vergeben"]}})
     if data.get("tld") and session.execute(select(products.c.id).where(products.c.tld == data["tld"])).first():
         raise Conflict("Für diese TLD gibt es schon ein Produkt.", {"fields": {"tld": ["vergeben"]}})
-    _check(data, data["kind"])
+    check_product(data, data["kind"])
     data["periods"] = sorted(data["periods"])
     now = utcnow()
     session.execute(products.insert().values(updated_at=now, **data))
@@ -92,7 +96,7 @@ def update_product(session, product_id, data, staff_id):
     row = session.execute(select(products).where(products.c.id == product_id).with_for_update()).first()
     if row is None:
         raise NotFound("Produkt nicht gefunden.")
-    _check(data, row.kind)
+    check_product(data, row.kind)
     if "periods" in data:
         data["periods"] = sorted(data["periods"])
     now = utcnow()
