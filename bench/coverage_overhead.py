@@ -8,7 +8,9 @@ The anchor is the same selection without coverage (``-p no:cov``), run alternate
 ``--cov --cov-report=`` in the same session. Prints wall time and CPU time (user + system
 of pytest and every process it started and waited for) per run and the ratios of the
 medians. On a shared machine wall time is noisy: CPU time is the steadier figure.
-Not part of `make test`: figures, not a timed assertion. Writes .coverage (as make test does).
+With COVERAGE_PROCESS_START=pyproject.toml and COVERAGE_FILE=$PWD/.coverage in the
+environment (what `make test COVERAGE_PROCESSES=1` sets) the processes the tests start are
+measured too. Not part of `make test`: figures, not a timed assertion. Writes .coverage.
 """
 import argparse
 import os
