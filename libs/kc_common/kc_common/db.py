@@ -46,7 +46,7 @@ from kc_common.errors import ServiceUnavailable
 from kc_common.events import KeptPublisher, event_exchange
 from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  # noqa: F401
                                in_transaction, transaction_marker)
-from kc_common.utc import as_utc, utcnow  # noqa: F401 (the services import them from here)
+from kc_common.clock import as_utc, utcnow  # noqa: F401 (the services import them from here)
 from types import TracebackType
 from collections.abc import Callable
 from collections.abc import Iterable, Sequence

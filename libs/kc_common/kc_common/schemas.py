@@ -6,7 +6,7 @@ from decimal import Decimal, ROUND_HALF_UP
 from marshmallow import Schema, ValidationError, fields, validate, RAISE
 from marshmallow.schema import SchemaMeta
 
-from kc_common.utc import as_utc
+from kc_common.clock import as_utc
 from kc_common.errors import ValidationFailed
 from collections.abc import Mapping
 from typing import Any

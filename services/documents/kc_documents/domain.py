@@ -93,7 +93,7 @@ def store_document(uow: UnitOfWork, *, customer_id: int, kind: str, ref: str, ti
 
     Returns the document id, or None when the document existed already (duplicate event)."""
     digest = sha256(data)
-    key = f"{kind}/{customer_id}/{safe_name(ref)}-{digest[:16]}.pdf"
+    key = document_key(kind, customer_id, ref, digest)
     storage.put(key, data, PDF)
     doc_id = str(uuid.uuid4())
     inserted = uow.session.execute(dialect_insert(uow.session)(documents).values(  # type: ignore[attr-defined]  # a DML statement's CursorResult
@@ -107,6 +107,12 @@ def store_document(uow: UnitOfWork, *, customer_id: int, kind: str, ref: str, ti
     uow.emit("document_stored", {"document_id": doc_id, "customer_id": customer_id, "kind": kind,
                                  "ref": str(ref), "filename": filename, "sha256": digest})
     return doc_id
+
+
+def document_key(kind: str, customer_id: int, ref: str, digest: str) -> str:
+    """Where a customer's document is stored: by kind and customer, named by its reference and
+    its content (a changed PDF for the same reference never overwrites the first one)."""
+    return f"{kind}/{customer_id}/{safe_name(ref)}-{digest[:16]}.pdf"
 
 
 def invoice_filename(number: str, kind: str = "invoice") -> str:
@@ -221,8 +227,12 @@ def library_list(session: Session, manual_url: str, today: dt.date) -> dict[str,
 
 
 def _current(session: Session, slug: str, today: dt.date) -> Row[Any] | None:
-    """The newest version already valid (or, if none is yet, the oldest)."""
-    versions = _versions(session, slug)
+    return current_version(_versions(session, slug), today)
+
+
+def current_version(versions: Sequence[Row[Any]], today: dt.date) -> Row[Any] | None:
+    """The version a download gets today: the newest already valid (or, if none is yet, the
+    oldest; None without versions). ``versions``: newest first (valid_from, then publication)."""
     valid = [v for v in versions if v.valid_from <= today]
     return valid[0] if valid else (versions[-1] if versions else None)
 

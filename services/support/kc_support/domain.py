@@ -105,6 +105,33 @@ def require_verified_caller(name_ok: bool, password_ok: bool) -> None:
                     {"fields": fields_})
 
 
+# --- states ---------------------------------------------------------------------------------
+
+def state_after_reply(author: str, requested: str | None = "answered") -> str | None:
+    """The state a reply leaves the request in: a customer's (or their contact's) makes it
+    ``open`` again, also a closed one; a staff reply the state the agent picks (``answered``
+    unless they pick another)."""
+    return "open" if author == "customer" else requested
+
+
+def state_values(state: str | None, now: dt.datetime) -> dict[str, Any]:
+    """The columns a change to ``state`` writes: closing stamps ``closed_at``, any other state
+    (a reopened request) clears it."""
+    return {"state": state, "updated_at": now, "closed_at": now if state == "closed" else None}
+
+
+def is_internal(kind: str) -> bool:
+    """Notes (and anything but the customer's and staff's replies) stay in the staff view:
+    never shown, mailed or handed out as an attachment to the customer."""
+    return kind not in CUSTOMER_VISIBLE
+
+
+def search_pattern(q: str) -> str:
+    """The staff search's LIKE pattern: ``q`` anywhere, its ``%``, ``_`` and ``\\`` taken
+    literally (escape character ``\\``)."""
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def event_data(row: Row[Any], **extra: Any) -> dict[str, Any]:
     """``data`` of every support_request_* event (docs/contracts.md)."""
     return dict({"request_id": row.id, "number": row.number, "customer_id": row.customer_id,
@@ -142,8 +169,7 @@ def _messages(session: Session, request_id: int,
     for a in session.execute(select(attachments).where(attachments.c.request_id == request_id)
                              .order_by(attachments.c.id)):
         files.setdefault(a.message_id, []).append(dict(a._mapping))
-    return [dict(m._mapping, attachments=files.get(m.id, []), internal=m.kind not in CUSTOMER_VISIBLE)
-            for m in rows]
+    return [dict(m._mapping, attachments=files.get(m.id, []), internal=is_internal(m.kind)) for m in rows]
 
 
 def customer_view(session: Session, customer_id: int, number: str) -> dict[str, Any]:
@@ -188,7 +214,7 @@ def list_for_staff(session: Session, staff_id: str, state: str | None = None, ca
     if customer_id is not None:
         query = query.where(requests.c.customer_id == customer_id)
     if q:
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = search_pattern(q)
         query = query.where(or_(requests.c.number.ilike(like, escape="\\"),
                                 requests.c.subject.ilike(like, escape="\\")))
     return _page(session, query, page, per_page)
@@ -206,7 +232,7 @@ def attachment_for(session: Session, number: str, attachment_id: int,
              .join(messages, messages.c.id == attachments.c.message_id)
              .where(and_(attachments.c.id == attachment_id, attachments.c.request_id == row.id)))
     found = session.execute(query).first()
-    if found is None or (customer_id is not None and found.kind not in CUSTOMER_VISIBLE):
+    if found is None or (customer_id is not None and is_internal(found.kind)):
         raise NotFound("Diesen Anhang gibt es nicht.")
     return found
 
@@ -254,8 +280,7 @@ def _set_state(uow: UnitOfWork, row: Row[Any], state: str | None, now: dt.dateti
     """Change the state (no-op when equal); emits ``support_request_closed`` on closing."""
     if row.state == state:
         return row
-    uow.session.execute(update(requests).where(requests.c.id == row.id).values(
-        state=state, updated_at=now, closed_at=now if state == "closed" else None))
+    uow.session.execute(update(requests).where(requests.c.id == row.id).values(**state_values(state, now)))
     new = _reload(uow.session, row.id)
     if state == "closed":
         uow.emit(CLOSED, event_data(new, old_state=row.state, **why))
@@ -269,7 +294,7 @@ def customer_reply(uow: UnitOfWork, customer_id: int, number: str, author_name: 
     row = _by_number(uow.session, number, customer_id, lock=True)
     message_id = _add_message(uow.session, row.id, "customer", author_name, body, via, files=files, now=now)
     uow.session.execute(update(requests).where(requests.c.id == row.id).values(updated_at=now))
-    new = _set_state(uow, row, "open", now)
+    new = _set_state(uow, row, state_after_reply("customer"), now)
     uow.emit(REPLIED, event_data(new, message_id=message_id, author="customer", via=via,
                                  reopened=row.state == "closed"))
     return row.number
@@ -295,7 +320,7 @@ def staff_reply(uow: UnitOfWork, staff_id: str, number: str, body: str, state: s
     if row.assignee_staff_id is None:  # who answers an unassigned request takes it
         values["assignee_staff_id"] = staff_id
     uow.session.execute(update(requests).where(requests.c.id == row.id).values(**values))
-    new = _set_state(uow, row, state, now, by="staff")
+    new = _set_state(uow, row, state_after_reply("staff", state), now, by="staff")
     uow.emit(REPLIED, event_data(new, message_id=message_id, author="staff", via=via, staff_id=staff_id))
     return row.number
 

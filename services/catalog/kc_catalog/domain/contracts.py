@@ -20,7 +20,7 @@ from kc_common.db import UnitOfWork
 from sqlalchemy import Row
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
-from typing import Any
+from typing import Any, cast
 
 
 # ---------------------------------------------------------------- reading
@@ -240,13 +240,25 @@ def plan_tariff_change(session: Session, row: Row[Any], product_id: str,
     Returns ``(change, target, new_price)``: ``change`` is the ``contract_changed`` data
     (old and new terms, effective date, the running period) that billing prorates.
     """
+    target = session.execute(select(products).where(products.c.id == product_id,
+                                                    products.c.active.is_(True))).first()
+    change, new_price = tariff_change(row, target, _options(session, row), today)
+    return change, cast(Row[Any], target), new_price  # tariff_change refused a missing target
+
+
+def tariff_change(row: Row[Any], target: Row[Any] | None, options: Any,
+                  today: dt.date) -> tuple[dict[str, Any], Decimal]:
+    """The rules of a tariff change of the contract ``row`` (with its booked ``options``) to
+    the active product ``target`` (None: unknown): only an active contract without a change
+    already pending, only within its product family, only when the target offers the
+    contract's payment period. An upgrade (higher rank) is effective ``today``, a downgrade
+    with the next invoice. Returns ``(change, new_price)``; ``change`` is the
+    ``contract_changed`` data."""
     if row.status != ACTIVE:
         raise Conflict("Ein Tarifwechsel ist nur bei aktiven Verträgen möglich.", {"status": row.status})
     if row.pending_product_id:
         raise Conflict("Für diesen Vertrag ist bereits ein Tarifwechsel vorgemerkt.",
                        {"pending_product_id": row.pending_product_id})
-    target = session.execute(select(products).where(products.c.id == product_id,
-                                                    products.c.active.is_(True))).first()
     if target is None:
         raise Unprocessable("Unbekanntes Produkt.", {"fields": {"product_id": ["Unbekanntes Produkt."]}})
     if not row.family or target.family != row.family or target.id == row.product_id:
@@ -255,7 +267,7 @@ def plan_tariff_change(session: Session, row: Row[Any], product_id: str,
     if row.period_months not in target.periods:
         raise Unprocessable(f"Der Tarif wird mit der Zahlungsperiode {row.period_months} Monate nicht angeboten.",
                             {"fields": {"product_id": ["Zahlungsperiode nicht angeboten."]}})
-    new_price = period_price(target, row.period_months, _options(session, row))
+    new_price = period_price(target, row.period_months, options)
     period_start, period_end = current_period(row)
     upgrade = target.rank > row.rank
     effective = today if upgrade else row.next_invoice_date
@@ -264,7 +276,7 @@ def plan_tariff_change(session: Session, row: Row[Any], product_id: str,
     change = {"contract_id": row.id, "customer_id": row.customer_id, "kind": row.kind,
               "change": "upgrade" if upgrade else "downgrade", "effective_date": effective,
               "period_start": period_start, "period_end": period_end, "old": old, "new": new}
-    return change, target, new_price
+    return change, new_price
 
 
 def quote_tariff_change(session: Session, customer_id: int, contract_id: int, product_id: str,
@@ -288,14 +300,8 @@ def change_tariff(uow: UnitOfWork, customer_id: int, contract_id: int, product_i
     today = today or berlin_today()
     change, target, new_price = plan_tariff_change(session, row, product_id, today)
     if change["change"] == "upgrade":
-        description = row.description
-        if row.kind == "server":
-            description = " - ".join([target.name] + row.description.split(" - ")[
-                len(row.name.split(" - ")):])[:500]
-        elif row.kind == "hosting":
-            description = target.description
         session.execute(_bump(row, product_id=target.id, price_net=new_price, vat_rate=target.vat_rate,
-                              description=description))
+                              description=upgraded_description(row, target)))
     else:
         session.execute(_bump(row, pending_product_id=target.id, pending_price_net=new_price,
                               pending_effective_date=change["effective_date"]))
@@ -303,17 +309,23 @@ def change_tariff(uow: UnitOfWork, customer_id: int, contract_id: int, product_i
     return get_contract(session, customer_id, contract_id)
 
 
+def upgraded_description(row: Row[Any], target: Row[Any]) -> str:
+    """The contract's description after an upgrade to ``target``: a server keeps its booked
+    options and usage behind the new product's name, a hosting package takes the new
+    package's description, anything else keeps its own."""
+    if row.kind == "server":
+        return " - ".join([target.name] + row.description.split(" - ")[len(row.name.split(" - ")):])[:500]
+    if row.kind == "hosting":
+        return target.description
+    return row.description
+
+
 # ---------------------------------------------------------------- events from billing
 
 def on_invoice_issued(uow: UnitOfWork, invoice: dict[str, Any]) -> list[int]:
     """Next invoice date = last invoiced ``period_end`` + 1 day (never moves backwards)."""
-    ends: dict[int, dt.date] = {}
-    for line in invoice.get("lines") or []:
-        if line.get("contract_id") and line.get("period_end"):
-            end = dt.date.fromisoformat(line["period_end"])
-            ends[line["contract_id"]] = max(end, ends.get(line["contract_id"], end))
     updated = []
-    for contract_id, end in ends.items():
+    for contract_id, end in invoiced_period_ends(invoice).items():
         row = uow.session.execute(select(contracts).where(
             contracts.c.id == contract_id, contracts.c.customer_id == invoice["customer_id"])
             .with_for_update()).first()
@@ -412,3 +424,14 @@ def forget_customer(uow: UnitOfWork, data: dict[str, Any]) -> None:
     """identity's ``customer_erased``: login links go; the terminated contracts stay (the
     invoices refer to them; they hold no name or address)."""
     uow.session.execute(login_tokens.delete().where(login_tokens.c.customer_id == int(data["customer_id"])))
+
+
+def invoiced_period_ends(invoice: dict[str, Any]) -> dict[int, dt.date]:
+    """``{contract_id: the last period_end}`` an ``invoice_issued`` invoices (lines without a
+    contract or a period, such as a refund, count for none)."""
+    ends: dict[int, dt.date] = {}
+    for line in invoice.get("lines") or []:
+        if line.get("contract_id") and line.get("period_end"):
+            end = dt.date.fromisoformat(line["period_end"])
+            ends[line["contract_id"]] = max(end, ends.get(line["contract_id"], end))
+    return ends

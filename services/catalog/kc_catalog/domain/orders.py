@@ -68,10 +68,23 @@ def event_item(contract_id: int | None, product: Row[Any], item: dict[str, Any],
 def _validate_item(session: Session, i: int, item: dict[str, Any],
                    errors: dict[str, Any]) -> dict[str, Any] | None:
     """Resolve one order item or record its errors under ``items.<i>.<field>``."""
+    product = session.execute(select(products).where(products.c.id == item["product_id"])).first()
+    option_ids = item.get("options") or []
+    options = {}
+    if product is not None and product.active and product.kind == "server" and option_ids:
+        options = {r.id: r for r in session.execute(select(products).where(
+            products.c.id.in_(option_ids), products.c.kind == "option", products.c.active.is_(True))).all()}
+    return check_item(i, item, product, options, errors)
+
+
+def check_item(i: int, item: dict[str, Any], product: Any, options: dict[int, Any],
+               errors: dict[str, Any]) -> dict[str, Any] | None:
+    """The rules of one order item on its product (None: unknown) and the active options it names
+    (``{id: row}``, those found): records errors under ``items.<i>.<field>`` and returns the
+    resolved item, or None when the product itself is refused."""
     def fail(field: str, message: str) -> None:
         errors.setdefault(f"items.{i}.{field}", []).append(message)
 
-    product = session.execute(select(products).where(products.c.id == item["product_id"])).first()
     if product is None or not product.active or product.kind not in ORDERABLE_KINDS:
         fail("product_id", "Unbekanntes Produkt." if product is None or not product.active else
              "Diese Option kann nur zusammen mit einem Server bestellt werden.")
@@ -119,10 +132,8 @@ def _validate_item(session: Session, i: int, item: dict[str, Any],
     elif option_ids:
         if len(option_ids) != len(set(option_ids)):
             fail("options", "Eine Option ist mehrfach angegeben.")
-        rows = {r.id: r for r in session.execute(select(products).where(
-            products.c.id.in_(option_ids), products.c.kind == "option", products.c.active.is_(True))).all()}
         for oid in option_ids:
-            option = rows.get(oid)
+            option = options.get(oid)
             if option is None or product.family not in option.attributes.get("applies_to", []):
                 fail("options", f"Die Option {oid} gibt es für diesen Server nicht.")
             elif option not in resolved["options"]:

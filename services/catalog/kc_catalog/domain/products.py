@@ -53,7 +53,11 @@ def list_products(session: Session, *, kind: str | None = None, family: str | No
     return {"items": [product_view(r) for r in rows]}
 
 
-def _check(data: dict[str, Any], kind: str) -> None:
+def check_product(data: dict[str, Any], kind: str) -> None:
+    """Staff's product data (a new product, or the fields an update changes) against the
+    catalog's rules: domains bill yearly only, no payment period twice, family and rank
+    together (tariff changes move within a family by rank), an option names the families it
+    applies to. All problems at once as ValidationFailed."""
     errors: dict[str, Any] = {}
     periods = data.get("periods")
     if periods is not None:
@@ -82,7 +86,7 @@ def create_product(session: Session, data: dict[str, Any], staff_id: str) -> dic
         raise Conflict("Ein Produkt mit dieser ID gibt es schon.", {"fields": {"id": ["vergeben"]}})
     if data.get("tld") and session.execute(select(products.c.id).where(products.c.tld == data["tld"])).first():
         raise Conflict("Für diese TLD gibt es schon ein Produkt.", {"fields": {"tld": ["vergeben"]}})
-    _check(data, data["kind"])
+    check_product(data, data["kind"])
     data["periods"] = sorted(data["periods"])
     now = utcnow()
     session.execute(products.insert().values(updated_at=now, **data))
@@ -101,7 +105,7 @@ def update_product(session: Session, product_id: str, data: dict[str, Any], staf
     row = session.execute(select(products).where(products.c.id == product_id).with_for_update()).first()
     if row is None:
         raise NotFound("Produkt nicht gefunden.")
-    _check(data, row.kind)
+    check_product(data, row.kind)
     if "periods" in data:
         data["periods"] = sorted(data["periods"])
     now = utcnow()

@@ -12,6 +12,7 @@ from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import contacts, customers
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -24,7 +25,10 @@ def _contact_view(r: Row[Any]) -> dict[str, Any]:
             "created_at": r.created_at, "updated_at": r.updated_at}
 
 
-def _clean_contact(data: dict[str, Any], country: str) -> dict[str, Any]:
+def clean_contact(data: dict[str, Any], country: str) -> dict[str, Any]:
+    """A contact person's fields, normalised (``country``: the customer's, for the phone
+    number); all problems at once as ValidationFailed. A name and an e-mail address or a
+    telephone number are required."""
     errors: dict[str, list[str]] = {}
     out: dict[str, Any] = {}
     name = " ".join((data.get("name") or "").split())
@@ -62,7 +66,7 @@ def list_contacts(session: Session, customer_id: int) -> list[dict[str, Any]]:
 
 def add_contact(session: Session, customer_id: int, data: dict[str, Any]) -> dict[str, Any]:
     customer = get_customer_row(session, customer_id, lock=True)
-    values = _clean_contact(data, customer.country)
+    values = clean_contact(data, customer.country)
     count = session.execute(select(func.count()).select_from(contacts)
                             .where(contacts.c.customer_id == customer_id)).scalar()
     if count >= MAX_CONTACTS:  # type: ignore[operator]  # a count is never NULL
@@ -86,7 +90,7 @@ def update_contact(session: Session, customer_id: int, contact_id: str,
                    data: dict[str, Any]) -> dict[str, Any]:
     _get_contact(session, customer_id, contact_id)
     customer = get_customer_row(session, customer_id)
-    values = _clean_contact(data, customer.country)
+    values = clean_contact(data, customer.country)
     session.execute(update(contacts).where(contacts.c.id == str(contact_id))
                     .values(updated_at=utcnow(), **values))
     return _get_contact(session, customer_id, contact_id)
@@ -107,21 +111,32 @@ def check_contact(session: Session, customer_id: int, name: str, purpose: str) -
     registered contact person when they hold that permission."""
     if purpose not in ("support", "billing"):
         raise ValidationFailed(fields={"purpose": ["Erlaubt sind support und billing."]})
-    denied = {"authorised": False, "kind": None, "contact_id": None, "name": name, "email": None}
     row = session.execute(select(customers).where(customers.c.id == customer_id)).first()
     if row is None:
+        return speaker(None, (), name, purpose)
+    rows = session.execute(select(contacts).where(contacts.c.customer_id == customer_id)).all()
+    return speaker(row, rows, name, purpose)
+
+
+def speaker(customer: Any, contact_rows: Sequence[Any], name: str, purpose: str) -> dict[str, Any]:
+    """identity's answer to "may ``name`` speak for this customer about ``purpose``": the
+    customer themself (their name in any order, case and commas, or their e-mail address)
+    always; a contact person matched the same way only with the permission for ``purpose``
+    (``may_support`` / ``may_billing``), else denied naming the contact; anyone else denied."""
+    denied = {"authorised": False, "kind": None, "contact_id": None, "name": name, "email": None}
+    if customer is None:
         return denied
     wanted = _norm_name(name)
     wanted_sorted = sorted(wanted.split())
-    own = _norm_name(f"{row.first_name} {row.last_name}")
-    if wanted and (sorted(own.split()) == wanted_sorted or wanted == row.email.casefold()):
+    own = _norm_name(f"{customer.first_name} {customer.last_name}")
+    if wanted and (sorted(own.split()) == wanted_sorted or wanted == customer.email.casefold()):
         return {"authorised": True, "kind": "customer", "contact_id": None,
-                "name": f"{row.first_name} {row.last_name}", "email": row.email}
-    permission = contacts.c.may_support if purpose == "support" else contacts.c.may_billing
-    for contact in session.execute(select(contacts).where(contacts.c.customer_id == customer_id)).all():
+                "name": f"{customer.first_name} {customer.last_name}", "email": customer.email}
+    permission = "may_support" if purpose == "support" else "may_billing"
+    for contact in contact_rows:
         if wanted and (sorted(_norm_name(contact.name).split()) == wanted_sorted
                        or (contact.email and wanted == contact.email.casefold())):
-            if contact._mapping[permission.name]:
+            if getattr(contact, permission):
                 return {"authorised": True, "kind": "contact", "contact_id": contact.id,
                         "name": contact.name, "email": contact.email}
             return dict(denied, kind="contact", contact_id=contact.id, name=contact.name,

@@ -11,12 +11,14 @@ from kc_identity import policy
 from kc_identity.domain.common import hash_password, retry_seconds, verify_password
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
-from kc_identity.domain.throttle import check_throttle, reauthenticate, record_login
+from kc_identity.domain.throttle import (blocked_until, check_throttle, counting_start, reauthenticate,
+                                         record_login)
 from kc_identity.models import customers, phone_password_checks, sessions
 from kc_common.db import UnitOfWork
 from kc_identity.domain.throttle import Throttle
 from kc_identity.vault import Vault
 from sqlalchemy.orm import Session
+from collections.abc import Callable
 from typing import Any
 import datetime as dt
 
@@ -28,20 +30,14 @@ def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, 
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     check_throttle(session, realm="customer", account=str(customer_id), client_ip=None, throttle=throttle)
-    errors = {}
     if not verify_password(row.password_hash, data["current_password"]):
         record_login(session, realm="customer", account=str(customer_id), customer_id=customer_id,
                      client_ip=client_ip, success=False, reason="reauth_failed")
         raise after_commit(ValidationFailed("Das aktuelle Passwort ist falsch.",
                                             fields={"current_password": ["Das aktuelle Passwort ist falsch."]}))
-    problems = policy.service_password_problems(data["new_password"], customer_id=customer_id,
-                                                email=row.email)
-    if problems:
-        errors["new_password"] = problems
-    elif verify_password(row.password_hash, data["new_password"]):
-        errors["new_password"] = ["Das neue Passwort muss sich vom aktuellen unterscheiden."]
-    if data["new_password"] != data["new_password_repeat"]:
-        errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
+    errors = new_password_errors(data["new_password"], data["new_password_repeat"], customer_id=customer_id,
+                                 email=row.email,
+                                 is_current=lambda p: verify_password(row.password_hash, p))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     now = utcnow()
@@ -51,6 +47,22 @@ def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, 
     sessions_changed(uow, customer_id=customer_id)
     uow.emit("password_changed", {"customer_id": customer_id, "changed_at": now,
                                   "client_ip": client_ip, "sessions_ended": ended})
+
+
+def new_password_errors(new: str, repeat: str, *, customer_id: int, email: str,
+                        is_current: Callable[[str], bool]) -> dict[str, list[str]]:
+    """``{field: [messages]}`` of a new service password: the policy (length, nothing personal,
+    not easily guessed), different from the current one (``is_current(p)``: checked only when
+    the policy is met), repeated exactly. Empty: acceptable."""
+    errors: dict[str, list[str]] = {}
+    problems = policy.service_password_problems(new, customer_id=customer_id, email=email)
+    if problems:
+        errors["new_password"] = problems
+    elif is_current(new):
+        errors["new_password"] = ["Das neue Passwort muss sich vom aktuellen unterscheiden."]
+    if new != repeat:
+        errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
+    return errors
 
 
 def set_phone_password(session: Session, customer_id: int, data: dict[str, Any],
@@ -106,12 +118,12 @@ def verify_phone_password(session: Session, customer_id: int, password: str, *, 
     last_ok = session.execute(select(func.max(phone_password_checks.c.at)).where(
         phone_password_checks.c.customer_id == customer_id,
         phone_password_checks.c.success.is_(True))).scalar()
-    start = max(now - window, as_utc(last_ok)) if last_ok is not None else now - window
+    start = counting_start(now - window, last_ok)
     failures = session.execute(select(phone_password_checks.c.at).where(
         phone_password_checks.c.customer_id == customer_id, phone_password_checks.c.success.is_(False),
         phone_password_checks.c.at > start).order_by(phone_password_checks.c.at)).scalars().all()
-    if len(failures) >= max_failures:
-        until = as_utc(failures[len(failures) - max_failures]) + window
+    until = blocked_until(failures, max_failures, window)
+    if until is not None:
         raise TooManyRequests("Zu viele falsche Telefon-Passwörter für diesen Kunden. Bitte später erneut "
                               "versuchen oder den Kunden anders verifizieren.",
                               {"retry_after": retry_seconds(until - now)})

@@ -21,6 +21,20 @@ def whitelist_message(client_ip: str | None) -> str:
             f"IP-Whitelist dieses Kundenkontos nicht erlaubt.")
 
 
+def session_open(row: Any, idle: dt.timedelta, now: dt.datetime) -> bool:
+    """A session (either realm) counts until it is ended, reaches its absolute expiry
+    (``expires_at``), or was not used for ``idle``."""
+    return (row.ended_at is None and as_utc(row.expires_at) > now
+            and as_utc(row.last_seen_at) + idle > now)
+
+
+def answer_lifetime(expires_at: dt.datetime, last_seen: dt.datetime, idle: dt.timedelta,
+                    now: dt.datetime) -> float:
+    """Seconds an ``authenticate`` answer stays true unless the session is ended: until the
+    absolute expiry or the idle limit, whichever comes first (never negative)."""
+    return max(0.0, (min(as_utc(expires_at), as_utc(last_seen) + idle) - now).total_seconds())
+
+
 def authenticate(session: Session, *, token: str, idle: dt.timedelta,
                  client_ip: str | None = None) -> dict[str, Any]:
     """The principal behind a token (either realm); idle and absolute expiry enforced,
@@ -31,8 +45,7 @@ def authenticate(session: Session, *, token: str, idle: dt.timedelta,
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
     row = session.execute(select(table).where(table.c.token_hash == hash_token(token))).first()
     now = utcnow()
-    if (row is None or row.ended_at is not None or as_utc(row.expires_at) <= now
-            or as_utc(row.last_seen_at) + idle <= now):
+    if row is None or not session_open(row, idle, now):
         raise Unauthenticated("Die Anmeldung ist ungültig oder abgelaufen.")
     if table is sessions:
         whitelist, verified_at, closing_at = session.execute(
@@ -46,7 +59,7 @@ def authenticate(session: Session, *, token: str, idle: dt.timedelta,
         last_seen = now
     # How long this answer stays true unless the session is ended (``session_ended``):
     # the gateway caches it no longer than this.
-    expires_in = max(0.0, (min(as_utc(row.expires_at), last_seen + idle) - now).total_seconds())
+    expires_in = answer_lifetime(row.expires_at, last_seen, idle, now)
     if table is sessions:
         return {"kind": "customer", "customer_id": row.customer_id, "session_id": row.id,
                 "email_verified": verified_at is not None, "expires_in": expires_in,

@@ -12,6 +12,7 @@ from kc_identity.domain.common import retry_seconds, verify_password
 from kc_identity.models import login_events
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -25,6 +26,22 @@ class Throttle:
         self.window = window
 
 
+def counting_start(since: dt.datetime, last_ok: dt.datetime | None) -> dt.datetime:
+    """Failures count within the window, and only after the last success (a right password
+    clears the account's count)."""
+    return max(since, as_utc(last_ok)) if last_ok is not None else since
+
+
+def blocked_until(failures: Sequence[dt.datetime], limit: int, window: dt.timedelta) -> dt.datetime | None:
+    """The instant a limit of ``limit`` failures per ``window`` lets the next attempt through,
+    or None when it does not block now. ``failures``: the counted failures' instants, oldest
+    first; the block lasts until the oldest failure that keeps the count at the limit leaves
+    the window."""
+    if len(failures) < limit:
+        return None
+    return as_utc(failures[len(failures) - limit]) + window
+
+
 def check_throttle(session: Session, *, realm: str, account: str, client_ip: str | None,
                    throttle: Throttle) -> None:
     """Raise TooManyRequests (with retry_after) when the account or address has failed too often."""
@@ -34,13 +51,13 @@ def check_throttle(session: Session, *, realm: str, account: str, client_ip: str
         last_ok = session.execute(select(func.max(login_events.c.at)).where(
             login_events.c.realm == realm, login_events.c.account == account,
             login_events.c.success.is_(True))).scalar()
-        start = max(since, as_utc(last_ok)) if last_ok is not None else since
+        start = counting_start(since, last_ok)
         failures = session.execute(select(login_events.c.at).where(
             login_events.c.realm == realm, login_events.c.account == account,
             login_events.c.success.is_(False), login_events.c.at > start)
             .order_by(login_events.c.at)).scalars().all()
-        if len(failures) >= throttle.per_account:
-            until = as_utc(failures[len(failures) - throttle.per_account]) + throttle.window
+        until = blocked_until(failures, throttle.per_account, throttle.window)
+        if until is not None:
             raise TooManyRequests("Zu viele fehlgeschlagene Anmeldeversuche für dieses Konto. "
                                   "Bitte warten Sie einige Minuten.",
                                   {"retry_after": retry_seconds(until - now)})
@@ -48,8 +65,8 @@ def check_throttle(session: Session, *, realm: str, account: str, client_ip: str
         failures = session.execute(select(login_events.c.at).where(
             login_events.c.client_ip == client_ip, login_events.c.success.is_(False),
             login_events.c.at > since).order_by(login_events.c.at)).scalars().all()
-        if len(failures) >= throttle.per_address:
-            until = as_utc(failures[len(failures) - throttle.per_address]) + throttle.window
+        until = blocked_until(failures, throttle.per_address, throttle.window)
+        if until is not None:
             raise TooManyRequests("Zu viele fehlgeschlagene Anmeldeversuche von Ihrer Adresse. "
                                   "Bitte warten Sie einige Minuten.",
                                   {"retry_after": retry_seconds(until - now)})

@@ -8,6 +8,7 @@ from kc_identity import netlist
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import customers
 from sqlalchemy.orm import Session
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -22,13 +23,19 @@ def set_whitelist(session: Session, customer_id: int, data: dict[str, Any],
     entries, errors = netlist.normalise(data.get("entries"))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die Einträge der IP-Whitelist.", fields=errors)
-    if entries and not netlist.allows(entries, client_ip) and not data.get("confirm_lockout"):
-        raise Conflict(f"Ihre aktuelle IP-Adresse ({client_ip or 'unbekannt'}) ist nicht in der Liste: "
-                       f"Sie könnten sich danach nicht mehr anmelden. Bitte bestätigen Sie das ausdrücklich "
-                       f"(confirm_lockout).", {"reason": "confirmation_required", "client_ip": client_ip})
+    check_lockout(entries, client_ip, confirmed=bool(data.get("confirm_lockout")))
     get_customer_row(session, customer_id, lock=True)
     session.execute(update(customers).where(customers.c.id == customer_id).values(ip_whitelist=entries))
     return get_whitelist(session, customer_id, client_ip)
+
+
+def check_lockout(entries: Sequence[str], client_ip: str | None, *, confirmed: bool) -> None:
+    """A whitelist that would shut out the address the customer sets it from needs their
+    explicit confirmation (409 ``confirmation_required`` otherwise); an empty list allows all."""
+    if entries and not netlist.allows(entries, client_ip) and not confirmed:
+        raise Conflict(f"Ihre aktuelle IP-Adresse ({client_ip or 'unbekannt'}) ist nicht in der Liste: "
+                       f"Sie könnten sich danach nicht mehr anmelden. Bitte bestätigen Sie das ausdrücklich "
+                       f"(confirm_lockout).", {"reason": "confirmation_required", "client_ip": client_ip})
 
 
 def staff_clear_whitelist(session: Session, customer_id: int) -> None:
