@@ -1,6 +1,9 @@
 # KundenCenter: `make run` (whole system with demo data) and `make test` (whole suite).
 # `make test-unit`: the tests that need no broker and no database (seconds);
 # `make test SERVICE=billing`: one service's tests; `make test-e2e`: tests/ (the whole system).
+# `make test` measures branch coverage and prints it per package at the end (pyproject.toml
+# [tool.coverage.*], deploy/coverage_summary.py); COVERAGE_PROCESSES=1 also measures the
+# processes the end-to-end tests start; PYTEST_ARGS=--no-cov leaves coverage out.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,8 +20,12 @@ test: install
 	@bash deploy/ensure-services.sh --postgres --management
 	@bash deploy/ensure-tools.sh
 	@$(BIN)/lint-imports --config .importlinter
-	@$(BIN)/ruff check libs gateway services tests web
-	@$(BIN)/pytest $(if $(SERVICE),$(or $(firstword $(wildcard services/$(SERVICE) libs/$(SERVICE) $(SERVICE))),$(error no tests of SERVICE=$(SERVICE)))) $(PYTEST_ARGS)
+	@$(BIN)/ruff check libs gateway services tests web bench deploy
+	@$(BIN)/mypy
+	@rm -f .coverage .coverage.*; status=0; \
+	  $(if $(COVERAGE_PROCESSES),COVERAGE_PROCESS_START=$(CURDIR)/pyproject.toml COVERAGE_FILE=$(CURDIR)/.coverage) \
+	  $(BIN)/pytest --cov --cov-report= $(if $(SERVICE),$(or $(firstword $(wildcard services/$(SERVICE) libs/$(SERVICE) $(SERVICE))),$(error no tests of SERVICE=$(SERVICE)))) $(PYTEST_ARGS) || status=$$?; \
+	  $(BIN)/python deploy/coverage_summary.py; exit $$status
 
 # No broker, no database, no slow process tests: the `unit` marker is set from the fixtures a test requests
 # (kc_common.testing), so it cannot go stale.
@@ -40,6 +47,7 @@ bench-soak: install
 # BENCH_ARGS=--write appends the table to docs/performance.md.
 bench: install
 	@bash deploy/ensure-services.sh --management
+	@bash deploy/ensure-tools.sh --bench
 	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 install: $(STAMP)

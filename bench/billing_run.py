@@ -277,7 +277,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of 1 and 2 processes")
     args = parser.parse_args(argv)
     m = measure(args.contracts, args.per_customer, args.rounds)
-    print(f"Billing run bench {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+    print(f"Billing run bench {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
           f"{os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in m['load'])} "
           f"(1/5/15 min) at the end; seeding took {m['seed_s']:.1f} s\n")
     print("| figure | value | anchor | ratio | target | |")

@@ -397,7 +397,7 @@ def _customer_problems(base_url, recorder, customer, uncertain):
     by_key = defaultdict(list)
     for call in orders:
         by_key[call.ref["key"]].append(call)
-    for key, calls in by_key.items():
+    for calls in by_key.values():
         ok = [c for c in calls if c.ok]
         domain = calls[0].ref["domain"]
         expected = 2 if calls[0].action.startswith("order_package") else 1

@@ -208,11 +208,11 @@ def test_services_killed_under_orders_are_restarted_and_lose_nothing(faulty, sup
         for victim in ("billing", "catalog"):
             killed_at = time.monotonic()
             os.kill(before[victim], signal.SIGKILL)
-            new = wait_for(lambda: sup.info(victim)["statename"] == "RUNNING"
+            new = wait_for(lambda victim=victim: sup.info(victim)["statename"] == "RUNNING"
                            and sup.info(victim)["pid"] != before[victim] and sup.info(victim)["pid"],
                            timeout=60, interval=0.3, message=f"{victim} restarted")
             # orders are accepted again (the restarted service serves)
-            wait_for(lambda: any(c.ok and c.started > killed_at for c in orders(recorder)),
+            wait_for(lambda killed_at=killed_at: any(c.ok and c.started > killed_at for c in orders(recorder)),
                      timeout=60, interval=0.3, message=f"orders accepted after {victim}'s restart")
             first_ok = min(c.started + c.elapsed for c in orders(recorder)
                            if c.ok and c.started > killed_at)

@@ -76,7 +76,7 @@ _ERROR_DESCRIPTIONS = {
 
 
 def openapi_path(path):
-    return _CONVERTER.sub(lambda m: "{%s}" % m.group(2), path)
+    return _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", path)
 
 
 def path_parameters(path):

@@ -115,7 +115,7 @@ def read_json(request, required=True):
         raise
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValidationFailed("Der Inhalt ist kein gültiges JSON.",
-                               fields={"_body": ["Ungültiges JSON."]})
+                               fields={"_body": ["Ungültiges JSON."]}) from None
     if not isinstance(data, dict):  # every body schema is an object
         raise ValidationFailed("Der Inhalt muss ein JSON-Objekt sein.",
                                fields={"_body": ["JSON-Objekt erwartet."]})

@@ -150,7 +150,7 @@ def health_gaps(watch):
 
 def table(rows, headers):
     widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = "  ".join("{:>%d}" % w for w in widths)
+    line = "  ".join(f"{{:>{w}}}" for w in widths)
     return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths))]
                      + [line.format(*map(str, row)) for row in rows])
 
@@ -224,7 +224,7 @@ def main(argv=None):
 
     bench = Bench(args)
     started = datetime.now(timezone.utc)
-    load_before = "%.2f %.2f %.2f" % os.getloadavg()
+    load_before = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     os.chdir(ROOT)  # pyproject.toml's pytest settings, the Procfile's relative paths
     # A base directory of its own: the processes' logs stay (pytest's shared one keeps only
     # the last three runs of anyone on the machine).
@@ -232,7 +232,7 @@ def main(argv=None):
     code = pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider", "-o", "python_functions=bench_*",
                         f"--basetemp={basetemp}",
                         "-W", "ignore::DeprecationWarning", *args.pytest_args], plugins=[bench])
-    load_after = "%.2f %.2f %.2f" % os.getloadavg()
+    load_after = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     print("\n" + report(bench, args, load_before, load_after, started))
     print(f"logs and databases: {basetemp}")
     if args.json:

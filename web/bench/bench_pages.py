@@ -84,7 +84,7 @@ def main(argv=None):
         path = template.format(zone=args.zone, contract=args.contract)
         public = path.startswith("/anmeldung")
         client = requests.Session() if public else session
-        server, seen, calls = measure(args.runs, lambda: client.get(args.web + path, allow_redirects=False))
+        server, seen, calls = measure(args.runs, lambda client=client, path=path: client.get(args.web + path, allow_redirects=False))
         p50 = statistics.median(server)
         worst = max(worst, p50)
         print(f"{path:40} {p50:8.1f} {percentile(server, 99):8.1f} {statistics.median(seen):11.1f} "
@@ -95,7 +95,7 @@ def main(argv=None):
     for name, template, form in PREVIEWS:
         path = template.format(contract=args.contract)
         data = {k: v.format(tariff=tariff) for k, v in form.items()} | {"csrf_token": token}
-        server, seen, calls = measure(args.runs, lambda: session.post(args.web + path, data=data,
+        server, seen, calls = measure(args.runs, lambda path=path, data=data: session.post(args.web + path, data=data,
                                                                       allow_redirects=False))
         p50 = statistics.median(server)
         worst = max(worst, p50)

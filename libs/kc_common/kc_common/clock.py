@@ -1,11 +1,31 @@
-"""German calendar days: instants are stored UTC and shown, dated and billed in Europe/Berlin.
+"""Time: instants are stored and compared in UTC, and shown, dated and billed as German
+calendar days (Europe/Berlin).
 
-No database or broker import here: schemas, mails and documents use it too.
+No database, broker or nameko import here (the standard library only): the schemas (the
+services' RPC contract, which the gateway loads), mails and documents use it too
+(.importlinter: contract-layer-without-infrastructure).
 """
+from __future__ import annotations
+
 import datetime as dt
+from typing import overload
 from zoneinfo import ZoneInfo
 
 BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def utcnow() -> dt.datetime:
+    """Now, as an aware UTC instant."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Stored instants are UTC; SQLite hands them back naive."""
+    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 def as_berlin(instant: dt.datetime) -> dt.datetime:
@@ -20,4 +40,4 @@ def berlin_date(instant: dt.datetime) -> dt.date:
 
 def berlin_today() -> dt.date:
     """Today in Germany: contract dates, invoice dates, due dates and runs are German days."""
-    return dt.datetime.now(dt.timezone.utc).astimezone(BERLIN).date()
+    return utcnow().astimezone(BERLIN).date()

@@ -7,9 +7,10 @@
 * A relay green thread in every instance publishes unpublished outbox rows with
   publisher confirms (rows claimed with ``FOR UPDATE SKIP LOCKED`` on
   PostgreSQL, so several instances share the work), marks them published, and
-  retries with backoff while the broker is down. A commit kicks the relay, so
-  events leave within milliseconds; a poll covers crashes between commit and
-  publish.
+  retries with backoff while the broker is down. A unit of work claims its events
+  for its own process's relay (a short lease, ``EMIT_CLAIM_LEASE``) and its commit
+  hands them over, so they leave within milliseconds without a claim transaction;
+  a poll covers the rest (crashes between commit and publish: after the lease).
 * ``self.db.handle_once(event, fn)`` runs ``fn(uow, data)`` in a transaction
   that also records ``(consumer, event id)`` in the ``inbox`` table: a consumer
   that sees an event twice does its work once.
@@ -17,6 +18,8 @@
   ``after_commit(error)``: that unit of work commits, then the error reaches the
   caller (a failed login attempt is recorded *and* the login fails).
 """
+
+from __future__ import annotations
 import datetime as dt
 import io
 import json
@@ -25,6 +28,7 @@ import os
 import random
 import time
 import uuid
+from collections import namedtuple
 from decimal import Decimal
 
 import eventlet
@@ -43,7 +47,13 @@ from kc_common.errors import ServiceUnavailable
 from kc_common.events import KeptPublisher, event_exchange
 from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  # noqa: F401
                                in_transaction, transaction_marker)
-from kc_common.utc import as_utc, utcnow  # noqa: F401 (the services import them from here)
+from kc_common.clock import as_utc, utcnow  # noqa: F401 (the services import them from here)
+from types import TracebackType
+from collections.abc import Callable
+from collections.abc import Iterable, Sequence
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from typing import Any, Literal, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +61,7 @@ OUTBOX = "outbox"
 INBOX = "inbox"
 
 
-def add_messaging_tables(metadata: MetaData):
+def add_messaging_tables(metadata: MetaData) -> None:
     """Add the outbox and inbox tables to a service's metadata (and so its migrations)."""
     Table(
         OUTBOX, metadata,
@@ -73,7 +83,7 @@ def add_messaging_tables(metadata: MetaData):
     )
 
 
-def json_default(value):
+def json_default(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date)):
@@ -83,12 +93,12 @@ def json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def to_json_safe(data):
+def to_json_safe(data: dict[str, Any]) -> Any:
     """Decimals become strings, datetimes ISO 8601: what goes on the bus is plain JSON."""
     return json.loads(json.dumps(data, default=json_default))
 
 
-def normalise_url(url):
+def normalise_url(url: str) -> str:
     """``postgresql://`` means psycopg2 here: SQLAlchemy 2.1 would pick psycopg 3,
     which does not cooperate with eventlet."""
     for prefix in ("postgresql://", "postgres://"):
@@ -102,7 +112,7 @@ def normalise_url(url):
 SQLITE_BUSY_PATIENCE = float(os.environ.get("SQLITE_BUSY_PATIENCE", 30.0))
 
 
-def _is_locked(exc):
+def _is_locked(exc: BaseException) -> bool:
     text = str(getattr(exc, "orig", exc)).lower()
     return "database is locked" in text or "database is busy" in text
 
@@ -118,13 +128,13 @@ class SqliteWriteGate:
     busy ``BEGIN`` (another *process* on the same file) is retried with a green sleep.
     """
 
-    def __init__(self, patience=None):
+    def __init__(self, patience: float | None = None) -> None:
         self.patience = SQLITE_BUSY_PATIENCE if patience is None else patience
         self._sem = Semaphore(1)
         self._owner = None
         self._holder = None  # the DBAPI connection whose transaction holds the gate
 
-    def acquire(self, dbapi_connection):
+    def acquire(self, dbapi_connection: Any) -> None:
         me = eventlet.getcurrent()
         if self._owner is me:
             raise RuntimeError("a second transaction on the same SQLite database inside an "
@@ -134,12 +144,12 @@ class SqliteWriteGate:
                                      {"reason": "database_busy"})
         self._owner, self._holder = me, dbapi_connection
 
-    def release(self, dbapi_connection):
+    def release(self, dbapi_connection: Any) -> None:
         if self._holder is not None and self._holder is dbapi_connection:
             self._owner = self._holder = None
             self._sem.release()
 
-    def begin_immediate(self, conn):
+    def begin_immediate(self, conn: Any) -> None:
         deadline = time.monotonic() + self.patience
         delay = 0.002
         while True:
@@ -153,16 +163,16 @@ class SqliteWriteGate:
             delay = min(delay * 2, 0.1)
 
 
-def _raw(connection):
+def _raw(connection: Any) -> Any:
     return getattr(connection, "dbapi_connection", connection)
 
 
-def _install_sqlite_gate(engine):
+def _install_sqlite_gate(engine: Engine) -> None:
     gate = SqliteWriteGate()
-    engine.kc_write_gate = gate
+    engine.kc_write_gate = gate  # type: ignore[attr-defined]
 
     @event.listens_for(engine, "connect")
-    def _sqlite_connect(dbapi_conn, _record):
+    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
@@ -171,7 +181,7 @@ def _install_sqlite_gate(engine):
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn):
+    def _sqlite_begin(conn: Any) -> None:
         raw = _raw(conn.connection)
         gate.acquire(raw)
         try:
@@ -185,23 +195,23 @@ def _install_sqlite_gate(engine):
     dialect = engine.dialect
     original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
 
-    def do_commit(dbapi_connection):
+    def do_commit(dbapi_connection: Any) -> None:
         try:
             original_commit(dbapi_connection)
         finally:
             gate.release(_raw(dbapi_connection))
 
-    def do_rollback(dbapi_connection):
+    def do_rollback(dbapi_connection: Any) -> None:
         try:
             original_rollback(dbapi_connection)
         finally:
             gate.release(_raw(dbapi_connection))
 
-    dialect.do_commit = do_commit
-    dialect.do_rollback = do_rollback
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
-def make_engine(url, **kwargs):
+def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -219,17 +229,17 @@ def make_engine(url, **kwargs):
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def dialect_insert(session):
+def dialect_insert(session: Session) -> Callable[..., Any]:
     """The INSERT construct of the session's database (for ON CONFLICT DO NOTHING / UPDATE):
     PostgreSQL in production and tests, SQLite by default for `make run`."""
-    if session.bind.dialect.name == "postgresql":
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]  # a bound session
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     return insert
 
 
-def next_in_series(session, counters, series, first, count=1):
+def next_in_series(session: Session, counters: Table, series: str, first: int, count: int = 1) -> int:
     """Next number of a dense series (invoice numbers, customer numbers).
 
     ``counters`` is the service's table of ``(name, value)`` rows. The UPDATE takes
@@ -249,7 +259,7 @@ def next_in_series(session, counters, series, first, count=1):
     return value
 
 
-def bulk_insert(session, table, rows):
+def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (dicts with the same keys) in the session's transaction.
 
     On PostgreSQL (psycopg2, not made green) they are streamed with one ``COPY … FROM STDIN``
@@ -261,29 +271,30 @@ def bulk_insert(session, table, rows):
     prepare_bulk_insert(session, table, rows)()
 
 
-def prepare_bulk_insert(session, table, rows):
+def prepare_bulk_insert(session: Session, table: Table,
+                        rows: Sequence[dict[str, Any]]) -> Callable[[], Any]:
     """:func:`bulk_insert` in two steps: the rows are encoded now, the returned function sends
     them (so that the encoding need not happen while a contended lock is held)."""
     if not rows:
         return lambda: None
-    if session.bind.dialect.driver != "psycopg2" or _green_psycopg2():
+    if session.bind.dialect.driver != "psycopg2" or _green_psycopg2():  # type: ignore[union-attr]
         return lambda: session.execute(table.insert(), rows)
     columns = list(rows[0])
     encoders = [_copy_encoder(table.c[name].type) for name in columns]
     text = "".join(["\t".join([encode(row[name]) for name, encode in zip(columns, encoders)]) + "\n"
                     for row in rows])
-    quote = session.bind.dialect.identifier_preparer
+    quote = session.bind.dialect.identifier_preparer  # type: ignore[union-attr]  # a bound session
     sql = (f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) "
            "FROM STDIN")
 
-    def send():
-        raw = session.connection().connection.dbapi_connection  # the transaction's connection
+    def send() -> None:
+        raw: Any = session.connection().connection.dbapi_connection  # the transaction's connection
         with raw.cursor() as cursor:
             cursor.copy_expert(sql, io.StringIO(text))
     return send
 
 
-def _green_psycopg2():
+def _green_psycopg2() -> bool:
     """psycopg2 made cooperative (eventlet's monkey patch in a nameko service) cannot COPY."""
     from psycopg2.extensions import get_wait_callback
     return get_wait_callback() is not None
@@ -292,15 +303,15 @@ def _green_psycopg2():
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_encoder(type_):
+def _copy_encoder(type_: Any) -> Callable[[Any], str]:
     """The function writing one value of a column of ``type_`` in COPY's text format (NULL is
     ``\\N``; backslash, tab and newlines escaped; JSON None is the JSON null, as SQLAlchemy
     stores it). A JSON value seen before in the same batch (one dict shared by every row) is
     encoded once."""
     if isinstance(type_, JSON):
-        seen = {}
+        seen: dict[int, tuple[Any, str]] = {}
 
-        def encode_json(value):
+        def encode_json(value: Any) -> str:
             key = id(value)
             if key not in seen:
                 seen[key] = (value, json.dumps(value).translate(_COPY_ESCAPES))  # keeps it alive
@@ -311,7 +322,7 @@ def _copy_encoder(type_):
     return _copy_text
 
 
-def _copy_text(value):
+def _copy_text(value: Any) -> str:
     if value is None:
         return "\\N"
     if isinstance(value, str):
@@ -321,10 +332,11 @@ def _copy_text(value):
     return str(value)
 
 
+_E = TypeVar("_E", bound=BaseException)
 _COMMIT_FIRST = "_kc_commit_first"
 
 
-def after_commit(error):
+def after_commit(error: _E) -> _E:
     """Mark ``error`` to be raised only after the unit of work it leaves has committed.
 
     For a failure that must leave a trace: ``raise after_commit(Unauthenticated(...))``
@@ -341,6 +353,16 @@ def after_commit(error):
     return error
 
 
+# How long events a unit of work emitted stay reserved for its own process's relay (which
+# publishes them right after the commit). Only a crash between commit and publish lets it
+# run out; then any relay's poll publishes them (consumers are idempotent).
+EMIT_CLAIM_LEASE = 5.0
+
+
+class ClaimedEvent(namedtuple("ClaimedEvent", "id event_type payload headers")):
+    """An outbox row its unit of work claimed for this process's relay (as a claimed row)."""
+
+
 class UnitOfWork:
     """One transaction; ``emit`` adds events that commit (or not) with it.
 
@@ -353,15 +375,17 @@ class UnitOfWork:
     instead, so nothing a caller was told failed happens later.
     """
 
-    def __init__(self, database, correlation_id=None, deadline=None):
+    def __init__(self, database: Any, correlation_id: str | None = None,
+                 deadline: float | None = None) -> None:
         self._database = database
         self._correlation_id = correlation_id
         self._deadline = deadline
         self._marker = transaction_marker()
-        self.session = None
-        self.emitted = []
+        self.session: Session = None  # type: ignore[assignment]  # opened by __enter__
+        self.emitted: list[dict[str, Any]] = []
+        self._claimed: list[ClaimedEvent] = []
 
-    def __enter__(self):
+    def __enter__(self) -> UnitOfWork:
         self._check_deadline()
         self.session = self._database.Session()
         self._marker.__enter__()
@@ -373,7 +397,8 @@ class UnitOfWork:
             raise
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         commit = exc_type is None or getattr(exc, _COMMIT_FIRST, False)
         try:
             if commit:
@@ -391,16 +416,16 @@ class UnitOfWork:
         if exc is not None and commit:
             setattr(exc, _COMMIT_FIRST, False)  # an enclosing unit of work rolls back as usual
         if commit and self.emitted:
-            self._database.kick_relay()
+            self._database.kick_relay(self._claimed)
         return False  # an exception (marked or not) goes on to the caller
 
-    def _check_deadline(self):
+    def _check_deadline(self) -> None:
         if self._deadline is not None and time.time() > self._deadline:
             raise ServiceUnavailable(
                 "Die Anfrage hat zu lange gedauert und wurde nicht ausgeführt.",
                 {"reason": "deadline_exceeded"})
 
-    def emit(self, event_type, data):
+    def emit(self, event_type: str, data: dict[str, Any]) -> str:
         """Record an event for publication after commit; returns its id."""
         event_id = str(uuid.uuid4())
         now = utcnow()
@@ -415,13 +440,20 @@ class UnitOfWork:
         correlation_id = self._correlation_id or current_correlation_id()
         if correlation_id:
             headers[f"nameko.{CORRELATION_ID}"] = correlation_id
-        self.session.execute(self._database.outbox.insert().values(
+        # Claimed at once by this process's relay when it runs (published right after the
+        # commit, without a claim transaction of its own); else left for any relay.
+        lease = getattr(self._database, "claim_lease", lambda: None)()
+        claimed_until = now + dt.timedelta(seconds=lease) if lease else None
+        row_id = self.session.connection().execute(self._database.outbox.insert().values(
             event_id=event_id, event_type=event_type, payload=envelope,
-            headers=headers, created_at=now))
+            headers=headers, created_at=now, claimed_until=claimed_until)
+            .returning(self._database.outbox.c.id)).scalar_one()
+        if claimed_until is not None:
+            self._claimed.append(ClaimedEvent(row_id, event_type, envelope, headers))
         self.emitted.append(envelope)
         return event_id
 
-    def emit_many(self, event_type, datas, json_safe=False):
+    def emit_many(self, event_type: str, datas: Iterable[dict[str, Any]], json_safe: bool = False) -> list[str]:
         """:meth:`emit` of one event per item of ``datas`` in one bulk insert; their ids.
 
         ``json_safe``: the datas are plain JSON already (as :func:`to_json_safe` makes them)."""
@@ -442,15 +474,15 @@ class UnitOfWork:
         self.emitted.extend(envelopes)
         return [envelope["id"] for envelope in envelopes]
 
-    def first_time(self, consumer, event_id):
+    def first_time(self, consumer: str | None, event_id: str) -> bool:
         """Record ``(consumer, event_id)``; False when it was recorded before."""
         insert = dialect_insert(self.session)
         stmt = insert(self._database.inbox).values(
             consumer=consumer, event_id=event_id, processed_at=utcnow()
         ).on_conflict_do_nothing()
-        return self.session.execute(stmt).rowcount == 1
+        return self.session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]  # a CursorResult
 
-    def seen(self, consumer, event_id):
+    def seen(self, consumer: str | None, event_id: str) -> bool:
         """Whether ``(consumer, event_id)`` was recorded (without recording it)."""
         inbox = self._database.inbox
         return self.session.execute(select(inbox.c.event_id).where(
@@ -467,7 +499,8 @@ class OutboxRelay:
     that another relay publishes again after the lease: consumers are idempotent.
     """
 
-    def __init__(self, engine, outbox, service_name, amqp_uri, batch=200, lease=30.0):
+    def __init__(self, engine: Engine, outbox: Table, service_name: str, amqp_uri: str, batch: int = 200,
+                 lease: float = 30.0) -> None:
         self.engine = engine
         self.outbox = outbox
         self.service_name = service_name
@@ -476,7 +509,7 @@ class OutboxRelay:
         self.lease = lease
         self._publisher = KeptPublisher(amqp_uri)
 
-    def prune(self, inbox, outbox_days, inbox_days):
+    def prune(self, inbox: Table, outbox_days: float, inbox_days: float) -> None:
         """Forget published outbox rows and inbox entries older than the retention."""
         now = utcnow()
         with self.engine.begin() as conn:
@@ -484,10 +517,10 @@ class OutboxRelay:
                 self.outbox.c.published_at < now - dt.timedelta(days=outbox_days)))
             conn.execute(inbox.delete().where(inbox.c.processed_at < now - dt.timedelta(days=inbox_days)))
 
-    def close(self):
+    def close(self) -> None:
         self._publisher.close()
 
-    def backlog(self):
+    def backlog(self) -> tuple[int, float]:
         """(unpublished rows, age in seconds of the oldest) — for health and metrics."""
         t = self.outbox
         from sqlalchemy import func
@@ -497,7 +530,7 @@ class OutboxRelay:
         age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         return count, age
 
-    def _claim(self):
+    def _claim(self) -> Sequence[Any]:
         t = self.outbox
         now = utcnow()
         with self.engine.begin() as conn:
@@ -513,7 +546,7 @@ class OutboxRelay:
                              .values(claimed_until=now + dt.timedelta(seconds=self.lease)))
         return rows
 
-    def _settle(self, published, failed):
+    def _settle(self, published: Sequence[Any], failed: Sequence[Any]) -> None:
         t = self.outbox
         with self.engine.begin() as conn:
             if published:
@@ -522,11 +555,16 @@ class OutboxRelay:
             if failed:  # give them back at once: the next try need not wait out the lease
                 conn.execute(update(t).where(t.c.id.in_(failed)).values(claimed_until=None))
 
-    def flush(self):
+    def flush(self) -> int:
         """Publish one batch; returns how many rows were published."""
         rows = self._claim()
         if not rows:
             return 0
+        return self.publish(rows)
+
+    def publish(self, rows: Sequence[Any]) -> int:
+        """Publish rows this relay has claimed (by ``_claim`` or at emit), then mark them
+        published; on failure the rest are given back at once and the error raised."""
         assert_no_transaction("outbox relay publish")
         published = []
         try:
@@ -547,23 +585,24 @@ class OutboxRelay:
 class Database(DependencyProvider):
     """A service's own database (``DATABASE_URL``) with outbox relay and inbox."""
 
-    def __init__(self, metadata: MetaData, relay=True):
+    def __init__(self, metadata: MetaData, relay: bool = True) -> None:
         self.metadata = metadata
         self.relay_enabled = relay
-        self.engine = None
-        self.Session = None
+        self.engine: Engine = None  # type: ignore[assignment]  # made in setup
+        self.Session: sessionmaker[Session] = None  # type: ignore[assignment]
         self._kick = LightQueue()
         self._running = False
+        self._ready: list[ClaimedEvent] = []  # ClaimedEvent rows committed here, for the relay to publish at once
 
     @property
-    def outbox(self):
+    def outbox(self) -> Table:
         return self.metadata.tables[OUTBOX]
 
     @property
-    def inbox(self):
+    def inbox(self) -> Table:
         return self.metadata.tables[INBOX]
 
-    def setup(self):
+    def setup(self) -> None:
         self.service_name = self.container.service_name
         url = self.container.config.get("DATABASE_URL")
         if not url:
@@ -587,11 +626,11 @@ class Database(DependencyProvider):
         self._backlog = metrics.CachedReading(self._read_backlog)
         metrics.add_gauge_source(f"db-{id(self)}", self.service_name, self._gauges)
 
-    def _read_backlog(self):
+    def _read_backlog(self) -> dict[str, float]:
         count, age = self.relay.backlog()
         return {"kc_outbox_backlog": count, "kc_outbox_oldest_age_seconds": age}
 
-    def _gauges(self):
+    def _gauges(self) -> dict[str, float]:
         """Scraped: the pool's use now, the outbox backlog at most every GAUGE_TTL s."""
         values = dict(self._backlog.read())
         checkedout = getattr(self.engine.pool, "checkedout", None)
@@ -599,12 +638,12 @@ class Database(DependencyProvider):
             values["kc_db_pool_in_use"] = checkedout()
         return values
 
-    def start(self):
+    def start(self) -> None:
         if self.relay_enabled:
             self._running = True
             self._relay_thread = self.container.spawn_managed_thread(self._relay_loop)
 
-    def stop(self):
+    def stop(self) -> None:
         """Graceful: the relay finishes the batch in hand (never killed inside a database
         call, which would leave a half-used connection behind), then the pool closes."""
         self._running = False
@@ -613,11 +652,12 @@ class Database(DependencyProvider):
         if thread is not None and not thread.dead:
             with eventlet.Timeout(10, False):
                 thread.wait()
+        self._give_back_ready()
         metrics.remove_gauge_source(f"db-{id(self)}")
         if self.engine is not None:
             self.engine.dispose()
 
-    def kill(self):
+    def kill(self) -> None:
         metrics.remove_gauge_source(f"db-{id(self)}")
         self._running = False
         self._kick.put_nowait(None)
@@ -626,12 +666,30 @@ class Database(DependencyProvider):
             with eventlet.Timeout(2, False):
                 thread.wait()
 
-    def kick_relay(self):
+    def _give_back_ready(self) -> None:
+        """Events committed after the relay's last round: any relay's next poll takes them
+        (not only after the lease)."""
+        ready, self._ready = self._ready, []
+        if ready and self.engine is not None:
+            try:
+                self.relay._settle([], [r.id for r in ready])
+            except Exception:  # noqa: BLE001 - then the lease runs out first
+                log.warning("%s: could not give back %d claimed event(s); they go out after "
+                            "the lease", self.service_name, len(ready), exc_info=True)
+
+    def claim_lease(self) -> float | None:
+        """Seconds a unit of work claims its events for this process's relay (None: no relay
+        runs here, the events wait for any relay's poll)."""
+        return EMIT_CLAIM_LEASE if self.relay_enabled and self._running else None
+
+    def kick_relay(self, claimed: Iterable[ClaimedEvent] = ()) -> None:
+        """After a commit: publish the events the unit of work claimed, at once."""
+        self._ready.extend(claimed)
         self._kick.put_nowait(1)
 
-    def _relay_loop(self):
+    def _relay_loop(self) -> None:
         backoff = self.poll_interval
-        next_prune = 0.0
+        next_prune = next_poll = 0.0
         while self._running:
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + 3600
@@ -640,9 +698,19 @@ class Database(DependencyProvider):
                 except Exception:  # noqa: BLE001 - housekeeping must never stop the relay
                     log.warning("pruning outbox/inbox of %s failed", self.service_name, exc_info=True)
             try:
-                published = self.relay.flush()
+                # Events committed here go out at once (claimed at emit: no claim transaction
+                # on the way); the poll for everything else (given back after a failure,
+                # emitted outside a container, another relay's expired lease) runs at least
+                # every poll interval.
+                ready, self._ready = self._ready, []
+                if ready:
+                    self.relay.publish(ready)
+                published = 0
+                if not ready or time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.poll_interval
+                    published = self.relay.flush()
                 backoff = self.poll_interval
-                if published == self.relay.batch:
+                if published == self.relay.batch or self._ready:
                     continue
             except Exception:  # broker or database down: keep the rows, try again later
                 log.warning("outbox relay of %s failed; retrying in %.1fs", self.service_name,
@@ -663,29 +731,29 @@ class Database(DependencyProvider):
                 pass
         self.relay.close()
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> _Db:
         return _Db(self, worker_ctx)
 
 
 class _Db:
-    def __init__(self, database, worker_ctx):
+    def __init__(self, database: Any, worker_ctx: Any) -> None:
         self._database = database
         self._worker_ctx = worker_ctx
 
     @property
-    def engine(self):
+    def engine(self) -> Engine:
         return self._database.engine
 
-    def unit_of_work(self):
+    def unit_of_work(self) -> UnitOfWork:
         deadline = self._worker_ctx.data.get(DEADLINE)
         return UnitOfWork(self._database, self._worker_ctx.data.get(CORRELATION_ID),
                           float(deadline) if deadline else None)
 
-    def _consumer(self, consumer):
+    def _consumer(self, consumer: str | None) -> str:
         return consumer or (f"{self._worker_ctx.service_name}."
                             f"{self._worker_ctx.entrypoint.method_name}")
 
-    def handle_once(self, event, fn, consumer=None):
+    def handle_once(self, event: dict[str, Any], fn: Callable[..., Any], consumer: str | None = None) -> Any:
         """Run ``fn(uow, event['data'])`` once per event id and consumer.
 
         ``fn`` runs inside the transaction: it may read, write and emit, but not talk
@@ -699,7 +767,8 @@ class _Db:
                 return None
             return fn(uow, event["data"])
 
-    def deliver_once(self, event, prepare, deliver, consumer=None, lease=300.0):
+    def deliver_once(self, event: dict[str, Any], prepare: Callable[..., Any], deliver: Callable[..., Any],
+                     consumer: str | None = None, lease: float = 300.0) -> Any:
         """A side effect outside the database (mail, RPC, HTTP) once per event and consumer.
 
         ``prepare(uow, data)`` reads what the effect needs in a short transaction that
@@ -729,7 +798,7 @@ class _Db:
                     inbox.c.consumer == claim, inbox.c.event_id == event_id).values(processed_at=utcnow()))
             prepared = prepare(uow, event["data"])
 
-        def release():
+        def release() -> None:
             with self.unit_of_work() as uow:
                 uow.session.execute(inbox.delete().where(
                     inbox.c.consumer == claim, inbox.c.event_id == event_id))
@@ -752,7 +821,7 @@ class StandaloneDatabase:
     Events it emits stay in the outbox until the service's relay publishes them.
     """
 
-    def __init__(self, metadata, url, service_name):
+    def __init__(self, metadata: MetaData, url: str, service_name: str) -> None:
         self.metadata = metadata
         self.service_name = service_name
         self.engine = make_engine(url)
@@ -761,8 +830,8 @@ class StandaloneDatabase:
     outbox = Database.outbox
     inbox = Database.inbox
 
-    def kick_relay(self):
+    def kick_relay(self, claimed: Iterable[ClaimedEvent] = ()) -> None:
         pass
 
-    def unit_of_work(self):
+    def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self)

@@ -8,6 +8,8 @@ or ``all``, meaning every handler of every service (kc_common.services).
 ``list`` shows each parked message's event id, type, attempts and error;
 ``replay`` moves them back to the handler's queue with a fresh attempt count.
 """
+
+from __future__ import annotations
 import argparse
 import os
 import sys
@@ -16,15 +18,16 @@ from kombu import Connection, Producer
 
 from kc_common.events import ATTEMPT_HEADER, dead_queue, handler_queues, service_event_handlers
 from kc_common.topology import load_services
+from collections.abc import Sequence
 
 
-def _all_queues(services_file):
+def _all_queues(services_file: str | None) -> list[str]:
     return [handler_queues(source, event_type, service_cls.name, method)[0].name
             for service_cls in load_services(services_file)
             for source, event_type, method in service_event_handlers(service_cls)]
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kc_common.dlq", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["list", "replay"])

@@ -9,6 +9,8 @@ from ``confusable_homoglyphs`` (Unicode's Scripts.txt), the IDNA rules from ``id
 A label in one script (``москва``) is accepted: whole-script look-alikes are the
 registry's policy for its zone, and a Latin-only zone (.de) refuses them there.
 """
+
+from __future__ import annotations
 import idna
 from confusable_homoglyphs import categories
 
@@ -22,12 +24,12 @@ _SCRIPT_NAMES = {"LATIN": "lateinisch", "CYRILLIC": "kyrillisch", "GREEK": "grie
                  "KATAKANA": "japanisch (Katakana)", "CHEROKEE": "Cherokee", "GEORGIAN": "georgisch"}
 
 
-def scripts(label):
+def scripts(label: str) -> set[str]:
     """The scripts of a label's letters (digits, hyphen and combining marks are neutral)."""
     return {s for s in categories.unique_aliases(label) if s not in _NEUTRAL}
 
 
-def lookalike_problem(name):
+def lookalike_problem(name: str) -> str | None:
     """A German message if ``name`` (U- or A-labels, with or without trailing dot) is
     not a valid IDN or could be mistaken for another name; else ``None``."""
     for label in name.strip().rstrip(".").split("."):
@@ -37,7 +39,7 @@ def lookalike_problem(name):
     return None
 
 
-def _label_problem(label):
+def _label_problem(label: str) -> str | None:
     if not label or label == "*" or (label.isascii() and not label.lower().startswith("xn--")):
         return None
     try:

@@ -6,7 +6,10 @@ the same type back (not a ``RemoteError``), and the gateway maps each type to
 its HTTP status. Anything else that escapes a service is an internal error:
 the gateway answers 500 without echoing its text.
 """
+
+from __future__ import annotations
 from nameko.exceptions import deserialize_to_instance
+from typing import Any
 
 
 class KcError(Exception):
@@ -15,18 +18,18 @@ class KcError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message="", details=None):
+    def __init__(self, message: str = "", details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details or {})
 
     @property
-    def message(self):
+    def message(self) -> str:
         return self.args[0]
 
     @property
-    def details(self):
+    def details(self) -> dict[str, Any]:
         return self.args[1]
 
-    def to_body(self):
+    def to_body(self) -> dict[str, Any]:
         body = {"error": self.code, "message": self.message}
         body.update(self.details)
         return body
@@ -43,13 +46,14 @@ class ValidationFailed(KcError):
     status = 400
     code = "validation_failed"
 
-    def __init__(self, message="Die Eingaben sind ungültig.", details=None, fields=None):
+    def __init__(self, message: str = "Die Eingaben sind ungültig.", details: dict[str, Any] | None = None,
+                 fields: dict[str, Any] | None = None) -> None:
         if fields is not None:
             details = dict(details or {}, fields=fields)
         super().__init__(message, details)
 
     @property
-    def fields(self):
+    def fields(self) -> dict[str, Any]:
         return self.details.get("fields", {})
 
 
@@ -62,7 +66,7 @@ class InputRefused(ValidationFailed):
     status = 422
 
     @classmethod
-    def of(cls, exc):
+    def of(cls, exc: KcError) -> InputRefused:
         return cls(exc.message, exc.details)
 
 

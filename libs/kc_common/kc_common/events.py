@@ -24,6 +24,8 @@ Handlers must be idempotent (``db.handle_once``), because at-least-once is
 what a bus can promise. Queue names are those of nameko, so
 :func:`declare_topology` can create every queue before anyone publishes.
 """
+
+from __future__ import annotations
 import errno
 import logging
 import os
@@ -42,6 +44,9 @@ from nameko.extensions import SharedExtension
 from kc_common import metrics
 from kc_common.errors import KcError, ServiceUnavailable, Unprocessable, ValidationFailed
 from kc_common.txguard import assert_no_transaction
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,11 @@ DEFAULT_OUTAGE_MAX_DELAY = 30.0
 PERMANENT = (Unprocessable, ValidationFailed)
 
 
-def event_exchange(source_service):
+def event_exchange(source_service: str) -> Exchange:
     return Exchange(f"{source_service}.events", type="topic", durable=True, delivery_mode=2)
 
 
-def queue_name(source_service, event_type, service_name, method_name):
+def queue_name(source_service: str, event_type: str, service_name: str, method_name: str) -> str:
     """nameko's SERVICE_POOL queue name: one queue per handler, shared by instances."""
     return f"evt-{source_service}-{event_type}--{service_name}.{method_name}"
 
@@ -85,7 +90,7 @@ DEFAULT_QUEUE_TYPE = "quorum"
 DELIVERY_LIMIT = 20
 
 
-def queue_type(config=None):
+def queue_type(config: Mapping[str, Any] | None = None) -> str:
     """``QUEUE_TYPE`` of the config, else of the environment (the topology command, and
     the test suite, whose root conftest sets ``classic``), else ``quorum``; refuses
     anything else."""
@@ -96,7 +101,7 @@ def queue_type(config=None):
     return value
 
 
-def quorum_arguments(name, dead_letter=True, kind=DEFAULT_QUEUE_TYPE):
+def quorum_arguments(name: str, dead_letter: bool = True, kind: str = DEFAULT_QUEUE_TYPE) -> dict[str, Any]:
     """Arguments of the handler queue ``name``. Quorum: delivery limit, dead letters to
     ``<name>.dead`` (via the default exchange, the dead-letter exchange of the whole
     system). Classic: none (a classic queue has no delivery limit)."""
@@ -108,14 +113,15 @@ def quorum_arguments(name, dead_letter=True, kind=DEFAULT_QUEUE_TYPE):
                            "x-dead-letter-routing-key": f"{name}.dead"})
 
 
-def dead_queue(name, kind=DEFAULT_QUEUE_TYPE):
+def dead_queue(name: str, kind: str = DEFAULT_QUEUE_TYPE) -> Queue:
     """The parking queue of ``name``: no delivery limit (listing it with
     ``kc_common.dlq`` returns its messages unacked, which must never drop them)."""
     return Queue(f"{name}.dead", durable=True, auto_delete=False,
                  queue_arguments=dict(QUORUM) if kind == "quorum" else {})
 
 
-def handler_queues(source_service, event_type, service_name, method_name, kind=DEFAULT_QUEUE_TYPE):
+def handler_queues(source_service: str, event_type: str, service_name: str, method_name: str,
+                   kind: str = DEFAULT_QUEUE_TYPE) -> tuple[Queue, Queue, Queue]:
     """The handler's queue and its retry and dead-letter queues (all of type ``kind``)."""
     name = queue_name(source_service, event_type, service_name, method_name)
     main = Queue(name, exchange=event_exchange(source_service), routing_key=event_type,
@@ -132,7 +138,7 @@ _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, e
                      errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOTCONN}
 
 
-def is_transient(exc):
+def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is an outage of something the handler depends on (broker, database,
     another service, the mail server) rather than a failure of the handler's own logic.
 
@@ -169,17 +175,18 @@ class KeptPublisher:
     leaves the message unacked). Safe for several green threads (one publish at a time).
     """
 
-    def __init__(self, amqp_uri, attempts=3, confirm_timeout=10.0, connect_timeout=5.0):
+    def __init__(self, amqp_uri: str, attempts: int = 3, confirm_timeout: float = 10.0,
+                 connect_timeout: float = 5.0) -> None:
         self.amqp_uri = amqp_uri
         self.attempts = attempts
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
-        self._connection = None
-        self._producer = None
-        self._declared = set()
+        self._connection: Any = None
+        self._producer: Any = None
+        self._declared: set[str] = set()
         self._lock = Semaphore(1)
 
-    def _ensure(self):
+    def _ensure(self) -> Any:
         if self._producer is None:
             connection = Connection(self.amqp_uri, connect_timeout=self.connect_timeout,
                                     transport_options={"confirm_publish": True})
@@ -189,7 +196,7 @@ class KeptPublisher:
             self._declared = set()
         return self._producer
 
-    def close(self):
+    def close(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
             try:
@@ -197,7 +204,8 @@ class KeptPublisher:
             except Exception:  # noqa: BLE001 - a dead connection may fail to close
                 pass
 
-    def publish(self, body, *, exchange="", routing_key, headers=None, **kwargs):
+    def publish(self, body: Any, *, exchange: Any = "", routing_key: str,
+                headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
         assert_no_transaction("broker publish")
         with self._lock:
             for attempt in range(1, self.attempts + 1):
@@ -224,19 +232,19 @@ class DeadLetterDepth(SharedExtension):
     passive declare of each ``<queue>.dead`` on one kept connection, outside any transaction.
     """
 
-    def __init__(self):
-        self.queues = set()
+    def __init__(self) -> None:
+        self.queues: set[str] = set()
         self._key = f"dead-letters-{id(self)}"
-        self._connection = None
+        self._connection: Any = None
         self._reading = metrics.CachedReading(self._read)
 
-    def register(self, queue_name):
+    def register(self, queue_name: str) -> None:
         self.queues.add(queue_name)
 
-    def setup(self):
+    def setup(self) -> None:
         metrics.add_gauge_source(self._key, self.container.service_name, self._reading.read)
 
-    def _read(self):
+    def _read(self) -> dict[str, float]:
         total = 0
         try:
             if self._connection is None:
@@ -253,11 +261,11 @@ class DeadLetterDepth(SharedExtension):
             raise
         return {"kc_dead_letter_messages": total}
 
-    def stop(self):
+    def stop(self) -> None:
         metrics.remove_gauge_source(self._key)
         self._close()
 
-    def _close(self):
+    def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -265,7 +273,7 @@ class DeadLetterDepth(SharedExtension):
             except Exception:  # noqa: BLE001 - a dead connection may fail to close
                 pass
 
-    def kill(self):
+    def kill(self) -> None:
         self.stop()
 
 
@@ -275,11 +283,11 @@ class ReliableEventHandler(EventHandler):
     metrics_server = metrics.MetricsServer()
     dead_letters = DeadLetterDepth()
 
-    def __init__(self, source_service, event_type, **kwargs):
+    def __init__(self, source_service: str, event_type: str, **kwargs: Any) -> None:
         kwargs.setdefault("expected_exceptions", KcError)
         super().__init__(source_service, event_type, **kwargs)
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         config = self.container.config
         kind = queue_type(config)
@@ -296,10 +304,10 @@ class ReliableEventHandler(EventHandler):
         self.dead_letters.register(self.dead_queue.name)
         # Failures whose re-publication failed (the message went back to the queue with its
         # old header): counted here, so a poison message cannot loop as a first attempt.
-        self._unrecorded = OrderedDict()
+        self._unrecorded: OrderedDict[Any, int] = OrderedDict()
         self._declare_retry_and_dead_queues(config["AMQP_URI"])
 
-    def _declare_retry_and_dead_queues(self, amqp_uri):
+    def _declare_retry_and_dead_queues(self, amqp_uri: str) -> None:
         """Declare this handler's retry and dead queues at start. A broker that is down, or
         resets the connection (a loaded broker at start-up), is waited out for the outage
         patience: a transient fault never ends a process, not even while it starts."""
@@ -320,23 +328,23 @@ class ReliableEventHandler(EventHandler):
                 eventlet.sleep(delay)
                 delay = min(delay * 2, self.outage_max_delay)
 
-    def stop(self):
+    def stop(self) -> None:
         super().stop()
         self.publisher.close()
 
-    def kill(self):
+    def kill(self) -> None:
         super().kill()
         self.publisher.close()
 
-    def handle_message(self, body, message):
+    def handle_message(self, body: Any, message: Any) -> None:
         message._kc_started = time.perf_counter()
         super().handle_message(body, message)
 
-    def _observe(self, message, outcome):
+    def _observe(self, message: Any, outcome: Any) -> None:
         metrics.observe_event(self.container.service_name, self.method_name, outcome,
                               getattr(message, "_kc_started", None))
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
+    def handle_message_processed(self, message: Any, result: Any = None, exc_info: Any = None) -> None:
         # Whatever happens here must not escape: an exception would kill the container.
         try:
             self._settle(message, exc_info)
@@ -345,13 +353,13 @@ class ReliableEventHandler(EventHandler):
                           self.queue.name)
             self._requeue(message)
 
-    def _requeue(self, message):
+    def _requeue(self, message: Any) -> None:
         try:
             self.queue_consumer.requeue_message(message)
         except Exception:  # noqa: BLE001 - the broker redelivers an unacked message anyway
             log.warning("requeue failed (connection lost); the broker redelivers the message")
 
-    def _settle(self, message, exc_info):
+    def _settle(self, message: Any, exc_info: Any) -> None:
         body = message.payload if isinstance(message.payload, dict) else {}
         key = body.get("id") or message.delivery_tag
         if exc_info is None:
@@ -395,8 +403,8 @@ class ReliableEventHandler(EventHandler):
             self._publish_or_requeue(message, self.dead_queue.name, headers, key)
             self._observe(message, "dead_lettered")
 
-    def _publish_or_requeue(self, message, routing_key, headers, key, expiration=None,
-                            counted=True):
+    def _publish_or_requeue(self, message: Any, routing_key: str, headers: dict[str, Any], key: str,
+                            expiration: float | None = None, counted: bool = True) -> None:
         try:
             self.publisher.publish(message.body, exchange="", routing_key=routing_key,
                                    headers=headers, content_type=message.content_type,
@@ -420,7 +428,7 @@ class ReliableEventHandler(EventHandler):
 event_handler = ReliableEventHandler.decorator
 
 
-def service_event_handlers(service_cls):
+def service_event_handlers(service_cls: Any) -> list[Any]:
     """(source, event_type, method) of every event handler of a service class that shares a
     durable queue (a BROADCAST handler's queue is its instance's own, exclusive and temporary)."""
     found = []
@@ -432,7 +440,7 @@ def service_event_handlers(service_cls):
     return found
 
 
-def declare_topology(amqp_uri, service_classes, kind=None):
+def declare_topology(amqp_uri: str, service_classes: Sequence[Any], kind: str | None = None) -> Any:
     """Declare every event exchange and handler queue (with retry and dead queues) and each
     service's RPC queue, migrating queues declared differently by an older version
     (:func:`kc_common.topology.declare`).

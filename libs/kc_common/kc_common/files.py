@@ -1,9 +1,11 @@
 """Files on local disk, written so that a reader never sees half a file."""
+
+from __future__ import annotations
 import os
 import tempfile
 
 
-def atomic_write(path, data):
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename (all or nothing)."""
     directory = os.path.dirname(os.fspath(path))
     os.makedirs(directory, exist_ok=True)

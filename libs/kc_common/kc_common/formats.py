@@ -1,12 +1,15 @@
 """German money texts (Babel, de_DE): what mails, documents and messages show the customer."""
+
+from __future__ import annotations
 from decimal import Decimal
 
 from babel.numbers import format_currency
+from typing import Any
 
 LOCALE = "de_DE"
 
 
-def money_de(value, currency="EUR"):
+def money_de(value: Any, currency: str = "EUR") -> str:
     """``Decimal("-1234.5")`` -> ``"-1.234,50 €"``: always two places, a no-break space before
     the € (as Babel's de_DE writes it), never "-0,00 €"."""
     if value is None or value == "":

@@ -9,6 +9,8 @@ Send mail after the change that causes it has committed, never inside the
 request's transaction: emit an event through the outbox and send from an event
 handler (retried, dead-lettered, idempotent with ``db.handle_once``).
 """
+
+from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -17,18 +19,22 @@ from email.utils import formatdate, make_msgid
 from nameko.extensions import DependencyProvider
 
 from kc_common.txguard import assert_no_transaction
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_FROM = "KundenCenter <kundencenter@kundencenter.example>"
 
 
-def message_id_for(event_id, source):
+def message_id_for(event_id: str, source: str) -> str:
     """A Message-ID stable per event: a mail sent again after a crash (at least once) is
     recognisably the same message for the receiving side."""
     return f"<{event_id}.{source}@kundencenter.example>"
 
 
-def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), headers=None,
-                  message_id=None):
+def build_message(*, sender: str, to: str | Sequence[str], subject: str, body: str,
+                  reply_to: str | None = None, attachments: Sequence[tuple[str, str, bytes]] = (),
+                  headers: dict[str, Any] | None = None, message_id: str | None = None) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to if isinstance(to, str) else ", ".join(to)
@@ -47,11 +53,12 @@ def build_message(*, sender, to, subject, body, reply_to=None, attachments=(), h
     return msg
 
 
-def send(config, msg, timeout=10):
+def send(config: Mapping[str, Any], msg: EmailMessage, timeout: float = 10) -> None:
     assert_no_transaction("SMTP")
     host = config.get("SMTP_HOST") or "127.0.0.1"
     port = int(config.get("SMTP_PORT") or 8025)
     tls = (config.get("SMTP_TLS") or "none").lower()
+    client: smtplib.SMTP
     if tls == "ssl":
         client = smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
     else:
@@ -67,11 +74,11 @@ def send(config, msg, timeout=10):
 class Mailer(DependencyProvider):
     """``self.mailer.send(to=..., subject=..., body=..., attachments=[(name, type, bytes)])``."""
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         config = self.container.config
 
         class _Mailer:
-            def send(self, **kwargs):
+            def send(self, **kwargs: Any) -> str:
                 msg = build_message(sender=config.get("MAIL_FROM") or DEFAULT_FROM, **kwargs)
                 send(config, msg)
                 return msg["Message-ID"]

@@ -5,23 +5,27 @@
 Each message is written to ``<dir>/<timestamp>-<n>.eml``: open them with any
 mail client. It is a real SMTP server (aiosmtpd); nothing pretends to send.
 """
+
+from __future__ import annotations
 import argparse
 import itertools
 import os
 import time
 
 from aiosmtpd.controller import Controller
+from collections.abc import Sequence
+from typing import Any
 
 
 class Collector:
     """aiosmtpd handler: keeps messages in memory and, optionally, as .eml files."""
 
-    def __init__(self, directory=None):
+    def __init__(self, directory: str | None = None) -> None:
         self.directory = directory
-        self.messages = []  # (envelope sender, recipients, raw bytes)
+        self.messages: list[tuple[str, list[str], bytes]] = []  # (envelope sender, recipients, raw bytes)
         self._n = itertools.count(1)
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         if self.directory:
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._n)}.eml"
@@ -30,7 +34,7 @@ class Collector:
         return "250 Message accepted"
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kc_common.mailsink")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)

@@ -8,6 +8,8 @@ Commands: ``migrate`` (alembic upgrade head), ``check`` (fail unless the
 database is at head: the service's pre-start check), ``seed`` (demo data,
 idempotent), ``url`` (print the database URL).
 """
+
+from __future__ import annotations
 import argparse
 import importlib
 import sys
@@ -18,15 +20,17 @@ from nameko.cli.main import setup_yaml_parser
 
 from kc_common.db import StandaloneDatabase
 from kc_common.migrations import alembic_config, current_and_head
+from collections.abc import Sequence
+from typing import Any
 
 
-def load_config(path):
+def load_config(path: str) -> dict[str, Any]:
     setup_yaml_parser()
     with open(path) as fh:
         return yaml.safe_load(fh)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kc_common.manage")
     parser.add_argument("config")
     parser.add_argument("command", choices=["migrate", "check", "seed", "url"])

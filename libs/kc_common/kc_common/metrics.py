@@ -13,6 +13,8 @@ every ``GAUGE_TTL`` seconds, outside any transaction of a worker.
 
 Metric names and labels are listed in docs/metrics.md.
 """
+
+from __future__ import annotations
 import logging
 import time
 
@@ -23,6 +25,9 @@ from nameko.extensions import SharedExtension
 from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +61,12 @@ UNMATCHED_ROUTE = "(unmatched)"  # the route label of a path no route knows (nev
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
-def http_method_label(method):
+def http_method_label(method: str) -> str:
     """The request's method, or ``other`` (a client must not create label values at will)."""
     return method if method in _METHODS else "other"
 
 
-def outcome_of(exc):
+def outcome_of(exc: BaseException | None) -> str:
     """The ``outcome`` label of a finished call: ``ok`` or a bounded name for its error."""
     if exc is None:
         return "ok"
@@ -73,10 +78,10 @@ def outcome_of(exc):
     return "error"
 
 
-_children = {}
+_children: dict[tuple[Any, ...], Any] = {}
 
 
-def _child(metric, *labels):
+def _child(metric: Any, *labels: str) -> Any:
     """``metric.labels(*labels)``, remembered: the library validates the labels on every
     call, which is most of a counter's cost (the label sets are few and bounded)."""
     key = (metric, labels)
@@ -86,19 +91,19 @@ def _child(metric, *labels):
     return child
 
 
-def observe_rpc(service, method, started, exc):
+def observe_rpc(service: str, method: str, started: float | None, exc: BaseException | None) -> None:
     _child(RPC_REQUESTS, service, method, outcome_of(exc)).inc()
     if started is not None:
         _child(RPC_DURATION, service, method).observe(time.perf_counter() - started)
 
 
-def observe_event(service, handler, outcome, started=None):
+def observe_event(service: str, handler: str, outcome: Any, started: float | None = None) -> None:
     _child(EVENT_HANDLER, service, handler, outcome).inc()
     if started is not None:
         _child(EVENT_HANDLER_DURATION, service, handler).observe(time.perf_counter() - started)
 
 
-def observe_http(app, route, method, status, started):
+def observe_http(app: str, route: str, method: str, status: str, started: float) -> None:
     _child(HTTP_REQUESTS, app, route, method, str(status)).inc()
     _child(HTTP_DURATION, app, route, method).observe(time.perf_counter() - started)
 
@@ -117,12 +122,13 @@ class CachedReading:
     """``read()`` -> ``{gauge name: value}``, computed at most every ``ttl`` seconds; a
     reading that fails (database or broker down) is left out of the scrape, never raised."""
 
-    def __init__(self, fn, ttl=None):
+    def __init__(self, fn: Callable[..., Any], ttl: int | None = None) -> None:
         self.fn, self.ttl = fn, ttl
-        self._value, self._until = {}, 0.0
+        self._value: Any = {}
+        self._until = 0.0
         self._lock = Semaphore(1)
 
-    def read(self):
+    def read(self) -> Any:
         with self._lock:
             if time.monotonic() >= self._until:
                 try:
@@ -137,19 +143,19 @@ class CachedReading:
 class _ServiceGauges(Collector):
     """The gauges of every service container in this process, by ``service`` label."""
 
-    def __init__(self):
-        self._sources = {}  # key -> (service, callable returning {gauge: value})
+    def __init__(self) -> None:
+        self._sources: dict[str, tuple[str, Callable[[], Mapping[str, float]]]] = {}  # key -> (service, callable returning {gauge: value})
 
-    def add(self, key, service, read):
+    def add(self, key: str, service: str, read: Callable[[], Mapping[str, float]]) -> None:
         self._sources[key] = (service, read)
 
-    def remove(self, key):
+    def remove(self, key: str) -> None:
         self._sources.pop(key, None)
 
-    def collect(self):
+    def collect(self) -> list[Any]:
         families = {name: GaugeMetricFamily(name, doc, labels=["service"])
                     for name, doc in GAUGES.items()}
-        totals = {}
+        totals: dict[tuple[str, str], float] = {}
         for service, read in list(self._sources.values()):
             for name, value in read().items():
                 totals[(name, service)] = totals.get((name, service), 0) + value
@@ -157,7 +163,7 @@ class _ServiceGauges(Collector):
             families[name].add_metric([service], value)
         return [f for f in families.values() if f.samples]
 
-    def describe(self):
+    def describe(self) -> list[Any]:
         return []  # collected lazily: nothing to query at registration
 
 
@@ -165,39 +171,39 @@ SERVICE_GAUGES = _ServiceGauges()
 REGISTRY.register(SERVICE_GAUGES)
 
 
-def add_gauge_source(key, service, read):
+def add_gauge_source(key: str, service: str, read: Callable[[], Mapping[str, float]]) -> None:
     """Register ``read() -> {gauge name: value}`` (a :class:`CachedReading`'s ``read`` or a
     cheap function) for ``service``; ``remove_gauge_source(key)`` when it stops."""
     SERVICE_GAUGES.add(key, service, read)
 
 
-def remove_gauge_source(key):
+def remove_gauge_source(key: str) -> None:
     SERVICE_GAUGES.remove(key)
 
 
 # ---------------------------------------------------------------- the metrics HTTP server
 
-def parse_address(value):
+def parse_address(value: Any) -> tuple[str, int] | None:
     """``(host, port)`` of a ``METRICS_ADDRESS`` value, or None when metrics are off."""
     if value is None:
         return None
     text = str(value).strip()
     if text in ("", "0"):
         return None
-    host, sep, port = text.rpartition(":")
+    host, sep, port_text = text.rpartition(":")
     if not sep:
         host = ""
-    port = int(port)
+    port = int(port_text)
     if port == 0:
         return None
     return (host.strip("[]") or "0.0.0.0", port)
 
 
-_servers = {}  # (host, port) -> [references, green thread, socket]
+_servers: dict[tuple[str, int], list[Any]] = {}  # (host, port) -> [references, green thread, socket]
 _servers_lock = Semaphore(1)
 
 
-def serve(address):
+def serve(address: Any) -> tuple[str, int] | None:
     """Serve this process's metrics on ``address`` (see :func:`parse_address`); returns a key
     for :func:`release`, or None when off or when the port is taken (logged: a service runs
     on without metrics rather than refuse to start)."""
@@ -221,7 +227,7 @@ def serve(address):
     return key
 
 
-def release(key):
+def release(key: tuple[str, int] | None) -> None:
     """One user of the server at ``key`` is done; the last one stops it."""
     if key is None:
         return
@@ -248,14 +254,14 @@ class MetricsServer(SharedExtension):
     has it without a line of its own.
     """
 
-    _key = None
+    _key: tuple[str, int] | None = None
 
-    def setup(self):
+    def setup(self) -> None:
         self._key = serve(self.container.config.get("METRICS_ADDRESS"))
 
-    def stop(self):
+    def stop(self) -> None:
         key, self._key = self._key, None
         release(key)
 
-    def kill(self):
+    def kill(self) -> None:
         self.stop()

@@ -7,12 +7,21 @@ customer's requests, DNS records of their zones…). Secrets (hashes, tokens, en
 values, storage keys) never leave the service. Bounded: at most ``max_rows`` rows per
 table (``truncated`` says when more exist) and ``MAX_PART_BYTES`` of JSON per part.
 """
+
+from __future__ import annotations
 import json
 import re
 
 from sqlalchemy import select
 
 from kc_common.db import json_default, to_json_safe
+from collections.abc import Collection, Mapping
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from sqlalchemy import MetaData
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 SECRET_COLUMNS = re.compile(r"(_hash$|hash_|secret|token|_enc$|^password$|storage_key|salt|nonce|totp)", re.I)
 SKIP_TABLES = {"outbox", "inbox", "counters"}
@@ -20,11 +29,13 @@ MAX_ROWS = 1000
 MAX_PART_BYTES = 4 * 1024 * 1024
 
 
-def _dump(rows):
+def _dump(rows: Sequence[Row[Any]]) -> list[Any]:
     return [to_json_safe(dict(row._mapping)) for row in rows]
 
 
-def customer_part(session, metadata, customer_id, *, key_columns=None, exclude=(), max_rows=MAX_ROWS):
+def customer_part(session: Session, metadata: MetaData, customer_id: int, *,
+                  key_columns: Mapping[str, str] | None = None, exclude: Collection[str] = (),
+                  max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """``{table: {"rows": [...], "truncated": bool}}`` for one customer, children included."""
     key_columns = dict(key_columns or {})
     part, ids = {}, {}
@@ -56,7 +67,7 @@ def customer_part(session, metadata, customer_id, *, key_columns=None, exclude=(
     return bounded(part)
 
 
-def bounded(part):
+def bounded(part: dict[str, Any]) -> dict[str, Any]:
     """Drop the rows of the largest tables (keeping a note) until the part fits ``MAX_PART_BYTES``."""
     while len(json.dumps(part, default=json_default)) > MAX_PART_BYTES:
         name = max((n for n in part if part[n].get("rows")),
@@ -67,7 +78,8 @@ def bounded(part):
     return part
 
 
-def answer_export_request(uow, metadata, service, data, **kwargs):
+def answer_export_request(uow: UnitOfWork, metadata: MetaData, service: str, data: dict[str, Any],
+                          **kwargs: Any) -> dict[str, Any]:
     """The standard answer to ``data_export_requested``: emit ``data_export_part``."""
     part = customer_part(uow.session, metadata, data["customer_id"], **kwargs)
     uow.emit("data_export_part", {"export_id": data["export_id"], "customer_id": data["customer_id"],

@@ -19,6 +19,8 @@ Liveness is not checked here: a process is alive when it answers on its own port
 web front end), which does not depend on the broker or the database, so an outage
 of either never restarts healthy pods (see docs/operations.md, "Probes").
 """
+
+from __future__ import annotations
 import argparse
 import sys
 
@@ -26,9 +28,12 @@ from kombu import Connection
 
 from kc_common.manage import load_config
 from kc_common.migrations import current_and_head
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 
-def broker_problem(amqp_uri, timeout):
+def broker_problem(amqp_uri: str, timeout: float) -> str | None:
     """None when the broker answers, else the reason."""
     try:
         with Connection(amqp_uri, connect_timeout=timeout, transport_options={
@@ -40,7 +45,7 @@ def broker_problem(amqp_uri, timeout):
     return None
 
 
-def database_problem(package, url):
+def database_problem(package: str, url: str) -> str | None:
     """None when the database is at the migration head, else the reason."""
     try:
         current, head = current_and_head(package, url)
@@ -51,7 +56,7 @@ def database_problem(package, url):
     return None
 
 
-def ready(config, timeout=5.0):
+def ready(config: Mapping[str, Any], timeout: float = 5.0) -> list[str]:
     """Every reason the process described by ``config`` is not ready (empty: ready)."""
     problems = []
     problem = broker_problem(config["AMQP_URI"], timeout)
@@ -64,7 +69,7 @@ def ready(config, timeout=5.0):
     return problems
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kc_common.probe", description=__doc__.split("\n\n")[0])
     parser.add_argument("check", choices=["ready"])
     parser.add_argument("config")

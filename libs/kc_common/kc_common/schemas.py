@@ -1,16 +1,20 @@
 """Marshmallow base pieces used by every service's ``schemas`` module."""
+
+from __future__ import annotations
 from decimal import Decimal, ROUND_HALF_UP
 
 from marshmallow import Schema, ValidationError, fields, validate, RAISE
 from marshmallow.schema import SchemaMeta
 
-from kc_common.utc import as_utc
+from kc_common.clock import as_utc
 from kc_common.errors import ValidationFailed
+from collections.abc import Mapping
+from typing import Any
 
 CENT = Decimal("0.01")
 
 
-def money(value):
+def money(value: Any) -> Decimal:
     """Round a Decimal half-up to the cent (the one rounding rule we use)."""
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
@@ -18,7 +22,7 @@ def money(value):
 class Money(fields.Decimal):
     """An exact EUR amount; serialised as a decimal string ("12.50")."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("places", 2)
         kwargs.setdefault("rounding", ROUND_HALF_UP)
         kwargs.setdefault("as_string", True)
@@ -29,7 +33,8 @@ class DecimalRange(validate.Range):
     """Inclusive bounds of a decimal (a money amount, a rate); the OpenAPI document
     states them as the pattern of the decimal string (kc_gateway.openapi)."""
 
-    def __init__(self, low, high, error=None):
+    def __init__(self, low: Decimal | str | None, high: Decimal | str | None,
+                 error: str | None = None) -> None:
         super().__init__(min=Decimal(str(low)), max=Decimal(str(high)),
                          error=error or f"Muss zwischen {low} und {high} liegen.")
 
@@ -43,10 +48,11 @@ NON_BLANK = r"[^\s\x1c-\x1f\x85]"
 class Boolean(fields.Boolean):
     """A JSON ``true`` or ``false``; not 0/1, "yes" or "true" (the document says boolean)."""
 
-    truthy = frozenset({True})
-    falsy = frozenset({False})
+    truthy = frozenset({True})  # type: ignore[assignment]  # marshmallow's stubs say set
+    falsy = frozenset({False})  # type: ignore[assignment]
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> Any:
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
@@ -55,14 +61,14 @@ class Boolean(fields.Boolean):
 class QueryBoolean(fields.Boolean):
     """A boolean in the query string: ``true`` or ``false``."""
 
-    truthy = frozenset({"true", True})
-    falsy = frozenset({"false", False})
+    truthy = frozenset({"true", True})  # type: ignore[assignment]
+    falsy = frozenset({"false", False})  # type: ignore[assignment]
 
 
 class UtcDateTime(fields.DateTime):
     """A stored UTC instant; naive values (SQLite drops the zone) are UTC."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return super()._serialize(as_utc(value), attr, obj, **kwargs)
 
 
@@ -71,16 +77,16 @@ class UtcDateTime(fields.DateTime):
 INT_MIN, INT_MAX = -2**31, 2**31 - 1
 
 
-def _no_fractions(field_obj):
+def _no_fractions(field_obj: fields.Field) -> None:
     """An integer field refuses a JSON number with a fraction or exponent (2.5, 1e-9), which
     marshmallow would truncate; numeric strings (query strings) stay accepted."""
     deserialize = field_obj._deserialize
 
-    def strict(value, attr, data, **kwargs):
+    def strict(value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, float):
             raise field_obj.make_error("invalid")
         return deserialize(value, attr, data, **kwargs)
-    field_obj._deserialize = strict
+    field_obj._deserialize = strict  # type: ignore[method-assign]
 
 
 class _BuiltOnce(SchemaMeta):
@@ -89,7 +95,7 @@ class _BuiltOnce(SchemaMeta):
     copies of every field) costs more than dumping. Schemas keep no per-call state, so one
     instance serves every call; with arguments (``many=True``, ``only=...``) it is a new one."""
 
-    def __call__(cls, *args, **kwargs):
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
             return super().__call__(*args, **kwargs)
         instance = cls.__dict__.get("_kc_instance")  # this class's own, not a base class's
@@ -106,7 +112,7 @@ class BaseSchema(Schema, metaclass=_BuiltOnce):
     class Meta:
         unknown = RAISE
 
-    def on_bind_field(self, field_name, field_obj):
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
         super().on_bind_field(field_name, field_obj)
         if isinstance(field_obj, fields.Integer):
             _no_fractions(field_obj)
@@ -128,7 +134,7 @@ class PageQuerySchema(BaseSchema):
     per_page = fields.Integer(load_default=10, validate=validate.Range(min=1, max=100))
 
 
-def page_of(schema_cls, title=None):
+def page_of(schema_cls: type[Schema], title: str | None = None) -> type[BaseSchema]:
     """A paged list schema: items of ``schema_cls`` plus total/page/per_page."""
     name = title or f"{schema_cls.__name__.removesuffix('Schema')}PageSchema"
     return type(name, (BaseSchema,), {
@@ -139,7 +145,7 @@ def page_of(schema_cls, title=None):
     })
 
 
-def load(schema, data, *, partial=False):
+def load(schema: Schema, data: dict[str, Any], *, partial: bool = False) -> Any:
     """Load ``data`` with ``schema`` or raise :class:`ValidationFailed` naming each field."""
     if data is None:
         data = {}
@@ -148,10 +154,10 @@ def load(schema, data, *, partial=False):
     try:
         return schema.load(data, partial=partial)
     except ValidationError as exc:
-        raise ValidationFailed(fields=_flatten(exc.messages))
+        raise ValidationFailed(fields=_flatten(exc.messages)) from None
 
 
-def _flatten(messages, prefix=""):
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """Nested errors become dotted paths: ``{"items.1.period_months": [...]}``."""
     flat = {}
     for key, value in messages.items():
@@ -166,7 +172,7 @@ def _flatten(messages, prefix=""):
 IDEMPOTENCY_KEY_MAX = 200  # the services' idempotency_key columns are String(200)
 
 
-def load_idempotency_key(key):
+def load_idempotency_key(key: str) -> str | None:
     """The ``Idempotency-Key`` header as an RPC gets it: absent (None) or 1..200 characters,
     else 400 naming the header."""
     if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:

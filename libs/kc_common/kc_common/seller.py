@@ -14,7 +14,11 @@ e-invoice (EN 16931 BG-6, mandatory in XRechnung), ``creditor_id`` the SEPA cred
 billing copies this dict into each ``invoice_issued`` event (the invoice keeps the seller data of
 its date); documents uses it for its own documents. Neither imports the other.
 """
+
+from __future__ import annotations
 import os
+from collections.abc import Mapping
+from typing import Any
 
 DEFAULTS = {
     "SELLER_NAME": "KundenCenter Hosting GmbH",
@@ -44,7 +48,8 @@ REQUIRED = ("SELLER_NAME", "SELLER_STREET", "SELLER_ZIP", "SELLER_CITY", "SELLER
             "SELLER_REGISTER_COURT", "SELLER_REGISTER_NUMBER", "SELLER_MANAGING_DIRECTORS")
 
 
-def seller_from_config(config=None, environ=None):
+def seller_from_config(config: Mapping[str, Any] | None = None,
+                       environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The seller dict: config key, else environment variable, else the default above.
 
     Fails fast when a legally required value is empty or neither tax number nor VAT id is set.
@@ -52,7 +57,7 @@ def seller_from_config(config=None, environ=None):
     config = config or {}
     environ = os.environ if environ is None else environ
 
-    def get(key):
+    def get(key: str) -> str:
         for source in (config, environ):
             value = source.get(key)
             if value not in (None, ""):
@@ -62,14 +67,14 @@ def seller_from_config(config=None, environ=None):
     missing = [key for key in REQUIRED if not get(key)]
     if missing or not (get("SELLER_VAT_ID") or get("SELLER_TAX_NUMBER")):
         raise RuntimeError("seller: missing " + ", ".join(missing or ["SELLER_VAT_ID or SELLER_TAX_NUMBER"]))
-    seller = {key[len("SELLER_"):].lower(): get(key) or None for key in DEFAULTS}
+    seller: dict[str, Any] = {key[len("SELLER_"):].lower(): get(key) or None for key in DEFAULTS}
     seller["country"] = seller["country"].upper()
     if seller["iban"]:
         seller["iban"] = seller["iban"].replace(" ", "")
     return seller
 
 
-def legal_lines(seller):
+def legal_lines(seller: Mapping[str, str]) -> list[str]:
     """The statutory lines of a business letter (German), for footers and mail signatures."""
     company = " · ".join(p for p in (
         seller.get("name"), seller.get("street"),
@@ -85,6 +90,6 @@ def legal_lines(seller):
     return [line for line in (company, register, tax) if line]
 
 
-def mail_signature(seller, team="Ihr KundenCenter-Team"):
+def mail_signature(seller: Mapping[str, str], team: str = "Ihr KundenCenter-Team") -> str:
     """Closing of a mail: greeting, team, and the provider's statutory details (business letter)."""
     return "Mit freundlichen Grüßen\n" + team + "\n\n-- \n" + "\n".join(legal_lines(seller)) + "\n"

@@ -12,11 +12,17 @@ values committed to the repository. In any other environment (``KC_ENV`` unset c
 production) a service refuses to start when a secret is missing or equals a committed
 development value.
 """
+
+from __future__ import annotations
 import os
 from dataclasses import dataclass
 
 from marshmallow import Schema, ValidationError, EXCLUDE
 from nameko.extensions import DependencyProvider
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 DEVELOPMENT = "development"
 # The placeholder of deploy/k8s/secrets (and anywhere else): never a secret, in any environment
@@ -28,13 +34,13 @@ class SettingsError(RuntimeError):
     pass
 
 
-def environment(env=None):
+def environment(env: Mapping[str, str] | None = None) -> str:
     """``KC_ENV``; unset or empty counts as ``production`` (secrets are then required)."""
     env = os.environ if env is None else env
     return (env.get("KC_ENV") or "").strip() or "production"
 
 
-def is_development(env=None):
+def is_development(env: Mapping[str, str] | None = None) -> bool:
     return environment(env) == DEVELOPMENT
 
 
@@ -48,7 +54,7 @@ class Secret:
     optional: bool = False   # empty allowed (the feature it protects is then off)
     many: bool = False       # comma-separated list (key rotation): every item is checked
 
-    def values(self, config):
+    def values(self, config: Mapping[str, Any]) -> list[str]:
         raw = config.get(self.key)
         if raw in (None, ""):
             return []
@@ -65,7 +71,8 @@ COMMON_SECRETS = (
 )
 
 
-def check_secrets(config, secrets, env=None):
+def check_secrets(config: Mapping[str, Any], secrets: Sequence[Secret],
+                  env: Mapping[str, str] | None = None) -> None:
     """Outside development: refuse missing secrets and committed development values."""
     if is_development(env):
         return
@@ -91,22 +98,22 @@ class Settings(DependencyProvider):
     keys the schema does not declare are passed on as they are.
     """
 
-    def __init__(self, schema_cls=None, secrets=()):
+    def __init__(self, schema_cls: type[Schema] | None = None, secrets: Sequence[Secret] = ()) -> None:
         self.schema_cls = schema_cls
         self.secrets = tuple(COMMON_SECRETS) + tuple(secrets)
-        self.values = None
+        self.values: dict[str, Any] | None = None
 
-    def bind(self, container, attr_name):
+    def bind(self, container: Any, attr_name: str) -> Any:
         # The secrets first, when the container is made: before any other extension's setup
         # (a database, the broker) can fail for another reason.
         check_secrets(container.config, self.secrets)
         return super().bind(container, attr_name)
 
-    def setup(self):
+    def setup(self) -> None:
         config = self.container.config
         self.values = {**config, **load_settings(config, self.schema_cls, self.secrets)}
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         return self.values
 
 
@@ -116,20 +123,22 @@ class Configured(Settings):
     settings, and every worker gets its result (one object, shared by the workers).
     """
 
-    def __init__(self, build, schema_cls=None, secrets=()):
+    def __init__(self, build: Callable[[Any], Any], schema_cls: type[Schema] | None = None,
+                 secrets: Sequence[Secret] = ()) -> None:
         super().__init__(schema_cls, secrets)
         self.build = build
-        self.built = None
+        self.built: Any = None
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         self.built = self.build(self.values)
 
-    def get_dependency(self, worker_ctx):
+    def get_dependency(self, worker_ctx: Any) -> Any:
         return self.built
 
 
-def load_settings(config, schema_cls=None, secrets=(), env=None):
+def load_settings(config: Mapping[str, Any], schema_cls: type[Schema] | None = None,
+                  secrets: Sequence[Secret] = (), env: Mapping[str, str] | None = None) -> Any:
     """The typed settings of ``config``; raises SettingsError naming what is wrong."""
     check_secrets(config, secrets, env)
     if schema_cls is None:
@@ -137,11 +146,11 @@ def load_settings(config, schema_cls=None, secrets=(), env=None):
     return validate_settings(schema_cls, config)
 
 
-def validate_settings(schema_cls, config):
+def validate_settings(schema_cls: type[Schema], config: Mapping[str, Any]) -> Any:
     schema: Schema = schema_cls(unknown=EXCLUDE)
     try:
         return schema.load(dict(config))
     except ValidationError as exc:
         problems = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                             for k, v in exc.messages.items())
+                             for k, v in exc.messages.items())  # type: ignore[union-attr]  # a schema's: a dict
         raise SettingsError(f"invalid configuration: {problems}") from None

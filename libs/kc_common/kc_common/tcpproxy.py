@@ -4,12 +4,14 @@ Used by the fault tests (:class:`kc_common.testing.TcpProxy`) to put a broker or
 database behind a port that can disappear: killing this process is an outage exactly
 as clients see one (connections reset, new ones refused). Plain threads, no eventlet.
 """
+
+from __future__ import annotations
 import socket
 import sys
 import threading
 
 
-def pipe(src, dst):
+def pipe(src: socket.socket, dst: socket.socket) -> None:
     try:
         while True:
             data = src.recv(65536)
@@ -26,7 +28,7 @@ def pipe(src, dst):
                 pass
 
 
-def serve(listen_port, target):
+def serve(listen_port: int, target: tuple[str, int]) -> None:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", listen_port))

@@ -24,6 +24,8 @@
   900 s): a test blocked past it fails with the stacks of all greenlets printed,
   and the run goes on.
 """
+
+from __future__ import annotations
 import gc
 import os
 import sys
@@ -43,6 +45,12 @@ from sqlalchemy import text
 
 from kc_common.db import make_engine
 from kc_common.migrations import alembic_config
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 PG_ADMIN_URL = os.environ.get("KC_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN_ID = uuid.uuid4().hex[:8]
@@ -59,7 +67,7 @@ INFRASTRUCTURE_FIXTURES = frozenset({
     "system", "supervised_system"})
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "unit: needs neither broker nor database (set automatically "
                                        "from the fixtures a test requests; `make test-unit`)")
     config.addinivalue_line("markers", "infrastructure: reaches a broker or database without one of "
@@ -68,7 +76,7 @@ def pytest_configure(config):
                                        "`make test-unit` (pytest -m 'unit and not slow')")
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if (INFRASTRUCTURE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("infrastructure") is None):
@@ -79,7 +87,7 @@ class PhaseBlocked(Exception):
     """A test's phase ran past KC_TEST_TIMEOUT."""
 
 
-def _greenlet_stacks():
+def _greenlet_stacks() -> str:
     out = []
     for obj in gc.get_objects():
         if isinstance(obj, greenlet.greenlet) and obj.gr_frame is not None:
@@ -88,12 +96,12 @@ def _greenlet_stacks():
 
 
 @contextmanager
-def _bounded(item, phase):
+def _bounded(item: pytest.Item, phase: str) -> Iterator[None]:
     """eventlet.Timeout raises in the blocked greenlet (a queue, a socket): the test fails, the run goes on."""
     timeout = eventlet.Timeout(TEST_TIMEOUT, PhaseBlocked(
         f"{item.nodeid} {phase} blocked for more than {TEST_TIMEOUT:.0f} s (KC_TEST_TIMEOUT)"))
 
-    def report():
+    def report() -> None:
         sys.stderr.write(f"\n=== {item.nodeid} {phase}: blocked, stacks of all greenlets ===\n"
                          + _greenlet_stacks() + "\n")
     dump = eventlet.spawn_after(max(TEST_TIMEOUT - 1, 0.1), report)
@@ -105,19 +113,19 @@ def _bounded(item, phase):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_setup(item):
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     with _bounded(item, "setup"):
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     with _bounded(item, "call"):
         yield
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_teardown(item):
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     with _bounded(item, "teardown"):
         yield
 
@@ -130,14 +138,14 @@ class RabbitAdmin:
     plugins), anything else raises with the API's answer.
     """
 
-    def __init__(self, uri, timeout=15.0, patience=60.0):
+    def __init__(self, uri: str, timeout: float = 15.0, patience: float = 60.0) -> None:
         parts = urlparse(uri)
         self.base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
         self.auth = (parts.username or "guest", parts.password or "guest")
         self.timeout, self.patience = timeout, patience
         self.session = requests.Session()
 
-    def request(self, method, *path, json=None, ok_statuses=()):
+    def request(self, method: str, *path: str, json: Any = None, ok_statuses: Collection[int] = ()) -> Any:
         url = "/".join([self.base, *(quote(p, safe="") for p in path)])
         deadline = time.monotonic() + self.patience
         while True:
@@ -158,30 +166,30 @@ class RabbitAdmin:
                                    f"{self.patience:.0f} s ({reason}); is the management plugin enabled?")
             time.sleep(1)
 
-    def create_vhost(self, vhost):
+    def create_vhost(self, vhost: str) -> Any:
         return self.request("PUT", "vhosts", vhost)
 
-    def delete_vhost(self, vhost):
+    def delete_vhost(self, vhost: str) -> Any:
         return self.request("DELETE", "vhosts", vhost, ok_statuses=(404,))
 
-    def set_vhost_permissions(self, vhost, username, configure, read, write):
+    def set_vhost_permissions(self, vhost: str, username: str, configure: str, read: str, write: str) -> Any:
         return self.request("PUT", "permissions", vhost, username,
                             json={"configure": configure, "read": read, "write": write})
 
-    def get_queues(self, vhost):
+    def get_queues(self, vhost: str) -> Any:
         return self.request("GET", "queues", vhost)
 
-    def get_queue(self, vhost, name):
+    def get_queue(self, vhost: str, name: str) -> Any:
         return self.request("GET", "queues", vhost, name)
 
-    def get_messages(self, vhost, name, count=1, requeue=False):
+    def get_messages(self, vhost: str, name: str, count: int = 1, requeue: bool = False) -> Any:
         return self.request("POST", "queues", vhost, name, "get",
                             json={"count": count, "encoding": "auto", "requeue": requeue,
                                   "ackmode": "ack_requeue_true" if requeue else "ack_requeue_false"})
 
 
 @pytest.fixture(scope="session")
-def rabbit_manager(request):
+def rabbit_manager(request: Any) -> RabbitAdmin:
     """Replaces nameko's fixture: the same calls, bounded."""
     admin = RabbitAdmin(request.config.getoption("RABBIT_API_URI"))
     admin.request("GET", "overview")
@@ -189,7 +197,7 @@ def rabbit_manager(request):
 
 
 @pytest.fixture
-def rabbit_config(request, rabbit_manager):
+def rabbit_config(request: Any, rabbit_manager: RabbitAdmin) -> Iterator[dict[str, Any]]:
     """Replaces nameko's fixture: a fresh vhost per test, created and deleted in the test's own greenlet."""
     from kombu.pools import connections
 
@@ -208,11 +216,11 @@ def rabbit_config(request, rabbit_manager):
                 pool.force_close_all()
 
 
-def pg_url(dbname):
+def pg_url(dbname: str) -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
 
 
-def _admin(sql):
+def _admin(sql: str) -> None:
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=10)
     conn.autocommit = True
     try:
@@ -223,16 +231,16 @@ def _admin(sql):
         conn.close()
 
 
-def create_database(name):
+def create_database(name: str) -> str:
     _admin(f'CREATE DATABASE "{name}"')
     return pg_url(name)
 
 
-def drop_database(name):
+def drop_database(name: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def truncate_all(url):
+def truncate_all(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         tables = [r[0] for r in conn.execute(text(
@@ -242,7 +250,8 @@ def truncate_all(url):
     engine.dispose()
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+             message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -254,10 +263,10 @@ def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
 
 
 @pytest.fixture(scope="session")
-def database_factory():
+def database_factory() -> Iterator[Callable[..., str]]:
     created = {}
 
-    def make(package, fresh=False):
+    def make(package: str, fresh: bool = False) -> str:
         key = package if not fresh else f"{package}_{uuid.uuid4().hex[:6]}"
         if key not in created:
             name = f"kct_{RUN_ID}_{key.removeprefix('kc_')}"
@@ -272,7 +281,8 @@ def database_factory():
             drop_database(name)
 
 
-def service_config(package, amqp_config, database_url, **extra):
+def service_config(package: str, amqp_config: dict[str, Any], database_url: str,
+                   **extra: Any) -> dict[str, Any]:
     config = dict(amqp_config)
     config.update({
         "SERVICE_PACKAGE": package,
@@ -287,9 +297,10 @@ def service_config(package, amqp_config, database_url, **extra):
 
 
 @pytest.fixture
-def service_config_factory(rabbit_config, database_factory):
+def service_config_factory(rabbit_config: dict[str, Any],
+                           database_factory: Callable[..., str]) -> Callable[..., dict[str, Any]]:
     """Config for one service; its database is emptied first."""
-    def make(package, **extra):
+    def make(package: str, **extra: Any) -> dict[str, Any]:
         url = database_factory(package)
         truncate_all(url)
         return service_config(package, rabbit_config, url, **extra)
@@ -297,11 +308,11 @@ def service_config_factory(rabbit_config, database_factory):
 
 
 @pytest.fixture(scope="session")
-def empty_database():
+def empty_database() -> Iterator[Callable[[], str]]:
     """Factory of empty PostgreSQL databases (for tests with their own tables)."""
-    created = []
+    created: list[str] = []
 
-    def make():
+    def make() -> str:
         name = f"kct_{RUN_ID}_tmp{len(created)}"
         created.append(name)
         return create_database(name)
@@ -311,7 +322,8 @@ def empty_database():
         drop_database(name)
 
 
-def call(container, method, *args, context=None, **kwargs):
+def call(container: Any, method: str, *args: Any, context: dict[str, Any] | None = None,
+         **kwargs: Any) -> Any:
     """Call entrypoint ``method`` of a running service container, with ``context`` as the call
     context (``{"customer_id": ...}``, ``{"staff_id": ..., "staff_roles": [...]}``, ...).
     A suite with a usual caller binds it: ``call = functools.partial(call, context=CUSTOMER)``."""
@@ -320,14 +332,16 @@ def call(container, method, *args, context=None, **kwargs):
         return fn(*args, **kwargs)
 
 
-def envelope(source, event_type, data, event_id=None, occurred_at=None):
+def envelope(source: str, event_type: str | None, data: dict[str, Any] | None, event_id: str | None = None,
+             occurred_at: str | None = None) -> dict[str, Any]:
     """An event as the services publish it (docs/architecture.md, "Event catalogue")."""
     import datetime as dt
     return {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
             "occurred_at": occurred_at or dt.datetime.now(dt.timezone.utc).isoformat(), "data": data}
 
 
-def publish(config, source, event_type=None, data=None, event_id=None):
+def publish(config: Mapping[str, Any] | str, source: str | dict[str, Any], event_type: str | None = None,
+            data: dict[str, Any] | None = None, event_id: str | None = None) -> dict[str, Any]:
     """Publish an event as a service's outbox relay does (to ``<source>.events``, routing key its
     type, persistent): ``publish(config, envelope)``, or ``publish(config, source, event_type,
     data, event_id=None)`` to have the envelope made. ``config``: a nameko config or an AMQP URI.
@@ -342,7 +356,7 @@ def publish(config, source, event_type=None, data=None, event_id=None):
     return event
 
 
-def _quiet(conn, container):
+def _quiet(conn: Any, container: Any) -> bool:
     """No worker of ``container`` runs and none of its event handler queues holds a ready message."""
     from kc_common.events import handler_queues, service_event_handlers
     if container._worker_threads:
@@ -355,7 +369,7 @@ def _quiet(conn, container):
     return not container._worker_threads
 
 
-def _outbox_backlog(url):
+def _outbox_backlog(url: str) -> int:
     from kc_common.db import OUTBOX
     engine = make_engine(url)
     try:
@@ -368,7 +382,7 @@ def _outbox_backlog(url):
 class EventCapture:
     """Events of one source exchange, received on a private queue of the test."""
 
-    def __init__(self, amqp_uri, source, routing_key="#"):
+    def __init__(self, amqp_uri: str, source: str, routing_key: str = "#") -> None:
         from kombu import Connection, Queue
         from kc_common.events import event_exchange
         self._conn = Connection(amqp_uri)
@@ -376,11 +390,11 @@ class EventCapture:
                             routing_key=routing_key, exclusive=True, auto_delete=True)
         self._bound = self._queue(self._conn.default_channel)
         self._bound.declare()
-        self.received = []
+        self.received: list[dict[str, Any]] = []
 
-    def wait(self, count=1, timeout=10.0):
+    def wait(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until ``count`` events arrived; returns all received so far."""
-        def enough():
+        def enough() -> bool:
             while True:
                 message = self._bound.get(no_ack=True)
                 if message is None:
@@ -390,7 +404,8 @@ class EventCapture:
         wait_for(enough, timeout=timeout, message=f"{count} event(s)")
         return self.received
 
-    def drain(self, outbox=None, containers=(), timeout=10.0):
+    def drain(self, outbox: str | Sequence[str] | None = None, containers: Any = (),
+              timeout: float = 10.0) -> list[dict[str, Any]]:
         """Every event that has arrived once what was published has (to assert that nothing more came).
 
         No fixed sleep. ``containers``: service containers to let go quiet first (their event
@@ -402,15 +417,16 @@ class EventCapture:
         """
         from kombu import Producer
         for container in containers:
-            wait_for(lambda: _quiet(self._conn, container), timeout=timeout,
+            wait_for(lambda: _quiet(self._conn, container), timeout=timeout,  # noqa: B023 - called before the loop moves on
                      message=f"{container.service_name} to have handled every event")
         for url in [outbox] if isinstance(outbox, str) else (outbox or ()):
-            wait_for(lambda: _outbox_backlog(url) == 0, timeout=timeout, message=f"an empty outbox ({url})")
+            wait_for(lambda: _outbox_backlog(url) == 0, timeout=timeout,  # noqa: B023 - called before the loop moves on
+                     message=f"an empty outbox ({url})")
         marker = f"sentinel-{uuid.uuid4().hex}"
         Producer(self._conn.default_channel, serializer="json").publish(
             {"sentinel": marker}, exchange="", routing_key=self._queue.name)
 
-        def sentinel_seen():
+        def sentinel_seen() -> bool:
             while True:
                 message = self._bound.get(no_ack=True)
                 if message is None:
@@ -422,16 +438,16 @@ class EventCapture:
         wait_for(sentinel_seen, timeout=timeout, message="the capture's sentinel")
         return self.received
 
-    def close(self):
+    def close(self) -> None:
         self._conn.release()
 
 
 @pytest.fixture
-def capture_events(rabbit_config):
+def capture_events(rabbit_config: dict[str, Any]) -> Iterator[Callable[..., EventCapture]]:
     """``capture_events("catalog", "order_placed")`` -> :class:`EventCapture`; declare before acting."""
     captures = []
 
-    def make(source, routing_key="#"):
+    def make(source: str, routing_key: str = "#") -> EventCapture:
         capture = EventCapture(rabbit_config["AMQP_URI"], source, routing_key)
         captures.append(capture)
         return capture
@@ -444,7 +460,7 @@ def capture_events(rabbit_config):
 class SmtpServer:
     """A real SMTP server on a free local port; ``messages()`` parses what arrived."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from aiosmtpd.controller import Controller
         from kc_common.mailsink import Collector
         self.collector = Collector()
@@ -455,22 +471,22 @@ class SmtpServer:
         self._controller = Controller(self.collector, hostname="127.0.0.1", port=self.port)
 
     @property
-    def config(self):
+    def config(self) -> dict[str, Any]:
         return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": self.port, "SMTP_TLS": "none"}
 
-    def messages(self, to=None):
+    def messages(self, to: str | None = None) -> list[Any]:
         from email import message_from_bytes, policy
         parsed = [message_from_bytes(raw, policy=policy.default)
                   for _, rcpts, raw in self.collector.messages if to is None or to in rcpts]
         return parsed
 
-    def wait(self, count=1, to=None, timeout=10.0):
+    def wait(self, count: int = 1, to: str | None = None, timeout: float = 10.0) -> list[Any]:
         return wait_for(lambda: len(self.messages(to)) >= count and self.messages(to),
                         timeout=timeout, message=f"{count} mail(s)")
 
 
 @pytest.fixture
-def smtp_server():
+def smtp_server() -> Iterator[SmtpServer]:
     """A real local SMTP server for one test; merge ``smtp_server.config`` into the service config."""
     server = SmtpServer()
     server._controller.start()
@@ -487,16 +503,16 @@ class TcpProxy:
     it closes never disturb the test process's own event loop.
     """
 
-    def __init__(self, target_host, target_port):
+    def __init__(self, target_host: str, target_port: int) -> None:
         import socket
         self.target = (target_host, int(target_port))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self._proc = None
+        self._proc: Any = None
 
-    def url_for(self, url):
+    def url_for(self, url: str) -> str:
         """``url`` with its host:port replaced by the proxy's."""
         from urllib.parse import urlsplit, urlunsplit
         parts = urlsplit(url)
@@ -505,10 +521,10 @@ class TcpProxy:
         return urlunsplit(parts._replace(netloc=netloc))
 
     @property
-    def running(self):
+    def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self):
+    def start(self) -> TcpProxy:
         import subprocess
         import sys
         if self.running:
@@ -523,7 +539,7 @@ class TcpProxy:
 
     restore = start
 
-    def cut(self):
+    def cut(self) -> None:
         if self._proc is not None:
             self._proc.kill()
             self._proc.wait()

@@ -15,6 +15,8 @@ was interrupted finishes the move on the next run. A queue that still has
 consumers (services of the older version running) is refused with a message
 saying to stop them and run this command again.
 """
+
+from __future__ import annotations
 import argparse
 import importlib
 import logging
@@ -29,6 +31,8 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 from kc_common.events import (DEFAULT_QUEUE_TYPE, QUEUE_TYPES, QUORUM, handler_queues, queue_type,
                               service_event_handlers)
 from kc_common.services import service_classes
+from collections.abc import Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class TopologyConflict(RuntimeError):
     """A queue that must be migrated is still in use."""
 
 
-def load_services(path=None):
+def load_services(path: str | None = None) -> list[Any]:
     """The service classes listed in ``path``; without one, every service of kc_common.services."""
     if path is None:
         return service_classes()
@@ -51,7 +55,7 @@ def load_services(path=None):
     return classes
 
 
-def rpc_queue(service_name, rpc_exchange="nameko-rpc", kind=DEFAULT_QUEUE_TYPE):
+def rpc_queue(service_name: str, rpc_exchange: Any = "nameko-rpc", kind: str = DEFAULT_QUEUE_TYPE) -> Queue:
     """``rpc-<service>`` as :class:`kc_common.rpc.KcRpcConsumer` declares it."""
     from kc_common.rpc import rpc_queue_arguments
     exchange = get_rpc_exchange({RPC_EXCHANGE_CONFIG_KEY: rpc_exchange})
@@ -60,7 +64,7 @@ def rpc_queue(service_name, rpc_exchange="nameko-rpc", kind=DEFAULT_QUEUE_TYPE):
                  queue_arguments=rpc_queue_arguments(kind))
 
 
-def _stats(conn, name):
+def _stats(conn: Any, name: str) -> tuple[int, int] | None:
     """(messages, consumers) of an existing queue, or None."""
     channel = conn.channel()
     try:
@@ -73,7 +77,7 @@ def _stats(conn, name):
             channel.close()
 
 
-def _move(conn, source, target):
+def _move(conn: Any, source: str, target: str) -> int:
     """Move every message of queue ``source`` to queue ``target``: publish with confirms,
     then ack. Returns the number moved."""
     channel = conn.channel()
@@ -92,13 +96,13 @@ def _move(conn, source, target):
             channel.close()
 
 
-def _move_and_delete(conn, source, target):
+def _move_and_delete(conn: Any, source: str, target: str) -> int:
     """Empty ``source`` into ``target``, then delete it (once it is seen empty: quorum
     queues have no ``if-empty`` delete)."""
     moved = 0
     while True:
         moved += _move(conn, source, target)
-        if _stats(conn, source)[0] == 0:
+        if _stats(conn, source)[0] == 0:  # type: ignore[index]  # source exists: moved from above
             break
     channel = conn.channel()
     try:
@@ -109,7 +113,7 @@ def _move_and_delete(conn, source, target):
     return moved
 
 
-def _declare(conn, queue):
+def _declare(conn: Any, queue: Any) -> None:
     channel = conn.channel()
     try:
         queue(channel).declare()
@@ -118,7 +122,7 @@ def _declare(conn, queue):
             channel.close()
 
 
-def ensure_queue(conn, queue):
+def ensure_queue(conn: Any, queue: Any) -> str:
     """Declare ``queue``, migrating an existing queue of the same name declared with other
     arguments. Returns "declared" or "migrated (n messages)"."""
     parking = Queue(f"{queue.name}.migrating", durable=True, auto_delete=False,
@@ -127,7 +131,7 @@ def ensure_queue(conn, queue):
         _declare(conn, queue)
         outcome = "declared"
     except PreconditionFailed as exc:
-        messages, consumers = _stats(conn, queue.name)
+        messages, consumers = _stats(conn, queue.name)  # type: ignore[misc]  # it exists: its arguments differ
         if consumers:
             raise TopologyConflict(
                 f"queue {queue.name!r} exists with other arguments ({exc.reply_text}) and has "
@@ -145,7 +149,8 @@ def ensure_queue(conn, queue):
     return outcome
 
 
-def declare(amqp_uri, service_classes, rpc_exchange="nameko-rpc", kind=DEFAULT_QUEUE_TYPE):
+def declare(amqp_uri: str, service_classes: Sequence[Any], rpc_exchange: Any = "nameko-rpc",
+            kind: str = DEFAULT_QUEUE_TYPE) -> list[str]:
     """Declare (or migrate) every queue of ``service_classes``; returns their names."""
     declared = []
     with Connection(amqp_uri) as conn:
@@ -163,7 +168,7 @@ def declare(amqp_uri, service_classes, rpc_exchange="nameko-rpc", kind=DEFAULT_Q
     return declared
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kc_common.topology")
     parser.add_argument("--services", default=None, help="a file of module:Class lines "
                         "(default: every service of kc_common.services)")

@@ -7,6 +7,11 @@ of work marks its green thread, and the RPC proxy, the mailer, the PSP client an
 the outbox relay refuse to talk to the network while the mark is set. The error
 is a programming error: it is raised in every test that reaches such code.
 """
+
+from __future__ import annotations
+
+from typing import Literal
+
 from eventlet.corolocal import local
 
 _tx = local()
@@ -16,12 +21,12 @@ class NetworkIOInTransaction(RuntimeError):
     """RPC, SMTP, HTTP or a broker publish was attempted inside an open unit of work."""
 
 
-def in_transaction():
+def in_transaction() -> bool:
     """True while the current green thread has a unit of work open."""
     return getattr(_tx, "depth", 0) > 0
 
 
-def assert_no_transaction(what):
+def assert_no_transaction(what: str) -> None:
     """Raise :class:`NetworkIOInTransaction` when a unit of work is open in this green thread."""
     if in_transaction():
         raise NetworkIOInTransaction(
@@ -30,14 +35,14 @@ def assert_no_transaction(what):
 
 
 class _TransactionMarker:
-    def __enter__(self):
+    def __enter__(self) -> None:
         _tx.depth = getattr(_tx, "depth", 0) + 1
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         _tx.depth -= 1
         return False
 
 
-def transaction_marker():
+def transaction_marker() -> _TransactionMarker:
     """Context manager marking the current green thread as 'in a transaction'."""
     return _TransactionMarker()

@@ -79,6 +79,18 @@ def test_berlin_days_and_instants():
                               dt.date.today() + dt.timedelta(days=1)}
 
 
+def test_utc_instants():
+    import datetime as dt
+
+    from kc_common.clock import as_utc, utcnow
+    assert as_utc(None) is None
+    naive = dt.datetime(2026, 7, 1, 12, 0)  # as SQLite hands a stored instant back
+    assert as_utc(naive) == naive.replace(tzinfo=dt.timezone.utc)
+    berlin = dt.datetime(2026, 7, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert as_utc(berlin) is berlin  # an aware instant is left alone
+    assert utcnow().utcoffset() == dt.timedelta(0)
+
+
 @pytest.mark.parametrize("value, text", [
     (Decimal("0"), "0,00\u00a0€"), ("-11.78", "-11,78\u00a0€"), (Decimal("1234.5"), "1.234,50\u00a0€"),
     (Decimal("-0.00"), "0,00\u00a0€"), (None, ""),

@@ -24,13 +24,28 @@ from types import SimpleNamespace
 
 from sqlalchemy import func, select, text, update
 
-from kc_common.clock import berlin_date
-from kc_common.db import as_utc, bulk_insert, next_in_series, prepare_bulk_insert, to_json_safe, utcnow
-from kc_common.schemas import money
 from kc_billing import domain, runs
-from kc_billing.models import (billable_contracts, billed_periods, bookings, counters, customers,
-                               invoice_lines, invoices, payment_details)
+from kc_billing.models import (
+    billable_contracts,
+    billed_periods,
+    bookings,
+    counters,
+    customers,
+    invoice_lines,
+    invoices,
+    payment_details,
+)
 from kc_billing.schedule import TERMINATED, period_end
+from kc_common.clock import berlin_date
+from kc_common.db import (
+    as_utc,
+    bulk_insert,
+    next_in_series,
+    prepare_bulk_insert,
+    to_json_safe,
+    utcnow,
+)
+from kc_common.schemas import money
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +343,7 @@ def execute_run(db, run_id, as_of, settings, *, fetch_customer=None, progress=No
         try:
             data = fetch_customer(customer_id)
             with db.unit_of_work() as uow:
-                domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+                domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
         except Exception:  # they stay due
             log.exception("billing run %s: customer %s failed", run_id, customer_id)
             return ERROR

@@ -178,7 +178,7 @@ def parse(xml_bytes, max_entries=None):
                 direction = entry.findtext("c:CdtDbtInd", namespaces=ns)
                 if tx is not None and split and tx.findtext("c:CdtDbtInd", namespaces=ns):
                     direction = tx.findtext("c:CdtDbtInd", namespaces=ns)
-                find = (lambda path: tx.findtext(path, namespaces=ns)) if tx is not None else (lambda path: None)
+                find = (lambda path, tx=tx: tx.findtext(path, namespaces=ns)) if tx is not None else (lambda path: None)
                 transactions.append({
                     "transaction_id": identity, "account": account,
                     "status": _status(entry, ns), "direction": direction,

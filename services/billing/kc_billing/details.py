@@ -21,7 +21,7 @@ def validate_iban(value):
     try:
         iban = IBAN(value)
     except SchwiftyException as exc:
-        raise ValueError(f"Die IBAN ist ungültig ({exc}).")
+        raise ValueError(f"Die IBAN ist ungültig ({exc}).") from None
     if iban.bank is None:
         raise ValueError("Die Bank dieser IBAN ist unbekannt.")
     return iban

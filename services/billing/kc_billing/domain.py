@@ -6,6 +6,8 @@ rounded half-up once per rate (German practice, § 14 UStG: tax per rate on the
 invoice); gross = net + VAT. Each line also carries its own rounded VAT for
 information; it is not what is summed.
 """
+
+from __future__ import annotations
 import datetime as dt
 import json
 
@@ -21,6 +23,11 @@ from kc_common.formats import money_de
 from kc_common.schemas import money
 from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
                                payment_details)
+from kc_billing.settings import BillingSettings
+from kc_common.db import UnitOfWork
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 FIRST_INVOICE_NUMBER = 1000001
 INVOICE = "RE"
@@ -47,13 +54,13 @@ class CustomerUnknown(Exception):
     """No replica of the customer's address yet: fetch it from identity first."""
 
 
-def next_number(session, series, first):
+def next_number(session: Session, series: str, first: int) -> int:
     """Next number of a dense series; it moves in the invoice's own transaction, so a
     rollback gives it back and no number is ever voided."""
     return next_in_series(session, counters, series, first)
 
 
-def line_text(item, start, end):
+def line_text(item: dict[str, Any], start: dt.date, end: dt.date) -> str:
     """As the guide shows it: "Domain profihost-demo.de 24.05.2019-23.05.2020".
 
     A domain is named in its Unicode form; another product by its name and the
@@ -67,7 +74,7 @@ def line_text(item, start, end):
     return f"{name} {start:%d.%m.%Y}-{end:%d.%m.%Y}"
 
 
-def display_name(name):
+def display_name(name: str) -> str:
     """``xn--mller-kva.de`` -> ``müller.de`` for people; anything else unchanged."""
     try:
         return idna.decode(name)
@@ -75,9 +82,9 @@ def display_name(name):
         return name
 
 
-def vat_breakdown(lines):
+def vat_breakdown(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """VAT per rate on the sum of that rate's nets, rounded half-up once per rate."""
-    by_rate = {}
+    by_rate: dict[Decimal, Decimal] = {}
     for line in lines:
         rate = Decimal(line["vat_rate"])
         by_rate[rate] = by_rate.get(rate, Decimal("0")) + Decimal(line["net"])
@@ -85,7 +92,7 @@ def vat_breakdown(lines):
             for rate, base in sorted(by_rate.items())]
 
 
-def totals(lines):
+def totals(lines: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal]:
     """(net, VAT, gross) of an invoice: net per line, VAT per rate, rounded half-up."""
     net = sum((Decimal(line["net"]) for line in lines), Decimal("0"))
     vat = sum((b["amount"] for b in vat_breakdown(lines)), Decimal("0"))
@@ -98,20 +105,20 @@ CUSTOMER_FIELDS = ("company", "first_name", "last_name", "email", "street", "zip
                    "country", "vat_id", "is_business")
 
 
-def ensure_customer_row(session, customer_id):
+def ensure_customer_row(session: Session, customer_id: int) -> None:
     """The per-customer row (lock of the billing run) exists, possibly not replicated yet."""
     session.execute(dialect_insert(session)(customers).values(customer_id=customer_id)
                     .on_conflict_do_nothing())
 
 
-def customer_known(session, customer_id):
+def customer_known(session: Session, customer_id: int) -> bool:
     return session.execute(select(customers.c.replicated_at).where(
         customers.c.customer_id == customer_id)).scalar() is not None
 
 
-def known_customers(session, customer_ids):
+def known_customers(session: Session, customer_ids: Any) -> set[int]:
     """The ones of ``customer_ids`` billing has an address replica of (a set)."""
-    ids, known = list(customer_ids), set()
+    ids, known = list(customer_ids), set[int]()
     for i in range(0, len(ids), 1000):  # SQLite's bound on variables per statement
         known.update(session.execute(select(customers.c.customer_id).where(
             customers.c.customer_id.in_(ids[i:i + 1000]),
@@ -119,7 +126,7 @@ def known_customers(session, customer_ids):
     return known
 
 
-def upsert_customer(session, data, as_of=None):
+def upsert_customer(session: Session, data: dict[str, Any], as_of: dt.date | None = None) -> bool:
     """Apply a ``customer_updated`` (or ``get_customer``) snapshot unless a newer one is stored."""
     as_of = as_of or utcnow()
     values = {k: data.get(k) for k in CUSTOMER_FIELDS}
@@ -143,13 +150,13 @@ DEFAULT_DETAILS = {"by_post": False, "invoice_email": None, "with_contact_person
                    "einvoice_profile": "en16931", "leitweg_id": None}
 
 
-def get_details(session, customer_id):
+def get_details(session: Session, customer_id: int) -> dict[str, Any]:
     row = session.execute(select(payment_details).where(
         payment_details.c.customer_id == customer_id)).first()
     return details_of(customer_id, row)
 
 
-def details_of(customer_id, row):
+def details_of(customer_id: int, row: Any) -> dict[str, Any]:
     """The payment details of a ``payment_details`` row (None: the defaults)."""
     details = dict(DEFAULT_DETAILS) if row is None else dict(row._mapping)
     details.pop("updated_at", None)
@@ -157,12 +164,12 @@ def details_of(customer_id, row):
     return details
 
 
-def buyer_snapshot(session, customer_id, details):
+def buyer_snapshot(session: Session, customer_id: int, details: dict[str, Any]) -> dict[str, Any]:
     row = session.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
     return buyer_of(customer_id, row, details)
 
 
-def buyer_of(customer_id, row, details):
+def buyer_of(customer_id: int, row: Any, details: dict[str, Any]) -> dict[str, Any]:
     """The buyer at issue time from the replica's ``customers`` row (CustomerUnknown: none yet)."""
     if row is None or row.replicated_at is None:
         raise CustomerUnknown(customer_id)
@@ -174,7 +181,7 @@ def buyer_of(customer_id, row, details):
             "contact_person": name if details["with_contact_person"] and name else None}
 
 
-def is_reverse_charge(buyer, seller_country="DE"):
+def is_reverse_charge(buyer: dict[str, Any], seller_country: str = "DE") -> bool:
     """EU business customer outside Germany with a VAT ID: the recipient owes the VAT."""
     country = (buyer.get("country") or "DE").upper()
     vat_id = (buyer.get("vat_id") or "").replace(" ", "").upper()
@@ -184,7 +191,7 @@ def is_reverse_charge(buyer, seller_country="DE"):
 
 # --- invoices ------------------------------------------------------------------------------
 
-def lock_customer(session, customer_id, skip_locked=False):
+def lock_customer(session: Session, customer_id: int, skip_locked: bool = False) -> Row[Any] | None:
     """Lock the customer's row: one writer of their ledger at a time (run, payments, orders).
 
     With ``skip_locked`` returns None when another transaction holds it.
@@ -202,7 +209,8 @@ def lock_customer(session, customer_id, skip_locked=False):
     return row
 
 
-def preceding_invoice(session, customer_id, lines, number=None):
+def preceding_invoice(session: Session, customer_id: int, lines: list[dict[str, Any]],
+                      number: int | None = None) -> dict[str, Any] | None:
     """The invoice a credit note corrects (EN 16931 BT-25): the one named, else the latest invoice
     billing one of the credited contracts, else the customer's latest invoice; None if none."""
     query = select(invoices.c.number, invoices.c.issued_at).where(
@@ -223,7 +231,8 @@ def preceding_invoice(session, customer_id, lines, number=None):
     return {"number": row.number, "issue_date": berlin_date(row.issued_at)}
 
 
-def price_lines(session, customer_id, lines, settings):
+def price_lines(session: Session, customer_id: int, lines: list[dict[str, Any]],
+                settings: BillingSettings) -> dict[str, Any]:
     """The amounts of an invoice of ``lines`` for this customer as it would be issued now.
 
     The one place of the rules: the customer's VAT situation (reverse charge: VAT 0 on every
@@ -235,7 +244,8 @@ def price_lines(session, customer_id, lines, settings):
     return priced_lines(details, buyer_snapshot(session, customer_id, details), lines, settings)
 
 
-def priced_lines(details, buyer, lines, settings):
+def priced_lines(details: dict[str, Any], buyer: dict[str, Any], lines: list[dict[str, Any]],
+                 settings: BillingSettings) -> dict[str, Any]:
     """:func:`price_lines` of the customer's payment details and buyer snapshot."""
     reverse_charge = is_reverse_charge(buyer, settings.seller["country"])
     lines = [dict(line, net=money(line["net"]),
@@ -251,7 +261,8 @@ def priced_lines(details, buyer, lines, settings):
             "kind": "credit_note" if gross < 0 else "invoice"}
 
 
-def quote(session, customer_id, lines, settings):
+def quote(session: Session, customer_id: int, lines: list[dict[str, Any]],
+          settings: BillingSettings) -> dict[str, Any]:
     """What ``issue_invoice`` would book for ``lines`` now (nothing is written)."""
     priced = price_lines(session, customer_id, lines, settings)
     return {
@@ -267,8 +278,9 @@ def quote(session, customer_id, lines, settings):
     }
 
 
-def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, locked=False,
-                  preceding_number=None):
+def issue_invoice(uow: UnitOfWork, customer_id: int, lines: list[dict[str, Any]], settings: BillingSettings,
+                  *, run_id: int | None = None, now: dt.datetime | None = None, locked: bool = False,
+                  preceding_number: int | None = None) -> dict[str, Any]:
     """Issue one invoice (or credit note when negative) with its ledger booking and event.
 
     ``lines``: dicts with text, contract_id, period_start, period_end, net, vat_rate.
@@ -294,7 +306,8 @@ def issue_invoice(uow, customer_id, lines, settings, *, run_id=None, now=None, l
     return invoice_result(doc, invoice_id, open_amount)
 
 
-def invoice_draft(customer_id, priced, settings, *, run_id=None, preceding=None):
+def invoice_draft(customer_id: int, priced: dict[str, Any], settings: BillingSettings, *,
+                  run_id: int | None = None, preceding: dict[str, Any] | None = None) -> dict[str, Any]:
     """What issuing one priced invoice books, before it has a number, an issue time or an id:
     its ``invoices`` row, its lines, its ledger booking and its ``invoice_issued`` payload
     (:func:`numbered` completes them). ``preceding``: the invoice a credit note corrects."""
@@ -344,7 +357,8 @@ def invoice_draft(customer_id, priced, settings, *, run_id=None, preceding=None)
             "details": details}
 
 
-def number_fields(customer_id, number, now, settings, issued_on=None):
+def number_fields(customer_id: int, number: int, now: dt.datetime, settings: BillingSettings,
+                  issued_on: dt.date | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the number and the issue instant decide: ``(row fields, payload fields)``."""
     issued_on = issued_on or berlin_date(now)
     due_date = issued_on + dt.timedelta(days=settings.payment_term_days)
@@ -354,7 +368,8 @@ def number_fields(customer_id, number, now, settings, issued_on=None):
              "payment_reference": reference})
 
 
-def numbered(draft, number, now, settings):
+def numbered(draft: dict[str, Any], number: int, now: dt.datetime,
+             settings: BillingSettings) -> dict[str, Any]:
     """The :func:`invoice_draft` with its number and issue instant (taken after the number's
     lock: dates never run backwards along the series)."""
     fields, payload_fields = number_fields(draft["row"]["customer_id"], number, now, settings)
@@ -362,7 +377,7 @@ def numbered(draft, number, now, settings):
                 payload=dict(draft["payload"], **payload_fields))
 
 
-def invoice_result(doc, invoice_id, open_amount):
+def invoice_result(doc: dict[str, Any], invoice_id: int, open_amount: Decimal) -> dict[str, Any]:
     """What :func:`issue_invoice` returns for a :func:`numbered` invoice."""
     row = doc["row"]
     return {"invoice_id": invoice_id, "number": row["number"], "gross": row["gross"],
@@ -370,7 +385,7 @@ def invoice_result(doc, invoice_id, open_amount):
             "details": doc["details"]}
 
 
-def to_plain(value):
+def to_plain(value: Any) -> Any:
     """What ``kc_common.db.to_json_safe`` makes of ``value`` (decimals as strings, dates and
     datetimes ISO 8601), without a round trip through JSON text (the billing run's hot path)."""
     if isinstance(value, dict):
@@ -386,7 +401,7 @@ def to_plain(value):
     return json.loads(json.dumps(value, default=json_default))  # UUID; anything else refused
 
 
-def invoice_lines_of_order(order):
+def invoice_lines_of_order(order: dict[str, Any]) -> list[dict[str, Any]]:
     lines = []
     for item in order["items"]:
         start = dt.date.fromisoformat(item["period_start"])
@@ -399,12 +414,12 @@ def invoice_lines_of_order(order):
 
 # --- the ledger ----------------------------------------------------------------------------
 
-def balance_of(session, customer_id):
+def balance_of(session: Session, customer_id: int) -> Decimal:
     return money(session.execute(select(func.coalesce(func.sum(bookings.c.amount), 0))
                                  .where(bookings.c.customer_id == customer_id)).scalar_one())
 
 
-def open_items(session, customer_id):
+def open_items(session: Session, customer_id: int) -> tuple[list[tuple[Any, int | None, Decimal]], Decimal]:
     """Debits (negative bookings) with what is still open, oldest first; and unused credit.
 
     A payment whose remittance named an invoice (``applies_to_invoice_id``) settles that
@@ -413,18 +428,23 @@ def open_items(session, customer_id):
     (Guthaben) that settles the next invoice. A return debit (``reverses_booking_id``)
     cancels the credit of the payment it reverses, so the invoice is open again.
     """
-    rows = session.execute(select(*LEDGER_COLUMNS).where(bookings.c.customer_id == customer_id)
-                           .order_by(bookings.c.booked_at, bookings.c.id)).all()
-    return open_items_of(rows)
+    return open_items_of(_settlement_rows(session, customer_id))
 
 
+# What settling a customer's bookings needs (``open_items_of``), in booking order.
 LEDGER_COLUMNS = (bookings.c.id, bookings.c.invoice_id, bookings.c.amount,
                   bookings.c.applies_to_invoice_id, bookings.c.reverses_booking_id)
 
 
-def open_items_of(rows):
+def _settlement_rows(session: Session, customer_id: int) -> Any:
+    """Every booking of the customer, oldest first, with what settling them needs."""
+    return session.execute(select(*LEDGER_COLUMNS).where(bookings.c.customer_id == customer_id)
+                           .order_by(bookings.c.booked_at, bookings.c.id)).all()
+
+
+def open_items_of(rows: Any) -> Any:
     """:func:`open_items` of one customer's bookings (``LEDGER_COLUMNS``, in booking order)."""
-    reversed_ = {}
+    reversed_: dict[Any, Decimal] = {}
     for r in rows:
         if r.reverses_booking_id is not None and r.amount < 0:
             reversed_[r.reverses_booking_id] = reversed_.get(r.reverses_booking_id, 0) - r.amount
@@ -451,22 +471,26 @@ def open_items_of(rows):
     return items, money(credit)
 
 
-def invoice_open_amounts(session, customer_id):
+def invoice_open_amounts(session: Session, customer_id: int) -> dict[int, Decimal]:
     items, _ = open_items(session, customer_id)
     return {invoice_id: open_ for _, invoice_id, open_ in items if invoice_id is not None}
 
 
-def balance_text(balance):
+def balance_text(balance: Decimal) -> str:
     """The balance in German: "0,00 € Guthaben", "-4,00 € offener Betrag" (Babel, de_DE)."""
     return f"{money_de(balance)} offener Betrag" if balance < 0 else f"{money_de(balance)} Guthaben"
 
 
-def _local_midnight_utc(day):
+def _local_midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=BERLIN).astimezone(dt.timezone.utc)
 
 
-def account(session, customer_id, *, page, per_page, type=None, date_from=None, date_to=None):
-    balance = balance_of(session, customer_id)
+def account(session: Session, customer_id: int, *, page: int, per_page: int, type: str | None = None,
+            date_from: dt.date | None = None, date_to: dt.date | None = None) -> dict[str, Any]:
+    # Two statements in the usual case (no filter): every booking of the customer once (the
+    # balance, the open amounts and the count come from it) and the page.
+    settlement = _settlement_rows(session, customer_id)
+    balance = money(sum((r.amount for r in settlement), Decimal("0")))
     where = [bookings.c.customer_id == customer_id]
     if type:
         where.append(bookings.c.type == type)
@@ -474,13 +498,17 @@ def account(session, customer_id, *, page, per_page, type=None, date_from=None, 
         where.append(bookings.c.booked_at >= _local_midnight_utc(date_from))
     if date_to:
         where.append(bookings.c.booked_at < _local_midnight_utc(date_to + dt.timedelta(days=1)))
-    total = session.execute(select(func.count()).select_from(bookings).where(*where)).scalar_one()
+    if len(where) == 1:
+        total = len(settlement)
+    else:
+        total = session.execute(select(func.count()).select_from(bookings).where(*where)).scalar_one()
     rows = session.execute(
         select(bookings, invoices.c.number).outerjoin(invoices, invoices.c.id == bookings.c.invoice_id)
         .where(*where)
         .order_by(bookings.c.booked_at.desc(), bookings.c.id.desc())
         .limit(per_page).offset((page - 1) * per_page)).all()
-    open_by_invoice = invoice_open_amounts(session, customer_id)
+    open_by_invoice = {invoice_id: open_ for _, invoice_id, open_ in open_items_of(settlement)[0]
+                       if invoice_id is not None}
     items = [{"id": r.id, "invoice_number": r.number, "date": berlin_date(r.booked_at), "type": r.type,
               "text": r.text, "amount": r.amount, "payment_method": r.payment_method,
               "open_amount": open_by_invoice.get(r.invoice_id) if r.type == INVOICE else None}
@@ -489,7 +517,7 @@ def account(session, customer_id, *, page, per_page, type=None, date_from=None, 
             "bookings": {"items": items, "total": total, "page": page, "per_page": per_page}}
 
 
-def get_invoice(session, customer_id, number):
+def get_invoice(session: Session, customer_id: int, number: int) -> dict[str, Any]:
     """The customer's own invoice by number; another customer's is not found (404)."""
     row = session.execute(select(invoices).where(invoices.c.number == number,
                                                  invoices.c.customer_id == customer_id)).first()
@@ -505,14 +533,15 @@ def get_invoice(session, customer_id, number):
 
 
 
-def get_any_invoice(session, number):
+def get_any_invoice(session: Session, number: int) -> dict[str, Any]:
     """Staff: any customer's invoice by number (also of a closed account), else 404."""
     owner = session.execute(select(invoices.c.customer_id).where(invoices.c.number == number)).scalar()
     if owner is None:
         raise NotFound("Rechnung nicht gefunden.")
     return get_invoice(session, owner, number)
 
-def account_standing(session, customer_id, settings=None, today=None):
+def account_standing(session: Session, customer_id: int, settings: BillingSettings | None = None,
+                     today: dt.date | None = None) -> dict[str, Any]:
     """In arrears: an invoice still open after its due date plus the first reminder interval."""
     first_reminder = settings.dunning_days[0] if settings else 7
     today = today or berlin_today()
@@ -529,7 +558,7 @@ def account_standing(session, customer_id, settings=None, today=None):
     return {"in_arrears": in_arrears, "open_amount": str(open_amount)}
 
 
-def credit_note(uow, data, settings):
+def credit_note(uow: UnitOfWork, data: dict[str, Any], settings: BillingSettings) -> dict[str, Any]:
     """A correction is a new document: a credit note (negative invoice), never an edit."""
     session = uow.session
     text = f"Gutschrift: {data['text']}"
@@ -547,7 +576,8 @@ def credit_note(uow, data, settings):
                          preceding_number=data.get("invoice_number"))
 
 
-def book_settlement(session, customer_id, up_to, now=None):
+def book_settlement(session: Session, customer_id: int, up_to: dt.date,
+                    now: dt.datetime | None = None) -> None:
     """KONTOAUSGLEICH, as in the guide: a 0.00 € marker that the account was settled with
     every transfer and credit up to ``up_to`` ("Überweisungen/Gutschriften bis zum
     11.06.2019 wurden einbezogen.")."""
@@ -556,7 +586,7 @@ def book_settlement(session, customer_id, up_to, now=None):
         text=f"Überweisungen/Gutschriften bis zum {up_to:%d.%m.%Y} wurden einbezogen."))
 
 
-def refund_credit(uow, customer_id, amount, reason):
+def refund_credit(uow: UnitOfWork, customer_id: int, amount: Decimal, reason: str | None) -> dict[str, Any]:
     """Pay credit (Guthaben) back to the customer: an ERSTATTUNG booking (negative, paid out by
     transfer), never more than the credit there is; publishes ``refund_booked`` for the payout."""
     session = uow.session
@@ -579,12 +609,12 @@ def refund_credit(uow, customer_id, amount, reason):
 
 # --- account closure --------------------------------------------------------------------------
 
-def customer_balance(session, customer_id):
+def customer_balance(session: Session, customer_id: int) -> dict[str, Any]:
     """Internal (identity's closure check): the account balance, 0.00 when settled."""
     return {"customer_id": customer_id, "balance": str(money(balance_of(session, customer_id)))}
 
 
-def forget_customer(uow, data):
+def forget_customer(uow: UnitOfWork, data: dict[str, Any]) -> None:
     """identity's ``customer_erased``: invoices, lines and bookings stay unchanged for the
     retention period (§ 147 AO: 10 years; the issued invoice is the document, its buyer address
     included); the address replica and the bank details are pseudonymised, the mail address of

@@ -49,7 +49,7 @@ def verify(secret, header, body, tolerance, now=None):
     try:
         timestamp = int(parts["t"])
     except (KeyError, ValueError):
-        raise WebhookRejected("malformed signature header")
+        raise WebhookRejected("malformed signature header") from None
     given = parts.get("v1", "")
     # Every secret is compared (no early exit): the time taken does not tell which one matched.
     matches = [hmac.compare_digest(sign(s, timestamp, body).split("v1=", 1)[1], given)
@@ -67,7 +67,7 @@ def verify(secret, header, body, tolerance, now=None):
                 "status": str(data["status"]), "amount": str(data["amount"]),
                 "reason": data.get("failure_reason")}
     except (ValueError, KeyError, TypeError):
-        raise WebhookRejected("malformed body")
+        raise WebhookRejected("malformed body") from None
 
 
 class PaymentProvider(ABC):
@@ -99,7 +99,7 @@ class SimulatorProvider(PaymentProvider):
                                     headers={"Authorization": f"Bearer {self.api_key}",
                                              **kwargs.pop("headers", {})}, **kwargs)
         except requests.RequestException as exc:
-            raise PspError(f"PSP unreachable: {type(exc).__name__}")
+            raise PspError(f"PSP unreachable: {type(exc).__name__}") from exc
         if resp.status_code >= 400:
             raise PspError(f"PSP answered {resp.status_code}: {resp.text[:200]}")
         return resp.json()

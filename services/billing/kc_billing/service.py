@@ -298,7 +298,7 @@ class BillingService(PingMixin):
         try:
             number = int(number)
         except (TypeError, ValueError):
-            raise NotFound("Rechnung nicht gefunden.")
+            raise NotFound("Rechnung nicht gefunden.") from None
         if not 0 < number <= INT_MAX:  # no invoice has it (and no query overflows)
             raise NotFound("Rechnung nicht gefunden.")
         with self.db.unit_of_work() as uow:
@@ -312,7 +312,7 @@ class BillingService(PingMixin):
         try:
             number = int(number)
         except (TypeError, ValueError):
-            raise NotFound("Rechnung nicht gefunden.")
+            raise NotFound("Rechnung nicht gefunden.") from None
         with self.db.unit_of_work() as uow:
             return schemas.InvoiceSchema().dump(domain.get_any_invoice(uow.session, number))
 
@@ -397,7 +397,7 @@ class BillingService(PingMixin):
             except PspError as exc:
                 log.warning("PSP create failed for payment %s: %s", row.id, exc)
                 raise ServiceUnavailable("Der Zahlungsdienstleister ist nicht erreichbar. "
-                                         "Bitte versuchen Sie es erneut.")
+                                         "Bitte versuchen Sie es erneut.") from exc
             with self.db.unit_of_work() as uow:
                 payments.attach_psp(uow, row.id, psp)
                 row = payments.get_payment(uow.session, customer_id, row.id)
@@ -422,7 +422,7 @@ class BillingService(PingMixin):
             event = self.cfg.provider.parse_webhook(raw_body, headers)
         except WebhookRejected as exc:
             log.warning("PSP webhook rejected: %s", exc)
-            raise Unauthenticated("Ungültige Signatur.")
+            raise Unauthenticated("Ungültige Signatur.") from None
         with self.db.unit_of_work() as uow:
             booked = payments.apply_outcome(uow, event["reference"], event["status"], event["amount"],
                                             event["reason"], event["psp_payment_id"])
@@ -479,7 +479,7 @@ class BillingService(PingMixin):
         try:
             clarification_id = int(clarification_id)
         except (TypeError, ValueError):
-            raise NotFound("Klärfall nicht gefunden.")
+            raise NotFound("Klärfall nicht gefunden.") from None
         data = load(schemas.AssignClarificationSchema(), data)
         self._ensure_known_customer(data["customer_id"])
         for attempt in (1, 2):
@@ -498,7 +498,7 @@ class BillingService(PingMixin):
             self._ensure_customer(customer_id)
         except NotFound:
             raise Unprocessable(f"Kunde {customer_id} ist unbekannt.",
-                                {"fields": {"customer_id": ["Unbekannte Kundennummer."]}})
+                                {"fields": {"customer_id": ["Unbekannte Kundennummer."]}}) from None
 
     @rpc
     def refund_credit(self, data):
@@ -539,7 +539,7 @@ class BillingService(PingMixin):
         try:
             run_id = int(run_id)
         except (TypeError, ValueError):
-            raise NotFound("Abrechnungslauf nicht gefunden.")
+            raise NotFound("Abrechnungslauf nicht gefunden.") from None
         with self.db.unit_of_work() as uow:
             return schemas.BillingRunSchema().dump(runs.get(uow.session, run_id, self.settings))
 

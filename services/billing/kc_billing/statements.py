@@ -237,11 +237,11 @@ def read_statement(content_b64, settings):
         raw = base64.b64decode(content_b64, validate=True)
     except ValueError:
         raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [
-            "Die Datei ist nicht lesbar (Base64)."]})
+            "Die Datei ist nicht lesbar (Base64)."]}) from None
     try:
         return camt.parse(raw, max_entries=settings.statement_max_entries)
     except camt.StatementInvalid as exc:
-        raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]})
+        raise ValidationFailed("Der Kontoauszug ist ungültig.", fields={"file": [str(exc)]}) from None
 
 
 def import_statement(db, transactions, settings, stop_at=None):

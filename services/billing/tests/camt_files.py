@@ -79,7 +79,7 @@ def _entry(tx, version):
         out += f"<AcctSvcrRef>{tx.acct_svcr_ref}</AcctSvcrRef>"
     out += _bktxcd(tx.direction, tx.return_reason)
     if tx.batch:
-        out += "<NtryDtls><Btch><NbOfTxs>%d</NbOfTxs></Btch>" % len(tx.batch)
+        out += f"<NtryDtls><Btch><NbOfTxs>{len(tx.batch)}</NbOfTxs></Btch>"
         out += "".join(_txdtls(tx, version, a, r, p, with_amount=True) for a, r, p in tx.batch)
         out += "</NtryDtls>"
     else:

@@ -15,8 +15,17 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import event, func, select
 
 from kc_billing import billrun, domain, payments
-from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, customers,
-                               invoice_lines, invoices, metadata, payment_details)
+from kc_billing.models import (
+    billable_contracts,
+    billed_periods,
+    billing_runs,
+    bookings,
+    customers,
+    invoice_lines,
+    invoices,
+    metadata,
+    payment_details,
+)
 from kc_billing.settings import BillingSettings
 from kc_common.clock import berlin_today
 from kc_common.db import StandaloneDatabase, utcnow
@@ -162,7 +171,7 @@ def test_chunk_boundaries_bill_every_customer_once_with_dense_numbers(any_db):
                 contract(cid, n, MONTH, price=f"{n + 1}.10") for cid in due for n in range(2)])
         seen = []
         summary = billrun.run_billing(any_db, AS_OF, SETTINGS, chunk_size=3,
-                                      progress=lambda done, total: seen.append((done, total)))
+                                      progress=lambda done, total, seen=seen: seen.append((done, total)))
         assert seen == [(3, 7), (6, 7), (7, 7)]
         assert (summary["customers"], summary["customers_done"], summary["invoices"], summary["contracts"],
                 summary["errors"], summary["skipped"], summary["state"]) == (7, 7, 7, 14, 0, 0, "finished")
@@ -284,6 +293,7 @@ def test_copy_writes_what_an_insert_writes(config):
     psycopg2 is not made green): texts with tabs, newlines and backslashes, NULLs, numbers,
     dates and JSON arrive as written."""
     from psycopg2 import extensions
+
     from kc_common.db import bulk_insert
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
     callback = extensions.get_wait_callback()

@@ -46,7 +46,7 @@ def invoiced(billing, publish, db):
     """100001: invoices 1000001 (11.78), 1000002 (11.78), 1000003 (23.80); 100002: 1000004 (11.78)."""
     for contract, price in ((1, "9.90"), (2, "9.90"), (3, "20.00")):
         publish("catalog", "order_placed", order_event(100001, contract, TODAY, price=price))
-        wait_for(lambda: len(open_amounts(db, 100001)) == contract)
+        wait_for(lambda contract=contract: len(open_amounts(db, 100001)) == contract)
     publish("catalog", "order_placed", order_event(100002, 4, TODAY))
     wait_for(lambda: len(open_amounts(db, 100002)) == 1)
     assert open_amounts(db, 100001) == {1000001: "11.78", 1000002: "11.78", 1000003: "23.80"}

@@ -53,7 +53,7 @@ def _id(value, field="contract_id"):
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ValidationFailed(fields={field: ["Keine gültige Nummer."]})
+        raise ValidationFailed(fields={field: ["Keine gültige Nummer."]}) from None
     if not INT_MIN <= number <= INT_MAX:  # no row has it (and no query overflows)
         raise NotFound("Vertrag nicht gefunden.")
     return number

@@ -91,6 +91,8 @@ def test_the_three_tables_split_search_and_page(catalog):
     assert call(catalog, "list_webhosting", {"q": "extern"})["total"] == 1
     page = call(catalog, "list_webhosting", {"per_page": 2, "page": 2})
     assert page["total"] == 3 and len(page["items"]) == 1
+    past_the_end = call(catalog, "list_webhosting", {"per_page": 2, "page": 3})
+    assert past_the_end["total"] == 3 and past_the_end["items"] == []
     assert call(catalog, "list_servers", {"q": "178.250.10"})["total"] == 1
     with pytest.raises(ValidationFailed) as err:
         call(catalog, "list_webhosting", {"per_page": 0})

@@ -120,7 +120,7 @@ def _label(label, *, host, what, position, total):
         try:
             label = idna.encode(label, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
-            raise RuleError(f"{what}: „{original}“ ist kein gültiger internationaler Name (IDN).")
+            raise RuleError(f"{what}: „{original}“ ist kein gültiger internationaler Name (IDN).") from None
     if label.lower().startswith("xn--"):  # look-alikes (pаypal with a Cyrillic а): kc_common.domains
         problem = lookalike_problem(label)
         if problem:
@@ -235,7 +235,7 @@ def _int(value, what, sub, lo=0, hi=65535):
     try:
         number = int(value, 10)
     except (TypeError, ValueError):
-        raise RuleError(f"{what} muss eine ganze Zahl sein (nicht „{value}“).", sub)
+        raise RuleError(f"{what} muss eine ganze Zahl sein (nicht „{value}“).", sub) from None
     if not lo <= number <= hi:
         raise RuleError(f"{what} {number} liegt außerhalb von {lo} bis {hi}.", sub)
     return number
@@ -280,7 +280,7 @@ def _txt(content, policy):
                 data.append(token.unescape_to_bytes().value)
         except dns.exception.DNSException:
             raise RuleError("Die Anführungszeichen sind nicht geschlossen oder ein \\-Zeichen "
-                            "ist ungültig.")
+                            "ist ungültig.") from None
         strings = [c for s in data for c in (_txt_chunks(s) or [b""])]
     else:
         # plain text: taken literally as one value (spaces kept), split into 255-octet strings.
@@ -315,7 +315,7 @@ def _caa(content):
             try:
                 _labels(issuer, host=True, what="Die Zertifizierungsstelle")
             except RuleError as exc:
-                raise RuleError(exc.message, "value")
+                raise RuleError(exc.message, "value") from None
     elif tag == "iodef" and not re.match(r"^(mailto:[^@\s]+@[^@\s]+|https?://\S+)$", value):
         raise RuleError("Für iodef wird eine Adresse mailto:… oder eine URL http(s)://… erwartet.",
                         "value")
@@ -334,13 +334,13 @@ def canonical_content(rtype, content, zone, policy, in_zone=None):
             return str(ipaddress.IPv4Address(content))
         except ValueError:
             hint = " Für IPv6-Adressen bitte den Typ AAAA verwenden." if ":" in content else ""
-            raise RuleError(f"„{content}“ ist keine gültige IPv4-Adresse (z. B. 192.0.2.1).{hint}")
+            raise RuleError(f"„{content}“ ist keine gültige IPv4-Adresse (z. B. 192.0.2.1).{hint}") from None
     if rtype == "AAAA":
         try:
             return ipaddress.IPv6Address(content).compressed
         except ValueError:
             hint = " Für IPv4-Adressen bitte den Typ A verwenden." if _is_v4(content) else ""
-            raise RuleError(f"„{content}“ ist keine gültige IPv6-Adresse (z. B. 2001:db8::1).{hint}")
+            raise RuleError(f"„{content}“ ist keine gültige IPv6-Adresse (z. B. 2001:db8::1).{hint}") from None
     if rtype in ("CNAME", "DNAME"):
         target = _tokens(content, 1, ["Ziel"])[0]
         text = target_name(target, zone, host=False, what="Das Ziel", in_zone=in_zone)
@@ -354,7 +354,7 @@ def canonical_content(rtype, content, zone, policy, in_zone=None):
             exchange = target_name(exchange, zone, host=True, what="Der Mailserver", allow_root=True,
                                    in_zone=in_zone)
         except RuleError as exc:
-            raise RuleError(exc.message, "exchange")
+            raise RuleError(exc.message, "exchange") from None
         if exchange == "." and pref != 0:
             raise RuleError("Ein „kein Mailempfang“-Eintrag (Mailserver „.“) braucht die "
                             "Priorität 0.", "preference")
@@ -368,7 +368,7 @@ def canonical_content(rtype, content, zone, policy, in_zone=None):
             target = target_name(target, zone, host=True, what="Das Ziel", allow_root=True,
                                  in_zone=in_zone)
         except RuleError as exc:
-            raise RuleError(exc.message, "target")
+            raise RuleError(exc.message, "target") from None
         text = f"{prio} {weight} {port} {target}"
     elif rtype == "TXT":
         return _txt(content, policy)
@@ -380,7 +380,7 @@ def canonical_content(rtype, content, zone, policy, in_zone=None):
         return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), text,
                                    origin=ROOT, relativize=False).to_text()
     except dns.exception.DNSException as exc:
-        raise RuleError(f"Der Inhalt ist ungültig ({exc}).")
+        raise RuleError(f"Der Inhalt ist ungültig ({exc}).") from None
 
 
 def _is_v4(text):

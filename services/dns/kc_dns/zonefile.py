@@ -27,7 +27,7 @@ def _sort_key(record):
     name = record["name"]
     apex = name == "@"
     rtype = record["type"]
-    return (not apex, list(reversed(name.split("."))) if not apex else [],
+    return (not apex, name.split(".")[::-1] if not apex else [],
             _TYPE_ORDER.get(rtype, 2) if apex else 2, rtype, record["content"])
 
 
@@ -122,7 +122,7 @@ def parse(text, zone):
     default_ttl, last_owner = None, None
     records, rejected = [], []
     for line, entry, owner_omitted in logical_entries(text):
-        def reject(message):
+        def reject(message, line=line, entry=entry):  # bound: called only in this iteration
             rejected.append({"line": line, "text": entry[:200], "message": message})
 
         if entry.startswith("$"):
@@ -140,7 +140,7 @@ def parse(text, zone):
             continue
         pos = 0
 
-        def next_token():
+        def next_token(entry=entry):
             nonlocal pos
             m = _TOKEN.match(entry, pos)
             if not m:

@@ -1,4 +1,6 @@
 """documents's rules, plain functions over a SQLAlchemy session (and a storage)."""
+
+from __future__ import annotations
 import base64
 import logging
 import re
@@ -15,6 +17,15 @@ from kc_documents.formatting import number_de
 from kc_documents.models import documents, library_documents, library_versions
 from kc_documents.pool import timed_out
 from kc_documents.storage import checked_get, sha256
+from collections.abc import Callable
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from kc_documents.storage import Storage
+from marshmallow import Schema
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +33,11 @@ PDF = "application/pdf"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
-def safe_name(text):
+def safe_name(text: object) -> str:
     return re.sub(r"[^0-9A-Za-z._-]+", "-", str(text)).strip("-")[:80] or "x"
 
 
-def parse_event(schema, data, event_type):
+def parse_event(schema: Schema, data: dict[str, Any] | None, event_type: str) -> dict[str, Any]:
     """Validate an event's data against the contract; a malformed or incomplete event raises
     (the handler retries and finally parks it in the dead-letter queue, where an operator sees it)."""
     try:
@@ -35,10 +46,10 @@ def parse_event(schema, data, event_type):
         fields = _flatten(exc.messages)
         log.warning("%s event incomplete or malformed, not rendered (fields: %s)", event_type,
                     ", ".join(sorted(fields)))
-        raise Unprocessable(f"{event_type}: Daten unvollständig", {"fields": fields})
+        raise Unprocessable(f"{event_type}: Daten unvollständig", {"fields": fields}) from None
 
 
-def check_invoice_size(data, max_lines):
+def check_invoice_size(data: Any, max_lines: int) -> None:
     """An invoice with more lines than ``max_lines`` is not rendered: the event is parked naming
     why (checked on the raw event, before validating thousands of lines)."""
     lines = (data or {}).get("lines") if isinstance(data, dict) else None
@@ -52,7 +63,7 @@ def check_invoice_size(data, max_lines):
             {"reason": "too_many_lines", "lines": len(lines), "max_lines": max_lines})
 
 
-def render_or_park(renderer, what, fn, *args):
+def render_or_park(renderer: Any, what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Render for an event handler. A document that did not render within the pool's time limit
     (its worker is killed) would not render the next time either: it raises Unprocessable naming
     the reason, so the event is parked in the dead-letter queue instead of occupying a worker
@@ -71,20 +82,21 @@ def render_or_park(renderer, what, fn, *args):
 
 # --- the customer's own documents ------------------------------------------------------------
 
-def find_document(session, kind, ref):
+def find_document(session: Session, kind: str, ref: str) -> Row[Any] | None:
     return session.execute(select(documents).where(documents.c.kind == kind,
                                                    documents.c.ref == str(ref))).first()
 
 
-def store_document(uow, *, customer_id, kind, ref, title, filename, data, document_date, storage):
+def store_document(uow: UnitOfWork, *, customer_id: int, kind: str, ref: str, title: str, filename: str,
+                   data: bytes, document_date: dt.date, storage: Storage) -> str | None:
     """Store the bytes and record the document once per (kind, ref); emits ``document_stored``.
 
     Returns the document id, or None when the document existed already (duplicate event)."""
     digest = sha256(data)
-    key = f"{kind}/{customer_id}/{safe_name(ref)}-{digest[:16]}.pdf"
+    key = document_key(kind, customer_id, ref, digest)
     storage.put(key, data, PDF)
     doc_id = str(uuid.uuid4())
-    inserted = uow.session.execute(dialect_insert(uow.session)(documents).values(
+    inserted = uow.session.execute(dialect_insert(uow.session)(documents).values(  # type: ignore[attr-defined]  # a DML statement's CursorResult
         id=doc_id, customer_id=customer_id, kind=kind, ref=str(ref), title=title, filename=filename,
         content_type=PDF, size=len(data), sha256=digest, storage_key=key,
         document_date=document_date, created_at=utcnow(),
@@ -97,22 +109,29 @@ def store_document(uow, *, customer_id, kind, ref, title, filename, data, docume
     return doc_id
 
 
-def invoice_filename(number, kind="invoice"):
+def document_key(kind: str, customer_id: int, ref: str, digest: str) -> str:
+    """Where a customer's document is stored: by kind and customer, named by its reference and
+    its content (a changed PDF for the same reference never overwrites the first one)."""
+    return f"{kind}/{customer_id}/{safe_name(ref)}-{digest[:16]}.pdf"
+
+
+def invoice_filename(number: str, kind: str = "invoice") -> str:
     return f"{'Gutschrift' if kind == 'credit_note' else 'Rechnung'}_{safe_name(number)}.pdf"
 
 
-def av_filename(agreement_id):
+def av_filename(agreement_id: str) -> str:
     return f"AV-Vereinbarung_{safe_name(agreement_id)}.pdf"
 
 
-def _doc_dump(row):
+def _doc_dump(row: Row[Any]) -> dict[str, Any]:
     data = dict(row._mapping)
     data["created_at"] = as_utc(data["created_at"])
     data["download_path"] = f"/api/v1/me/documents/{row.id}"
     return data
 
 
-def list_documents(session, customer_id, *, page, per_page, kind=None):
+def list_documents(session: Session, customer_id: int, *, page: int, per_page: int,
+                   kind: str | None = None) -> dict[str, Any]:
     where = [documents.c.customer_id == customer_id]
     if kind:
         where.append(documents.c.kind == kind)
@@ -123,25 +142,26 @@ def list_documents(session, customer_id, *, page, per_page, kind=None):
     return {"items": [_doc_dump(r) for r in rows], "total": total, "page": page, "per_page": per_page}
 
 
-def _file(row, storage):
+def _file(row: Row[Any], storage: Storage) -> dict[str, Any]:
     data = checked_get(storage, row.storage_key, row.sha256)
     return {"filename": row.filename, "content_type": row.content_type,
             "content_b64": base64.b64encode(data).decode("ascii"), "sha256": row.sha256}
 
 
-def document_file(session, storage, document_id, customer_id=None):
+def document_file(session: Session, storage: Storage, document_id: str,
+                  customer_id: int | None = None) -> dict[str, Any]:
     """The file of a document; with ``customer_id`` only that customer's (else 404)."""
     try:
         uuid.UUID(str(document_id))
     except ValueError:
-        raise NotFound("Dokument nicht gefunden.")
+        raise NotFound("Dokument nicht gefunden.") from None
     row = session.execute(select(documents).where(documents.c.id == str(document_id))).first()
     if row is None or (customer_id is not None and row.customer_id != customer_id):
         raise NotFound("Dokument nicht gefunden.")
     return _file(row, storage)
 
 
-def invoice_file(session, storage, number, customer_id):
+def invoice_file(session: Session, storage: Storage, number: str, customer_id: int) -> dict[str, Any]:
     row = find_document(session, "invoice", number)
     if row is None or row.customer_id != customer_id:
         raise NotFound("Zu dieser Rechnung gibt es (noch) kein PDF.")
@@ -150,7 +170,7 @@ def invoice_file(session, storage, number, customer_id):
 
 # --- the library ---------------------------------------------------------------------------------
 
-def ensure_library(session):
+def ensure_library(session: Session) -> None:
     """The guide's entries and the built-in version 1 of each (idempotent)."""
     have = set(session.execute(select(library_documents.c.slug)).scalars())
     if len(have) >= len(library.ENTRIES):
@@ -169,25 +189,25 @@ def ensure_library(session):
                 published_by=None).on_conflict_do_nothing(index_elements=["slug", "version"]))
 
 
-def _entry(session, slug):
+def _entry(session: Session, slug: str) -> Row[Any]:
     row = session.execute(select(library_documents).where(library_documents.c.slug == slug)).first()
     if row is None:
         raise NotFound("Dieses Dokument gibt es nicht.")
     return row
 
 
-def _versions(session, slug):
+def _versions(session: Session, slug: str) -> Sequence[Row[Any]]:
     """Newest first: by valid_from, then publication order."""
     return session.execute(select(library_versions).where(library_versions.c.slug == slug)
                            .order_by(library_versions.c.valid_from.desc(),
                                      library_versions.c.id.desc())).all()
 
 
-def _version_path(slug, version):
+def _version_path(slug: str, version: str) -> str:
     return f"/api/v1/library/{slug}/versions/{version}"
 
 
-def library_list(session, manual_url, today):
+def library_list(session: Session, manual_url: str, today: dt.date) -> dict[str, Any]:
     items = []
     rows = session.execute(select(library_documents).order_by(library_documents.c.position)).all()
     for row in rows:
@@ -206,14 +226,18 @@ def library_list(session, manual_url, today):
     return {"items": items}
 
 
-def _current(session, slug, today):
-    """The newest version already valid (or, if none is yet, the oldest)."""
-    versions = _versions(session, slug)
+def _current(session: Session, slug: str, today: dt.date) -> Row[Any] | None:
+    return current_version(_versions(session, slug), today)
+
+
+def current_version(versions: Sequence[Row[Any]], today: dt.date) -> Row[Any] | None:
+    """The version a download gets today: the newest already valid (or, if none is yet, the
+    oldest; None without versions). ``versions``: newest first (valid_from, then publication)."""
     valid = [v for v in versions if v.valid_from <= today]
     return valid[0] if valid else (versions[-1] if versions else None)
 
 
-def library_versions_list(session, slug):
+def library_versions_list(session: Session, slug: str) -> dict[str, Any]:
     entry = _entry(session, slug)
     if entry.source != "versions":
         raise NotFound("Dieses Dokument hat keine Versionen.")
@@ -223,7 +247,8 @@ def library_versions_list(session, slug):
     return {"slug": slug, "name": entry.name, "items": items}
 
 
-def library_version_row(session, slug, version, today):
+def library_version_row(session: Session, slug: str, version: str,
+                        today: dt.date) -> tuple[Row[Any], Row[Any] | None]:
     """(entry, version row) for a download; version None = the current one."""
     entry = _entry(session, slug)
     if entry.source == "link":
@@ -242,32 +267,34 @@ def library_version_row(session, slug, version, today):
     return entry, row
 
 
-def version_file(row, data):
+def version_file(row: Row[Any], data: bytes) -> dict[str, Any]:
     return {"filename": row.filename, "content_type": PDF,
             "content_b64": base64.b64encode(data).decode("ascii"), "sha256": sha256(data)}
 
 
-def cached_version_bytes(session, storage, row):
+def cached_version_bytes(session: Session, storage: Storage, row: Row[Any]) -> bytes | None:
     if row.storage_key is None:
         return None
     return checked_get(storage, row.storage_key, row.sha256)
 
 
-def save_rendered_version(session, storage, row, data):
+def save_rendered_version(session: Session, storage: Storage, row: Row[Any], data: bytes) -> bytes:
     """Keep a rendered built-in version; the first writer wins, later ones serve the stored file."""
     digest = sha256(data)
     key = f"library/{row.slug}/{safe_name(row.version)}-{digest[:16]}.pdf"
     storage.put(key, data, PDF)
-    updated = session.execute(update(library_versions).where(
+    updated = session.execute(update(library_versions).where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
         library_versions.c.id == row.id, library_versions.c.storage_key.is_(None)
     ).values(storage_key=key, sha256=digest, size=len(data))).rowcount
     if updated:
         return data
-    fresh = session.execute(select(library_versions).where(library_versions.c.id == row.id)).first()
+    fresh: Row[Any] = session.execute(  # type: ignore[assignment]  # the row is there
+        select(library_versions).where(library_versions.c.id == row.id)).first()
     return checked_get(storage, fresh.storage_key, fresh.sha256)
 
 
-def publish_version(uow, storage, slug, data, staff_id, today):
+def publish_version(uow: UnitOfWork, storage: Storage, slug: str, data: dict[str, Any], staff_id: str,
+                    today: dt.date) -> dict[str, Any]:
     """A staff upload becomes the newest version of a library document."""
     entry = _entry(uow.session, slug)
     if entry.source != "versions":
@@ -278,7 +305,7 @@ def publish_version(uow, storage, slug, data, staff_id, today):
     try:
         content = base64.b64decode(uploads[0]["content_b64"], validate=True)
     except ValueError:
-        raise ValidationFailed(fields={"file": ["Ungültige Datei."]})
+        raise ValidationFailed(fields={"file": ["Ungültige Datei."]}) from None
     if not content.startswith(b"%PDF-") or b"%%EOF" not in content[-1024:]:
         raise ValidationFailed(fields={"file": ["Die Datei ist kein PDF."]})
     if len(content) > MAX_UPLOAD_BYTES:

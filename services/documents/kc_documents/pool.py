@@ -180,8 +180,8 @@ class _Worker:
         if self.outbox in ready:
             try:
                 return self.outbox.recv()
-            except (EOFError, OSError):
-                raise WorkerGone()
+            except (EOFError, OSError) as err:
+                raise WorkerGone() from err
         if ready:
             raise WorkerGone()
         return None
@@ -272,7 +272,7 @@ class ProcessRenderer:
         except queue.Empty:
             log.error("no render worker free within %.0fs", self.timeout)
             raise ServiceUnavailable("Das Dokument kann gerade nicht erzeugt werden (ausgelastet).",
-                                     {"reason": BUSY_REASON})
+                                     {"reason": BUSY_REASON}) from None
         slot.busy = True
         return slot
 
@@ -308,7 +308,7 @@ class ProcessRenderer:
             log.error("a render worker could not be started: %r", exc)
             self._discard(slot)
             raise ServiceUnavailable("Das Dokument konnte gerade nicht erzeugt werden.",
-                                     {"reason": CRASH_REASON})
+                                     {"reason": CRASH_REASON}) from exc
         return worker
 
     # -- jobs --
@@ -347,7 +347,7 @@ class ProcessRenderer:
             log.error("render worker %s died while rendering with %s", worker.pid, name)
             self._replace(slot, generation)
             raise ServiceUnavailable("Das Dokument konnte gerade nicht erzeugt werden.",
-                                     {"reason": CRASH_REASON})
+                                     {"reason": CRASH_REASON}) from None
         except BaseException as exc:
             if sent and not answered and slot.worker is worker:
                 # e.g. the green thread was killed while waiting: the worker's state is unknown

@@ -263,5 +263,5 @@ class DocumentsService(PingMixin):
                 result = domain.publish_version(uow, self.cfg.storage, slug, data, staff_id,
                                                 berlin_today())
         except IntegrityError:  # a concurrent publish of the same version
-            raise Conflict("Diese Version gibt es schon.", {"fields": {"version": ["Schon vorhanden."]}})
+            raise Conflict("Diese Version gibt es schon.", {"fields": {"version": ["Schon vorhanden."]}}) from None
         return schemas.LibraryVersionSchema().dump(result)

@@ -66,7 +66,7 @@ class LocalStorage(Storage):
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise NotFound("Das Dokument ist nicht (mehr) vorhanden.")
+            raise NotFound("Das Dokument ist nicht (mehr) vorhanden.") from None
 
     def exists(self, key):
         return self._path(key).is_file()
@@ -96,7 +96,7 @@ class S3Storage(Storage):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except Exception as exc:  # botocore's NoSuchKey is a ClientError subclass
             if "NoSuchKey" in type(exc).__name__ or "404" in str(exc) or "NoSuchKey" in str(exc):
-                raise NotFound("Das Dokument ist nicht (mehr) vorhanden.")
+                raise NotFound("Das Dokument ist nicht (mehr) vorhanden.") from None
             raise
 
     def delete(self, key):

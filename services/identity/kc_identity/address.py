@@ -35,7 +35,7 @@ def email(value):
     try:
         return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
-        raise ValueError("Bitte geben Sie eine gültige E-Mail-Adresse an (z. B. name@firma.de).")
+        raise ValueError("Bitte geben Sie eine gültige E-Mail-Adresse an (z. B. name@firma.de).") from None
 
 
 def phone(value, country=DEFAULT_COUNTRY):
@@ -57,7 +57,7 @@ def country(value):
     try:
         get_validation_rules({"country_code": code})
     except Exception:  # unknown to the address metadata
-        raise ValueError("Dieses Land ist uns nicht bekannt.")
+        raise ValueError("Dieses Land ist uns nicht bekannt.") from None
     return code
 
 
@@ -77,7 +77,7 @@ def vat_id(value):
     try:
         return eu_vat.validate(value)
     except StdnumError:
-        raise ValueError("Bitte geben Sie eine gültige USt-IdNr. an (z. B. DE123456789).")
+        raise ValueError("Bitte geben Sie eine gültige USt-IdNr. an (z. B. DE123456789).") from None
 
 
 def clean(data, *, required=REQUIRED, default_country=DEFAULT_COUNTRY):

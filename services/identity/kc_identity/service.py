@@ -586,7 +586,7 @@ class IdentityService(PingMixin):
             try:
                 row = customers.get_customer_row(uow.session, int(customer_id))
             except (TypeError, ValueError):
-                raise NotFound("Kunde nicht gefunden.")
+                raise NotFound("Kunde nicht gefunden.") from None
         return customers.customer_view(row)
 
     @rpc

@@ -24,8 +24,8 @@ class Vault:
     def decrypt(self, token):
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
-        except InvalidToken:
-            raise RuntimeError("telephone password cannot be decrypted with the configured keys")
+        except InvalidToken as err:
+            raise RuntimeError("telephone password cannot be decrypted with the configured keys") from err
 
     def rotate(self, token):
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")

@@ -10,6 +10,8 @@ the customer), ``closed``. A staff reply makes a request ``answered`` (or the
 state the agent picks); a customer reply makes it ``open`` again, also a
 closed one (the customer is not left talking to a closed request).
 """
+
+from __future__ import annotations
 import secrets
 
 from sqlalchemy import and_, func, or_, select, update
@@ -18,6 +20,13 @@ from kc_common.db import utcnow
 from kc_common.errors import Forbidden, NotFound
 from kc_support.models import attachments, calls, messages, requests
 from kc_support.schemas import CATEGORIES, STATES
+from collections.abc import Collection
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 CUSTOMER_VISIBLE = ("customer", "staff")
 STAFF_AUTHOR = "KundenCenter Support"
@@ -26,15 +35,15 @@ OPENED, REPLIED, CLOSED, STATE_CHANGED = ("support_request_opened", "support_req
                                           "support_request_closed", "support_request_state_changed")
 
 
-def format_number(request_id):
+def format_number(request_id: int) -> str:
     return f"SR-{request_id:06d}"
 
 
-def new_reply_token():
+def new_reply_token() -> str:
     return secrets.token_hex(16)
 
 
-def reply_address(base, token):
+def reply_address(base: str, token: str) -> str | None:
     """``support@example`` + token -> ``support+<token>@example`` (None without a base address)."""
     if not base or "@" not in base:
         return None
@@ -42,7 +51,7 @@ def reply_address(base, token):
     return f"{local}+{token}@{host}"
 
 
-def token_from_address(base, address):
+def token_from_address(base: str, address: str) -> str | None:
     """The reply token in ``address`` if it is ``<local>+<token>@<host>`` of ``base``, else None."""
     if not base or not address or "@" not in base:
         return None
@@ -60,13 +69,13 @@ def token_from_address(base, address):
 NOT_A_CONTACT = "Nicht als Kunde oder Ansprechpartner hinterlegt."
 
 
-def author_of(contact, name):
+def author_of(contact: dict[str, Any], name: str) -> dict[str, Any]:
     """The request's author from identity's ``check_contact`` answer about ``name``."""
     return {"name": contact.get("name") or name, "kind": contact.get("kind") or "customer",
             "contact_id": contact.get("contact_id"), "email": contact.get("email")}
 
 
-def authorised_author(contact, name):
+def authorised_author(contact: dict[str, Any], name: str) -> dict[str, Any]:
     """Only the customer or a contact person identity knows may write; else 403 naming ``name``."""
     if not contact.get("authorised"):
         raise Forbidden(
@@ -77,12 +86,12 @@ def authorised_author(contact, name):
     return author_of(contact, name)
 
 
-def caller_check(contact, password_check):
+def caller_check(contact: dict[str, Any], password_check: dict[str, Any]) -> tuple[bool, bool]:
     """Telephone support: (name ok, telephone password ok) from identity's two answers."""
     return bool(contact.get("authorised")), bool(password_check.get("verified"))
 
 
-def require_verified_caller(name_ok, password_ok):
+def require_verified_caller(name_ok: bool, password_ok: bool) -> None:
     """A request taken on the phone needs a verified caller: else 403 naming what failed
     (and nothing is written)."""
     if name_ok and password_ok:
@@ -96,7 +105,34 @@ def require_verified_caller(name_ok, password_ok):
                     {"fields": fields_})
 
 
-def event_data(row, **extra):
+# --- states ---------------------------------------------------------------------------------
+
+def state_after_reply(author: str, requested: str | None = "answered") -> str | None:
+    """The state a reply leaves the request in: a customer's (or their contact's) makes it
+    ``open`` again, also a closed one; a staff reply the state the agent picks (``answered``
+    unless they pick another)."""
+    return "open" if author == "customer" else requested
+
+
+def state_values(state: str | None, now: dt.datetime) -> dict[str, Any]:
+    """The columns a change to ``state`` writes: closing stamps ``closed_at``, any other state
+    (a reopened request) clears it."""
+    return {"state": state, "updated_at": now, "closed_at": now if state == "closed" else None}
+
+
+def is_internal(kind: str) -> bool:
+    """Notes (and anything but the customer's and staff's replies) stay in the staff view:
+    never shown, mailed or handed out as an attachment to the customer."""
+    return kind not in CUSTOMER_VISIBLE
+
+
+def search_pattern(q: str) -> str:
+    """The staff search's LIKE pattern: ``q`` anywhere, its ``%``, ``_`` and ``\\`` taken
+    literally (escape character ``\\``)."""
+    return "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def event_data(row: Row[Any], **extra: Any) -> dict[str, Any]:
     """``data`` of every support_request_* event (docs/contracts.md)."""
     return dict({"request_id": row.id, "number": row.number, "customer_id": row.customer_id,
                  "subject": row.subject, "state": row.state, "category": row.category}, **extra)
@@ -104,7 +140,7 @@ def event_data(row, **extra):
 
 # --- reading ----------------------------------------------------------------------------
 
-def _by_number(session, number, customer_id=None, lock=False):
+def _by_number(session: Session, number: str, customer_id: int | None = None, lock: bool = False) -> Row[Any]:
     query = select(requests).where(requests.c.number == (number or "").upper())
     if customer_id is not None:
         query = query.where(requests.c.customer_id == customer_id)
@@ -116,54 +152,56 @@ def _by_number(session, number, customer_id=None, lock=False):
     return row
 
 
-def _summary(row):
+def _summary(row: Row[Any]) -> dict[str, Any]:
     data = dict(row._mapping)
     data["state_text"] = STATES[row.state]
     data["category_text"] = CATEGORIES[row.category]
     return data
 
 
-def _messages(session, request_id, kinds=None):
+def _messages(session: Session, request_id: int,
+              kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
     query = select(messages).where(messages.c.request_id == request_id).order_by(messages.c.id)
     if kinds is not None:
         query = query.where(messages.c.kind.in_(kinds))
     rows = session.execute(query).all()
-    files = {}
+    files: dict[int, list[dict[str, Any]]] = {}
     for a in session.execute(select(attachments).where(attachments.c.request_id == request_id)
                              .order_by(attachments.c.id)):
         files.setdefault(a.message_id, []).append(dict(a._mapping))
-    return [dict(m._mapping, attachments=files.get(m.id, []), internal=m.kind not in CUSTOMER_VISIBLE)
-            for m in rows]
+    return [dict(m._mapping, attachments=files.get(m.id, []), internal=is_internal(m.kind)) for m in rows]
 
 
-def customer_view(session, customer_id, number):
+def customer_view(session: Session, customer_id: int, number: str) -> dict[str, Any]:
     row = _by_number(session, number, customer_id)
     return dict(_summary(row), messages=_messages(session, row.id, CUSTOMER_VISIBLE))
 
 
-def staff_view(session, number):
+def staff_view(session: Session, number: str) -> dict[str, Any]:
     row = _by_number(session, number)
     call_rows = session.execute(select(calls).where(calls.c.request_id == row.id).order_by(calls.c.id))
     return dict(_summary(row), messages=_messages(session, row.id),
                 calls=[dict(c._mapping) for c in call_rows])
 
 
-def _page(session, query, page, per_page):
+def _page(session: Session, query: Any, page: int, per_page: int) -> dict[str, Any]:
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.execute(query.order_by(requests.c.updated_at.desc(), requests.c.id.desc())
                            .limit(per_page).offset((page - 1) * per_page)).all()
     return {"items": [_summary(r) for r in rows], "total": total, "page": page, "per_page": per_page}
 
 
-def list_for_customer(session, customer_id, state=None, page=1, per_page=10):
+def list_for_customer(session: Session, customer_id: int, state: str | None = None, page: int = 1,
+                      per_page: int = 10) -> dict[str, Any]:
     query = select(requests).where(requests.c.customer_id == customer_id)
     if state:
         query = query.where(requests.c.state == state)
     return _page(session, query, page, per_page)
 
 
-def list_for_staff(session, staff_id, state=None, category=None, assignee=None, customer_id=None,
-                   q=None, page=1, per_page=10):
+def list_for_staff(session: Session, staff_id: str, state: str | None = None, category: str | None = None,
+                   assignee: str | None = None, customer_id: int | None = None, q: str | None = None,
+                   page: int = 1, per_page: int = 10) -> dict[str, Any]:
     query = select(requests)
     if state:
         query = query.where(requests.c.state == state)
@@ -176,13 +214,14 @@ def list_for_staff(session, staff_id, state=None, category=None, assignee=None, 
     if customer_id is not None:
         query = query.where(requests.c.customer_id == customer_id)
     if q:
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = search_pattern(q)
         query = query.where(or_(requests.c.number.ilike(like, escape="\\"),
                                 requests.c.subject.ilike(like, escape="\\")))
     return _page(session, query, page, per_page)
 
 
-def attachment_for(session, number, attachment_id, customer_id=None):
+def attachment_for(session: Session, number: str, attachment_id: int,
+                   customer_id: int | None = None) -> Row[Any]:
     """An attachment's metadata; a customer gets only their own, never one of an internal message."""
     row = _by_number(session, number, customer_id)
     try:
@@ -193,14 +232,16 @@ def attachment_for(session, number, attachment_id, customer_id=None):
              .join(messages, messages.c.id == attachments.c.message_id)
              .where(and_(attachments.c.id == attachment_id, attachments.c.request_id == row.id)))
     found = session.execute(query).first()
-    if found is None or (customer_id is not None and found.kind not in CUSTOMER_VISIBLE):
+    if found is None or (customer_id is not None and is_internal(found.kind)):
         raise NotFound("Diesen Anhang gibt es nicht.")
     return found
 
 
 # --- writing ----------------------------------------------------------------------------
 
-def _add_message(session, request_id, kind, author_name, body, via, staff_id=None, files=(), now=None):
+def _add_message(session: Session, request_id: int, kind: str, author_name: str, body: str, via: str,
+                 staff_id: str | None = None, files: Sequence[dict[str, Any]] = (),
+                 now: dt.datetime | None = None) -> int:
     now = now or utcnow()
     message_id = session.execute(messages.insert().values(
         request_id=request_id, kind=kind, author_name=author_name, staff_id=staff_id, via=via,
@@ -211,11 +252,12 @@ def _add_message(session, request_id, kind, author_name, body, via, staff_id=Non
     return message_id
 
 
-def _reload(session, request_id):
-    return session.execute(select(requests).where(requests.c.id == request_id)).first()
+def _reload(session: Session, request_id: int) -> Row[Any]:
+    return session.execute(select(requests).where(requests.c.id == request_id)).first()  # type: ignore[return-value]  # it exists
 
 
-def open_request(uow, customer_id, author, subject, message, category, files=(), via="web"):
+def open_request(uow: UnitOfWork, customer_id: int, author: dict[str, Any], subject: str, message: str,
+                 category: str | None, files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """A new request with its first message; emits ``support_request_opened``. Returns its number."""
     now = utcnow()
     session = uow.session
@@ -234,31 +276,32 @@ def open_request(uow, customer_id, author, subject, message, category, files=(),
     return number
 
 
-def _set_state(uow, row, state, now, **why):
+def _set_state(uow: UnitOfWork, row: Row[Any], state: str | None, now: dt.datetime, **why: Any) -> Row[Any]:
     """Change the state (no-op when equal); emits ``support_request_closed`` on closing."""
     if row.state == state:
         return row
-    uow.session.execute(update(requests).where(requests.c.id == row.id).values(
-        state=state, updated_at=now, closed_at=now if state == "closed" else None))
+    uow.session.execute(update(requests).where(requests.c.id == row.id).values(**state_values(state, now)))
     new = _reload(uow.session, row.id)
     if state == "closed":
         uow.emit(CLOSED, event_data(new, old_state=row.state, **why))
     return new
 
 
-def customer_reply(uow, customer_id, number, author_name, body, files=(), via="web"):
+def customer_reply(uow: UnitOfWork, customer_id: int, number: str, author_name: str, body: str,
+                   files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """The customer (or their contact) adds to the thread; the request is open again."""
     now = utcnow()
     row = _by_number(uow.session, number, customer_id, lock=True)
     message_id = _add_message(uow.session, row.id, "customer", author_name, body, via, files=files, now=now)
     uow.session.execute(update(requests).where(requests.c.id == row.id).values(updated_at=now))
-    new = _set_state(uow, row, "open", now)
+    new = _set_state(uow, row, state_after_reply("customer"), now)
     uow.emit(REPLIED, event_data(new, message_id=message_id, author="customer", via=via,
                                  reopened=row.state == "closed"))
     return row.number
 
 
-def mail_reply(uow, token, author_name, body, files=()):
+def mail_reply(uow: UnitOfWork, token: str, author_name: str, body: str,
+               files: Sequence[dict[str, Any]] = ()) -> str:
     """A reply by e-mail, matched by the request's secret reply token; returns the number."""
     row = request_by_token(uow.session, token)
     if row is None:
@@ -266,22 +309,24 @@ def mail_reply(uow, token, author_name, body, files=()):
     return customer_reply(uow, row.customer_id, row.number, author_name, body, files, via="email")
 
 
-def staff_reply(uow, staff_id, number, body, state="answered", files=(), via="web"):
+def staff_reply(uow: UnitOfWork, staff_id: str, number: str, body: str, state: str | None = "answered",
+                files: Sequence[dict[str, Any]] = (), via: str = "web") -> str:
     """A reply the customer sees (and gets by mail); then the request is in ``state``."""
     now = utcnow()
     row = _by_number(uow.session, number, lock=True)
     message_id = _add_message(uow.session, row.id, "staff", STAFF_AUTHOR, body, via, staff_id=staff_id,
                               files=files, now=now)
-    values = {"updated_at": now}
+    values: dict[str, Any] = {"updated_at": now}
     if row.assignee_staff_id is None:  # who answers an unassigned request takes it
         values["assignee_staff_id"] = staff_id
     uow.session.execute(update(requests).where(requests.c.id == row.id).values(**values))
-    new = _set_state(uow, row, state, now, by="staff")
+    new = _set_state(uow, row, state_after_reply("staff", state), now, by="staff")
     uow.emit(REPLIED, event_data(new, message_id=message_id, author="staff", via=via, staff_id=staff_id))
     return row.number
 
 
-def change_state(uow, staff_id, number, state, category=None):
+def change_state(uow: UnitOfWork, staff_id: str, number: str, state: str | None,
+                 category: str | None = None) -> str:
     """Staff set the state (and optionally re-categorise); emits state_changed (mail) when it changed."""
     now = utcnow()
     row = _by_number(uow.session, number, lock=True)
@@ -295,21 +340,22 @@ def change_state(uow, staff_id, number, state, category=None):
     return row.number
 
 
-def assign(uow, number, assignee):
+def assign(uow: UnitOfWork, number: str, assignee: str | None) -> str:
     row = _by_number(uow.session, number, lock=True)
     uow.session.execute(update(requests).where(requests.c.id == row.id)
                         .values(assignee_staff_id=assignee, updated_at=utcnow()))
     return row.number
 
 
-def add_note(uow, staff_id, number, body):
+def add_note(uow: UnitOfWork, staff_id: str, number: str, body: str) -> str:
     """An internal note: in the staff view only, never shown or mailed to the customer."""
     row = _by_number(uow.session, number, lock=True)
     _add_message(uow.session, row.id, "note", STAFF_AUTHOR, body, "web", staff_id=staff_id)
     return row.number
 
 
-def record_call(uow, staff_id, number, caller_name, name_authorised, password_verified, note):
+def record_call(uow: UnitOfWork, staff_id: str, number: str, caller_name: str, name_authorised: bool,
+                password_verified: bool, note: str | None) -> tuple[int, bool]:
     """Record a telephone call and the result of the caller's verification (never the password)."""
     row = _by_number(uow.session, number, lock=True)
     now = utcnow()
@@ -322,21 +368,21 @@ def record_call(uow, staff_id, number, caller_name, name_authorised, password_ve
     return call_id, verified
 
 
-def request_by_id(session, request_id):
+def request_by_id(session: Session, request_id: int) -> Row[Any]:
     return _reload(session, request_id)
 
 
-def message_by_id(session, message_id):
+def message_by_id(session: Session, message_id: int) -> Row[Any] | None:
     return session.execute(select(messages).where(messages.c.id == message_id)).first()
 
 
-def files_of(session, message):
+def files_of(session: Session, message: Row[Any]) -> Sequence[Row[Any]]:
     """The attachments of a message, in upload order."""
     return session.execute(select(attachments).where(
         attachments.c.message_id == message.id).order_by(attachments.c.id)).all()
 
 
-def request_by_token(session, token):
+def request_by_token(session: Session, token: str) -> Row[Any] | None:
     if not token:
         return None
     return session.execute(select(requests).where(requests.c.reply_token == token)).first()
@@ -347,7 +393,7 @@ def request_by_token(session, token):
 ERASED = "Gelöscht"
 
 
-def forget_customer(uow, data):
+def forget_customer(uow: UnitOfWork, data: dict[str, Any]) -> int:
     """identity's ``customer_erased``: the customer's requests stay as numbered records
     (closed), but who wrote and what they wrote goes: author names and addresses, the subject,
     the customer's message bodies, callers' names and the attachments' records."""

@@ -1,4 +1,6 @@
 """Shared rules: domain names, money, the contract state machine."""
+
+from __future__ import annotations
 import hashlib
 import json
 from decimal import Decimal
@@ -8,6 +10,9 @@ import idna
 from kc_common.domains import lookalike_problem
 from kc_common.errors import Conflict
 from kc_common.schemas import money
+from collections.abc import Sequence
+from sqlalchemy import Row
+from typing import Any
 
 # Contract states and the only transitions allowed between them.
 PENDING, ACTIVE, CANCELLED, TERMINATED = "pending", "active", "cancelled", "terminated"
@@ -29,7 +34,7 @@ ORDERABLE_KINDS = ("hosting", "domain", "server", "addon")
 PANEL_LABELS = {"servercon": "Login", "reseller": "Admin Reseller", "cloud": "Cloud Platform Login"}
 
 
-def check_transition(current, target):
+def check_transition(current: Any, target: str) -> None:
     """Refuse a transition the state machine does not allow (409, with both states)."""
     if target not in TRANSITIONS.get(current, set()):
         raise Conflict(f"Ein Vertrag im Status „{STATUS_TEXT.get(current, current)}“ kann nicht "
@@ -37,7 +42,7 @@ def check_transition(current, target):
                        {"status": current, "target": target})
 
 
-def normalise_domain(name):
+def normalise_domain(name: str) -> str:
     """IDNA 2008 A-label form of a registrable domain, or ValueError with a German reason."""
     name = name.strip().rstrip(".").lower()
     if not name or "." not in name:
@@ -45,7 +50,7 @@ def normalise_domain(name):
     try:
         ascii_name = idna.encode(name, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
-        raise ValueError("Die Domain enthält ungültige Zeichen.")
+        raise ValueError("Die Domain enthält ungültige Zeichen.") from None
     problem = lookalike_problem(ascii_name)
     if problem:
         raise ValueError(problem)
@@ -56,15 +61,15 @@ def normalise_domain(name):
     return ascii_name
 
 
-def request_hash(items):
+def request_hash(items: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def gross(net, vat_rate):
+def gross(net: Decimal | str, vat_rate: Decimal | str) -> Decimal:
     return money(Decimal(net) * (1 + Decimal(vat_rate) / 100))
 
 
-def period_price(product, period_months, options=()):
+def period_price(product: Row[Any], period_months: int, options: Sequence[Row[Any]] = ()) -> Decimal:
     """Net price of one payment period: monthly price (domains: yearly) times the period."""
     if product.kind == "domain":
         return money(product.price_net * period_months / 12)

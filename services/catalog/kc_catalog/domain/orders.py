@@ -1,4 +1,6 @@
 """Orders: validated as a whole, placed atomically (all items or none)."""
+
+from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
@@ -13,13 +15,19 @@ from kc_common.errors import Conflict, Unprocessable, ValidationFailed
 from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, normalise_domain,
                                       period_price, request_hash)
 from kc_catalog.models import contracts, ip_addresses, orders, products
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 SERVER_DOMAIN = "kundencenter-server.de"
 DEFAULT_IP_POOL = "178.250.10.0/24"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
-def find_existing(session, customer_id, idempotency_key, items):
+def find_existing(session: Session, customer_id: int, idempotency_key: str | None,
+                  items: list[dict[str, Any]]) -> int | None:
     """The order placed before with this key (same items), None, or 422 for other items."""
     if not idempotency_key:
         return None
@@ -32,7 +40,8 @@ def find_existing(session, customer_id, idempotency_key, items):
     return existing.id
 
 
-def contract_terms(product, period, options=(), usage=None):
+def contract_terms(product: Row[Any], period: int, options: Sequence[Row[Any]] = (),
+                   usage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Description, booked options and price of one period, fixed at order time."""
     parts = [product.name] + [o.name for o in options]
     if usage:
@@ -43,7 +52,8 @@ def contract_terms(product, period, options=(), usage=None):
                         for o in options]}
 
 
-def event_item(contract_id, product, item, terms, status, period_start, period_end, ips):
+def event_item(contract_id: int | None, product: Row[Any], item: dict[str, Any], terms: dict[str, Any],
+               status: str, period_start: dt.date, period_end: dt.date, ips: Sequence[str]) -> dict[str, Any]:
     """One item of ``order_placed`` (see docs/contracts.md; fields are only ever added)."""
     return {
         "contract_id": contract_id, "product_id": product.id, "product_name": product.name,
@@ -55,12 +65,26 @@ def event_item(contract_id, product, item, terms, status, period_start, period_e
     }
 
 
-def _validate_item(session, i, item, errors):
+def _validate_item(session: Session, i: int, item: dict[str, Any],
+                   errors: dict[str, Any]) -> dict[str, Any] | None:
     """Resolve one order item or record its errors under ``items.<i>.<field>``."""
-    def fail(field, message):
+    product = session.execute(select(products).where(products.c.id == item["product_id"])).first()
+    option_ids = item.get("options") or []
+    options = {}
+    if product is not None and product.active and product.kind == "server" and option_ids:
+        options = {r.id: r for r in session.execute(select(products).where(
+            products.c.id.in_(option_ids), products.c.kind == "option", products.c.active.is_(True))).all()}
+    return check_item(i, item, product, options, errors)
+
+
+def check_item(i: int, item: dict[str, Any], product: Any, options: dict[int, Any],
+               errors: dict[str, Any]) -> dict[str, Any] | None:
+    """The rules of one order item on its product (None: unknown) and the active options it names
+    (``{id: row}``, those found): records errors under ``items.<i>.<field>`` and returns the
+    resolved item, or None when the product itself is refused."""
+    def fail(field: str, message: str) -> None:
         errors.setdefault(f"items.{i}.{field}", []).append(message)
 
-    product = session.execute(select(products).where(products.c.id == item["product_id"])).first()
     if product is None or not product.active or product.kind not in ORDERABLE_KINDS:
         fail("product_id", "Unbekanntes Produkt." if product is None or not product.active else
              "Diese Option kann nur zusammen mit einem Server bestellt werden.")
@@ -108,10 +132,8 @@ def _validate_item(session, i, item, errors):
     elif option_ids:
         if len(option_ids) != len(set(option_ids)):
             fail("options", "Eine Option ist mehrfach angegeben.")
-        rows = {r.id: r for r in session.execute(select(products).where(
-            products.c.id.in_(option_ids), products.c.kind == "option", products.c.active.is_(True))).all()}
         for oid in option_ids:
-            option = rows.get(oid)
+            option = options.get(oid)
             if option is None or product.family not in option.attributes.get("applies_to", []):
                 fail("options", f"Die Option {oid} gibt es für diesen Server nicht.")
             elif option not in resolved["options"]:
@@ -119,7 +141,7 @@ def _validate_item(session, i, item, errors):
     return resolved
 
 
-def allocate_ips(session, contract_id, count, pool, now):
+def allocate_ips(session: Session, contract_id: int, count: int, pool: str, now: dt.datetime) -> list[str]:
     """Give ``count`` free addresses of the pool to a contract (first free ones).
 
     The address is the primary key: a concurrent order that took the same
@@ -127,7 +149,7 @@ def allocate_ips(session, contract_id, count, pool, now):
     """
     network = ipaddress.ip_network(pool, strict=False)
     used = set(session.execute(select(ip_addresses.c.address)).scalars())
-    given = []
+    given: list[str] = []
     for host in network.hosts():
         if len(given) == count:
             break
@@ -146,10 +168,12 @@ def allocate_ips(session, contract_id, count, pool, now):
     return given
 
 
-def resolve_items(session, items):
+def resolve_items(session: Session,
+                  items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """Validate every item of an order (all errors at once) and check that its domains and
     server names are free. Returns ``(resolved, domains, names)``."""
-    errors, resolved = {}, []
+    errors: dict[str, Any] = {}
+    resolved: list[dict[str, Any]] = []
     for i, item in enumerate(items):
         r = _validate_item(session, i, item, errors)
         if r is not None:
@@ -176,13 +200,14 @@ def resolve_items(session, items):
     return resolved, domains, names
 
 
-def first_period(today, months):
+def first_period(today: dt.date, months: int) -> tuple[dt.date, dt.date, dt.date]:
     """The first period of a contract ordered today: today .. the day before its next invoice."""
     next_invoice = today + relativedelta(months=months)
     return today, next_invoice - dt.timedelta(days=1), next_invoice
 
 
-def quote_items(session, customer_id, items, today=None):
+def quote_items(session: Session, customer_id: int, items: list[dict[str, Any]],
+                today: dt.date | None = None) -> dict[str, Any]:
     """The ``order_placed`` items these order items would become (no contract ids, nothing
     written): what billing's quote prices exactly as it invoices the order."""
     today = today or berlin_today()
@@ -196,8 +221,9 @@ def quote_items(session, customer_id, items, today=None):
     return {"customer_id": customer_id, "items": quoted}
 
 
-def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=False, today=None,
-                ip_pool=DEFAULT_IP_POOL):
+def place_order(uow: UnitOfWork, customer_id: int, items: list[dict[str, Any]],
+                idempotency_key: str | None = None, *, in_arrears: bool = False, today: dt.date | None = None,
+                ip_pool: str = DEFAULT_IP_POOL) -> tuple[int, bool]:
     """Validate every item, then create the order, its contracts and ``order_placed``.
 
     All items or none. Contracts are ``active`` at once, or ``pending`` (until
@@ -244,6 +270,6 @@ def place_order(uow, customer_id, items, idempotency_key=None, *, in_arrears=Fal
     except IntegrityError:
         # A concurrent order won the race for a domain or server name (unique indexes) or the key.
         raise Conflict("Die Domain oder der Servername wurde soeben anderweitig bestellt."
-                       if domains or names else "Die Bestellung wurde gleichzeitig schon einmal aufgegeben.")
+                       if domains or names else "Die Bestellung wurde gleichzeitig schon einmal aufgegeben.") from None
     uow.emit("order_placed", {"order_id": order_id, "customer_id": customer_id, "items": event_items})
     return order_id, True

@@ -1,4 +1,6 @@
 """Server traffic: daily reports from the infrastructure, per month used vs. included."""
+
+from __future__ import annotations
 import calendar
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
@@ -12,16 +14,19 @@ from kc_common.errors import Unprocessable, ValidationFailed
 from kc_catalog.domain.common import TERMINATED
 from kc_catalog.domain.contracts import load_contract
 from kc_catalog.models import contracts, products, server_traffic
+from kc_common.db import UnitOfWork
+from sqlalchemy.orm import Session
+from typing import Any
 
 TREND_FLAT_PERCENT = Decimal("5")
 HUNDREDTH = Decimal("0.01")
 
 
-def _gb(value):
+def _gb(value: Any) -> Decimal:
     return Decimal(value or 0).quantize(HUNDREDTH, rounding=ROUND_HALF_UP)
 
 
-def store_reports(session, reports):
+def store_reports(session: Session, reports: list[dict[str, Any]]) -> int:
     """Insert or replace (contract_id, day) -> gb; a later report of a day replaces the earlier."""
     if not reports:
         return 0
@@ -34,7 +39,7 @@ def store_reports(session, reports):
     return len(reports)
 
 
-def report(uow, items, today=None):
+def report(uow: UnitOfWork, items: list[dict[str, Any]], today: dt.date | None = None) -> dict[str, int]:
     """Operators / infrastructure feed traffic per server (contract id or server name) and day.
 
     The batch is stored whole or not at all; every bad item is named.
@@ -71,9 +76,10 @@ def report(uow, items, today=None):
     return {"stored": store_reports(session, reports)}
 
 
-def _month_sums(session, contract_id, first_day, last_day):
+def _month_sums(session: Session, contract_id: int, first_day: dt.date,
+                last_day: dt.date) -> dict[Any, tuple[Decimal, int]]:
     month = func.to_char(server_traffic.c.day, "YYYY-MM") \
-        if session.bind.dialect.name == "postgresql" else func.strftime("%Y-%m", server_traffic.c.day)
+        if session.bind.dialect.name == "postgresql" else func.strftime("%Y-%m", server_traffic.c.day)  # type: ignore[union-attr]  # a bound session
     rows = session.execute(select(month.label("m"), func.sum(server_traffic.c.gb), func.count())
                            .where(server_traffic.c.contract_id == contract_id,
                                   server_traffic.c.day >= first_day, server_traffic.c.day <= last_day)
@@ -81,7 +87,7 @@ def _month_sums(session, contract_id, first_day, last_day):
     return {m: (Decimal(total), count) for m, total, count in rows}
 
 
-def _trend(current_avg, previous_avg):
+def _trend(current_avg: Decimal, previous_avg: Decimal | None) -> dict[str, Any]:
     if not previous_avg:
         return {"direction": "flat" if not current_avg else "up", "change_percent": None}
     change = ((current_avg - previous_avg) / previous_avg * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
@@ -89,7 +95,8 @@ def _trend(current_avg, previous_avg):
     return {"direction": direction, "change_percent": change}
 
 
-def usage(session, customer_id, contract_id, months=6, today=None, daily=True):
+def usage(session: Session, customer_id: int, contract_id: int, months: int = 6, today: dt.date | None = None,
+          daily: bool = True) -> dict[str, Any]:
     """Per month used vs. included (newest first), over-use flagged, trend and last 30 days
     (``daily``)."""
     row = load_contract(session, customer_id, contract_id)
@@ -124,7 +131,8 @@ def usage(session, customer_id, contract_id, months=6, today=None, daily=True):
             "daily": [{"day": d, "gb": _gb(gb)} for d, gb in days]}
 
 
-def overview(session, customer_id, months=2, today=None):
+def overview(session: Session, customer_id: int, months: int = 2,
+             today: dt.date | None = None) -> dict[str, Any]:
     """Traffic anzeigen: every running server of the customer, this month used vs. included,
     and the last ``months`` months (newest first) for the chart: one call for all servers."""
     today = today or berlin_today()

@@ -9,6 +9,8 @@ Public requests answer alike whether or not an account exists (the mail to the a
 says what applies), and are throttled per subject (e-mail / login) and per client
 address (``account_requests``).
 """
+
+from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
@@ -25,6 +27,12 @@ from kc_identity.domain.customers import (address_view, create_customer, custome
                                           get_customer_row)
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
 from kc_identity.models import account_requests, account_tokens, customers
+from collections.abc import Sequence
+from kc_common.db import UnitOfWork
+from kc_identity.vault import Vault
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 PASSWORD_RESET, SET_PASSWORD = "password_reset", "set_password"
 VERIFY_EMAIL, CHANGE_EMAIL = "verify_email", "change_email"
@@ -52,13 +60,14 @@ class Limits:
     email_ttl: dt.timedelta = dt.timedelta(hours=48)
     set_password_ttl: dt.timedelta = dt.timedelta(hours=72)
 
-    def ttl(self, purpose):
+    def ttl(self, purpose: str) -> dt.timedelta:
         return {PASSWORD_RESET: self.reset_ttl, SET_PASSWORD: self.set_password_ttl}.get(purpose, self.email_ttl)
 
 
 # --- throttle of public requests -----------------------------------------------------------
 
-def _throttle(session, *, kind, subject, client_ip, per_subject, per_address, window):
+def _throttle(session: Session, *, kind: str, subject: str, client_ip: str | None, per_subject: int,
+              per_address: int, window: dt.timedelta) -> None:
     """429 when ``subject`` or ``client_ip`` asked too often within ``window``; else record it."""
     now = utcnow()
     since = now - window
@@ -80,7 +89,8 @@ def _throttle(session, *, kind, subject, client_ip, per_subject, per_address, wi
 
 # --- single-use links ------------------------------------------------------------------------
 
-def issue_link(uow, *, purpose, customer_id, email, limits, vault, client_ip=None):
+def issue_link(uow: UnitOfWork, *, purpose: str, customer_id: int, email: str, limits: Limits, vault: Vault,
+               client_ip: str | None = None) -> str:
     """A new link for ``purpose`` (earlier unused ones of that purpose end); emits
     ``account_link_issued`` whose handler mails it to ``email``."""
     session = uow.session
@@ -100,7 +110,7 @@ def issue_link(uow, *, purpose, customer_id, email, limits, vault, client_ip=Non
     return token_id
 
 
-def _take(session, token, purposes):
+def _take(session: Session, token: str, purposes: Sequence[str]) -> Row[Any]:
     """The unused, unexpired token row (locked) for one of ``purposes``, or 400 on ``token``."""
     row = None
     if isinstance(token, str) and 20 <= len(token) <= 100:
@@ -112,13 +122,14 @@ def _take(session, token, purposes):
     return row
 
 
-def _use(session, row):
+def _use(session: Session, row: Row[Any]) -> None:
     session.execute(update(account_tokens).where(account_tokens.c.id == row.id).values(used_at=utcnow()))
 
 
 # --- Passwort vergessen ----------------------------------------------------------------------
 
-def request_password_reset(uow, *, login, client_ip, limits, vault):
+def request_password_reset(uow: UnitOfWork, *, login: str, client_ip: str | None, limits: Limits,
+                           vault: Vault) -> None:
     """Mail a reset link when ``login`` (Kundennummer or e-mail) is a customer. The caller
     answers the same either way; a known account gets at most ``reset_mails_per_account``
     mails per window (silently)."""
@@ -133,13 +144,13 @@ def request_password_reset(uow, *, login, client_ip, limits, vault):
     sent = session.execute(select(func.count()).select_from(account_tokens).where(
         account_tokens.c.customer_id == row.id, account_tokens.c.purpose == PASSWORD_RESET,
         account_tokens.c.created_at > utcnow() - limits.window)).scalar()
-    if sent >= limits.reset_mails_per_account:
+    if sent >= limits.reset_mails_per_account:  # type: ignore[operator]  # a count is never NULL
         return
     issue_link(uow, purpose=PASSWORD_RESET, customer_id=row.id, email=row.email, limits=limits,
                vault=vault, client_ip=client_ip)
 
 
-def set_password_by_link(uow, data, *, client_ip):
+def set_password_by_link(uow: UnitOfWork, data: dict[str, Any], *, client_ip: str | None) -> None:
     """A new service password through a reset (or staff's set-password) link: every session
     ends, the notice mail goes out (``password_changed``); two-factor login stays as it is."""
     session = uow.session
@@ -172,7 +183,7 @@ def set_password_by_link(uow, data, *, client_ip):
 
 # --- sign-up and staff-created customers -----------------------------------------------------
 
-def clean_customer(data, *, vat_valid=None):
+def clean_customer(data: dict[str, Any], *, vat_valid: bool | None = None) -> dict[str, Any]:
     """Validate a new customer's data like Adressdaten, plus the kind (private person or
     company). ``vat_valid``: the VIES answer asked before the transaction (False refuses).
     Returns the cleaned fields or raises ValidationFailed naming every bad field."""
@@ -199,7 +210,7 @@ def clean_customer(data, *, vat_valid=None):
     return cleaned
 
 
-def vat_id_to_check(data):
+def vat_id_to_check(data: dict[str, Any]) -> str | None:
     """The normalised VAT id of a company sign-up worth asking VIES about, or None."""
     if data.get("customer_type") != COMPANY or not (data.get("vat_id") or "").strip():
         return None
@@ -209,7 +220,8 @@ def vat_id_to_check(data):
         return None
 
 
-def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
+def signup(uow: UnitOfWork, data: dict[str, Any], *, client_ip: str | None, limits: Limits, vault: Vault,
+           terms: dict[str, Any], vat_valid: bool | None = None) -> None:
     """Public registration. ``terms``: the current Unternehmer-AGB ``{"version", ...}``.
 
     Valid input always gets the same answer: a new customer (the next Kundennummer, not yet
@@ -217,13 +229,14 @@ def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
     only a mail to that address saying so. The password is hashed either way (same time).
     """
     session = uow.session
-    errors = {}
+    errors: dict[str, Any] = {}
+    cleaned: Any
     try:
         cleaned = clean_customer(data, vat_valid=vat_valid)
     except ValidationFailed as exc:
         errors.update(exc.details.get("fields") or {})
         cleaned = None
-    email = (cleaned or {}).get("email")
+    email: Any = (cleaned or {}).get("email")
     problems = policy.service_password_problems(data["password"], email=email or data.get("email"))
     if problems:
         errors["password"] = problems
@@ -239,7 +252,7 @@ def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
     _throttle(session, kind="signup", subject=email, client_ip=client_ip, per_subject=limits.signup_per_email,
               per_address=limits.signup_per_address, window=limits.window)
     password_hash = hash_password(data["password"])
-    existing = find_customer_by_login(session, email)
+    existing: Any = find_customer_by_login(session, email)
     if existing is None:
         now = utcnow()
         try:
@@ -257,7 +270,8 @@ def signup(uow, data, *, client_ip, limits, vault, terms, vat_valid=None):
                                   "at": utcnow()})
 
 
-def resend_verification(uow, customer_id, *, limits, vault, client_ip):
+def resend_verification(uow: UnitOfWork, customer_id: int, *, limits: Limits, vault: Vault,
+                        client_ip: str | None) -> None:
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     if row.email_verified_at is not None:
@@ -268,7 +282,8 @@ def resend_verification(uow, customer_id, *, limits, vault, client_ip):
                client_ip=client_ip)
 
 
-def staff_create(uow, data, *, limits, vault, vat_valid=None):
+def staff_create(uow: UnitOfWork, data: dict[str, Any], *, limits: Limits, vault: Vault,
+                 vat_valid: bool | None = None) -> dict[str, Any]:
     """A customer taken on the phone: same validation, no password yet — the customer gets a
     link to set it (which also confirms the e-mail address)."""
     session = uow.session
@@ -283,7 +298,7 @@ def staff_create(uow, data, *, limits, vault, vat_valid=None):
                 uow, password_hash=hash_password(secrets.token_urlsafe(32)), email_verified=False,
                 **cleaned)
     except IntegrityError:
-        raise taken
+        raise taken from None
     issue_link(uow, purpose=SET_PASSWORD, customer_id=customer_id, email=cleaned["email"], limits=limits,
                vault=vault)
     return address_view(get_customer_row(session, customer_id))
@@ -291,7 +306,7 @@ def staff_create(uow, data, *, limits, vault, vat_valid=None):
 
 # --- e-mail confirmation (sign-up and change) ------------------------------------------------
 
-def confirm_email(uow, token, *, client_ip):
+def confirm_email(uow: UnitOfWork, token: str, *, client_ip: str | None) -> dict[str, Any]:
     """Confirm a verification (sign-up) or an e-mail change link."""
     session = uow.session
     row = _take(session, token, (VERIFY_EMAIL, CHANGE_EMAIL))
@@ -318,7 +333,7 @@ def confirm_email(uow, token, *, client_ip):
                 email=row.email, email_verified_at=now, version=customer.version + 1, updated_at=now))
     except IntegrityError:
         raise Conflict("Diese E-Mail-Adresse ist inzwischen einem anderen Kundenkonto zugeordnet.",
-                       {"reason": "email_taken"})
+                       {"reason": "email_taken"}) from None
     sessions_changed(uow, customer_id=customer.id)
     uow.emit("email_changed", {"customer_id": customer.id, "old_email": customer.email, "new_email": row.email,
                                "changed_at": now, "client_ip": client_ip, "by_staff": False})
@@ -326,7 +341,7 @@ def confirm_email(uow, token, *, client_ip):
     return {"purpose": row.purpose, "email": row.email, "customer_id": customer.id}
 
 
-def pending_email(session, customer_id):
+def pending_email(session: Session, customer_id: int) -> str | None:
     """The new address of an e-mail change that waits for its confirmation, or None."""
     return session.execute(select(account_tokens.c.email).where(
         account_tokens.c.customer_id == customer_id, account_tokens.c.purpose == CHANGE_EMAIL,
@@ -336,20 +351,21 @@ def pending_email(session, customer_id):
 
 # --- retention of personal logs ----------------------------------------------------------
 
-def prune(session, *, login_events_days, phone_checks_days, now=None):
+def prune(session: Session, *, login_events_days: int, phone_checks_days: int,
+          now: dt.datetime | None = None) -> dict[str, int]:
     """Delete what is no longer needed: login attempts and telephone password checks older than
     their retention, throttle records older than a day, links used or expired 30 days ago.
     Returns the number of rows deleted per table."""
     from kc_identity.models import login_events, phone_password_checks
     now = now or utcnow()
     done = {
-        "login_events": session.execute(login_events.delete().where(
+        "login_events": session.execute(login_events.delete().where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             login_events.c.at < now - dt.timedelta(days=login_events_days))).rowcount,
-        "phone_password_checks": session.execute(phone_password_checks.delete().where(
+        "phone_password_checks": session.execute(phone_password_checks.delete().where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             phone_password_checks.c.at < now - dt.timedelta(days=phone_checks_days))).rowcount,
-        "account_requests": session.execute(account_requests.delete().where(
+        "account_requests": session.execute(account_requests.delete().where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             account_requests.c.at < now - dt.timedelta(days=1))).rowcount,
-        "account_tokens": session.execute(account_tokens.delete().where(
+        "account_tokens": session.execute(account_tokens.delete().where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             account_tokens.c.expires_at < now - dt.timedelta(days=30))).rowcount,
     }
     return done

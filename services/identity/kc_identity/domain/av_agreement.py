@@ -1,4 +1,6 @@
 """The data-processing agreement (AV-Vertrag; texts in ``kc_identity.av``): status and signing."""
+
+from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
@@ -8,15 +10,19 @@ from kc_common.errors import Conflict, ValidationFailed
 from kc_identity import av
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import av_signatures
+from kc_common.db import UnitOfWork
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 
-def _signature_view(r):
+def _signature_view(r: Row[Any]) -> dict[str, Any]:
     return {"id": r.id, "version": r.version, "title": r.title, "signer_name": r.signer_name,
             "signer_position": r.signer_position, "signed_at": r.signed_at, "client_ip": r.client_ip,
             "text_sha256": r.text_sha256}
 
 
-def av_status(session, customer_id):
+def av_status(session: Session, customer_id: int) -> dict[str, Any]:
     get_customer_row(session, customer_id)
     current = av.current()
     rows = session.execute(select(av_signatures).where(av_signatures.c.customer_id == customer_id)
@@ -27,7 +33,7 @@ def av_status(session, customer_id):
             "signatures": [_signature_view(r) for r in rows]}
 
 
-def sign_av(uow, customer_id, data, client_ip):
+def sign_av(uow: UnitOfWork, customer_id: int, data: dict[str, Any], client_ip: str | None) -> dict[str, Any]:
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     current = av.current()
@@ -61,5 +67,5 @@ def sign_av(uow, customer_id, data, client_ip):
         "client_ip": client_ip,
         "customer": {k: row._mapping[k] for k in ("company", "first_name", "last_name", "street", "zip",
                                                   "city", "country")}})
-    return _signature_view(session.execute(select(av_signatures)
+    return _signature_view(session.execute(select(av_signatures)  # type: ignore[arg-type]  # inserted just above
                                            .where(av_signatures.c.id == signature_id)).first())

@@ -11,6 +11,8 @@
    anchor: name „Gelöscht“, address, phone numbers, secrets, sessions, contacts, links, login and
    check logs gone) and emits ``customer_erased`` once; every other service does its part.
 """
+
+from __future__ import annotations
 from sqlalchemy import delete, update
 
 from kc_common.db import utcnow
@@ -20,15 +22,21 @@ from kc_identity.domain.sessions import sessions_changed
 from kc_identity.domain.throttle import reauthenticate
 from kc_identity.models import (account_tokens, contacts, customers, login_events, notification_preferences,
                                 phone_password_checks, recovery_codes, sessions)
+from decimal import Decimal
+from kc_common.db import UnitOfWork
+from kc_identity.domain.throttle import Throttle
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 ERASED_NAME = "Gelöscht"
 
 
-def erased_email(customer_id):
+def erased_email(customer_id: int) -> str:
     return f"kunde-{customer_id}@geloescht.invalid"
 
 
-def status(row):
+def status(row: Row[Any]) -> dict[str, Any]:
     if row.erased_at is not None:
         state = "erased"
     elif row.closure_requested_at is not None:
@@ -38,7 +46,8 @@ def status(row):
     return {"state": state, "requested_at": row.closure_requested_at, "erased_at": row.erased_at}
 
 
-def request_closure(uow, customer_id, password, *, client_ip, throttle):
+def request_closure(uow: UnitOfWork, customer_id: int, password: str, *, client_ip: str | None,
+                    throttle: Throttle) -> dict[str, Any]:
     """The closure status; a wrong password is recorded and raised after the commit."""
     row = get_customer_row(uow.session, customer_id, lock=True)
     reauthenticate(uow.session, row, password, client_ip=client_ip, throttle=throttle)
@@ -52,13 +61,13 @@ def request_closure(uow, customer_id, password, *, client_ip, throttle):
     return status(row)
 
 
-def pending(session, customer_id):
+def pending(session: Session, customer_id: int) -> bool:
     """True when the customer asked to close and is not erased yet."""
     row = session.execute(customers.select().where(customers.c.id == customer_id)).first()
     return row is not None and row.closure_requested_at is not None and row.erased_at is None
 
 
-def erase(uow, customer_id, *, open_contracts, balance):
+def erase(uow: UnitOfWork, customer_id: int, *, open_contracts: int, balance: Decimal) -> bool:
     """Pseudonymise identity's data and emit ``customer_erased`` (once; re-checked under the lock)."""
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)

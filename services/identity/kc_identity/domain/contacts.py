@@ -1,4 +1,6 @@
 """Contact persons (Ansprechpartner) and who may speak for a customer."""
+
+from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select, update
@@ -8,19 +10,27 @@ from kc_common.errors import NotFound, Unprocessable, ValidationFailed
 from kc_identity import address
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import contacts, customers
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from collections.abc import Sequence
+from typing import Any
 
 
 MAX_CONTACTS = 20
 
 
-def _contact_view(r):
+def _contact_view(r: Row[Any]) -> dict[str, Any]:
     return {"id": r.id, "name": r.name, "email": r.email, "phone": r.phone, "role": r.role,
             "relation": r.relation, "may_support": r.may_support, "may_billing": r.may_billing,
             "created_at": r.created_at, "updated_at": r.updated_at}
 
 
-def _clean_contact(data, country):
-    errors, out = {}, {}
+def clean_contact(data: dict[str, Any], country: str) -> dict[str, Any]:
+    """A contact person's fields, normalised (``country``: the customer's, for the phone
+    number); all problems at once as ValidationFailed. A name and an e-mail address or a
+    telephone number are required."""
+    errors: dict[str, list[str]] = {}
+    out: dict[str, Any] = {}
     name = " ".join((data.get("name") or "").split())
     if not name:
         errors["name"] = ["Bitte geben Sie den Namen des Ansprechpartners an."]
@@ -48,18 +58,18 @@ def _clean_contact(data, country):
     return out
 
 
-def list_contacts(session, customer_id):
+def list_contacts(session: Session, customer_id: int) -> list[dict[str, Any]]:
     rows = session.execute(select(contacts).where(contacts.c.customer_id == customer_id)
                            .order_by(contacts.c.created_at, contacts.c.id)).all()
     return [_contact_view(r) for r in rows]
 
 
-def add_contact(session, customer_id, data):
+def add_contact(session: Session, customer_id: int, data: dict[str, Any]) -> dict[str, Any]:
     customer = get_customer_row(session, customer_id, lock=True)
-    values = _clean_contact(data, customer.country)
+    values = clean_contact(data, customer.country)
     count = session.execute(select(func.count()).select_from(contacts)
                             .where(contacts.c.customer_id == customer_id)).scalar()
-    if count >= MAX_CONTACTS:
+    if count >= MAX_CONTACTS:  # type: ignore[operator]  # a count is never NULL
         raise Unprocessable(f"Es sind höchstens {MAX_CONTACTS} Ansprechpartner möglich.")
     now = utcnow()
     contact_id = str(uuid.uuid4())
@@ -68,7 +78,7 @@ def add_contact(session, customer_id, data):
     return _get_contact(session, customer_id, contact_id)
 
 
-def _get_contact(session, customer_id, contact_id):
+def _get_contact(session: Session, customer_id: int, contact_id: str) -> dict[str, Any]:
     row = session.execute(select(contacts).where(contacts.c.id == str(contact_id),
                                                  contacts.c.customer_id == customer_id)).first()
     if row is None:
@@ -76,45 +86,57 @@ def _get_contact(session, customer_id, contact_id):
     return _contact_view(row)
 
 
-def update_contact(session, customer_id, contact_id, data):
+def update_contact(session: Session, customer_id: int, contact_id: str,
+                   data: dict[str, Any]) -> dict[str, Any]:
     _get_contact(session, customer_id, contact_id)
     customer = get_customer_row(session, customer_id)
-    values = _clean_contact(data, customer.country)
+    values = clean_contact(data, customer.country)
     session.execute(update(contacts).where(contacts.c.id == str(contact_id))
                     .values(updated_at=utcnow(), **values))
     return _get_contact(session, customer_id, contact_id)
 
 
-def delete_contact(session, customer_id, contact_id):
+def delete_contact(session: Session, customer_id: int, contact_id: str) -> None:
     _get_contact(session, customer_id, contact_id)
     session.execute(contacts.delete().where(contacts.c.id == str(contact_id)))
 
 
-def _norm_name(name):
+def _norm_name(name: str) -> str:
     return " ".join((name or "").replace(",", " ").casefold().split())
 
 
-def check_contact(session, customer_id, name, purpose):
+def check_contact(session: Session, customer_id: int, name: str, purpose: str) -> dict[str, Any]:
     """May ``name`` (a person's name or e-mail address) speak for the customer about
     ``purpose`` (``support`` or ``billing``)? The customer themself always may; a
     registered contact person when they hold that permission."""
     if purpose not in ("support", "billing"):
         raise ValidationFailed(fields={"purpose": ["Erlaubt sind support und billing."]})
-    denied = {"authorised": False, "kind": None, "contact_id": None, "name": name, "email": None}
     row = session.execute(select(customers).where(customers.c.id == customer_id)).first()
     if row is None:
+        return speaker(None, (), name, purpose)
+    rows = session.execute(select(contacts).where(contacts.c.customer_id == customer_id)).all()
+    return speaker(row, rows, name, purpose)
+
+
+def speaker(customer: Any, contact_rows: Sequence[Any], name: str, purpose: str) -> dict[str, Any]:
+    """identity's answer to "may ``name`` speak for this customer about ``purpose``": the
+    customer themself (their name in any order, case and commas, or their e-mail address)
+    always; a contact person matched the same way only with the permission for ``purpose``
+    (``may_support`` / ``may_billing``), else denied naming the contact; anyone else denied."""
+    denied = {"authorised": False, "kind": None, "contact_id": None, "name": name, "email": None}
+    if customer is None:
         return denied
     wanted = _norm_name(name)
     wanted_sorted = sorted(wanted.split())
-    own = _norm_name(f"{row.first_name} {row.last_name}")
-    if wanted and (sorted(own.split()) == wanted_sorted or wanted == row.email.casefold()):
+    own = _norm_name(f"{customer.first_name} {customer.last_name}")
+    if wanted and (sorted(own.split()) == wanted_sorted or wanted == customer.email.casefold()):
         return {"authorised": True, "kind": "customer", "contact_id": None,
-                "name": f"{row.first_name} {row.last_name}", "email": row.email}
-    permission = contacts.c.may_support if purpose == "support" else contacts.c.may_billing
-    for contact in session.execute(select(contacts).where(contacts.c.customer_id == customer_id)).all():
+                "name": f"{customer.first_name} {customer.last_name}", "email": customer.email}
+    permission = "may_support" if purpose == "support" else "may_billing"
+    for contact in contact_rows:
         if wanted and (sorted(_norm_name(contact.name).split()) == wanted_sorted
                        or (contact.email and wanted == contact.email.casefold())):
-            if contact._mapping[permission.name]:
+            if getattr(contact, permission):
                 return {"authorised": True, "kind": "contact", "contact_id": contact.id,
                         "name": contact.name, "email": contact.email}
             return dict(denied, kind="contact", contact_id=contact.id, name=contact.name,

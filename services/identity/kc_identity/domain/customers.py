@@ -1,4 +1,8 @@
 """Customers and their address data (Adressdaten): Kundennummer, views, changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -8,18 +12,25 @@ from kc_identity import address
 from kc_identity.domain.common import hash_password
 from kc_identity.domain.sessions import sessions_changed
 from kc_identity.models import counters, customers
+from kc_common.db import UnitOfWork
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 
 FIRST_CUSTOMER_NUMBER = 100001
 
 
-def next_number(session, series, first):
+def next_number(session: Session, series: str, first: int) -> int:
     """Next value of a gap-free series (customer numbers are never reused)."""
     return next_in_series(session, counters, series, first)
 
 
-def create_customer(uow, *, email, last_name, first_name, password=None, password_hash=None, company="",
-                    email_verified=True, terms_version=None, terms_accepted_at=None, **fields):
+def create_customer(uow: UnitOfWork, *, email: str, last_name: str, first_name: str,
+                    password: str | None = None, password_hash: str | None = None, company: str | None = "",
+                    email_verified: bool = True, terms_version: str | None = None,
+                    terms_accepted_at: dt.datetime | None = None, **fields: Any) -> int:
     """A new customer (Kundennummer from the counter); publishes ``customer_updated``.
 
     ``email_verified=False`` for a sign-up (double opt-in pending) or a customer created by staff."""
@@ -30,14 +41,14 @@ def create_customer(uow, *, email, last_name, first_name, password=None, passwor
                                     "vat_id") if fields.get(k) is not None}
     session.execute(customers.insert().values(
         id=number, email=email.lower(), company=company, last_name=last_name,
-        first_name=first_name, password_hash=password_hash or hash_password(password),
+        first_name=first_name, password_hash=password_hash or hash_password(password),  # type: ignore[arg-type]  # one of the two is given
         created_at=now, updated_at=now, email_verified_at=now if email_verified else None,
         terms_version=terms_version, terms_accepted_at=terms_accepted_at, **extra))
     uow.emit("customer_updated", customer_view(get_customer_row(session, number)))
     return number
 
 
-def get_customer_row(session, customer_id, *, lock=False):
+def get_customer_row(session: Session, customer_id: int, *, lock: bool = False) -> Row[Any]:
     stmt = select(customers).where(customers.c.id == customer_id)
     if lock:
         stmt = stmt.with_for_update()
@@ -47,7 +58,7 @@ def get_customer_row(session, customer_id, *, lock=False):
     return row
 
 
-def find_customer_by_login(session, login):
+def find_customer_by_login(session: Session, login: str) -> Row[Any] | None:
     login = login.strip()
     if login.isdigit():
         if len(login) > 18:
@@ -58,7 +69,7 @@ def find_customer_by_login(session, login):
     return session.execute(select(customers).where(cond)).first()
 
 
-def customer_view(row):
+def customer_view(row: Row[Any]) -> dict[str, Any]:
     """The ``customer_updated`` fields (docs/contracts.md) of a customer row."""
     data = row._mapping
     return {"customer_id": row.id, "company": row.company, "first_name": row.first_name,
@@ -68,7 +79,7 @@ def customer_view(row):
             "is_business": bool(row.company)}
 
 
-def address_view(row):
+def address_view(row: Row[Any]) -> dict[str, Any]:
     """The Adressdaten form: the contract fields plus the optimistic-lock version."""
     return {**customer_view(row), "version": row.version, "updated_at": row.updated_at,
             "email_verified": row.email_verified_at is not None}
@@ -78,7 +89,9 @@ COMPANY_CHANGE_REFUSED = ("Der Firmenname kann hier nicht geändert werden: daf�
                           "nötig. Das Formular finden Sie unter „Meine Dokumente → Inhaberwechsel“.")
 
 
-def update_address(uow, customer_id, data, *, staff=False, client_ip=None, request_email_change=None):
+def update_address(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, staff: bool = False,
+                   client_ip: str | None = None,
+                   request_email_change: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """Change the address data (all valid or nothing saved); publishes ``customer_updated``.
 
     The customer may not change the company (owner change); staff may (``staff=True``).
@@ -116,7 +129,7 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None, reque
     old_email = row.email
     new_email = changes.pop("email", None) if request_email_change is not None else None
     if new_email is not None:
-        request_email_change(new_email)
+        request_email_change(new_email)  # type: ignore[misc]  # new_email is None without it
     if not changes:
         return address_view(row)
     try:
@@ -125,7 +138,7 @@ def update_address(uow, customer_id, data, *, staff=False, client_ip=None, reque
                 **changes, version=row.version + 1, updated_at=utcnow()))
     except IntegrityError:
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields={"email": [
-            "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]})
+            "Diese E-Mail-Adresse ist bereits einem anderen Kundenkonto zugeordnet."]}) from None
     if "email" in changes:  # security notice to the address that was valid until now
         sessions_changed(uow, customer_id=customer_id)
         uow.emit("email_changed", {"customer_id": customer_id, "old_email": old_email,

@@ -1,5 +1,7 @@
 """Logging in (customer and back office realm): the password, the IP whitelist and the
 second factor checked, the attempt recorded and throttled, a session opened."""
+
+from __future__ import annotations
 import secrets
 import uuid
 
@@ -15,6 +17,12 @@ from kc_identity.domain.sessions import whitelist_message
 from kc_identity.domain.throttle import check_throttle, record_login
 from kc_identity.domain.two_factor import second_factor_ok
 from kc_identity.models import sessions, staff, staff_sessions
+from kc_identity.domain.throttle import Throttle
+from kc_identity.vault import Vault
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
+import datetime as dt
 
 
 BAD_LOGIN = "Kundennummer/E-Mail oder Passwort ist falsch."
@@ -23,11 +31,13 @@ UNVERIFIED_NOTICE = ("Bitte bestätigen Sie Ihre E-Mail-Adresse über den Link i
                      "Bis dahin können Sie nicht bestellen oder bezahlen.")
 
 
-def _account_key(login_text, row):
+def _account_key(login_text: str, row: Row[Any] | None) -> str:
     return str(row.id) if row is not None else login_text.strip().lower()
 
 
-def attempt_login(session, *, login, password, client_ip, idle, absolute, throttle, otp=None, vault=None):
+def attempt_login(session: Session, *, login: str, password: str, client_ip: str | None, idle: dt.timedelta,
+                  absolute: dt.timedelta, throttle: Throttle, otp: str | None = None,
+                  vault: Vault | None = None) -> dict[str, Any]:
     """Try a customer login; returns the new session.
 
     The attempt is recorded either way: a failure is raised ``after_commit``, so that it
@@ -51,7 +61,7 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
         if not (otp or "").strip():  # the password was right: ask for the second factor
             raise Unauthenticated("Bitte geben Sie den Bestätigungscode Ihrer Authenticator-App "
                                   "oder einen Wiederherstellungscode ein.", {"reason": "otp_required"})
-        if not second_factor_ok(session, row, otp, vault):
+        if not second_factor_ok(session, row, otp, vault):  # type: ignore[arg-type]  # customer logins pass the vault
             record_login(session, realm="customer", account=account, customer_id=row.id,
                          client_ip=client_ip, success=False, reason="bad_otp")
             raise after_commit(Unauthenticated("Der Bestätigungscode ist falsch oder schon verwendet.",
@@ -69,7 +79,8 @@ def attempt_login(session, *, login, password, client_ip, idle, absolute, thrott
             "notice": None if verified else UNVERIFIED_NOTICE}
 
 
-def attempt_staff_login(session, *, login, password, client_ip, idle, absolute, throttle):
+def attempt_staff_login(session: Session, *, login: str, password: str, client_ip: str | None,
+                        idle: dt.timedelta, absolute: dt.timedelta, throttle: Throttle) -> dict[str, Any]:
     """As :func:`attempt_login`, for the back office realm."""
     account = login.strip().lower()
     check_throttle(session, realm="staff", account=account, client_ip=client_ip, throttle=throttle)

@@ -1,10 +1,14 @@
 """Notification preferences (Mitteilungen): optional topics; mandatory mail is never asked."""
+
+from __future__ import annotations
 from sqlalchemy import select, update
 
 from kc_common.db import utcnow
 from kc_common.errors import ValidationFailed
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import customers, notification_preferences
+from sqlalchemy.orm import Session
+from typing import Any
 
 
 # topic -> (German label, default); mandatory mail is not switchable and never asked.
@@ -18,7 +22,7 @@ TOPICS = {
 MANDATORY_TOPICS = {"invoice": "Rechnungen", "security": "Sicherheitshinweise (z. B. Passwortänderung)"}
 
 
-def notification_settings(session, customer_id):
+def notification_settings(session: Session, customer_id: int) -> dict[str, Any]:
     get_customer_row(session, customer_id)
     stored = dict(session.execute(select(notification_preferences.c.topic, notification_preferences.c.enabled)
                                   .where(notification_preferences.c.customer_id == customer_id)).all())
@@ -29,7 +33,7 @@ def notification_settings(session, customer_id):
     return {"items": items}
 
 
-def set_notifications(session, customer_id, data):
+def set_notifications(session: Session, customer_id: int, data: dict[str, Any]) -> dict[str, Any]:
     get_customer_row(session, customer_id, lock=True)
     errors = {t: ["Pflichtmitteilungen können nicht abbestellt werden."]
               for t in MANDATORY_TOPICS if t in data and data[t] is not True}
@@ -39,7 +43,7 @@ def set_notifications(session, customer_id, data):
     for topic, enabled in data.items():
         if topic not in TOPICS:
             continue
-        done = session.execute(update(notification_preferences).where(
+        done = session.execute(update(notification_preferences).where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             notification_preferences.c.customer_id == customer_id,
             notification_preferences.c.topic == topic).values(enabled=enabled, updated_at=now)).rowcount
         if not done:
@@ -48,7 +52,7 @@ def set_notifications(session, customer_id, data):
     return notification_settings(session, customer_id)
 
 
-def notification_allowed(session, customer_id, topic):
+def notification_allowed(session: Session, customer_id: int, topic: str) -> bool:
     """May optional mail of ``topic`` go to the customer? Mandatory topics: always."""
     if topic in MANDATORY_TOPICS:
         return True

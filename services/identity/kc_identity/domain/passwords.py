@@ -1,4 +1,6 @@
 """The service password (change) and the telephone password (set, reveal, staff check)."""
+
+from __future__ import annotations
 import secrets
 
 from sqlalchemy import func, select, update
@@ -9,30 +11,33 @@ from kc_identity import policy
 from kc_identity.domain.common import hash_password, retry_seconds, verify_password
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
-from kc_identity.domain.throttle import check_throttle, reauthenticate, record_login
+from kc_identity.domain.throttle import (blocked_until, check_throttle, counting_start, reauthenticate,
+                                         record_login)
 from kc_identity.models import customers, phone_password_checks, sessions
+from kc_common.db import UnitOfWork
+from kc_identity.domain.throttle import Throttle
+from kc_identity.vault import Vault
+from sqlalchemy.orm import Session
+from collections.abc import Callable
+from typing import Any
+import datetime as dt
 
 
-def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
+def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, session_id: str | None,
+                    client_ip: str | None, throttle: Throttle) -> None:
     """Change the service password. A wrong current password is recorded as a failed attempt
     and throttled like a login (the error is raised after the commit)."""
     session = uow.session
     row = get_customer_row(session, customer_id, lock=True)
     check_throttle(session, realm="customer", account=str(customer_id), client_ip=None, throttle=throttle)
-    errors = {}
     if not verify_password(row.password_hash, data["current_password"]):
         record_login(session, realm="customer", account=str(customer_id), customer_id=customer_id,
                      client_ip=client_ip, success=False, reason="reauth_failed")
         raise after_commit(ValidationFailed("Das aktuelle Passwort ist falsch.",
                                             fields={"current_password": ["Das aktuelle Passwort ist falsch."]}))
-    problems = policy.service_password_problems(data["new_password"], customer_id=customer_id,
-                                                email=row.email)
-    if problems:
-        errors["new_password"] = problems
-    elif verify_password(row.password_hash, data["new_password"]):
-        errors["new_password"] = ["Das neue Passwort muss sich vom aktuellen unterscheiden."]
-    if data["new_password"] != data["new_password_repeat"]:
-        errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
+    errors = new_password_errors(data["new_password"], data["new_password_repeat"], customer_id=customer_id,
+                                 email=row.email,
+                                 is_current=lambda p: verify_password(row.password_hash, p))
     if errors:
         raise ValidationFailed("Bitte prüfen Sie die markierten Felder.", fields=errors)
     now = utcnow()
@@ -44,7 +49,24 @@ def change_password(uow, customer_id, data, *, session_id, client_ip, throttle):
                                   "client_ip": client_ip, "sessions_ended": ended})
 
 
-def set_phone_password(session, customer_id, data, vault):
+def new_password_errors(new: str, repeat: str, *, customer_id: int, email: str,
+                        is_current: Callable[[str], bool]) -> dict[str, list[str]]:
+    """``{field: [messages]}`` of a new service password: the policy (length, nothing personal,
+    not easily guessed), different from the current one (``is_current(p)``: checked only when
+    the policy is met), repeated exactly. Empty: acceptable."""
+    errors: dict[str, list[str]] = {}
+    problems = policy.service_password_problems(new, customer_id=customer_id, email=email)
+    if problems:
+        errors["new_password"] = problems
+    elif is_current(new):
+        errors["new_password"] = ["Das neue Passwort muss sich vom aktuellen unterscheiden."]
+    if new != repeat:
+        errors["new_password_repeat"] = ["Die Wiederholung stimmt nicht mit dem neuen Passwort überein."]
+    return errors
+
+
+def set_phone_password(session: Session, customer_id: int, data: dict[str, Any],
+                       vault: Vault) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     errors = {}
     problems = policy.phone_password_problems(
@@ -61,14 +83,15 @@ def set_phone_password(session, customer_id, data, vault):
     return {"phone_password_set": True, "phone_password_set_at": now}
 
 
-def phone_password_status(session, customer_id):
+def phone_password_status(session: Session, customer_id: int) -> dict[str, Any]:
     row = get_customer_row(session, customer_id)
     return {"phone_password_set": row.phone_password_enc is not None,
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def reveal_phone_password(session, customer_id, *, session_id, password, vault, fresh, client_ip,
-                          throttle):
+def reveal_phone_password(session: Session, customer_id: int, *, session_id: str | None, password: str,
+                          vault: Vault, fresh: dt.timedelta, client_ip: str | None,
+                          throttle: Throttle) -> dict[str, Any]:
     """The telephone password for a freshly authenticated customer: the session is younger
     than ``fresh``, or the service password is given again (a wrong one is recorded)."""
     row = get_customer_row(session, customer_id)
@@ -86,7 +109,8 @@ def reveal_phone_password(session, customer_id, *, session_id, password, vault, 
             "phone_password_set_at": row.phone_password_set_at}
 
 
-def verify_phone_password(session, customer_id, password, *, staff_id, vault, max_failures, window):
+def verify_phone_password(session: Session, customer_id: int, password: str, *, staff_id: str, vault: Vault,
+                          max_failures: int, window: dt.timedelta) -> dict[str, Any]:
     """Staff check what a caller says; failures per customer are limited within ``window``.
     Every check is recorded, the right and the wrong ones."""
     row = get_customer_row(session, customer_id)
@@ -94,12 +118,12 @@ def verify_phone_password(session, customer_id, password, *, staff_id, vault, ma
     last_ok = session.execute(select(func.max(phone_password_checks.c.at)).where(
         phone_password_checks.c.customer_id == customer_id,
         phone_password_checks.c.success.is_(True))).scalar()
-    start = max(now - window, as_utc(last_ok)) if last_ok is not None else now - window
+    start = counting_start(now - window, last_ok)
     failures = session.execute(select(phone_password_checks.c.at).where(
         phone_password_checks.c.customer_id == customer_id, phone_password_checks.c.success.is_(False),
         phone_password_checks.c.at > start).order_by(phone_password_checks.c.at)).scalars().all()
-    if len(failures) >= max_failures:
-        until = as_utc(failures[len(failures) - max_failures]) + window
+    until = blocked_until(failures, max_failures, window)
+    if until is not None:
         raise TooManyRequests("Zu viele falsche Telefon-Passwörter für diesen Kunden. Bitte später erneut "
                               "versuchen oder den Kunden anders verifizieren.",
                               {"retry_after": retry_seconds(until - now)})

@@ -1,4 +1,6 @@
 """Two-factor login: TOTP (primitives in ``kc_identity.twofactor``) and recovery codes."""
+
+from __future__ import annotations
 from sqlalchemy import func, or_, select, update
 
 from kc_common.db import utcnow
@@ -7,24 +9,29 @@ from kc_identity import twofactor
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.throttle import reauthenticate
 from kc_identity.models import customers, recovery_codes
+from kc_identity.domain.throttle import Throttle
+from kc_identity.vault import Vault
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+from typing import Any
 
 
-def second_factor_ok(session, row, otp, vault):
+def second_factor_ok(session: Session, row: Row[Any], otp: str | None, vault: Vault) -> bool:
     """A TOTP code (once per time step) or an unused recovery code (used up now)."""
     step = twofactor.match_totp(vault.decrypt(row.totp_secret_enc), otp, row.totp_last_step)
     if step is not None:
-        done = session.execute(update(customers).where(
+        done = session.execute(update(customers).where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
             customers.c.id == row.id,
             or_(customers.c.totp_last_step.is_(None), customers.c.totp_last_step < step))
             .values(totp_last_step=step)).rowcount
         return done == 1
-    used = session.execute(update(recovery_codes).where(
+    used = session.execute(update(recovery_codes).where(  # type: ignore[attr-defined]  # a DML statement's CursorResult
         recovery_codes.c.customer_id == row.id, recovery_codes.c.used_at.is_(None),
         recovery_codes.c.code_hash == twofactor.hash_recovery_code(otp)).values(used_at=utcnow())).rowcount
     return used >= 1
 
 
-def two_factor_status(session, customer_id):
+def two_factor_status(session: Session, customer_id: int) -> dict[str, Any]:
     row = get_customer_row(session, customer_id)
     left = session.execute(select(func.count()).select_from(recovery_codes).where(
         recovery_codes.c.customer_id == customer_id, recovery_codes.c.used_at.is_(None))).scalar()
@@ -33,7 +40,8 @@ def two_factor_status(session, customer_id):
             "recovery_codes_left": left if row.totp_secret_enc is not None else 0}
 
 
-def two_factor_setup(session, customer_id, password, *, vault, client_ip, throttle):
+def two_factor_setup(session: Session, customer_id: int, password: str, *, vault: Vault,
+                     client_ip: str | None, throttle: Throttle) -> dict[str, Any]:
     """A new secret to scan (confirmed by :func:`two_factor_enable`)."""
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
@@ -45,7 +53,7 @@ def two_factor_setup(session, customer_id, password, *, vault, client_ip, thrott
     return {"secret": secret, "otpauth_uri": twofactor.provisioning_uri(secret, f"{row.id} ({row.email})")}
 
 
-def _new_recovery_codes(session, customer_id):
+def _new_recovery_codes(session: Session, customer_id: int) -> list[str]:
     session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
     codes = twofactor.new_recovery_codes()
     session.execute(recovery_codes.insert(), [{"customer_id": customer_id,
@@ -53,7 +61,7 @@ def _new_recovery_codes(session, customer_id):
     return codes
 
 
-def two_factor_enable(session, customer_id, code, *, vault):
+def two_factor_enable(session: Session, customer_id: int, code: str, *, vault: Vault) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     if row.totp_pending_enc is None:
         raise Unprocessable("Bitte richten Sie die Zwei-Faktor-Anmeldung zuerst ein.")
@@ -69,7 +77,8 @@ def two_factor_enable(session, customer_id, code, *, vault):
     return {"recovery_codes": _new_recovery_codes(session, customer_id)}
 
 
-def two_factor_disable(session, customer_id, password, *, client_ip, throttle):
+def two_factor_disable(session: Session, customer_id: int, password: str, *, client_ip: str | None,
+                       throttle: Throttle) -> None:
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     session.execute(update(customers).where(customers.c.id == customer_id).values(
@@ -77,7 +86,8 @@ def two_factor_disable(session, customer_id, password, *, client_ip, throttle):
     session.execute(recovery_codes.delete().where(recovery_codes.c.customer_id == customer_id))
 
 
-def two_factor_new_codes(session, customer_id, password, *, client_ip, throttle):
+def two_factor_new_codes(session: Session, customer_id: int, password: str, *, client_ip: str | None,
+                         throttle: Throttle) -> dict[str, Any]:
     row = get_customer_row(session, customer_id, lock=True)
     reauthenticate(session, row, password, client_ip=client_ip, throttle=throttle)
     if row.totp_secret_enc is None:
