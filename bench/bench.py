@@ -175,6 +175,7 @@ class OrderWatch:
 
     def __init__(self, amqp_uri, base, headers, also=()):
         import threading
+
         from kombu import Connection, Exchange, Queue
         self.base, self.headers = base, headers
         self.arrived, self.received = {}, []
@@ -198,7 +199,7 @@ class OrderWatch:
             while not self._stop:
                 try:
                     self._connection.drain_events(timeout=0.2)
-                except socket.timeout:
+                except TimeoutError:
                     pass
 
     def _on_event(self, body, message):
@@ -278,7 +279,7 @@ def main(argv=None):
     # -----------------------------------------------------------------------------------------
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    lines = [f"### Run of {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    lines = [f"### Run of {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
              "",
              f"Machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end; "
              f"parts: {', '.join(parts)}; {args.rounds} interleaved rounds of {args.seconds} s "

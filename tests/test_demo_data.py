@@ -13,16 +13,25 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select
 
-from kc_common.db import StandaloneDatabase, as_utc
-from kc_common.migrations import alembic_config
-
-from kc_billing import billrun, demo as billing_demo, domain as billing, schedule
-from kc_billing.models import (billable_contracts, billed_periods, bookings, invoice_lines, invoices,
-                               metadata as billing_metadata)
+from kc_billing import billrun, schedule
+from kc_billing import demo as billing_demo
+from kc_billing import domain as billing
+from kc_billing.models import (
+    billable_contracts,
+    billed_periods,
+    bookings,
+    invoice_lines,
+    invoices,
+)
+from kc_billing.models import metadata as billing_metadata
 from kc_billing.settings import BillingSettings
 from kc_catalog import demo as catalog_demo
-from kc_catalog.domain import contracts as catalog_contracts, orders as ordering
-from kc_catalog.models import contracts, metadata as catalog_metadata, products
+from kc_catalog.domain import contracts as catalog_contracts
+from kc_catalog.domain import orders as ordering
+from kc_catalog.models import contracts, products
+from kc_catalog.models import metadata as catalog_metadata
+from kc_common.db import StandaloneDatabase, as_utc
+from kc_common.migrations import alembic_config
 from kc_identity import demo as identity_demo
 from kc_identity.domain import customers as identity
 from kc_identity.models import metadata as identity_metadata
@@ -48,7 +57,7 @@ class Demo:
 
     def seed(self):
         # make run seeds in alphabetical order, the end-to-end tests identity first: either works
-        billing_demo.seed(self.billing, {}, now=self.now.astimezone(dt.timezone.utc))
+        billing_demo.seed(self.billing, {}, now=self.now.astimezone(dt.UTC))
         catalog_demo.seed(self.catalog, {}, today=self.today)
         identity_demo.seed(self.identity, {})
 

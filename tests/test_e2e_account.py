@@ -9,8 +9,8 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from tests.conftest import SIGNUP_ADDRESS, login, mail_link_token
 from kc_common.testing import wait_for
+from tests.conftest import SIGNUP_ADDRESS, login, mail_link_token
 
 PASSWORD = "Kunden-Passwort-2026"
 NEW_PASSWORD = "Kompass-Wolke-Birke-91"

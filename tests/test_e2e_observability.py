@@ -6,7 +6,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from kc_common.services import SERVICES
 
 
-
 def scrape(system, name):
     address = system.env[f"{name.upper()}_METRICS_ADDRESS"]
     response = requests.get(f"http://{address}/metrics", timeout=10)

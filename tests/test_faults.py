@@ -45,8 +45,14 @@ import requests
 
 from kc_common.testing import TcpProxy, wait_for
 from tests.conftest import SupervisedSystem, customer_maker, running_system
-from tests.soak_workload import (Customer, Recorder, bad_log_lines, dead_letters, pages,
-                                 settle)
+from tests.soak_workload import (
+    Customer,
+    Recorder,
+    bad_log_lines,
+    dead_letters,
+    pages,
+    settle,
+)
 
 RPC_TIMEOUT = 5.0           # running_system's setting
 QUICK_503 = 3.0             # a caller's answer while the broker is down

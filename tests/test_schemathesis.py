@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO, System, login, running_system, staff_login
 from kc_gateway.http import _slug
+from tests.conftest import DEMO, System, login, running_system, staff_login
 
 pytestmark = pytest.mark.infrastructure  # its system comes through request.getfixturevalue
 

@@ -23,9 +23,19 @@ import pytest
 import requests
 
 from tests.conftest import System, customer_maker, running_system, staff_login
-from tests.soak_workload import (ME_SUPPORT, PNG, Customer, HealthWatch, Recorder, bad_log_lines,
-                                 dead_letters, queue_depths, run_workload, settle,
-                                 traceback_context)
+from tests.soak_workload import (
+    ME_SUPPORT,
+    PNG,
+    Customer,
+    HealthWatch,
+    Recorder,
+    bad_log_lines,
+    dead_letters,
+    queue_depths,
+    run_workload,
+    settle,
+    traceback_context,
+)
 
 SOAK_SECONDS = float(os.environ.get("KC_SOAK_SECONDS", 45))
 SOAK_CUSTOMERS = int(os.environ.get("KC_SOAK_CUSTOMERS", 5))

@@ -15,11 +15,21 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import IntegerConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from kc_common.context import CLIENT_IP, CORRELATION_ID, bind_log_context, new_correlation_id
+from kc_common.context import (
+    CLIENT_IP,
+    CORRELATION_ID,
+    bind_log_context,
+    new_correlation_id,
+)
 from kc_common.db import json_default
 from kc_common.errors import KcError
 from kc_common.events import is_transient
-from kc_common.metrics import MetricsServer, http_method_label, observe_http, UNMATCHED_ROUTE
+from kc_common.metrics import (
+    UNMATCHED_ROUTE,
+    MetricsServer,
+    http_method_label,
+    observe_http,
+)
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("kc_gateway.access")

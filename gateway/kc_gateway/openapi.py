@@ -1,15 +1,20 @@
 """The OpenAPI 3 document, generated from the routes and the services' own schemas."""
 import functools
 import re
-
 from decimal import Decimal
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import fields
 
-from kc_common.errors import (ALL as ERRORS, ServiceUnavailable, Unauthenticated, Unprocessable,
-                              UnsupportedMediaType, ValidationFailed)
+from kc_common.errors import ALL as ERRORS
+from kc_common.errors import (
+    ServiceUnavailable,
+    Unauthenticated,
+    Unprocessable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from kc_common.schemas import IDEMPOTENCY_KEY_MAX
 from kc_gateway.http import MAX_PATH_ID, PUBLIC, body_required
 

@@ -7,7 +7,6 @@ import base64
 import json
 import logging
 import re
-
 import time
 
 import eventlet
@@ -18,15 +17,36 @@ from nameko.extensions import DependencyProvider
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from kc_common.context import (CallContext, CLIENT_IP, CUSTOMER_ID, SESSION_ID, STAFF_ID, STAFF_ROLES)
-from kc_common.errors import (Forbidden, InputRefused, ServiceUnavailable, Unauthenticated,
-                              UnsupportedMediaType, ValidationFailed)
+from kc_common.context import (
+    CLIENT_IP,
+    CUSTOMER_ID,
+    SESSION_ID,
+    STAFF_ID,
+    STAFF_ROLES,
+    CallContext,
+)
+from kc_common.errors import (
+    Forbidden,
+    InputRefused,
+    ServiceUnavailable,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from kc_common.rpc import Services
 from kc_common.schemas import load
 from kc_common.services import SERVICES
 from kc_common.settings import Settings
 from kc_gateway import openapi
-from kc_gateway.http import CUSTOMER, PUBLIC, STAFF, Route, body_required, json_response, route
+from kc_gateway.http import (
+    CUSTOMER,
+    PUBLIC,
+    STAFF,
+    Route,
+    body_required,
+    json_response,
+    route,
+)
 from kc_gateway.routes import ROUTES
 from kc_gateway.sessions import SessionCache, token_key
 

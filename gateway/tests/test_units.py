@@ -57,6 +57,7 @@ def _json_request(body, content_type="application/json"):
 
 def _refused(body, content_type="application/json", required=True):
     import pytest
+
     from kc_common.errors import KcError
     from kc_gateway.service import read_json
     with pytest.raises(KcError) as info:
@@ -117,6 +118,7 @@ def test_400_is_the_schema_and_422_what_a_service_refuses_of_a_matching_request(
     a mismatch is 400 and the service is never called; a ValidationFailed the service
     raises for a matching request reaches the client as 422 with the same body."""
     import pytest
+
     from kc_common.errors import InputRefused, ValidationFailed
     from kc_gateway.routes import ROUTES
     from kc_gateway.service import GatewayService
@@ -161,6 +163,7 @@ def test_the_document_states_400_where_the_gateway_checks_and_422_where_a_servic
 
 def test_a_multipart_form_is_checked_as_its_schema_describes_it():
     import pytest
+
     from kc_billing.schemas import StatementUploadFormSchema
     from kc_common.errors import ValidationFailed
     from kc_gateway.service import check_schema, form_fields
@@ -183,6 +186,7 @@ def test_a_json_number_for_a_documented_decimal_string_is_a_400_naming_it():
     """schemathesis found PATCH /staff/products with "vat_rate": 0 accepted: marshmallow
     takes a number where the document says a decimal string."""
     import pytest
+
     from kc_catalog import schemas as catalog
     from kc_common.errors import ValidationFailed
     from kc_gateway.service import check_schema

@@ -31,7 +31,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -70,8 +70,14 @@ def bench_soak(request, bench):
 def measure(system, request, args):
     """Run the workload on ``system``; its figures and the soak test's checks."""
     from tests.conftest import customer_maker, staff_login
-    from tests.soak_workload import (HealthWatch, bad_log_lines, dead_letters, run_workload,
-                                     settle, traceback_context)
+    from tests.soak_workload import (
+        HealthWatch,
+        bad_log_lines,
+        dead_letters,
+        run_workload,
+        settle,
+        traceback_context,
+    )
     rabbit_manager = request.getfixturevalue("rabbit_manager")
     agent = staff_login(system, "support")
     watch = HealthWatch(system.url, check=system.check_running).start()
@@ -223,7 +229,7 @@ def main(argv=None):
     args.databases = DATABASES if args.database == "both" else (args.database,)
 
     bench = Bench(args)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     load_before = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     os.chdir(ROOT)  # pyproject.toml's pytest settings, the Procfile's relative paths
     # A base directory of its own: the processes' logs stay (pytest's shared one keeps only

@@ -8,7 +8,17 @@ import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from kc_common.context import CUSTOMER_ID, bind_log_context
 from kc_common.metrics import UNMATCHED_ROUTE, http_method_label, observe_http
@@ -177,7 +187,17 @@ def create_app(gateway_url, secret_key, api=None, testing=False):
     def health():
         return {"status": "ok"}
 
-    from kc_web.views import account, auth, data, dns, documents, konto, order, products, support
+    from kc_web.views import (
+        account,
+        auth,
+        data,
+        dns,
+        documents,
+        konto,
+        order,
+        products,
+        support,
+    )
     for module in (auth, products, order, dns, account, data, documents, support, konto):
         app.register_blueprint(module.bp)
     return app

@@ -1,8 +1,15 @@
 """Public routes served by billing."""
-from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
-                              Unprocessable, ValidationFailed)
-from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_billing import schemas as s
+from kc_common.errors import (
+                              Conflict,
+                              Forbidden,
+                              NotFound,
+                              ServiceUnavailable,
+                              Unauthenticated,
+                              Unprocessable,
+                              ValidationFailed,
+)
+from kc_gateway.http import PUBLIC, STAFF, Route
 
 TAG = "Meine Buchhaltung"
 

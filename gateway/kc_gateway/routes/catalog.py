@@ -1,8 +1,15 @@
 """Public routes served by catalog."""
-from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
-                              Unprocessable, ValidationFailed)
-from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_catalog import schemas as s
+from kc_common.errors import (
+                              Conflict,
+                              Forbidden,
+                              NotFound,
+                              ServiceUnavailable,
+                              Unauthenticated,
+                              Unprocessable,
+                              ValidationFailed,
+)
+from kc_gateway.http import PUBLIC, STAFF, Route
 
 P = "Meine Produkte"
 C = "/api/v1/me/contracts/<int:contract_id>"

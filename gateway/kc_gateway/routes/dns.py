@@ -1,7 +1,7 @@
 """Public routes served by dns."""
 from kc_common.errors import Conflict, NotFound
-from kc_gateway.http import Route
 from kc_dns import schemas as s
+from kc_gateway.http import Route
 
 ROUTES = [
     Route("GET", "/api/v1/me/zones", "dns", "list_zones", tag="DNS",

@@ -1,7 +1,7 @@
 """Public routes served by documents ("Meine Dokumente": the library and the customer's own PDFs)."""
 from kc_common.errors import Conflict, Forbidden, NotFound, Unprocessable
-from kc_gateway.http import CUSTOMER, STAFF, Route
 from kc_documents import schemas as s
+from kc_gateway.http import CUSTOMER, STAFF, Route
 
 PDF = "application/pdf"
 

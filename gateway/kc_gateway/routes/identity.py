@@ -1,6 +1,13 @@
 """Public routes served by identity."""
-from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
-                              Unprocessable, ValidationFailed)
+from kc_common.errors import (
+                              Conflict,
+                              Forbidden,
+                              NotFound,
+                              TooManyRequests,
+                              Unauthenticated,
+                              Unprocessable,
+                              ValidationFailed,
+)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_identity import schemas as s
 

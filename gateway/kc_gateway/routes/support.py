@@ -1,6 +1,12 @@
 """Public routes served by support: the customer's requests and the staff desk."""
-from kc_common.errors import (Forbidden, NotFound, ServiceUnavailable, TooManyRequests, Unauthenticated,
-                              ValidationFailed)
+from kc_common.errors import (
+                              Forbidden,
+                              NotFound,
+                              ServiceUnavailable,
+                              TooManyRequests,
+                              Unauthenticated,
+                              ValidationFailed,
+)
 from kc_gateway.http import PUBLIC, STAFF, Route
 from kc_support import schemas as s
 

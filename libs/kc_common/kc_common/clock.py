@@ -16,7 +16,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 def utcnow() -> dt.datetime:
     """Now, as an aware UTC instant."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @overload
@@ -25,12 +25,12 @@ def as_utc(value: dt.datetime) -> dt.datetime: ...
 def as_utc(value: None) -> None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """Stored instants are UTC; SQLite hands them back naive."""
-    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def as_berlin(instant: dt.datetime) -> dt.datetime:
     """The instant in Berlin time (a naive one is UTC, as SQLite hands stored instants back)."""
-    return (instant if instant.tzinfo else instant.replace(tzinfo=dt.timezone.utc)).astimezone(BERLIN)
+    return (instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)).astimezone(BERLIN)
 
 
 def berlin_date(instant: dt.datetime) -> dt.date:

@@ -7,16 +7,17 @@ line of the worker carries it (see :class:`CorrelationFilter`).
 """
 
 from __future__ import annotations
+
 import logging
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from eventlet.corolocal import local
 from nameko.extensions import DependencyProvider
 
 from kc_common.errors import Forbidden, Unauthenticated
-from collections.abc import Iterator
-from typing import Any
 
 CORRELATION_ID = "correlation_id"
 CUSTOMER_ID = "customer_id"

@@ -20,6 +20,7 @@
 """
 
 from __future__ import annotations
+
 import datetime as dt
 import io
 import json
@@ -29,31 +30,50 @@ import random
 import time
 import uuid
 from collections import namedtuple
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from types import TracebackType
+from typing import Any, Literal, TypeVar
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Integer, MetaData,
-                        PrimaryKeyConstraint, String, Table, create_engine, event,
-                        or_, select, update)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from kc_common import metrics
+from kc_common.clock import (  # noqa: F401 (the services import them from here)
+    as_utc,
+    utcnow,
+)
 from kc_common.context import CORRELATION_ID, DEADLINE, current_correlation_id
 from kc_common.errors import ServiceUnavailable
 from kc_common.events import KeptPublisher, event_exchange
-from kc_common.txguard import (NetworkIOInTransaction, assert_no_transaction,  # noqa: F401
-                               in_transaction, transaction_marker)
-from kc_common.clock import as_utc, utcnow  # noqa: F401 (the services import them from here)
-from types import TracebackType
-from collections.abc import Callable
-from collections.abc import Iterable, Sequence
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session
-from typing import Any, Literal, TypeVar
+from kc_common.txguard import (  # noqa: F401
+    NetworkIOInTransaction,
+    assert_no_transaction,
+    in_transaction,
+    transaction_marker,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,21 @@ or ``all``, meaning every handler of every service (kc_common.services).
 """
 
 from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from kombu import Connection, Producer
 
-from kc_common.events import ATTEMPT_HEADER, dead_queue, handler_queues, service_event_handlers
+from kc_common.events import (
+    ATTEMPT_HEADER,
+    dead_queue,
+    handler_queues,
+    service_event_handlers,
+)
 from kc_common.topology import load_services
-from collections.abc import Sequence
 
 
 def _all_queues(services_file: str | None) -> list[str]:

@@ -11,6 +11,7 @@ registry's policy for its zone, and a Latin-only zone (.de) refuses them there.
 """
 
 from __future__ import annotations
+
 import idna
 from confusable_homoglyphs import categories
 

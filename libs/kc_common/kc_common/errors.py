@@ -8,8 +8,10 @@ the gateway answers 500 without echoing its text.
 """
 
 from __future__ import annotations
-from nameko.exceptions import deserialize_to_instance
+
 from typing import Any
+
+from nameko.exceptions import deserialize_to_instance
 
 
 class KcError(Exception):

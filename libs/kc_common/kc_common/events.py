@@ -26,6 +26,7 @@ what a bus can promise. Queue names are those of nameko, so
 """
 
 from __future__ import annotations
+
 import errno
 import logging
 import os
@@ -33,20 +34,23 @@ import smtplib
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import eventlet
 from eventlet.semaphore import Semaphore
 from kombu import Connection, Exchange, Producer, Queue
 from nameko.events import BROADCAST, EventHandler
-
 from nameko.extensions import SharedExtension
 
 from kc_common import metrics
-from kc_common.errors import KcError, ServiceUnavailable, Unprocessable, ValidationFailed
+from kc_common.errors import (
+    KcError,
+    ServiceUnavailable,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_common.txguard import assert_no_transaction
-from collections.abc import Mapping
-from collections.abc import Sequence
-from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """Files on local disk, written so that a reader never sees half a file."""
 
 from __future__ import annotations
+
 import os
 import tempfile
 

@@ -1,10 +1,11 @@
 """German money texts (Babel, de_DE): what mails, documents and messages show the customer."""
 
 from __future__ import annotations
+
 from decimal import Decimal
+from typing import Any
 
 from babel.numbers import format_currency
-from typing import Any
 
 LOCALE = "de_DE"
 

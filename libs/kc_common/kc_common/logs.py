@@ -13,11 +13,12 @@ section (``formatter: ${LOG_FORMAT:text}``, the ``correlation`` filter of
 """
 
 from __future__ import annotations
+
 import logging
 import os
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
-from typing import Any
 
 FORMATS = ("text", "json")
 

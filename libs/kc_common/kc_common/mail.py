@@ -11,17 +11,17 @@ handler (retried, dead-lettered, idempotent with ``db.handle_once``).
 """
 
 from __future__ import annotations
+
 import smtplib
 import ssl
+from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import Any
 
 from nameko.extensions import DependencyProvider
 
 from kc_common.txguard import assert_no_transaction
-from collections.abc import Mapping
-from collections.abc import Sequence
-from typing import Any
 
 DEFAULT_FROM = "KundenCenter <kundencenter@kundencenter.example>"
 

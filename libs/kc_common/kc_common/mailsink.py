@@ -7,14 +7,15 @@ mail client. It is a real SMTP server (aiosmtpd); nothing pretends to send.
 """
 
 from __future__ import annotations
+
 import argparse
 import itertools
 import os
 import time
-
-from aiosmtpd.controller import Controller
 from collections.abc import Sequence
 from typing import Any
+
+from aiosmtpd.controller import Controller
 
 
 class Collector:

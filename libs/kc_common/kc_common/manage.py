@@ -10,9 +10,12 @@ idempotent), ``url`` (print the database URL).
 """
 
 from __future__ import annotations
+
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import yaml
 from alembic import command
@@ -20,8 +23,6 @@ from nameko.cli.main import setup_yaml_parser
 
 from kc_common.db import StandaloneDatabase
 from kc_common.migrations import alembic_config, current_and_head
-from collections.abc import Sequence
-from typing import Any
 
 
 def load_config(path: str) -> dict[str, Any]:

@@ -15,8 +15,11 @@ Metric names and labels are listed in docs/metrics.md.
 """
 
 from __future__ import annotations
+
 import logging
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import eventlet
 from eventlet import wsgi
@@ -25,9 +28,6 @@ from nameko.extensions import SharedExtension
 from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from collections.abc import Callable
-from collections.abc import Mapping
-from typing import Any
 
 log = logging.getLogger(__name__)
 

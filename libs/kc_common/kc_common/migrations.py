@@ -1,14 +1,14 @@
 """Alembic glue shared by every service's ``migrations/env.py``."""
 
 from __future__ import annotations
+
 from alembic import context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import pool
+from sqlalchemy import MetaData, pool
 
 from kc_common.db import make_engine
-from sqlalchemy import MetaData
 
 
 def alembic_config(package: str, url: str) -> Config:

@@ -9,19 +9,16 @@ table (``truncated`` says when more exist) and ``MAX_PART_BYTES`` of JSON per pa
 """
 
 from __future__ import annotations
+
 import json
 import re
-
-from sqlalchemy import select
-
-from kc_common.db import json_default, to_json_safe
-from collections.abc import Collection, Mapping
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from sqlalchemy import MetaData
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+
+from sqlalchemy import MetaData, Row, select
+from sqlalchemy.orm import Session
+
+from kc_common.db import UnitOfWork, json_default, to_json_safe
 
 SECRET_COLUMNS = re.compile(r"(_hash$|hash_|secret|token|_enc$|^password$|storage_key|salt|nonce|totp)", re.I)
 SKIP_TABLES = {"outbox", "inbox", "counters"}

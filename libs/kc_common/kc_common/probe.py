@@ -21,16 +21,16 @@ of either never restarts healthy pods (see docs/operations.md, "Probes").
 """
 
 from __future__ import annotations
+
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kombu import Connection
 
 from kc_common.manage import load_config
 from kc_common.migrations import current_and_head
-from collections.abc import Mapping
-from collections.abc import Sequence
-from typing import Any
 
 
 def broker_problem(amqp_uri: str, timeout: float) -> str | None:

@@ -10,26 +10,40 @@ caller was told failed is carried out later (see :class:`_TimedMethodProxy`).
 """
 
 from __future__ import annotations
+
 import inspect
 import logging
 import os
 import time
+from typing import Any
 
 import eventlet
 from eventlet.semaphore import Semaphore
 from nameko.amqp.publish import Publisher, UndeliverableMessage
-from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER,
-                              LOGIN_METHOD_CONFIG_KEY, SERIALIZER_CONFIG_KEY)
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.exceptions import IncorrectSignature, UnknownService
-from nameko.rpc import (MethodProxy, ReplyListener, Responder, Rpc, RpcConsumer, RpcProxy,
-                        ServiceProxy, get_rpc_exchange)
+from nameko.rpc import (
+    MethodProxy,
+    ReplyListener,
+    Responder,
+    Rpc,
+    RpcConsumer,
+    RpcProxy,
+    ServiceProxy,
+    get_rpc_exchange,
+)
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
 from kc_common.events import DEFAULT_QUEUE_TYPE, QUORUM, is_transient, queue_type
 from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
-from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,16 @@
 """Marshmallow base pieces used by every service's ``schemas`` module."""
 
 from __future__ import annotations
-from decimal import Decimal, ROUND_HALF_UP
 
-from marshmallow import Schema, ValidationError, fields, validate, RAISE
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from marshmallow.schema import SchemaMeta
 
 from kc_common.clock import as_utc
 from kc_common.errors import ValidationFailed
-from collections.abc import Mapping
-from typing import Any
 
 CENT = Decimal("0.01")
 

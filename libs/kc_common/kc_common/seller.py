@@ -16,6 +16,7 @@ its date); documents uses it for its own documents. Neither imports the other.
 """
 
 from __future__ import annotations
+
 import os
 from collections.abc import Mapping
 from typing import Any

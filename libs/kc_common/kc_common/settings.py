@@ -14,15 +14,14 @@ development value.
 """
 
 from __future__ import annotations
-import os
-from dataclasses import dataclass
 
-from marshmallow import Schema, ValidationError, EXCLUDE
-from nameko.extensions import DependencyProvider
-from collections.abc import Callable
-from collections.abc import Mapping
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError
+from nameko.extensions import DependencyProvider
 
 DEVELOPMENT = "development"
 # The placeholder of deploy/k8s/secrets (and anywhere else): never a secret, in any environment

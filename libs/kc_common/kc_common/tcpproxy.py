@@ -6,6 +6,7 @@ as clients see one (connections reset, new ones refused). Plain threads, no even
 """
 
 from __future__ import annotations
+
 import socket
 import sys
 import threading

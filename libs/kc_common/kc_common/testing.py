@@ -26,13 +26,16 @@
 """
 
 from __future__ import annotations
+
 import gc
 import os
 import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import eventlet
@@ -45,12 +48,6 @@ from sqlalchemy import text
 
 from kc_common.db import make_engine
 from kc_common.migrations import alembic_config
-from collections.abc import Callable
-from collections.abc import Collection
-from collections.abc import Iterator
-from collections.abc import Mapping
-from collections.abc import Sequence
-from typing import Any
 
 PG_ADMIN_URL = os.environ.get("KC_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 RUN_ID = uuid.uuid4().hex[:8]
@@ -337,7 +334,7 @@ def envelope(source: str, event_type: str | None, data: dict[str, Any] | None, e
     """An event as the services publish it (docs/architecture.md, "Event catalogue")."""
     import datetime as dt
     return {"id": event_id or str(uuid.uuid4()), "type": event_type, "source": source,
-            "occurred_at": occurred_at or dt.datetime.now(dt.timezone.utc).isoformat(), "data": data}
+            "occurred_at": occurred_at or dt.datetime.now(dt.UTC).isoformat(), "data": data}
 
 
 def publish(config: Mapping[str, Any] | str, source: str | dict[str, Any], event_type: str | None = None,
@@ -347,6 +344,7 @@ def publish(config: Mapping[str, Any] | str, source: str | dict[str, Any], event
     data, event_id=None)`` to have the envelope made. ``config``: a nameko config or an AMQP URI.
     Returns the envelope."""
     from kombu import Connection, Producer
+
     from kc_common.events import event_exchange
     event = source if isinstance(source, dict) else envelope(source, event_type, data, event_id)
     exchange = event_exchange(event["source"])
@@ -384,6 +382,7 @@ class EventCapture:
 
     def __init__(self, amqp_uri: str, source: str, routing_key: str = "#") -> None:
         from kombu import Connection, Queue
+
         from kc_common.events import event_exchange
         self._conn = Connection(amqp_uri)
         self._queue = Queue(f"test-capture-{uuid.uuid4().hex[:8]}", exchange=event_exchange(source),
@@ -462,6 +461,7 @@ class SmtpServer:
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
+
         from kc_common.mailsink import Collector
         self.collector = Collector()
         sock = __import__("socket").socket()

@@ -17,22 +17,29 @@ saying to stop them and run this command again.
 """
 
 from __future__ import annotations
+
 import argparse
 import importlib
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 from amqp.exceptions import NotFound, PreconditionFailed
 from kombu import Connection, Queue
 from nameko.constants import RPC_EXCHANGE_CONFIG_KEY
 from nameko.rpc import RPC_QUEUE_TEMPLATE, get_rpc_exchange
 
-from kc_common.events import (DEFAULT_QUEUE_TYPE, QUEUE_TYPES, QUORUM, handler_queues, queue_type,
-                              service_event_handlers)
+from kc_common.events import (
+    DEFAULT_QUEUE_TYPE,
+    QUEUE_TYPES,
+    QUORUM,
+    handler_queues,
+    queue_type,
+    service_event_handlers,
+)
 from kc_common.services import service_classes
-from collections.abc import Sequence
-from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,13 @@
 """kc_common.privacy: one customer's rows, children by foreign key, secrets left out, bounded."""
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, create_engine
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+)
 from sqlalchemy.orm import Session
 
 from kc_common import privacy

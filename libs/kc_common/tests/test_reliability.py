@@ -244,7 +244,7 @@ def test_two_instances_share_calls_and_publish_each_event_once(container_factory
 def test_old_published_outbox_and_inbox_rows_are_pruned(config):
     import datetime as dt
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "writer")
-    old = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     with db.unit_of_work() as uow:
         uow.emit("note_written", {"text": "old"})
         uow.emit("note_written", {"text": "unpublished"})

@@ -21,10 +21,22 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from kc_common.db import (Database, NetworkIOInTransaction, OutboxRelay, StandaloneDatabase,
-                          add_messaging_tables, in_transaction, make_engine)
+from kc_common.db import (
+    Database,
+    NetworkIOInTransaction,
+    OutboxRelay,
+    StandaloneDatabase,
+    add_messaging_tables,
+    in_transaction,
+    make_engine,
+)
 from kc_common.errors import ServiceUnavailable
-from kc_common.events import KeptPublisher, declare_topology, event_handler, handler_queues
+from kc_common.events import (
+    KeptPublisher,
+    declare_topology,
+    event_handler,
+    handler_queues,
+)
 from kc_common.mail import build_message, send
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.testing import TcpProxy, service_config, wait_for

@@ -2,8 +2,14 @@
 import pytest
 from marshmallow import Schema, fields
 
-from kc_common.settings import (COMMON_SECRETS, Secret, SettingsError, check_secrets, environment,
-                                load_settings)
+from kc_common.settings import (
+    COMMON_SECRETS,
+    Secret,
+    SettingsError,
+    check_secrets,
+    environment,
+    load_settings,
+)
 
 DEV = "whsec_dev_only_change_me"
 SECRETS = (Secret("WEBHOOK_SECRET", "PSP_WEBHOOK_SECRET", dev=(DEV,), many=True),

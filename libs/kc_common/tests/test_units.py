@@ -3,10 +3,10 @@ from decimal import Decimal
 
 import pytest
 from marshmallow import fields
+from nameko.exceptions import deserialize, serialize
 
 from kc_common.errors import NotFound, ValidationFailed
 from kc_common.schemas import BaseSchema, load, money
-from nameko.exceptions import deserialize, serialize
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -40,6 +40,7 @@ def test_typed_errors_cross_the_wire_as_themselves():
 
 def test_settings_fail_fast_naming_the_setting():
     from marshmallow import Schema
+
     from kc_common.settings import SettingsError, validate_settings
 
     class Needs(Schema):
@@ -71,7 +72,7 @@ def test_berlin_days_and_instants():
     import datetime as dt
 
     from kc_common.clock import as_berlin, berlin_date, berlin_today
-    late = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.timezone.utc)  # 00:30 on New Year's Day
+    late = dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC)  # 00:30 on New Year's Day
     assert berlin_date(late) == dt.date(2027, 1, 1)
     assert berlin_date(late.replace(tzinfo=None)) == dt.date(2027, 1, 1)  # naive = UTC (SQLite)
     assert as_berlin(dt.datetime(2026, 7, 1, 12, 0)).hour == 14  # summer time
@@ -85,7 +86,7 @@ def test_utc_instants():
     from kc_common.clock import as_utc, utcnow
     assert as_utc(None) is None
     naive = dt.datetime(2026, 7, 1, 12, 0)  # as SQLite hands a stored instant back
-    assert as_utc(naive) == naive.replace(tzinfo=dt.timezone.utc)
+    assert as_utc(naive) == naive.replace(tzinfo=dt.UTC)
     berlin = dt.datetime(2026, 7, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert as_utc(berlin) is berlin  # an aware instant is left alone
     assert utcnow().utcoffset() == dt.timedelta(0)

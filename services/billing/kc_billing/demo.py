@@ -28,11 +28,11 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
-from kc_common.clock import BERLIN, berlin_date
-from kc_common.db import dialect_insert, utcnow
 from kc_billing import billrun, domain, payments, schedule
 from kc_billing.models import billable_contracts, bookings, invoices
 from kc_billing.settings import BillingSettings
+from kc_common.clock import BERLIN, berlin_date
+from kc_common.db import dialect_insert, utcnow
 
 DEMO_CUSTOMER = 100001
 # The invoice address as identity's seed creates the customer (kc_identity.demo). identity's
@@ -41,7 +41,7 @@ DEMO_BUYER = {"customer_id": DEMO_CUSTOMER, "company": "Muster Webdesign GmbH", 
               "last_name": "Mustermann", "email": "demo@kundencenter.example",
               "street": "Musterstraße 12", "zip": "30159", "city": "Hannover", "country": "DE",
               "vat_id": "DE123456788", "is_business": True}
-REPLICA_AS_OF = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+REPLICA_AS_OF = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 VAT = Decimal("19.00")
 SERVER_A, SERVER_B = "flex-demo-01.kundencenter-server.de", "root-demo-01.kundencenter-server.de"
 
@@ -91,7 +91,7 @@ def periods_in_history(contract, today):
 
 
 def _instant(day, time):
-    return dt.datetime.combine(day, time, tzinfo=BERLIN).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, time, tzinfo=BERLIN).astimezone(dt.UTC)
 
 
 def seed(db, config, now=None):

@@ -7,11 +7,11 @@ from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy import select, update
 
+from kc_billing import domain
+from kc_billing.models import invoices, payment_details
 from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.errors import ValidationFailed
-from kc_billing import domain
-from kc_billing.models import invoices, payment_details
 
 log = logging.getLogger(__name__)
 

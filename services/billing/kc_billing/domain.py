@@ -8,26 +8,37 @@ information; it is not what is summed.
 """
 
 from __future__ import annotations
+
 import datetime as dt
 import json
+from decimal import Decimal
+from typing import Any
 
 import idna
-from decimal import Decimal
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.orm import Session
 
-from sqlalchemy import func, select, update
-
+from kc_billing.models import (
+    bookings,
+    counters,
+    customers,
+    invoice_lines,
+    invoices,
+    payment_details,
+)
+from kc_billing.settings import BillingSettings
 from kc_common.clock import BERLIN, berlin_date, berlin_today
-from kc_common.db import as_utc, dialect_insert, json_default, next_in_series, utcnow
+from kc_common.db import (
+    UnitOfWork,
+    as_utc,
+    dialect_insert,
+    json_default,
+    next_in_series,
+    utcnow,
+)
 from kc_common.errors import NotFound, Unprocessable
 from kc_common.formats import money_de
 from kc_common.schemas import money
-from kc_billing.models import (bookings, counters, customers, invoice_lines, invoices,
-                               payment_details)
-from kc_billing.settings import BillingSettings
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
 
 FIRST_INVOICE_NUMBER = 1000001
 INVOICE = "RE"
@@ -482,7 +493,7 @@ def balance_text(balance: Decimal) -> str:
 
 
 def _local_midnight_utc(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), tzinfo=BERLIN).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=BERLIN).astimezone(dt.UTC)
 
 
 def account(session: Session, customer_id: int, *, page: int, per_page: int, type: str | None = None,

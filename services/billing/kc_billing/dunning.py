@@ -8,10 +8,10 @@ import time
 
 from sqlalchemy import func, select
 
-from kc_common.db import utcnow
 from kc_billing import domain
-from kc_billing.runs import check_as_of
 from kc_billing.models import dunning_notices, invoices
+from kc_billing.runs import check_as_of
+from kc_common.db import utcnow
 
 
 def level_for(days_overdue, dunning_days):

@@ -4,8 +4,23 @@ The ledger (``bookings``) is append-only: a correction is a new booking. What an
 invoice still owes is derived from the ledger (payments settle the oldest debit
 first), never stored and edited.
 """
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer,
-                        MetaData, Numeric, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        JSON,
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Date,
+                        DateTime,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        Numeric,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 from kc_common.db import add_messaging_tables
 

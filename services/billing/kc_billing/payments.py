@@ -16,13 +16,13 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from kc_billing import domain
+from kc_billing.models import bookings, payments
+from kc_billing.settings import origin_of
 from kc_common.clock import berlin_date
 from kc_common.db import as_utc, utcnow
 from kc_common.errors import NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import money
-from kc_billing import domain
-from kc_billing.models import bookings, payments
-from kc_billing.settings import origin_of
 
 log = logging.getLogger(__name__)
 

@@ -21,16 +21,22 @@ import os
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from kc_billing import billrun, runs
+from kc_billing.models import metadata
+from kc_billing.settings import BillingSettings
 from kc_common.clock import berlin_today
 from kc_common.db import StandaloneDatabase
 from kc_common.errors import ValidationFailed
 from kc_common.manage import load_config
-from kc_billing import billrun, runs
-from kc_billing.models import metadata
-from kc_billing.settings import BillingSettings
 
 
 def identity_fetcher(config):

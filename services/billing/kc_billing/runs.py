@@ -22,11 +22,11 @@ from decimal import Decimal
 
 from sqlalchemy import func, select, update
 
+from kc_billing.models import billing_runs, counters
 from kc_common.clock import berlin_today
 from kc_common.db import as_utc, dialect_insert, utcnow
 from kc_common.errors import NotFound, ValidationFailed
 from kc_common.schemas import money
-from kc_billing.models import billing_runs, counters
 
 RUNNING, FINISHED, ABORTED = "running", "finished", "aborted"
 STATES = (RUNNING, FINISHED, ABORTED)

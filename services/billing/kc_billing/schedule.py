@@ -9,10 +9,10 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, update
 
-from kc_common.db import dialect_insert, utcnow
-from kc_common.schemas import money
 from kc_billing import domain
 from kc_billing.models import billable_contracts, billed_periods
+from kc_common.db import dialect_insert, utcnow
+from kc_common.schemas import money
 
 ACTIVE, CANCELLED, TERMINATED = "active", "cancelled", "terminated"
 

@@ -3,7 +3,15 @@
 from marshmallow import fields, validate
 
 from kc_common.formats import money_de
-from kc_common.schemas import BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import (
+    BaseSchema,
+    Boolean,
+    DecimalRange,
+    Money,
+    PageQuerySchema,
+    UtcDateTime,
+    page_of,
+)
 
 RETURN_URL_MAX = 500
 BOOKING_TYPES = ("RE", "GU", "ZAHLUNG", "KONTOAUSGLEICH", "ERSTATTUNG", "RUECKLASTSCHRIFT", "GEBUEHR")

@@ -19,13 +19,19 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 
+from kc_billing import domain
+from kc_billing.models import (
+    bookings,
+    invoices,
+    payment_details,
+    payments,
+    sepa_collections,
+    sepa_debits,
+)
+from kc_billing.payments import SUCCEEDED, book_payment
 from kc_common.clock import berlin_today
 from kc_common.db import utcnow
 from kc_common.schemas import money
-from kc_billing import domain
-from kc_billing.models import (bookings, invoices, payment_details, payments, sepa_collections,
-                               sepa_debits)
-from kc_billing.payments import SUCCEEDED, book_payment
 
 PAIN008_VERSION = "pain.008.001.02"   # the newest version sepaxml writes and validates
 COLLECTED, RETURNED = "collected", "returned"

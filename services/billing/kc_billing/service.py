@@ -10,21 +10,38 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
-from kc_common.clock import berlin_today
-from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
-from kc_common.db import Database, UnitOfWork, utcnow
-from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, Unprocessable, ValidationFailed
-from kc_common.events import event_handler
-from kc_common.privacy import answer_export_request
-from kc_common.mail import Mailer, message_id_for
-from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
-from kc_common.schemas import INT_MAX, load, load_idempotency_key
-from kc_common.settings import Configured
-from kc_billing import (billrun, details, domain, dunning, mails, payments, runs, schedule,
-                        schemas, sepa, statements)
+from kc_billing import (
+    billrun,
+    details,
+    domain,
+    dunning,
+    mails,
+    payments,
+    runs,
+    schedule,
+    schemas,
+    sepa,
+    statements,
+)
 from kc_billing.models import metadata
 from kc_billing.psp import PspError, WebhookRejected, provider_from_settings
 from kc_billing.settings import SECRETS, BillingSettings
+from kc_common.clock import berlin_today
+from kc_common.context import CORRELATION_ID, DEADLINE, CallContext
+from kc_common.db import Database, UnitOfWork, utcnow
+from kc_common.errors import (
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    Unprocessable,
+    ValidationFailed,
+)
+from kc_common.events import event_handler
+from kc_common.mail import Mailer, message_id_for
+from kc_common.privacy import answer_export_request
+from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
+from kc_common.schemas import INT_MAX, load, load_idempotency_key
+from kc_common.settings import Configured
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +161,7 @@ class BillingService(PingMixin):
                 return
         data = self.identity.get_customer(customer_id=customer_id)
         with self.db.unit_of_work() as uow:
-            domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc))
+            domain.upsert_customer(uow.session, data, as_of=dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
 
     # --- events consumed --------------------------------------------------------------------
 

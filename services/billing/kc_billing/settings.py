@@ -7,7 +7,6 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from kc_common.seller import seller_from_config
-
 from kc_common.settings import Secret
 
 DEFAULTS = {

@@ -25,13 +25,19 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from kc_billing import camt, domain, sepa
+from kc_billing.models import (
+    bank_clarifications,
+    bookings,
+    invoices,
+    payment_details,
+    payments,
+)
+from kc_billing.payments import SUCCEEDED, book_payment
 from kc_common.clock import berlin_date, berlin_today
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from kc_common.schemas import money
-from kc_billing import camt, domain, sepa
-from kc_billing.models import bank_clarifications, bookings, invoices, payment_details, payments
-from kc_billing.payments import SUCCEEDED, book_payment
 
 log = logging.getLogger(__name__)
 

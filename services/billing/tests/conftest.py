@@ -1,11 +1,11 @@
 import base64
 import datetime as dt
-from functools import partial
 import hashlib
 import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest

@@ -122,6 +122,7 @@ def test_dunning_levels():
 
 def test_line_text_names_the_domain_or_the_package_label():
     import datetime as dt
+
     from kc_billing.domain import line_text
     start, end = dt.date(2019, 5, 24), dt.date(2020, 5, 23)
     assert line_text({"kind": "domain", "domain": "xn--mller-kva.de", "product_name": "Domain .de"},

@@ -9,8 +9,8 @@ checked with the EN 16931 and the XRechnung Schematron (services/documents/tests
 Also: the Leitweg-ID is validated in Zahlungsdetails.
 """
 import datetime as dt
-from functools import partial
 import importlib.util
+from functools import partial
 from pathlib import Path
 
 import pytest

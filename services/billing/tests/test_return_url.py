@@ -1,9 +1,9 @@
 """A payment's return_url: only http(s) on an allowed origin, never an open redirect."""
 import pytest
 
-from kc_common.errors import ValidationFailed
 from kc_billing.payments import checked_return_url, with_payment_id
 from kc_billing.settings import BillingSettings, origin_of
+from kc_common.errors import ValidationFailed
 
 
 @pytest.fixture

@@ -13,11 +13,17 @@ import yaml
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
-from kc_common.clock import berlin_today
 from kc_billing import billrun, domain, runs, schedule
-from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings,
-                               invoice_lines, invoices)
+from kc_billing.models import (
+    billable_contracts,
+    billed_periods,
+    billing_runs,
+    bookings,
+    invoice_lines,
+    invoices,
+)
 from kc_billing.settings import BillingSettings
+from kc_common.clock import berlin_today
 
 from .conftest import ROOT, customer, order_event
 

@@ -6,8 +6,8 @@ The regressions of issue 11: a run as of 4454-04-01 was accepted; a staff run an
 import base64
 import datetime as dt
 import time
-from functools import partial
 from decimal import Decimal
+from functools import partial
 
 import eventlet
 import pytest
@@ -17,14 +17,25 @@ from nameko.testing.services import entrypoint_hook
 from sqlalchemy import func, select
 
 from kc_billing import domain, runs
-from kc_billing.models import (billable_contracts, billed_periods, billing_runs, bookings, invoices,
-                               metadata)
+from kc_billing.models import (
+    billable_contracts,
+    billed_periods,
+    billing_runs,
+    bookings,
+    invoices,
+    metadata,
+)
 from kc_billing.settings import BillingSettings
 from kc_common import testing
 from kc_common.clock import berlin_today
 from kc_common.context import DEADLINE
 from kc_common.db import StandaloneDatabase, as_utc, utcnow
-from kc_common.errors import NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
+from kc_common.errors import (
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    ValidationFailed,
+)
 from kc_common.events import declare_topology
 from kc_common.migrations import alembic_config
 from kc_common.testing import wait_for

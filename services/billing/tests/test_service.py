@@ -1,9 +1,9 @@
 """billing on the real bus and PostgreSQL: invoices, payments exactly once, Zahlungsdetails."""
 import datetime as dt
-from functools import partial
 import json
 import time
 import uuid
+from functools import partial
 
 import eventlet
 import pytest
@@ -308,6 +308,7 @@ def test_staff_correct_an_invoice_with_a_credit_note(billing, publish, capture_e
 
 def test_camt053_statement_is_booked_by_reference_once(billing, publish):
     import base64
+
     from .camt_files import Tx, statement
     staff = {"staff_id": 1, "staff_roles": ["billing"]}
     publish("catalog", "order_placed", order_event(100001, 50, TODAY))

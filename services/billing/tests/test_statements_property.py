@@ -14,7 +14,8 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from kc_billing import camt, domain, sepa, statements
@@ -25,7 +26,7 @@ from .camt_files import OTHER_IBAN, SELLER_IBAN, Tx, statement
 from .conftest import CUSTOMERS
 
 RUN = itertools.count(1)
-NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC)
 
 payment = st.fixed_dictionaries({
     "cents": st.one_of(st.integers(min_value=1, max_value=5000), st.just(1178)),  # twins too

@@ -12,9 +12,9 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select, text
 
+from kc_catalog.models import contracts, ip_addresses, orders, product_prices, products
 from kc_common.clock import berlin_today
 from kc_common.db import utcnow
-from kc_catalog.models import contracts, ip_addresses, orders, product_prices, products
 
 VAT = Decimal("19.00")
 ALL = [1, 3, 6, 12]
@@ -233,6 +233,7 @@ def generate_traffic(session, contract_id, included_gb, start, end, seed=0, grow
 def top_up_demo_traffic(session, today):
     """Each ``make run`` fills the demo servers' traffic up to yesterday (idempotent)."""
     from sqlalchemy import func  # noqa: PLC0415
+
     from kc_catalog.models import server_traffic  # noqa: PLC0415
     rows = session.execute(
         select(contracts.c.id, contracts.c.product_id, func.max(server_traffic.c.day))

@@ -1,7 +1,22 @@
 """catalog's tables. Only catalog reads or writes them."""
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index,
-                        Integer, MetaData, Numeric, PrimaryKeyConstraint, String, Table,
-                        UniqueConstraint, text)
+from sqlalchemy import (
+                        JSON,
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        Date,
+                        DateTime,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        Numeric,
+                        PrimaryKeyConstraint,
+                        String,
+                        Table,
+                        UniqueConstraint,
+                        text,
+)
 
 from kc_common.db import add_messaging_tables
 

@@ -1,8 +1,16 @@
 """catalog's RPC contract (also the OpenAPI document's schemas)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import (BaseSchema, Boolean, DecimalRange, Money, PageQuerySchema, QueryBoolean,
-                               UtcDateTime, page_of)
+from kc_common.schemas import (
+    BaseSchema,
+    Boolean,
+    DecimalRange,
+    Money,
+    PageQuerySchema,
+    QueryBoolean,
+    UtcDateTime,
+    page_of,
+)
 
 KINDS = ["hosting", "domain", "server", "addon", "option"]
 STATES = ["pending", "active", "cancelled", "terminated"]

@@ -4,6 +4,9 @@ import logging
 from marshmallow import Schema, fields, validate
 from nameko.timer import Timer
 
+from kc_catalog import schemas
+from kc_catalog.domain import access, contracts, orders, products, traffic
+from kc_catalog.models import metadata
 from kc_common.clock import berlin_today
 from kc_common.context import CallContext
 from kc_common.db import Database, to_json_safe
@@ -13,9 +16,6 @@ from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import INT_MAX, INT_MIN, load, load_idempotency_key
 from kc_common.settings import Secret, Settings
-from kc_catalog import schemas
-from kc_catalog.domain import access, contracts, orders, products, traffic
-from kc_catalog.models import metadata
 
 log = logging.getLogger(__name__)
 

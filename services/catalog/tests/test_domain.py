@@ -27,8 +27,15 @@ from decimal import Decimal  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 from kc_catalog.demo import current_period  # noqa: E402
-from kc_catalog.domain.common import (ACTIVE, CANCELLED, PENDING, TERMINATED, TRANSITIONS,  # noqa: E402
-                                      check_transition, period_price)
+from kc_catalog.domain.common import (  # noqa: E402
+    ACTIVE,
+    CANCELLED,
+    PENDING,
+    TERMINATED,
+    TRANSITIONS,
+    check_transition,
+    period_price,
+)
 from kc_catalog.domain.contracts import cancellation_end_date  # noqa: E402
 from kc_catalog.domain.traffic import _trend  # noqa: E402
 from kc_common.errors import Conflict  # noqa: E402

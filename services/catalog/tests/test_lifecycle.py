@@ -13,9 +13,16 @@ from kc_catalog.domain.traffic import usage as traffic_usage
 from kc_catalog.models import contracts, metadata, server_traffic
 from kc_catalog.service import CatalogService
 from kc_common import testing
-from kc_common.errors import (Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthenticated,
-                              Unprocessable, ValidationFailed)
 from kc_common.db import StandaloneDatabase
+from kc_common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_common.testing import publish, wait_for
 
 CUSTOMER = {"customer_id": 100001}

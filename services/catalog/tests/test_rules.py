@@ -7,9 +7,18 @@ from types import SimpleNamespace
 import pytest
 
 from kc_catalog.domain.common import ACTIVE, CANCELLED, PENDING
-from kc_catalog.domain.contracts import (contract_view, invoiced_period_ends, tariff_change,
-                                         upgraded_description)
-from kc_catalog.domain.orders import SERVER_DOMAIN, check_item, contract_terms, first_period
+from kc_catalog.domain.contracts import (
+    contract_view,
+    invoiced_period_ends,
+    tariff_change,
+    upgraded_description,
+)
+from kc_catalog.domain.orders import (
+    SERVER_DOMAIN,
+    check_item,
+    contract_terms,
+    first_period,
+)
 from kc_catalog.domain.products import check_product, product_view
 from kc_common.errors import Conflict, Unprocessable, ValidationFailed
 

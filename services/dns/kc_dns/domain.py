@@ -18,27 +18,22 @@ form resumes. It never falls, so secondaries always see a newer zone.
 """
 
 from __future__ import annotations
+
 import base64
+import datetime as dt
 import re
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select
+from sqlalchemy.orm import Session
 
-from kc_common.db import utcnow
+from kc_common.db import UnitOfWork, utcnow
 from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_dns import changeset, rules, zonefile
-from kc_dns.changeset import Rrset
+from kc_dns.changeset import Plan, Rrset
 from kc_dns.models import records, zones
-from kc_dns.rules import RuleError, display
-from collections.abc import Collection
-from collections.abc import Mapping
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from kc_dns.changeset import Plan
-from kc_dns.rules import Policy
-from sqlalchemy import Connection, Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
+from kc_dns.rules import Policy, RuleError, display
 
 
 def initial_serial(today: dt.date) -> int:

@@ -1,6 +1,16 @@
 """dns's tables. Only dns reads or writes them."""
-from sqlalchemy import (BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData,
-                        String, Table, Text)
+from sqlalchemy import (
+                        BigInteger,
+                        Column,
+                        DateTime,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 
 from kc_common.db import add_messaging_tables
 

@@ -12,7 +12,6 @@ from kc_dns import domain, schemas
 from kc_dns.models import metadata
 from kc_dns.rules import Policy
 
-
 _CHANGE_SET = schemas.ChangeSetSchema()      # built once: building one costs more than a load
 _CHANGE_RESULT = schemas.ChangeResultSchema()
 

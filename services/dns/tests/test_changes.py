@@ -1,10 +1,10 @@
 """dns on the real bus and PostgreSQL: change sets, conflicts, serials, zone files, removal."""
 import base64
 import datetime as dt
-from functools import partial
 import importlib.util
 import pathlib
 import subprocess
+from functools import partial
 
 import eventlet
 import pytest
@@ -97,7 +97,7 @@ def test_change_set_applies_at_once_serial_once_and_zone_changed(dns, db, captur
         {"action": "replace", "name": "_dmarc", "type": "TXT", "records": ["v=DMARC1; p=none"]},
         {"action": "delete", "name": "www", "type": "AAAA"}]})
     assert result["version"] == version + 1 and result["etag"] == f'"{version + 1}"'
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     assert result["serial"] == domain.next_serial(serial, today)
     assert result["deleted"] == [{"name": "www", "type": "AAAA"}]
     assert {(r["name"], r["type"]) for r in result["records"]} == {
@@ -196,7 +196,7 @@ def test_concurrent_edits_one_wins_per_version_and_never_duplicate(dns, db, conf
 
 
 def test_serial_rolls_over_past_99_changes_a_day(dns, db):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     with db.unit_of_work() as uow:
         uow.session.execute(update(zones).where(zones.c.name == ZONE)
                             .values(serial=domain.initial_serial(today) + 98))   # YYYYMMDD99

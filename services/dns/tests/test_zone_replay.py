@@ -5,11 +5,11 @@ type is rejected only where the table below says why (there the product is stric
 or the file itself is broken); what was taken over exports into a zone named-checkzone accepts
 with the strict flags."""
 import base64
-from functools import partial
 import importlib.util
 import pathlib
 import re
 import subprocess
+from functools import partial
 
 import pytest
 

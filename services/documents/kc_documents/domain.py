@@ -1,31 +1,33 @@
 """documents's rules, plain functions over a SQLAlchemy session (and a storage)."""
 
 from __future__ import annotations
+
 import base64
+import datetime as dt
 import logging
 import re
 import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from marshmallow import ValidationError
-from sqlalchemy import func, select, update
+from marshmallow import Schema, ValidationError
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.orm import Session
 
-from kc_common.db import as_utc, dialect_insert, utcnow
-from kc_common.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, ValidationFailed
+from kc_common.db import UnitOfWork, as_utc, dialect_insert, utcnow
+from kc_common.errors import (
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_common.schemas import _flatten
 from kc_documents import library
 from kc_documents.formatting import number_de
 from kc_documents.models import documents, library_documents, library_versions
 from kc_documents.pool import timed_out
-from kc_documents.storage import checked_get, sha256
-from collections.abc import Callable
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from kc_documents.storage import Storage
-from marshmallow import Schema
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
+from kc_documents.storage import Storage, checked_get, sha256
 
 log = logging.getLogger(__name__)
 

@@ -422,6 +422,7 @@ def check_xml(xml_bytes):
 def render_invoice(inv):
     """The invoice PDF/A-3b with the validated EN 16931 XML embedded -> (pdf, xml)."""
     import facturx
+
     from kc_documents.rendering import render_pdf
     xml = build_xml(inv)
     check_xml(xml)

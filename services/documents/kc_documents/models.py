@@ -3,8 +3,18 @@
 The files themselves live in the storage (:mod:`kc_documents.storage`); the
 tables hold what they are, whose they are, where they are and their sha256.
 """
-from sqlalchemy import (JSON, Column, Date, DateTime, ForeignKey, Integer, MetaData, String, Table,
-                        UniqueConstraint)
+from sqlalchemy import (
+                        JSON,
+                        Column,
+                        Date,
+                        DateTime,
+                        ForeignKey,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        UniqueConstraint,
+)
 
 from kc_common.db import add_messaging_tables
 

@@ -1,7 +1,14 @@
 """documents's RPC contract (also the OpenAPI document's schemas) and the events it consumes."""
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from kc_common.schemas import BaseSchema, Boolean, Money, PageQuerySchema, UtcDateTime, page_of
+from kc_common.schemas import (
+    BaseSchema,
+    Boolean,
+    Money,
+    PageQuerySchema,
+    UtcDateTime,
+    page_of,
+)
 
 KINDS = ("invoice", "av_agreement", "data_export")
 

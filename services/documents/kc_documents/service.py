@@ -11,9 +11,9 @@ from kc_common.context import CallContext
 from kc_common.db import Database, json_default
 from kc_common.errors import Conflict, NotFound
 from kc_common.events import event_handler
+from kc_common.privacy import customer_part
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
-from kc_common.privacy import customer_part
 from kc_common.settings import Configured
 from kc_documents import av, domain, exports, invoice, library, schemas, storage
 from kc_documents.formatting import as_date, number_de

@@ -7,7 +7,7 @@ both compiled to XSLT and vendored in ``validators/`` (provenance and licences i
 Run with Saxon (``saxonche``, XSLT 3); the result is SVRL, whose ``failed-assert`` elements are
 the violations. Each stylesheet is compiled once per test process.
 """
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -26,7 +26,7 @@ def _processor():
     return PySaxonProcessor(license=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _executable(which):
     return _processor().new_xslt30_processor().compile_stylesheet(stylesheet_file=str(STYLESHEETS[which]))
 

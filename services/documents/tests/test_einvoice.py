@@ -181,7 +181,7 @@ def test_one_seller_with_the_legally_required_fields_on_every_document():
                 "Steuernummer 25/200/12345", "Sitz: Hannover"]
     assert all(any(e in line for line in lines) for e in expected)
     agreement = {"agreement_id": 7, "customer_id": 100001, "version": "1", "title": "AV-Vertrag",
-                 "text": "Text.", "signed_at": dt.datetime(2026, 11, 26, 13, 5, tzinfo=dt.timezone.utc),
+                 "text": "Text.", "signed_at": dt.datetime(2026, 11, 26, 13, 5, tzinfo=dt.UTC),
                  "signer_name": "Max", "customer": {}}
     docs = {
         "invoice_pdf": invoice.render_invoice(payload("invoice"))[0],

@@ -1,9 +1,9 @@
 """documents on the real bus and PostgreSQL: invoice and AV events, own documents, the library."""
 import base64
-from functools import partial
 import io
 import os
 import uuid
+from functools import partial
 
 import facturx
 import pytest
@@ -12,7 +12,14 @@ from nameko.rpc import rpc as nameko_rpc
 from pypdf import PdfReader
 
 from kc_common import testing
-from kc_common.errors import Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable, ValidationFailed
+from kc_common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_common.events import declare_topology
 from kc_common.testing import wait_for
 from kc_documents import invoice

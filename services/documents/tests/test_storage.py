@@ -4,7 +4,13 @@ import io
 import pytest
 
 from kc_common.errors import NotFound
-from kc_documents.storage import LocalStorage, S3Storage, StorageCorrupt, checked_get, sha256
+from kc_documents.storage import (
+    LocalStorage,
+    S3Storage,
+    StorageCorrupt,
+    checked_get,
+    sha256,
+)
 
 
 def test_local_storage_round_trip_and_checksum(tmp_path):
@@ -57,10 +63,11 @@ def test_s3_storage_with_prefix():
 
 
 def test_seed_renders_the_built_in_library_versions_once(config):
+    from sqlalchemy import select
+
     from kc_common.db import StandaloneDatabase
     from kc_documents import demo
     from kc_documents.models import library_versions, metadata
-    from sqlalchemy import select
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "documents")
     try:
         demo.seed(db, config)

@@ -3,6 +3,7 @@
 
 def test_numbers_published_as_integers_are_taken_as_text():
     from marshmallow import Schema
+
     from kc_documents.schemas import TextOrNumber
 
     class S(Schema):

@@ -11,7 +11,6 @@ from kc_common.manage import load_config
 from kc_identity.models import customers, metadata
 from kc_identity.vault import Vault
 
-
 # Every column the vault encrypts: the telephone password, the active and the pending TOTP secret.
 ENCRYPTED_COLUMNS = ("phone_password_enc", "totp_secret_enc", "totp_pending_enc")
 

@@ -1,8 +1,14 @@
 """identity's RPC contract: what goes in and out (also used for the OpenAPI document)."""
 from marshmallow import fields, validate
 
-from kc_common.schemas import (BaseSchema, Boolean, PageQuerySchema, UtcDateTime,  # noqa: F401 (PageQuerySchema: routes)
-                               NON_BLANK, page_of)
+from kc_common.schemas import (  # noqa: F401 (PageQuerySchema: routes)
+    NON_BLANK,
+    BaseSchema,
+    Boolean,
+    PageQuerySchema,
+    UtcDateTime,
+    page_of,
+)
 
 _PW = {"required": True, "load_only": True, "validate": validate.Length(min=1, max=1024)}
 

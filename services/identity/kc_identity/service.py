@@ -10,14 +10,27 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated
 from kc_common.events import event_handler
-from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import PageQuerySchema, load
 from kc_common.settings import Secret, Settings
 from kc_identity import mails, schemas, vies
-from kc_identity.domain import (account, av_agreement, closure, contacts, customers, login, notifications,
-                                passwords, sessions, staff, throttle, two_factor, whitelist)
+from kc_identity.domain import (
+    account,
+    av_agreement,
+    closure,
+    contacts,
+    customers,
+    login,
+    notifications,
+    passwords,
+    sessions,
+    staff,
+    throttle,
+    two_factor,
+    whitelist,
+)
 from kc_identity.models import metadata
 from kc_identity.vault import VaultProvider
 

@@ -2,14 +2,20 @@
 Passwort vergessen, confirmed e-mail changes, customers created by staff.
 (Sign-up needs documents for the current AGB: tests/test_e2e_account.py.)"""
 import datetime as dt
-from functools import partial
 import re
+from functools import partial
 
 import pytest
 from sqlalchemy import select, update
 
 from kc_common import testing
-from kc_common.errors import Conflict, Forbidden, TooManyRequests, Unauthenticated, ValidationFailed
+from kc_common.errors import (
+    Conflict,
+    Forbidden,
+    TooManyRequests,
+    Unauthenticated,
+    ValidationFailed,
+)
 from kc_identity import demo, policy
 from kc_identity.models import account_tokens, customers
 from kc_identity.service import IdentityService
@@ -85,7 +91,7 @@ def test_expired_link_is_refused(account_identity, smtp_server, seeded):
     token = token_in(smtp_server.wait(1, to=demo.DEMO_EMAIL)[0])
     with seeded.unit_of_work() as uow:
         uow.session.execute(update(account_tokens).values(
-            expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)))
+            expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
     with pytest.raises(ValidationFailed) as err:
         call(account_identity, "reset_password", {"token": token, "new_password": NEW_PASSWORD,
                                                   "new_password_repeat": NEW_PASSWORD}, context={})

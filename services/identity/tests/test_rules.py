@@ -12,7 +12,7 @@ from kc_identity.domain.sessions import answer_lifetime, session_open
 from kc_identity.domain.throttle import blocked_until, counting_start
 from kc_identity.domain.whitelist import check_lockout
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MIN = dt.timedelta(minutes=1)
 WINDOW = dt.timedelta(minutes=15)

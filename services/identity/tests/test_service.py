@@ -1,16 +1,23 @@
 """identity on the real bus and PostgreSQL: logins, address data, passwords, whitelist,
 contacts, notifications, AV agreement and the staff operations."""
 import datetime as dt
-from functools import partial
 import logging
+from functools import partial
 
 import pytest
 from sqlalchemy import select, update
 
 from kc_common import testing
+from kc_common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_common.testing import wait_for
-from kc_common.errors import (Conflict, Forbidden, NotFound, TooManyRequests, Unauthenticated,
-                              Unprocessable, ValidationFailed)
 from kc_identity import av, demo
 from kc_identity.domain import customers as customer_rules
 from kc_identity.models import customers, sessions
@@ -387,6 +394,7 @@ def test_get_customer_and_unknown_customer(identity, seeded):
 
 def test_two_factor_login_with_totp_and_recovery_codes(identity):
     import time
+
     import pyotp
     with pytest.raises(ValidationFailed) as err:
         call(identity, "two_factor_setup", {"password": "falsch"})
@@ -425,6 +433,7 @@ def test_two_factor_login_with_totp_and_recovery_codes(identity):
 def test_key_rotation_re_encrypts_the_telephone_passwords(config, seeded):
     """Rotation: prepend a new key (old values still decrypt), re-encrypt, drop the old key."""
     from cryptography.fernet import Fernet
+
     from kc_identity.rotate_keys import rotate
     from kc_identity.vault import Vault
     old_key, new_key = config["PHONE_PASSWORD_KEYS"], Fernet.generate_key().decode()

@@ -76,6 +76,7 @@ def test_av_current_version_is_the_last():
 
 def test_totp_codes_work_once_within_the_drift_window():
     import pyotp
+
     from kc_identity import twofactor
     secret = twofactor.new_secret()
     now = 1_800_000_000

@@ -12,21 +12,19 @@ closed one (the customer is not left talking to a closed request).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 import secrets
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy.orm import Session
 
-from kc_common.db import utcnow
+from kc_common.db import UnitOfWork, utcnow
 from kc_common.errors import Forbidden, NotFound
 from kc_support.models import attachments, calls, messages, requests
 from kc_support.schemas import CATEGORIES, STATES
-from collections.abc import Collection
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
 
 CUSTOMER_VISIBLE = ("customer", "staff")
 STAFF_AUTHOR = "KundenCenter Support"

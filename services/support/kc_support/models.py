@@ -3,8 +3,19 @@
 Attachment bytes are not here: ``attachments`` holds their metadata and sha256;
 the bytes live in the attachment store (``kc_support.storage``).
 """
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        DateTime,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+)
 
 from kc_common.db import add_messaging_tables
 

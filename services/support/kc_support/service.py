@@ -9,8 +9,8 @@ from kc_common.context import CallContext
 from kc_common.db import Database
 from kc_common.errors import NotFound, Unauthenticated, ValidationFailed
 from kc_common.events import event_handler
-from kc_common.privacy import answer_export_request
 from kc_common.mail import Mailer, message_id_for
+from kc_common.privacy import answer_export_request
 from kc_common.rpc import PingMixin, TimedRpcProxy, rpc
 from kc_common.schemas import load
 from kc_common.settings import Secret, Settings

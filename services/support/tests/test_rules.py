@@ -8,7 +8,7 @@ import pytest
 from kc_support import domain
 from kc_support.schemas import STATES
 
-NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 

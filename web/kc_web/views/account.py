@@ -1,10 +1,17 @@
 """Meine Buchhaltung: Kundenkonto (balance, bookings, invoice PDFs) and Zahlung vornehmen."""
 from decimal import Decimal
 
-
-from segno import helpers
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from markupsafe import Markup
+from segno import helpers
 
 from kc_web.api import ApiError
 from kc_web.formats import money, to_decimal

@@ -1,7 +1,16 @@
 """Anmeldung (Kundennummer or e-mail + Service-Passwort, TOTP step) and Abmelden."""
 import time
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from kc_web.api import ApiError
 from kc_web.app import csrf_token, safe_next

@@ -3,9 +3,9 @@ Datenschutz, IP-Whitelist, Anmeldung & Sicherheit (sessions, logins, two-factor 
 DS-GVO pages Daten exportieren and Konto schließen."""
 import time
 
-from segno import make_qr
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from markupsafe import Markup
+from segno import make_qr
 
 from kc_web.api import ApiError
 from kc_web.views import api, get, parallel

@@ -1,5 +1,13 @@
 """DNS Modul: the records of a zone; add, edit and delete as one change set; zone files."""
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from kc_web.api import ApiError
 from kc_web.views import api, get

@@ -3,7 +3,15 @@
 The links in identity's mails open these pages; the token is confirmed with a POST from the page
 (a mail scanner that follows the GET link uses nothing up).
 """
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from kc_web.api import ApiError
 from kc_web.views.auth import login_error_text

@@ -1,6 +1,15 @@
 """Supportanfrage erstellen: the form (Ihr Name, Betreff, Anfrage, Anhang), the customer's
 requests with their state, each thread with the team's replies, replies with attachments."""
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from kc_web.api import ApiError
 from kc_web.views import api, get, page_args

@@ -10,6 +10,7 @@ import pytest
 
 # the outer suite's System (not started here: it describes the running one) and its fixtures
 from kcweb_pages import ARTIFACTS, log_in
+
 from tests.conftest import System, make_customer, staff_headers  # noqa: F401
 
 CHROMIUM = os.environ.get("KC_CHROMIUM", "/usr/bin/chromium")

@@ -7,9 +7,9 @@ import pyotp
 import pytest
 import requests
 from axe_playwright_python.sync_playwright import Axe
+from kcweb_pages import log_in, shot
 
 from kc_common.testing import wait_for
-from kcweb_pages import log_in, shot
 
 SCREENS = [
     ("webhosting", "/produkte/webhosting", "Webhosting & Domains"),

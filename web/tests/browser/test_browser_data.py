@@ -9,10 +9,10 @@ import re
 import uuid
 
 import requests
-
-from kc_common.testing import wait_for
 from kcweb_pages import log_in, shot
 from test_browser import SCREENS, check_a11y, text_of
+
+from kc_common.testing import wait_for
 
 PASSWORD = "Kunden-Passwort-2026"
 

@@ -5,10 +5,11 @@ the closure "beantragt"). Each test uses its own new customer: a closed account 
 import io
 import zipfile
 
-from kc_common.testing import wait_for
 from kcweb_pages import shot
 from test_browser import check_a11y, text_of
 from test_browser_data import PASSWORD, fresh_customer
+
+from kc_common.testing import wait_for
 
 
 def test_data_export_requested_and_downloaded(new_page, web, make_customer):

@@ -7,21 +7,21 @@ contains a password.
 """
 
 from __future__ import annotations
+
 import datetime as dt
 import uuid
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Row, select, update
 
-from kc_common.db import as_utc, utcnow
-from kc_common.errors import Conflict, Unauthenticated, Unprocessable
 from kc_catalog.domain.common import RUNNING
 from kc_catalog.domain.contracts import load_contract
 from kc_catalog.models import contracts, login_tokens
-from collections.abc import Mapping
-from kc_common.db import UnitOfWork
-from typing import Any
+from kc_common.db import UnitOfWork, as_utc, utcnow
+from kc_common.errors import Conflict, Unauthenticated, Unprocessable
 
 SALT = "kc-catalog-panel-login"
 

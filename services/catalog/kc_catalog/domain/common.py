@@ -1,18 +1,19 @@
 """Shared rules: domain names, money, the contract state machine."""
 
 from __future__ import annotations
+
 import hashlib
 import json
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import idna
+from sqlalchemy import Row
 
 from kc_common.domains import lookalike_problem
 from kc_common.errors import Conflict
 from kc_common.schemas import money
-from collections.abc import Sequence
-from sqlalchemy import Row
-from typing import Any
 
 # Contract states and the only transitions allowed between them.
 PENDING, ACTIVE, CANCELLED, TERMINATED = "pending", "active", "cancelled", "terminated"

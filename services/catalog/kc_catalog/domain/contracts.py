@@ -1,27 +1,33 @@
 """What the customer has: the three tables, cancellation, tariff change, the lifecycle jobs."""
 
 from __future__ import annotations
+
 import datetime as dt
-
-from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, or_, select
-
-from kc_common.clock import berlin_today
-from kc_common.db import utcnow
-from kc_common.errors import Conflict, NotFound, Unprocessable
-from kc_catalog.domain.common import (ACTIVE, CANCELLED, CATEGORY_KINDS, PANEL_LABELS, PENDING,
-                                      RUNNING, STATUS_TEXT, TERMINATED, check_transition, gross,
-                                      period_price)
-from kc_catalog.models import contracts, ip_addresses, login_tokens, orders, products
-from collections.abc import Collection
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
-from sqlalchemy import Select
-from sqlalchemy.orm import Session
 from typing import Any, cast
 
+from dateutil.relativedelta import relativedelta
+from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy.orm import Session
+
+from kc_catalog.domain.common import (
+    ACTIVE,
+    CANCELLED,
+    CATEGORY_KINDS,
+    PANEL_LABELS,
+    PENDING,
+    RUNNING,
+    STATUS_TEXT,
+    TERMINATED,
+    check_transition,
+    gross,
+    period_price,
+)
+from kc_catalog.models import contracts, ip_addresses, login_tokens, orders, products
+from kc_common.clock import berlin_today
+from kc_common.db import UnitOfWork, utcnow
+from kc_common.errors import Conflict, NotFound, Unprocessable
 
 # ---------------------------------------------------------------- reading
 

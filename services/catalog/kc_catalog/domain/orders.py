@@ -1,25 +1,31 @@
 """Orders: validated as a whole, placed atomically (all items or none)."""
 
 from __future__ import annotations
+
 import datetime as dt
 import ipaddress
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
-
-from kc_common.clock import berlin_today
-from kc_common.db import utcnow
-from kc_common.errors import Conflict, Unprocessable, ValidationFailed
-from kc_catalog.domain.common import (ACTIVE, ORDERABLE_KINDS, PENDING, TERMINATED, normalise_domain,
-                                      period_price, request_hash)
-from kc_catalog.models import contracts, ip_addresses, orders, products
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
-from typing import Any
+
+from kc_catalog.domain.common import (
+    ACTIVE,
+    ORDERABLE_KINDS,
+    PENDING,
+    TERMINATED,
+    normalise_domain,
+    period_price,
+    request_hash,
+)
+from kc_catalog.models import contracts, ip_addresses, orders, products
+from kc_common.clock import berlin_today
+from kc_common.db import UnitOfWork, utcnow
+from kc_common.errors import Conflict, Unprocessable, ValidationFailed
 
 SERVER_DOMAIN = "kundencenter-server.de"
 DEFAULT_IP_POOL = "178.250.10.0/24"

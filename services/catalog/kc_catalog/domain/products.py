@@ -7,17 +7,18 @@ nothing already invoiced or running changes.
 """
 
 from __future__ import annotations
-from sqlalchemy import select
 
-from kc_common.db import utcnow
-from kc_common.errors import Conflict, NotFound, ValidationFailed
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
 from kc_catalog.domain.common import CATEGORY_KINDS, gross, period_price
 from kc_catalog.models import product_prices, products
-from decimal import Decimal
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
+from kc_common.db import utcnow
+from kc_common.errors import Conflict, NotFound, ValidationFailed
 
 CATEGORY_OF = {kind: cat for cat, kinds in CATEGORY_KINDS.items() for kind in kinds}
 

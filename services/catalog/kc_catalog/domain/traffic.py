@@ -1,22 +1,22 @@
 """Server traffic: daily reports from the infrastructure, per month used vs. included."""
 
 from __future__ import annotations
+
 import calendar
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from kc_common.clock import berlin_today
-from kc_common.db import dialect_insert, utcnow
-from kc_common.errors import Unprocessable, ValidationFailed
 from kc_catalog.domain.common import TERMINATED
 from kc_catalog.domain.contracts import load_contract
 from kc_catalog.models import contracts, products, server_traffic
-from kc_common.db import UnitOfWork
-from sqlalchemy.orm import Session
-from typing import Any
+from kc_common.clock import berlin_today
+from kc_common.db import UnitOfWork, dialect_insert, utcnow
+from kc_common.errors import Unprocessable, ValidationFailed
 
 TREND_FLAT_PERCENT = Decimal("5")
 HUNDREDTH = Decimal("0.01")

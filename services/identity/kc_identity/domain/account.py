@@ -11,28 +11,32 @@ address (``account_requests``).
 """
 
 from __future__ import annotations
+
 import dataclasses
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import UnitOfWork, as_utc, utcnow
 from kc_common.errors import Conflict, TooManyRequests, ValidationFailed
 from kc_identity import address, policy
 from kc_identity.domain.common import hash_password, hash_token, retry_seconds
-from kc_identity.domain.customers import (address_view, create_customer, customer_view, find_customer_by_login,
-                                          get_customer_row)
+from kc_identity.domain.customers import (
+    address_view,
+    create_customer,
+    customer_view,
+    find_customer_by_login,
+    get_customer_row,
+)
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
 from kc_identity.models import account_requests, account_tokens, customers
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
 from kc_identity.vault import Vault
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
 
 PASSWORD_RESET, SET_PASSWORD = "password_reset", "set_password"
 VERIFY_EMAIL, CHANGE_EMAIL = "verify_email", "change_email"

@@ -1,19 +1,18 @@
 """The data-processing agreement (AV-Vertrag; texts in ``kc_identity.av``): status and signing."""
 
 from __future__ import annotations
+
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
 
-from kc_common.db import utcnow
+from kc_common.db import UnitOfWork, utcnow
 from kc_common.errors import Conflict, ValidationFailed
 from kc_identity import av
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import av_signatures
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
 
 
 def _signature_view(r: Row[Any]) -> dict[str, Any]:

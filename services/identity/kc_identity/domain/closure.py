@@ -13,21 +13,28 @@
 """
 
 from __future__ import annotations
-from sqlalchemy import delete, update
 
-from kc_common.db import utcnow
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, delete, update
+from sqlalchemy.orm import Session
+
+from kc_common.db import UnitOfWork, utcnow
 from kc_identity.domain.common import hash_password
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.sessions import sessions_changed
-from kc_identity.domain.throttle import reauthenticate
-from kc_identity.models import (account_tokens, contacts, customers, login_events, notification_preferences,
-                                phone_password_checks, recovery_codes, sessions)
-from decimal import Decimal
-from kc_common.db import UnitOfWork
-from kc_identity.domain.throttle import Throttle
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
+from kc_identity.domain.throttle import Throttle, reauthenticate
+from kc_identity.models import (
+    account_tokens,
+    contacts,
+    customers,
+    login_events,
+    notification_preferences,
+    phone_password_checks,
+    recovery_codes,
+    sessions,
+)
 
 ERASED_NAME = "Gelöscht"
 

@@ -1,13 +1,14 @@
 """Shared primitives: password and token hashing, the two realms' token prefixes."""
 
 from __future__ import annotations
+
+import datetime as dt
 import hashlib
 import math
 import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-import datetime as dt
 
 CUSTOMER_TOKEN_PREFIX = "kcc_"   # the two realms' tokens can never be mistaken
 STAFF_TOKEN_PREFIX = "kcs_"

@@ -1,20 +1,19 @@
 """Contact persons (Ansprechpartner) and who may speak for a customer."""
 
 from __future__ import annotations
-import uuid
 
-from sqlalchemy import func, select, update
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.orm import Session
 
 from kc_common.db import utcnow
 from kc_common.errors import NotFound, Unprocessable, ValidationFailed
 from kc_identity import address
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import contacts, customers
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from collections.abc import Sequence
-from typing import Any
-
 
 MAX_CONTACTS = 20
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
-from kc_common.db import next_in_series, utcnow
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kc_common.db import UnitOfWork, next_in_series, utcnow
 from kc_common.errors import Conflict, NotFound, ValidationFailed
 from kc_identity import address
 from kc_identity.domain.common import hash_password
 from kc_identity.domain.sessions import sessions_changed
 from kc_identity.models import counters, customers
-from kc_common.db import UnitOfWork
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
-
 
 FIRST_CUSTOMER_NUMBER = 100001
 

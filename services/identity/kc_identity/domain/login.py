@@ -2,28 +2,31 @@
 second factor checked, the attempt recorded and throttled, a session opened."""
 
 from __future__ import annotations
+
+import datetime as dt
 import secrets
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
 
 from kc_common.db import after_commit, utcnow
 from kc_common.errors import Forbidden, Unauthenticated
 from kc_identity import netlist
-from kc_identity.domain.common import (CUSTOMER_TOKEN_PREFIX, DUMMY_HASH, STAFF_TOKEN_PREFIX, hash_token,
-                                       verify_password)
+from kc_identity.domain.common import (
+    CUSTOMER_TOKEN_PREFIX,
+    DUMMY_HASH,
+    STAFF_TOKEN_PREFIX,
+    hash_token,
+    verify_password,
+)
 from kc_identity.domain.customers import find_customer_by_login
 from kc_identity.domain.sessions import whitelist_message
-from kc_identity.domain.throttle import check_throttle, record_login
+from kc_identity.domain.throttle import Throttle, check_throttle, record_login
 from kc_identity.domain.two_factor import second_factor_ok
 from kc_identity.models import sessions, staff, staff_sessions
-from kc_identity.domain.throttle import Throttle
 from kc_identity.vault import Vault
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
-import datetime as dt
-
 
 BAD_LOGIN = "Kundennummer/E-Mail oder Passwort ist falsch."
 BAD_STAFF_LOGIN = "E-Mail oder Passwort ist falsch."

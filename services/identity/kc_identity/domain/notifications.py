@@ -1,15 +1,16 @@
 """Notification preferences (Mitteilungen): optional topics; mandatory mail is never asked."""
 
 from __future__ import annotations
+
+from typing import Any
+
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from kc_common.db import utcnow
 from kc_common.errors import ValidationFailed
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import customers, notification_preferences
-from sqlalchemy.orm import Session
-from typing import Any
-
 
 # topic -> (German label, default); mandatory mail is not switchable and never asked.
 TOPICS = {

@@ -1,26 +1,37 @@
 """The service password (change) and the telephone password (set, reveal, staff check)."""
 
 from __future__ import annotations
+
+import datetime as dt
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from kc_common.db import after_commit, as_utc, utcnow
-from kc_common.errors import Forbidden, NotFound, TooManyRequests, Unprocessable, ValidationFailed
+from kc_common.db import UnitOfWork, after_commit, as_utc, utcnow
+from kc_common.errors import (
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unprocessable,
+    ValidationFailed,
+)
 from kc_identity import policy
 from kc_identity.domain.common import hash_password, retry_seconds, verify_password
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.domain.sessions import end_other_sessions, sessions_changed
-from kc_identity.domain.throttle import (blocked_until, check_throttle, counting_start, reauthenticate,
-                                         record_login)
+from kc_identity.domain.throttle import (
+    Throttle,
+    blocked_until,
+    check_throttle,
+    counting_start,
+    reauthenticate,
+    record_login,
+)
 from kc_identity.models import customers, phone_password_checks, sessions
-from kc_common.db import UnitOfWork
-from kc_identity.domain.throttle import Throttle
 from kc_identity.vault import Vault
-from sqlalchemy.orm import Session
-from collections.abc import Callable
-from typing import Any
-import datetime as dt
 
 
 def change_password(uow: UnitOfWork, customer_id: int, data: dict[str, Any], *, session_id: str | None,

@@ -2,18 +2,22 @@
 whitelist), listing and ending sessions, the login history."""
 
 from __future__ import annotations
+
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
 
-from kc_common.db import as_utc, utcnow
+from kc_common.db import UnitOfWork, as_utc, utcnow
 from kc_common.errors import Forbidden, NotFound, Unauthenticated
 from kc_identity import netlist
-from kc_identity.domain.common import CUSTOMER_TOKEN_PREFIX, STAFF_TOKEN_PREFIX, hash_token
+from kc_identity.domain.common import (
+    CUSTOMER_TOKEN_PREFIX,
+    STAFF_TOKEN_PREFIX,
+    hash_token,
+)
 from kc_identity.models import customers, login_events, sessions, staff, staff_sessions
-from kc_common.db import UnitOfWork
-from sqlalchemy.orm import Session
-from typing import Any
 
 
 def whitelist_message(client_ip: str | None) -> str:

@@ -1,20 +1,20 @@
 """The back office: staff members, customer search and view, the owner change."""
 
 from __future__ import annotations
+
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
-from kc_common.db import utcnow
+from kc_common.db import UnitOfWork, utcnow
 from kc_identity.domain.av_agreement import av_status
 from kc_identity.domain.common import hash_password
 from kc_identity.domain.contacts import list_contacts
 from kc_identity.domain.customers import address_view, get_customer_row, update_address
 from kc_identity.models import customers, staff
-from collections.abc import Sequence
-from kc_common.db import UnitOfWork
-from sqlalchemy.orm import Session
-from typing import Any
 
 
 def create_staff(session: Session, *, email: str, name: str, roles: Sequence[str], password: str) -> str:

@@ -2,18 +2,18 @@
 per account and per client address within a window."""
 
 from __future__ import annotations
-import datetime as dt
 
-from sqlalchemy import func, select
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
 
 from kc_common.db import after_commit, as_utc, utcnow
 from kc_common.errors import TooManyRequests, ValidationFailed
 from kc_identity.domain.common import retry_seconds, verify_password
 from kc_identity.models import login_events
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from collections.abc import Sequence
-from typing import Any
 
 
 class Throttle:

@@ -1,19 +1,19 @@
 """Two-factor login: TOTP (primitives in ``kc_identity.twofactor``) and recovery codes."""
 
 from __future__ import annotations
-from sqlalchemy import func, or_, select, update
+
+from typing import Any
+
+from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy.orm import Session
 
 from kc_common.db import utcnow
 from kc_common.errors import Conflict, Unprocessable, ValidationFailed
 from kc_identity import twofactor
 from kc_identity.domain.customers import get_customer_row
-from kc_identity.domain.throttle import reauthenticate
+from kc_identity.domain.throttle import Throttle, reauthenticate
 from kc_identity.models import customers, recovery_codes
-from kc_identity.domain.throttle import Throttle
 from kc_identity.vault import Vault
-from sqlalchemy import Row
-from sqlalchemy.orm import Session
-from typing import Any
 
 
 def second_factor_ok(session: Session, row: Row[Any], otp: str | None, vault: Vault) -> bool:

@@ -1,15 +1,17 @@
 """The customer's IP whitelist (enforced at login and on every authenticated call)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from kc_common.errors import Conflict, ValidationFailed
 from kc_identity import netlist
 from kc_identity.domain.customers import get_customer_row
 from kc_identity.models import customers
-from sqlalchemy.orm import Session
-from collections.abc import Sequence
-from typing import Any
 
 
 def get_whitelist(session: Session, customer_id: int, client_ip: str | None) -> dict[str, Any]:
