@@ -46,7 +46,7 @@ bench-soak: install
 # Speed figures (issue 17): product vs anchor, printed as a table; not part of `make test`.
 # BENCH_ARGS=--write appends the table to docs/performance.md.
 bench: install
-	@bash deploy/ensure-services.sh --management
+	@bash deploy/ensure-services.sh --postgres --management
 	@bash deploy/ensure-tools.sh --bench
 	@$(BIN)/python bench/bench.py $(BENCH_ARGS)
 

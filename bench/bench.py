@@ -6,7 +6,10 @@ then measures with wrk, interleaving product and anchor, and prints a Markdown t
 figure, product, anchor, ratio, target, met. ``--write`` appends it, with the date and the
 machine's load, to docs/performance.md. Each round also times orders until billing's booking
 and dns's zone exist (:class:`OrderWatch`). ``--only``/``--skip`` choose parts
-(``read``, ``orders``, ``billing_run``, ``dns_changesets``).
+(``read``, ``orders``, ``billing_run``, ``dns_changesets``). The billing run
+(bench/billing_run.py: 100,000 due contracts on PostgreSQL, one process and two at once) and
+the DNS change sets (bench/dns_changesets.py: a 10,000-record zone, SQLite and PostgreSQL) set
+up their own fresh databases and print their own anchors.
 
 CPU per request is read from /proc (utime + stime) of every started process plus the
 broker (beam.smp, shared with whatever else runs on this machine: noisy) over each wrk run.
@@ -254,6 +257,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved product/anchor rounds")
     parser.add_argument("--orders", type=int, default=20, help="orders timed per round")
+    parser.add_argument("--contracts", type=int, default=100_000, help="due contracts of the billing run")
     parser.add_argument("--only", action="append", choices=PARTS, default=[],
                         help="run only this part (repeatable)")
     parser.add_argument("--skip", action="append", choices=PARTS, default=[],
@@ -267,26 +271,25 @@ def main(argv=None):
     rows = []
     if "read" in parts or "orders" in parts:
         rows += system_rows(args, parts)
-    # ---- parts with their own set-up, written by other sessions (issue 17) -----------------
-    # bench/billing_run.py and bench/dns_changesets.py expose ``rows(...)`` returning table
-    # rows (figure, product, anchor, ratio, target, met); wire them in here:
-    # if "billing_run" in parts:
-    #     from billing_run import rows as billing_run_rows
-    #     rows += billing_run_rows(...)
-    # if "dns_changesets" in parts:
-    #     from dns_changesets import rows as dns_changesets_rows
-    #     rows += dns_changesets_rows(...)
-    # -----------------------------------------------------------------------------------------
+    # Parts with their own set-up: fresh databases, the domain/run code called directly.
+    if "billing_run" in parts:
+        from billing_run import rows as billing_run_rows
+        rows += billing_run_rows(args.contracts)
+    if "dns_changesets" in parts:
+        from dns_changesets import rows as dns_changesets_rows
+        for database in ("sqlite", "postgresql"):
+            rows += dns_changesets_rows(database)
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     lines = [f"### Run of {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
              "",
              f"Machine: {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end; "
              f"parts: {', '.join(parts)}; {args.rounds} interleaved rounds of {args.seconds} s "
-             f"(medians); SQLite databases; product `GET /api/v1/me/contracts` (demo customer), "
+             f"(medians); the system on SQLite databases; product `GET /api/v1/me/contracts` (demo customer), "
              "anchor bench/anchor.py; orders: `POST /api/v1/me/orders` of one new .de domain, "
              f"{args.orders} per round, until billing's invoice_issued and dns's zone_changed "
-             "arrive (bench.OrderWatch).",
+             "arrive (bench.OrderWatch); billing run: bench/billing_run.py on PostgreSQL "
+             f"({args.contracts} due contracts); DNS change sets: bench/dns_changesets.py.",
              "",
              "| figure | product | anchor | ratio | target | |",
              "|---|---|---|---|---|---|"]
