@@ -142,6 +142,14 @@ _TRANSIENT_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, e
                      errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOTCONN}
 
 
+def connect_once(connection: Any) -> Any:
+    """Connect a kombu ``Connection`` at once, trying each broker of a failover URI
+    (``amqp://a;amqp://b``) once, without kombu's back-off between them; raises the last
+    error. (``ensure_connection(max_retries=0)`` would try only the first broker, so a process
+    would never get past a stopped first node of a cluster.)"""
+    return connection.ensure_connection(max_retries=max(0, len(connection.alt or ()) - 1))
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is an outage of something the handler depends on (broker, database,
     another service, the mail server) rather than a failure of the handler's own logic.
@@ -253,7 +261,7 @@ class DeadLetterDepth(SharedExtension):
         try:
             if self._connection is None:
                 self._connection = Connection(self.container.config["AMQP_URI"], connect_timeout=2)
-                self._connection.ensure_connection(max_retries=0)
+                connect_once(self._connection)
             channel = self._connection.channel()
             try:
                 for name in sorted(self.queues):

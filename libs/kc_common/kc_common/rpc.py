@@ -41,7 +41,13 @@ from nameko.rpc import (
 
 from kc_common.context import DEADLINE
 from kc_common.errors import KcError, ServiceUnavailable
-from kc_common.events import DEFAULT_QUEUE_TYPE, QUORUM, is_transient, queue_type
+from kc_common.events import (
+    DEFAULT_QUEUE_TYPE,
+    QUORUM,
+    connect_once,
+    is_transient,
+    queue_type,
+)
 from kc_common.metrics import MetricsServer, observe_rpc
 from kc_common.txguard import assert_no_transaction
 
@@ -88,8 +94,8 @@ class KeptProducers:
                                 connect_timeout=CONNECT_TIMEOUT,
                                 transport_options={"confirm_publish": True})
         try:
-            # One attempt: kombu's connect() retries a refused connection after 2 s.
-            connection.ensure_connection(max_retries=0)
+            # One attempt per broker: kombu's connect() retries a refused connection after 2 s.
+            connect_once(connection)
             return connection, Producer(connection.default_channel)
         except BaseException:
             self._drop((connection, None))
@@ -221,9 +227,9 @@ class _Listeners:
             connection = self._connections.get(amqp_uri)
             if connection is None:
                 connection = Connection(amqp_uri, connect_timeout=2)
-                # One attempt: kombu's connect() retries a refused connection after 2 s,
-                # which every caller would wait out while the broker is down.
-                connection.ensure_connection(max_retries=0)
+                # One attempt per broker: kombu's connect() retries a refused connection
+                # after 2 s, which every caller would wait out while the broker is down.
+                connect_once(connection)
                 self._connections[amqp_uri] = connection
             channel = connection.channel()
             try:

@@ -97,6 +97,28 @@ def test_a_request_while_the_broker_refuses_connections_fails_fast():
     assert eventlet.hubs.get_hub().clock() - started < 1.5
 
 
+def test_a_stopped_first_broker_of_a_cluster_uri_is_passed_over(config):
+    """A cluster's AMQP_URI lists its nodes (``amqp://a;amqp://b``): with the first node
+    stopped, a fresh connection goes to the next one at once (tests/test_cluster.py stops the
+    first node), and a URI of stopped nodes only still fails fast."""
+    uri = "pyamqp://guest:guest@127.0.0.1:1/;" + config["AMQP_URI"]
+    producers = KeptProducers(uri)
+    try:
+        started = eventlet.hubs.get_hub().clock()
+        producers.publish({}, exchange="amq.topic", routing_key="nobody.listens", serializer="json",
+                          timeout=5)
+        assert eventlet.hubs.get_hub().clock() - started < 1.0
+        (connection, _), = producers._idle
+        assert connection.connected and connection.connection.sock.getpeername()[1] != 1
+    finally:
+        producers.close()
+    dead = KeptProducers("pyamqp://guest:guest@127.0.0.1:1/;pyamqp://guest:guest@127.0.0.1:2/")
+    with pytest.raises(Exception) as raised:  # noqa: B017 - which one is kombu's; transient
+        dead.publish({}, exchange="", routing_key="x", serializer="json", timeout=5)
+    from kc_common.events import is_transient
+    assert is_transient(raised.value)
+
+
 def test_a_call_with_wrong_arguments_is_refused_by_the_signature_check(container_factory, config):
     """KcRpc checks the arguments against a signature built once (nameko's getcallargs built
     it on every call): a wrong call still fails with nameko's IncorrectSignature."""
