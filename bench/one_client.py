@@ -41,6 +41,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="one_client")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--path", action="append", default=[],
+                        help=f"an authenticated read to measure (repeatable; default {', '.join(READS)})")
     args = parser.parse_args(argv)
     bench = Bench()
     try:
@@ -49,7 +51,7 @@ def main(argv=None):
         token = requests.post(base + "/api/v1/session", json=DEMO, timeout=10).json()["token"]
         pids = {name: proc.pid for name, (proc, _) in bench.processes.items()}
         targets = [("anchor", f"http://127.0.0.1:{bench.anchor_port}/anchor", None)]
-        targets += [(path, base + path, token) for path in READS]
+        targets += [(path, base + path, token) for path in (args.path or READS)]
         p50s = {name: [] for name, _, _ in targets}
         for _ in range(args.rounds):
             for name, url, tok in targets:
