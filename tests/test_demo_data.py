@@ -13,6 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select
 
+from kc_billing import accounts as billing_accounts
 from kc_billing import billrun, schedule
 from kc_billing import demo as billing_demo
 from kc_billing import domain as billing
@@ -30,13 +31,14 @@ from kc_catalog.domain import contracts as catalog_contracts
 from kc_catalog.domain import orders as ordering
 from kc_catalog.models import contracts, products
 from kc_catalog.models import metadata as catalog_metadata
+from kc_common import clock
 from kc_common.db import StandaloneDatabase, as_utc
 from kc_common.migrations import alembic_config
 from kc_identity import demo as identity_demo
 from kc_identity.domain import customers as identity
 from kc_identity.models import metadata as identity_metadata
 
-BERLIN = billing.BERLIN
+BERLIN = clock.BERLIN
 CUSTOMER = 100001
 # The runs below simulate days months ahead: a wide Stichtag window for this test only.
 SETTINGS = BillingSettings({"RUN_MAX_DAYS_AHEAD": 800, "RUN_MAX_DAYS_BACK": 800})
@@ -122,9 +124,9 @@ def fresh_demo(request, tmp_path):
 def test_the_account_opens_at_a_small_open_amount_after_a_paid_year(demo):
     with demo.billing.unit_of_work() as uow:
         s = uow.session
-        account = billing.account(s, CUSTOMER, page=1, per_page=100)
+        account = billing_accounts.account(s, CUSTOMER, page=1, per_page=100)
         total = s.execute(select(func.sum(bookings.c.amount)).where(bookings.c.customer_id == CUSTOMER)).scalar()
-        standing = billing.account_standing(s, CUSTOMER, SETTINGS, today=demo.today)
+        standing = billing_accounts.account_standing(s, CUSTOMER, SETTINGS, today=demo.today)
         numbers = [(n, as_utc(at)) for n, at in s.execute(
             select(invoices.c.number, invoices.c.issued_at).order_by(invoices.c.number)).all()]
     items = account["bookings"]["items"]

@@ -28,7 +28,7 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 
-from kc_billing import billrun, domain, payments, schedule
+from kc_billing import accounts, billrun, domain, payments, schedule
 from kc_billing.models import billable_contracts, bookings, invoices
 from kc_billing.settings import BillingSettings
 from kc_common.clock import BERLIN, berlin_date
@@ -153,7 +153,7 @@ def seed_history(uow, settings, now):
                 "reference": f"KC{DEMO_CUSTOMER}-{invoice['number']}", "value_date": value_date}, now=at)
             last_transfer = (at, value_date)
     at, value_date = last_transfer
-    domain.book_settlement(session, DEMO_CUSTOMER, value_date, now=min(at + dt.timedelta(minutes=1), now))
+    accounts.book_settlement(session, DEMO_CUSTOMER, value_date, now=min(at + dt.timedelta(minutes=1), now))
 
     # Today: an additional IPv4 address for the managed server; its first month is invoiced at once.
     _schedule(session, DEMO_ORDER, today, now)

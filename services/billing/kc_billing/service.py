@@ -11,6 +11,7 @@ from nameko.timer import timer
 from sqlalchemy.exc import IntegrityError
 
 from kc_billing import (
+    accounts,
     billrun,
     details,
     domain,
@@ -174,13 +175,13 @@ class BillingService(PingMixin):
     @event_handler("identity", "customer_erased")
     def on_customer_erased(self, event):
         """Konto geschlossen: pseudonymise what no retention law requires (invoices stay)."""
-        self.db.handle_once(event, domain.forget_customer)
+        self.db.handle_once(event, accounts.forget_customer)
 
     @rpc
     def customer_balance(self, customer_id):
         """Internal (identity's closure check): the customer's balance (0.00 = settled)."""
         with self.db.unit_of_work() as uow:
-            return domain.customer_balance(uow.session, int(customer_id))
+            return accounts.customer_balance(uow.session, int(customer_id))
 
     @event_handler("catalog", "order_placed")
     def on_order_placed(self, event):
@@ -307,7 +308,7 @@ class BillingService(PingMixin):
             # a rule between two fields, not a form the schema states: 422 through the gateway
             raise ValidationFailed(fields={"date_to": ["Das Startdatum liegt nach dem Enddatum."]})
         with self.db.unit_of_work() as uow:
-            return schemas.AccountSchema().dump(domain.account(uow.session, customer_id, **params))
+            return schemas.AccountSchema().dump(accounts.account(uow.session, customer_id, **params))
 
     @rpc
     def get_invoice(self, number):
@@ -319,7 +320,7 @@ class BillingService(PingMixin):
         if not 0 < number <= INT_MAX:  # no invoice has it (and no query overflows)
             raise NotFound("Rechnung nicht gefunden.")
         with self.db.unit_of_work() as uow:
-            return schemas.InvoiceSchema().dump(domain.get_invoice(uow.session, customer_id, number))
+            return schemas.InvoiceSchema().dump(accounts.get_invoice(uow.session, customer_id, number))
 
     @rpc
     def staff_get_invoice(self, number):
@@ -331,14 +332,14 @@ class BillingService(PingMixin):
         except (TypeError, ValueError):
             raise NotFound("Rechnung nicht gefunden.") from None
         with self.db.unit_of_work() as uow:
-            return schemas.InvoiceSchema().dump(domain.get_any_invoice(uow.session, number))
+            return schemas.InvoiceSchema().dump(accounts.get_any_invoice(uow.session, number))
 
     @rpc
     def account_standing(self):
         """For catalog's order policy: is the calling customer in arrears?"""
         customer_id = self.context.require_customer()
         with self.db.unit_of_work() as uow:
-            return domain.account_standing(uow.session, customer_id, self.settings)
+            return accounts.account_standing(uow.session, customer_id, self.settings)
 
     # --- quotes (catalog asks before an order / a tariff change) ------------------------------
 
@@ -524,7 +525,7 @@ class BillingService(PingMixin):
         data = load(schemas.RefundInputSchema(), data)
         self._ensure_customer(data["customer_id"])
         with self.db.unit_of_work() as uow:
-            return schemas.RefundSchema().dump(domain.refund_credit(
+            return schemas.RefundSchema().dump(accounts.refund_credit(
                 uow, data["customer_id"], data["amount"], data["reason"]))
 
     @rpc
@@ -534,7 +535,7 @@ class BillingService(PingMixin):
         data = load(schemas.CreditNoteSchema(), data)
         self._ensure_customer(data["customer_id"])
         with self.db.unit_of_work() as uow:
-            return schemas.IssuedInvoiceSchema().dump(domain.credit_note(uow, data, self.settings))
+            return schemas.IssuedInvoiceSchema().dump(accounts.credit_note(uow, data, self.settings))
 
     @rpc
     def run_billing(self, data=None):

@@ -25,7 +25,7 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from kc_billing import camt, domain, sepa
+from kc_billing import accounts, camt, domain, sepa
 from kc_billing.models import (
     bank_clarifications,
     bookings,
@@ -284,7 +284,7 @@ def import_statement(db, transactions, settings, stop_at=None):
             settled_up_to[customer] = max(day, settled_up_to.get(customer, day))
     for customer_id, up_to in settled_up_to.items():
         with db.unit_of_work() as uow:
-            domain.book_settlement(uow.session, customer_id, up_to)
+            accounts.book_settlement(uow.session, customer_id, up_to)
     result.update(booked=counts[BOOKED], already_booked=counts[ALREADY],
                   clarifications=counts[CLARIFICATION], not_booked=counts[NOT_BOOKED], items=items,
                   unmatched=[i for i in items if i["outcome"] == CLARIFICATION])

@@ -4,8 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from kc_billing.accounts import balance_text
 from kc_billing.details import validate_iban
-from kc_billing.domain import balance_text, is_reverse_charge, totals, vat_breakdown
+from kc_billing.domain import is_reverse_charge, totals, vat_breakdown
 from kc_billing.dunning import level_for
 from kc_billing.psp import WebhookRejected, sign, verify
 from kc_billing.schedule import proration_lines

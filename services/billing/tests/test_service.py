@@ -11,7 +11,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import update
 
-from kc_billing import domain
+from kc_billing import accounts, domain
 from kc_billing.models import invoices
 from kc_billing.psp import sign
 from kc_billing.settings import BillingSettings
@@ -247,7 +247,7 @@ def test_overdue_invoice_gets_reminders_and_the_customer_is_in_arrears(billing, 
     mail = smtp_server.wait(1, to="max@example.org")[0]
     assert "Zahlungserinnerung" in mail["Subject"] and "11,78\u00a0€" in mail.get_content()
     with db.unit_of_work() as uow:
-        standing = domain.account_standing(uow.session, 100001, BillingSettings({}),
+        standing = accounts.account_standing(uow.session, 100001, BillingSettings({}),
                                            today=TODAY + dt.timedelta(days=22))
     assert standing == {"in_arrears": True, "open_amount": "11.78"}
 
