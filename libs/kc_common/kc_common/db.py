@@ -22,27 +22,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
-import os
-import random
 import time
 import uuid
-from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import eventlet
 from eventlet.queue import Empty, LightQueue
-from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     Engine,
@@ -51,23 +45,29 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    create_engine,
-    event,
-    or_,
     select,
     update,
 )
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kc_common import metrics
+from kc_common.bulk import bulk_insert
 from kc_common.clock import (  # noqa: F401 (the services import them from here)
     as_utc,
     utcnow,
 )
 from kc_common.context import CORRELATION_ID, DEADLINE, current_correlation_id
+from kc_common.engines import (  # noqa: F401 (the services and tests import them from here)
+    SqliteWriteGate,
+    make_engine,
+    normalise_url,
+)
 from kc_common.errors import ServiceUnavailable
-from kc_common.events import KeptPublisher, event_exchange
+from kc_common.outbox import (  # noqa: F401 (tests import OutboxRelay from here)
+    EMIT_CLAIM_LEASE,
+    ClaimedEvent,
+    OutboxRelay,
+)
 from kc_common.txguard import (  # noqa: F401
     NetworkIOInTransaction,
     assert_no_transaction,
@@ -118,137 +118,6 @@ def to_json_safe(data: dict[str, Any]) -> Any:
     return json.loads(json.dumps(data, default=json_default))
 
 
-def normalise_url(url: str) -> str:
-    """``postgresql://`` means psycopg2 here: SQLAlchemy 2.1 would pick psycopg 3,
-    which does not cooperate with eventlet."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
-    return url
-
-
-# --- SQLite as an embedded default that cooperates with eventlet -------------------------
-
-SQLITE_BUSY_PATIENCE = float(os.environ.get("SQLITE_BUSY_PATIENCE", 30.0))
-
-
-def _is_locked(exc: BaseException) -> bool:
-    text = str(getattr(exc, "orig", exc)).lower()
-    return "database is locked" in text or "database is busy" in text
-
-
-class SqliteWriteGate:
-    """One write transaction at a time per process, waited for cooperatively.
-
-    SQLite allows one writer per file. Its own busy handler sleeps in C, which under
-    eventlet freezes the whole process, so the green thread holding the lock can never
-    run to release it. Instead: a green semaphore serialises transactions inside the
-    process, every transaction starts with ``BEGIN IMMEDIATE`` (takes the write lock up
-    front, so no statement later in the transaction can meet a busy database), and a
-    busy ``BEGIN`` (another *process* on the same file) is retried with a green sleep.
-    """
-
-    def __init__(self, patience: float | None = None) -> None:
-        self.patience = SQLITE_BUSY_PATIENCE if patience is None else patience
-        self._sem = Semaphore(1)
-        self._owner = None
-        self._holder = None  # the DBAPI connection whose transaction holds the gate
-
-    def acquire(self, dbapi_connection: Any) -> None:
-        me = eventlet.getcurrent()
-        if self._owner is me:
-            raise RuntimeError("a second transaction on the same SQLite database inside an "
-                               "open one would deadlock; finish the first unit of work first")
-        if not self._sem.acquire(timeout=self.patience):
-            raise ServiceUnavailable("Die Datenbank ist ausgelastet; bitte später erneut versuchen.",
-                                     {"reason": "database_busy"})
-        self._owner, self._holder = me, dbapi_connection
-
-    def release(self, dbapi_connection: Any) -> None:
-        if self._holder is not None and self._holder is dbapi_connection:
-            self._owner = self._holder = None
-            self._sem.release()
-
-    def begin_immediate(self, conn: Any) -> None:
-        deadline = time.monotonic() + self.patience
-        delay = 0.002
-        while True:
-            try:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-                return
-            except OperationalError as exc:
-                if not _is_locked(exc) or time.monotonic() > deadline:
-                    raise
-            eventlet.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.1)
-
-
-def _raw(connection: Any) -> Any:
-    return getattr(connection, "dbapi_connection", connection)
-
-
-def _install_sqlite_gate(engine: Engine) -> None:
-    gate = SqliteWriteGate()
-    engine.kc_write_gate = gate  # type: ignore[attr-defined]
-
-    @event.listens_for(engine, "connect")
-    def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _sqlite_begin(conn: Any) -> None:
-        raw = _raw(conn.connection)
-        gate.acquire(raw)
-        try:
-            gate.begin_immediate(conn)
-        except BaseException:
-            gate.release(raw)
-            raise
-
-    # The gate opens once COMMIT/ROLLBACK has really happened; the pool's reset of a
-    # returned connection is a rollback too, so a transaction can never leak the gate.
-    dialect = engine.dialect
-    original_commit, original_rollback = dialect.do_commit, dialect.do_rollback
-
-    def do_commit(dbapi_connection: Any) -> None:
-        try:
-            original_commit(dbapi_connection)
-        finally:
-            gate.release(_raw(dbapi_connection))
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        try:
-            original_rollback(dbapi_connection)
-        finally:
-            gate.release(_raw(dbapi_connection))
-
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
-
-
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    url = normalise_url(url)
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        # A short C-level busy wait only as a safety net; contention is waited out green.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 0.1},
-                               **kwargs)
-        _install_sqlite_gate(engine)
-        return engine
-    if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 10)
-        kwargs.setdefault("pool_timeout", 10)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
-
-
 def dialect_insert(session: Session) -> Callable[..., Any]:
     """The INSERT construct of the session's database (for ON CONFLICT DO NOTHING / UPDATE):
     PostgreSQL in production and tests, SQLite by default for `make run`."""
@@ -279,79 +148,6 @@ def next_in_series(session: Session, counters: Table, series: str, first: int, c
     return value
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) in the session's transaction.
-
-    On PostgreSQL (psycopg2, not made green) they are streamed with one ``COPY … FROM STDIN``
-    (text format, no statement to parse per row, the fastest way in); elsewhere, and where
-    psycopg2 waits cooperatively (a nameko service: it cannot COPY then), one executemany
-    (SQLAlchemy sends multi-row INSERTs). Columns left out take their defaults. For many rows of one
-    transaction (the billing run's chunks); returns nothing (no generated ids).
-    """
-    prepare_bulk_insert(session, table, rows)()
-
-
-def prepare_bulk_insert(session: Session, table: Table,
-                        rows: Sequence[dict[str, Any]]) -> Callable[[], Any]:
-    """:func:`bulk_insert` in two steps: the rows are encoded now, the returned function sends
-    them (so that the encoding need not happen while a contended lock is held)."""
-    if not rows:
-        return lambda: None
-    if session.bind.dialect.driver != "psycopg2" or _green_psycopg2():  # type: ignore[union-attr]
-        return lambda: session.execute(table.insert(), rows)
-    columns = list(rows[0])
-    encoders = [_copy_encoder(table.c[name].type) for name in columns]
-    text = "".join(["\t".join([encode(row[name]) for name, encode in zip(columns, encoders)]) + "\n"
-                    for row in rows])
-    quote = session.bind.dialect.identifier_preparer  # type: ignore[union-attr]  # a bound session
-    sql = (f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) "
-           "FROM STDIN")
-
-    def send() -> None:
-        raw: Any = session.connection().connection.dbapi_connection  # the transaction's connection
-        with raw.cursor() as cursor:
-            cursor.copy_expert(sql, io.StringIO(text))
-    return send
-
-
-def _green_psycopg2() -> bool:
-    """psycopg2 made cooperative (eventlet's monkey patch in a nameko service) cannot COPY."""
-    from psycopg2.extensions import get_wait_callback
-    return get_wait_callback() is not None
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_encoder(type_: Any) -> Callable[[Any], str]:
-    """The function writing one value of a column of ``type_`` in COPY's text format (NULL is
-    ``\\N``; backslash, tab and newlines escaped; JSON None is the JSON null, as SQLAlchemy
-    stores it). A JSON value seen before in the same batch (one dict shared by every row) is
-    encoded once."""
-    if isinstance(type_, JSON):
-        seen: dict[int, tuple[Any, str]] = {}
-
-        def encode_json(value: Any) -> str:
-            key = id(value)
-            if key not in seen:
-                seen[key] = (value, json.dumps(value).translate(_COPY_ESCAPES))  # keeps it alive
-            return seen[key][1]
-        return encode_json
-    if isinstance(type_, Boolean):
-        return lambda value: "\\N" if value is None else "t" if value else "f"
-    return _copy_text
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return str(value)
-
-
 _E = TypeVar("_E", bound=BaseException)
 _COMMIT_FIRST = "_kc_commit_first"
 
@@ -371,16 +167,6 @@ def after_commit(error: _E) -> _E:
     """
     setattr(error, _COMMIT_FIRST, True)
     return error
-
-
-# How long events a unit of work emitted stay reserved for its own process's relay (which
-# publishes them right after the commit). Only a crash between commit and publish lets it
-# run out; then any relay's poll publishes them (consumers are idempotent).
-EMIT_CLAIM_LEASE = 5.0
-
-
-class ClaimedEvent(namedtuple("ClaimedEvent", "id event_type payload headers")):
-    """An outbox row its unit of work claimed for this process's relay (as a claimed row)."""
 
 
 class UnitOfWork:
@@ -507,99 +293,6 @@ class UnitOfWork:
         inbox = self._database.inbox
         return self.session.execute(select(inbox.c.event_id).where(
             inbox.c.consumer == consumer, inbox.c.event_id == event_id)).first() is not None
-
-
-class OutboxRelay:
-    """Publishes committed outbox rows to the services' event exchanges.
-
-    No transaction is open while it talks to the broker: a short transaction claims a
-    batch (a lease in ``claimed_until``: rows another relay claimed are skipped until
-    the lease runs out), the rows are published with confirms, and a second short
-    transaction marks them published. A relay that dies between the two leaves rows
-    that another relay publishes again after the lease: consumers are idempotent.
-    """
-
-    def __init__(self, engine: Engine, outbox: Table, service_name: str, amqp_uri: str, batch: int = 200,
-                 lease: float = 30.0) -> None:
-        self.engine = engine
-        self.outbox = outbox
-        self.service_name = service_name
-        self.amqp_uri = amqp_uri
-        self.batch = batch
-        self.lease = lease
-        self._publisher = KeptPublisher(amqp_uri)
-
-    def prune(self, inbox: Table, outbox_days: float, inbox_days: float) -> None:
-        """Forget published outbox rows and inbox entries older than the retention."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(self.outbox.delete().where(
-                self.outbox.c.published_at < now - dt.timedelta(days=outbox_days)))
-            conn.execute(inbox.delete().where(inbox.c.processed_at < now - dt.timedelta(days=inbox_days)))
-
-    def close(self) -> None:
-        self._publisher.close()
-
-    def backlog(self) -> tuple[int, float]:
-        """(unpublished rows, age in seconds of the oldest) — for health and metrics."""
-        t = self.outbox
-        from sqlalchemy import func
-        with self.engine.begin() as conn:
-            count, oldest = conn.execute(select(func.count(), func.min(t.c.created_at))
-                                         .where(t.c.published_at.is_(None))).one()
-        age = (utcnow() - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
-        return count, age
-
-    def _claim(self) -> Sequence[Any]:
-        t = self.outbox
-        now = utcnow()
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(t.c.id, t.c.event_type, t.c.payload, t.c.headers)
-                .where(t.c.published_at.is_(None),
-                       or_(t.c.claimed_until.is_(None), t.c.claimed_until < now))
-                .order_by(t.c.id).limit(self.batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if rows:
-                conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
-                             .values(claimed_until=now + dt.timedelta(seconds=self.lease)))
-        return rows
-
-    def _settle(self, published: Sequence[Any], failed: Sequence[Any]) -> None:
-        t = self.outbox
-        with self.engine.begin() as conn:
-            if published:
-                conn.execute(update(t).where(t.c.id.in_(published))
-                             .values(published_at=utcnow(), claimed_until=None))
-            if failed:  # give them back at once: the next try need not wait out the lease
-                conn.execute(update(t).where(t.c.id.in_(failed)).values(claimed_until=None))
-
-    def flush(self) -> int:
-        """Publish one batch; returns how many rows were published."""
-        rows = self._claim()
-        if not rows:
-            return 0
-        return self.publish(rows)
-
-    def publish(self, rows: Sequence[Any]) -> int:
-        """Publish rows this relay has claimed (by ``_claim`` or at emit), then mark them
-        published; on failure the rest are given back at once and the error raised."""
-        assert_no_transaction("outbox relay publish")
-        published = []
-        try:
-            for row in rows:
-                # The envelope names its source: the exchange never depends on who relays it.
-                source = row.payload.get("source", self.service_name)
-                self._publisher.publish(row.payload, exchange=event_exchange(source),
-                                        routing_key=row.event_type, headers=row.headers)
-                published.append(row.id)
-        except Exception:
-            self._settle(published, [r.id for r in rows if r.id not in set(published)])
-            raise
-        self._settle(published, [])
-        log.debug("outbox relay of %s published %d event(s)", self.service_name, len(rows))
-        return len(rows)
 
 
 class Database(DependencyProvider):

@@ -36,12 +36,11 @@ from kc_billing.models import (
     payment_details,
 )
 from kc_billing.schedule import TERMINATED, period_end
+from kc_common.bulk import bulk_insert, prepare_bulk_insert
 from kc_common.clock import berlin_date
 from kc_common.db import (
     as_utc,
-    bulk_insert,
     next_in_series,
-    prepare_bulk_insert,
     to_json_safe,
     utcnow,
 )

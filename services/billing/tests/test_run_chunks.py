@@ -289,12 +289,12 @@ def test_two_commands_at_once_on_sqlite_bill_every_customer_once(config, tmp_pat
 
 
 def test_copy_writes_what_an_insert_writes(config):
-    """``kc_common.db.bulk_insert`` on PostgreSQL streams COPY (in the operator command, where
+    """``kc_common.bulk.bulk_insert`` on PostgreSQL streams COPY (in the operator command, where
     psycopg2 is not made green): texts with tabs, newlines and backslashes, NULLs, numbers,
     dates and JSON arrive as written."""
     from psycopg2 import extensions
 
-    from kc_common.db import bulk_insert
+    from kc_common.bulk import bulk_insert
     db = StandaloneDatabase(metadata, config["DATABASE_URL"], "billing")
     callback = extensions.get_wait_callback()
     extensions.set_wait_callback(None)  # as in `python -m kc_billing.run`: COPY is used
