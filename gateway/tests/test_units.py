@@ -30,6 +30,17 @@ def test_openapi_paths_and_document_are_valid():
     assert any(p.get("name") == "Idempotency-Key" for p in order["parameters"])
 
 
+def test_downloads_document_every_media_type_they_answer_with():
+    """An attachment is answered with its own (detected) type, a data export as a ZIP: the
+    document names them all (schemathesis checks every answer's Content-Type against it)."""
+    paths = openapi.document()["paths"]
+    for path in ("/api/v1/me/support/requests/{number}/attachments/{attachment_id}",
+                 "/api/v1/staff/support/requests/{number}/attachments/{attachment_id}"):
+        media = paths[path]["get"]["responses"]["200"]["content"]
+        assert {"application/octet-stream", "text/plain", "application/pdf", "image/png"} <= set(media), path
+    assert "application/zip" in paths["/api/v1/me/documents/{document_id}"]["get"]["responses"]["200"]["content"]
+
+
 def test_error_bodies_never_echo_internal_text():
     resp = response_from_error(RuntimeError("secret dsn postgres://x"), "cid")
     assert resp.status_code == 500 and b"secret" not in resp.get_data()

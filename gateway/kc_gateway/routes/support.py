@@ -35,7 +35,8 @@ ROUTES = [
           errors=(NotFound, Forbidden)),
     Route("GET", ME + "/<number>/attachments/<int:attachment_id>", "support", "download_attachment",
           tag=TAG, summary="Download an attachment of the customer's own request",
-          response_content_type=OCTET, errors=(NotFound,)),
+          response_content_type=OCTET,
+          other_content_types=tuple(s.ATTACHMENT_TYPES), errors=(NotFound,)),
     # --- replies by e-mail: the mail provider's / MTA's inbound webhook ----------------
     Route("POST", "/api/v1/support/inbound-mail", "support", "ingest_mail", auth=PUBLIC, tag=TAG,
           summary="Inbound mail webhook: the raw message (message/rfc822) for support+<token>@…; "
@@ -76,5 +77,5 @@ ROUTES = [
     Route("GET", DESK + "/<number>/attachments/<int:attachment_id>", "support",
           "staff_download_attachment", auth=STAFF, tag=STAFF_TAG,
           summary="Download an attachment of a request", response_content_type=OCTET,
-          errors=(Forbidden, NotFound)),
+          other_content_types=tuple(s.ATTACHMENT_TYPES), errors=(Forbidden, NotFound)),
 ]

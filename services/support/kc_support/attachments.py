@@ -20,29 +20,13 @@ import filetype
 from werkzeug.utils import secure_filename
 
 from kc_common.errors import ValidationFailed
+from kc_support.schemas import ATTACHMENT_TYPES
 
 FIELD = "attachments"
 MAX_NAME = 120
 
 # detected MIME type -> extensions a file of that type may carry (first = canonical)
-ALLOWED = {
-    "application/pdf": ("pdf",),
-    "image/png": ("png",),
-    "image/jpeg": ("jpg", "jpeg", "jpe"),
-    "image/gif": ("gif",),
-    "image/webp": ("webp",),
-    "image/bmp": ("bmp",),
-    "image/tiff": ("tif", "tiff"),
-    "application/zip": ("zip",),
-    "application/gzip": ("gz", "tgz"),
-    "application/x-tar": ("tar",),
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("docx",),
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("xlsx",),
-    "application/vnd.oasis.opendocument.text": ("odt",),
-    "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
-    "text/plain": ("txt", "log", "csv", "conf", "cfg", "ini", "json", "xml", "yaml", "yml",
-                   "md", "sql", "htaccess", "eml", "php", "html", "htm", "js", "css", "sh", "py"),
-}
+ALLOWED = ATTACHMENT_TYPES
 
 KINDS_TEXT = "PDF, Bilder (PNG, JPEG, GIF, WebP, BMP, TIFF), Text (TXT, LOG, CSV …), ZIP, GZIP, TAR, DOCX, XLSX, ODT, ODS"
 

@@ -3,6 +3,28 @@ from marshmallow import ValidationError, fields, validate
 
 from kc_common.schemas import BaseSchema, Boolean, PageQuerySchema, UtcDateTime, page_of
 
+# The media types an attachment may have (detected from its bytes, kc_support.attachments)
+# and the file extensions each may carry (first = canonical). Part of the contract: a download
+# answers with the attachment's own type (the gateway documents them all).
+ATTACHMENT_TYPES = {
+    "application/pdf": ("pdf",),
+    "image/png": ("png",),
+    "image/jpeg": ("jpg", "jpeg", "jpe"),
+    "image/gif": ("gif",),
+    "image/webp": ("webp",),
+    "image/bmp": ("bmp",),
+    "image/tiff": ("tif", "tiff"),
+    "application/zip": ("zip",),
+    "application/gzip": ("gz", "tgz"),
+    "application/x-tar": ("tar",),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ("docx",),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("xlsx",),
+    "application/vnd.oasis.opendocument.text": ("odt",),
+    "application/vnd.oasis.opendocument.spreadsheet": ("ods",),
+    "text/plain": ("txt", "log", "csv", "conf", "cfg", "ini", "json", "xml", "yaml", "yml",
+                   "md", "sql", "htaccess", "eml", "php", "html", "htm", "js", "css", "sh", "py"),
+}
+
 # category -> what the customer reads
 CATEGORIES = {
     "hosting": "Webhosting",
