@@ -56,8 +56,39 @@ def test_requests_are_counted_by_route_template_and_status(container_factory, ra
     container.stop()
 
 
+def _consumers(connection, queue):
+    """How many consume ``queue``; an exclusive queue refuses even a passive declare from
+    another connection (RESOURCE_LOCKED): its owner, the gateway, consumes it."""
+    from amqp.exceptions import ResourceLocked
+    channel = connection.channel()
+    try:
+        return channel.queue_declare(queue=queue, passive=True).consumer_count
+    except ResourceLocked:
+        return 1
+    finally:
+        try:
+            channel.close()
+        except Exception:  # noqa: BLE001 - the refusal closed it already
+            pass
+
+
+def _wait_for_consumers(amqp_uri, rabbit_manager, vhost, timeout=30):
+    import time
+
+    from kombu import Connection
+    deadline = time.monotonic() + timeout
+    with Connection(amqp_uri) as connection:
+        while True:
+            names = [q["name"] for q in rabbit_manager.get_queues(vhost)]
+            counts = [_consumers(connection, name) for name in names]
+            if len(names) >= 2 and all(counts):
+                return
+            assert time.monotonic() < deadline, dict(zip(names, counts))
+            time.sleep(0.2)
+
+
 def test_the_gateway_process_logs_json_lines_with_the_request_correlation_id(rabbit_config,
-                                                                           tmp_path):
+                                                                           rabbit_manager, tmp_path):
     """``nameko run`` with gateway/config.yaml and LOG_FORMAT=json, as a deployment runs it."""
     import json
     import os
@@ -91,6 +122,11 @@ def test_the_gateway_process_logs_json_lines_with_the_request_correlation_id(rab
         deadline = time.monotonic() + 10
         while "req-json-0123456789" not in log_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
+        # Stop it only once it has started: every queue of the vhost (the reply queue, the
+        # session_ended broadcast queue) has its consumer. A SIGTERM while nameko is still
+        # starting its consumers hits nameko 2.14's QueueConsumer.unregister_provider, which
+        # prints an eventlet traceback (not JSON) on stderr.
+        _wait_for_consumers(rabbit_config["AMQP_URI"], rabbit_manager, rabbit_config["vhost"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
